@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the real components the integration tests start: coturn (TURN), Redis (multi-node
+# registry) and Chromium (browser peer), all from Debian's packages. Idempotent; needs root.
+set -euo pipefail
+need=()
+command -v turnserver >/dev/null || need+=(coturn)
+command -v redis-server >/dev/null || need+=(redis-server)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v sox >/dev/null || need+=(sox)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends "${need[@]}"
+fi
+# Debian starts coturn and redis as services when it can; the tests start their own instances
+# on private ports, so stopped system services are fine either way.
+echo "system deps: coturn $(turnserver --version 2>/dev/null | head -1 || true), $(redis-server --version | cut -d' ' -f3), $(/usr/bin/chromium --version 2>/dev/null)"
