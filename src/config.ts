@@ -1,0 +1,267 @@
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { VoxError } from './errors.ts';
+import { roomModeSchema } from './protocol/messages.ts';
+
+/**
+ * The one typed configuration of a VoxLink server. Layers, later wins:
+ *   embedded defaults ← JSON file named by VOXLINK_CONFIG ← VOXLINK_* environment variables.
+ * Every knob is documented with its default and trade-off in docs/configuration.md.
+ */
+const portSchema = z.number().int().min(0).max(65535);
+
+export const configSchema = z.object({
+  server: z
+    .object({
+      /** Interface for HTTP and WebSocket (one port for both). */
+      host: z.string().default('0.0.0.0'),
+      port: portSchema.default(7880),
+      /** Base URL printed in the dev demo link; derived from host/port when unset. */
+      publicUrl: z.string().url().optional(),
+    })
+    .prefault({}),
+  /** Where the dev signing secret (and other generated state) lives. */
+  dataDir: z.string().default('./.voxlink'),
+  auth: z
+    .object({
+      /**
+       * Dev mode: generate and keep a signing secret in dataDir and print a demo URL with a token.
+       * Default: on exactly when neither hs256Secret nor eddsaPublicKey is configured.
+       */
+      devMode: z.boolean().optional(),
+      /** HS256 shared secret (≥ 32 bytes of entropy recommended, RFC 7518 §3.2). */
+      hs256Secret: z.string().min(16).optional(),
+      /** EdDSA (Ed25519) public key as SPKI PEM; tokens are minted elsewhere with the private key. */
+      eddsaPublicKey: z.string().optional(),
+      /** Expected `iss` / `aud` claims when set. */
+      issuer: z.string().optional(),
+      audience: z.string().optional(),
+      /** Allowed clock skew for exp/nbf. */
+      clockToleranceSec: z.number().int().min(0).max(300).default(5),
+      /** Lifetime of the dev token printed at start. */
+      devTokenTtlSec: z.number().int().positive().default(24 * 3600),
+    })
+    .prefault({}),
+  signalling: z
+    .object({
+      /** Clients send `heartbeat` this often. */
+      heartbeatIntervalMs: z.number().int().min(100).default(15_000),
+      /** No message for this long → zombie → close 4000. Must exceed heartbeatIntervalMs. */
+      heartbeatTimeoutMs: z.number().int().min(200).default(45_000),
+      /** A new connection must send `hello`/`resume` within this time (close 4004). */
+      helloTimeoutMs: z.number().int().min(100).default(10_000),
+      /** How long a dropped session (and its room membership) is kept for `resume`. */
+      resumeGraceMs: z.number().int().min(0).default(30_000),
+      /** Replay buffer bounds per session: whichever is hit first evicts the oldest message. */
+      replayMaxMessages: z.number().int().min(1).default(1024),
+      replayMaxBytes: z.number().int().min(1024).default(1024 * 1024),
+      /** Default room mode for rooms created by `join`. */
+      defaultRoomMode: roomModeSchema.default('sfu'),
+    })
+    .prefault({}),
+  limits: z
+    .object({
+      /** Largest accepted inbound frame (uWS maxPayloadLength); larger → close 1009. */
+      maxPayloadBytes: z.number().int().min(1024).default(64 * 1024),
+      /** Token bucket per session: sustained messages per second and burst size. */
+      messagesPerSecond: z.number().positive().default(50),
+      messageBurst: z.number().int().min(1).default(100),
+      /** Messages dropped while rate limited before the connection is closed with 4003. */
+      rateCloseAfterDropped: z.number().int().min(1).default(200),
+      /** Outgoing bytes buffered for a slow reader before it is closed with 4002. */
+      maxBackpressureBytes: z.number().int().min(1024).default(1024 * 1024),
+      maxRoomsPerSession: z.number().int().min(1).default(8),
+      maxParticipantsPerRoom: z.number().int().min(1).default(1000),
+      /** Sessions (connected or in grace) per server; a `hello` beyond it is closed with 1013 (try again later). */
+      maxSessions: z.number().int().min(1).default(100_000),
+    })
+    .prefault({}),
+  turn: z
+    .object({
+      /** TURN URLs handed to clients, e.g. "turn:turn.example.com:3478?transport=udp". Empty: no TURN. */
+      urls: z.array(z.string()).default([]),
+      /** coturn `static-auth-secret` (use-auth-secret). Dev mode generates one in dataDir when unset. */
+      secret: z.string().optional(),
+      /** Lifetime of TURN REST credentials. */
+      ttlSec: z.number().int().min(60).default(24 * 3600),
+      /** STUN URLs handed to clients. */
+      stunUrls: z.array(z.string()).default([]),
+    })
+    .prefault({}),
+  /** Read by the media plane (src/media); signalling only passes it on. */
+  media: z
+    .object({
+      /** Start the media plane (worker pool). Off: presence-only signalling, media → MEDIA_UNAVAILABLE. */
+      enabled: z.boolean().default(true),
+      /** Worker threads hosting rooms (piscina, min = max). */
+      workers: z.number().int().min(1).default(Math.max(1, availableParallelism())),
+      /** IP written into ICE candidates; must be reachable by clients. */
+      announcedIp: z.string().default('127.0.0.1'),
+      /** Local IP the RTC sockets bind to. */
+      listenIp: z.string().default('0.0.0.0'),
+      rtcMinPort: portSchema.default(40000),
+      rtcMaxPort: portSchema.default(49999),
+      /** Outgoing audio slots per subscriber (see DESIGN.md "audio slots"). */
+      slots: z.number().int().min(1).max(16).default(3),
+    })
+    .loose()
+    .prefault({}),
+  metrics: z
+    .object({
+      /** Serve /metrics. */
+      enabled: z.boolean().default(true),
+      /** Collect prom-client default process metrics (event loop lag, GC, memory). */
+      defaultMetrics: z.boolean().default(true),
+    })
+    .prefault({}),
+});
+
+export type VoxConfig = z.infer<typeof configSchema>;
+export type VoxConfigInput = z.input<typeof configSchema>;
+
+type EnvKind = 'string' | 'int' | 'number' | 'bool' | 'list';
+/** Environment variables → config paths. docs/configuration.md lists the same table. */
+export const envVars: Record<string, { path: string; kind: EnvKind }> = {
+  VOXLINK_HOST: { path: 'server.host', kind: 'string' },
+  VOXLINK_PORT: { path: 'server.port', kind: 'int' },
+  VOXLINK_PUBLIC_URL: { path: 'server.publicUrl', kind: 'string' },
+  VOXLINK_DATA_DIR: { path: 'dataDir', kind: 'string' },
+  VOXLINK_DEV_MODE: { path: 'auth.devMode', kind: 'bool' },
+  VOXLINK_SECRET: { path: 'auth.hs256Secret', kind: 'string' },
+  VOXLINK_EDDSA_PUBLIC_KEY: { path: 'auth.eddsaPublicKey', kind: 'string' },
+  VOXLINK_JWT_ISSUER: { path: 'auth.issuer', kind: 'string' },
+  VOXLINK_JWT_AUDIENCE: { path: 'auth.audience', kind: 'string' },
+  VOXLINK_HEARTBEAT_INTERVAL_MS: { path: 'signalling.heartbeatIntervalMs', kind: 'int' },
+  VOXLINK_HEARTBEAT_TIMEOUT_MS: { path: 'signalling.heartbeatTimeoutMs', kind: 'int' },
+  VOXLINK_HELLO_TIMEOUT_MS: { path: 'signalling.helloTimeoutMs', kind: 'int' },
+  VOXLINK_RESUME_GRACE_MS: { path: 'signalling.resumeGraceMs', kind: 'int' },
+  VOXLINK_REPLAY_MAX_MESSAGES: { path: 'signalling.replayMaxMessages', kind: 'int' },
+  VOXLINK_REPLAY_MAX_BYTES: { path: 'signalling.replayMaxBytes', kind: 'int' },
+  VOXLINK_DEFAULT_ROOM_MODE: { path: 'signalling.defaultRoomMode', kind: 'string' },
+  VOXLINK_MAX_PAYLOAD_BYTES: { path: 'limits.maxPayloadBytes', kind: 'int' },
+  VOXLINK_MESSAGES_PER_SECOND: { path: 'limits.messagesPerSecond', kind: 'number' },
+  VOXLINK_MESSAGE_BURST: { path: 'limits.messageBurst', kind: 'int' },
+  VOXLINK_RATE_CLOSE_AFTER_DROPPED: { path: 'limits.rateCloseAfterDropped', kind: 'int' },
+  VOXLINK_MAX_BACKPRESSURE_BYTES: { path: 'limits.maxBackpressureBytes', kind: 'int' },
+  VOXLINK_MAX_ROOMS_PER_SESSION: { path: 'limits.maxRoomsPerSession', kind: 'int' },
+  VOXLINK_MAX_PARTICIPANTS_PER_ROOM: { path: 'limits.maxParticipantsPerRoom', kind: 'int' },
+  VOXLINK_MAX_SESSIONS: { path: 'limits.maxSessions', kind: 'int' },
+  VOXLINK_TURN_URLS: { path: 'turn.urls', kind: 'list' },
+  VOXLINK_TURN_SECRET: { path: 'turn.secret', kind: 'string' },
+  VOXLINK_TURN_TTL_SEC: { path: 'turn.ttlSec', kind: 'int' },
+  VOXLINK_STUN_URLS: { path: 'turn.stunUrls', kind: 'list' },
+  VOXLINK_MEDIA: { path: 'media.enabled', kind: 'bool' },
+  VOXLINK_MEDIA_WORKERS: { path: 'media.workers', kind: 'int' },
+  VOXLINK_ANNOUNCED_IP: { path: 'media.announcedIp', kind: 'string' },
+  VOXLINK_RTC_LISTEN_IP: { path: 'media.listenIp', kind: 'string' },
+  VOXLINK_RTC_MIN_PORT: { path: 'media.rtcMinPort', kind: 'int' },
+  VOXLINK_RTC_MAX_PORT: { path: 'media.rtcMaxPort', kind: 'int' },
+  VOXLINK_SLOTS: { path: 'media.slots', kind: 'int' },
+  VOXLINK_METRICS: { path: 'metrics.enabled', kind: 'bool' },
+};
+
+function parseEnvValue(name: string, raw: string, kind: EnvKind): unknown {
+  switch (kind) {
+    case 'string':
+      return raw;
+    case 'list':
+      return raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+    case 'bool':
+      if (/^(1|true|yes|on)$/i.test(raw)) return true;
+      if (/^(0|false|no|off)$/i.test(raw)) return false;
+      throw new VoxError('CONFIG_INVALID', `${name}=${JSON.stringify(raw)}: expected true/false`);
+    case 'int':
+    case 'number': {
+      const value = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(value) || (kind === 'int' && !Number.isInteger(value))) {
+        throw new VoxError('CONFIG_INVALID', `${name}=${JSON.stringify(raw)}: expected ${kind === 'int' ? 'an integer' : 'a number'}`);
+      }
+      return value;
+    }
+  }
+}
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    if (next === undefined || next === null || typeof next !== 'object') node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[keys[keys.length - 1]] = value;
+}
+
+export interface LoadConfigOptions {
+  /** Environment to read (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Extra values applied last (tests, CLI flags). Deep-merged. */
+  overrides?: VoxConfigInput;
+}
+
+function deepMerge(base: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(extra)) {
+    const existing = out[key];
+    if (value && typeof value === 'object' && !Array.isArray(value) && existing && typeof existing === 'object' && !Array.isArray(existing)) {
+      out[key] = deepMerge(existing as Record<string, unknown>, value as Record<string, unknown>);
+    } else if (value !== undefined) {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+/** Validate a config object (defaults filled in). Throws VoxError CONFIG_INVALID naming the bad key. */
+export function parseConfig(input: unknown, source = 'config'): VoxConfig {
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new VoxError('CONFIG_INVALID', `invalid ${source}:\n${lines.join('\n')}`);
+  }
+  const config = parsed.data;
+  if (config.signalling.heartbeatTimeoutMs <= config.signalling.heartbeatIntervalMs) {
+    throw new VoxError('CONFIG_INVALID', `invalid ${source}:\n  signalling.heartbeatTimeoutMs must exceed signalling.heartbeatIntervalMs`);
+  }
+  if (config.media.rtcMinPort > config.media.rtcMaxPort) {
+    throw new VoxError('CONFIG_INVALID', `invalid ${source}:\n  media.rtcMinPort must be ≤ media.rtcMaxPort`);
+  }
+  if (config.auth.devMode === undefined) {
+    config.auth.devMode = config.auth.hs256Secret === undefined && config.auth.eddsaPublicKey === undefined;
+  }
+  config.dataDir = resolve(config.dataDir);
+  return config;
+}
+
+/** defaults ← JSON file (VOXLINK_CONFIG) ← VOXLINK_* env ← overrides. */
+export function loadConfig(options: LoadConfigOptions = {}): VoxConfig {
+  const env = options.env ?? process.env;
+  let layered: Record<string, unknown> = {};
+  const file = env.VOXLINK_CONFIG;
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new VoxError('CONFIG_INVALID', `VOXLINK_CONFIG=${file}: cannot read (${(err as Error).message})`, { cause: err });
+    }
+    try {
+      layered = JSON.parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new VoxError('CONFIG_INVALID', `VOXLINK_CONFIG=${file}: not valid JSON (${(err as Error).message})`, { cause: err });
+    }
+    if (!layered || typeof layered !== 'object' || Array.isArray(layered)) {
+      throw new VoxError('CONFIG_INVALID', `VOXLINK_CONFIG=${file}: expected a JSON object`);
+    }
+  }
+  const fromEnv: Record<string, unknown> = {};
+  for (const [name, { path, kind }] of Object.entries(envVars)) {
+    const raw = env[name];
+    if (raw !== undefined && raw !== '') setPath(fromEnv, path, parseEnvValue(name, raw, kind));
+  }
+  layered = deepMerge(layered, fromEnv);
+  if (options.overrides) layered = deepMerge(layered, options.overrides as Record<string, unknown>);
+  return parseConfig(layered, file ? `config (${file} + environment)` : 'config (environment)');
+}

@@ -1,0 +1,96 @@
+import { resolveAuthKeys } from './auth/keys.ts';
+import { mintToken } from './auth/tokens.ts';
+import { loadConfig, type VoxConfig } from './config.ts';
+import { isVoxError } from './errors.ts';
+import { logger } from './log.ts';
+import { signallingMetrics } from './metrics/registry.ts';
+import type { MediaPlane } from './signalling/media-plane.ts';
+import { startServer } from './signalling/server.ts';
+
+/**
+ * `npm start`: load config (defaults ← VOXLINK_CONFIG file ← VOXLINK_* env), start the media plane
+ * (unless media.enabled is false) and the uWS server; in dev mode print a demo URL with a token.
+ */
+const log = logger('main');
+
+async function startMediaPlane(config: VoxConfig): Promise<MediaPlane | undefined> {
+  if (!config.media.enabled) {
+    log.info('media plane disabled (media.enabled=false): presence-only signalling');
+    return undefined;
+  }
+  try {
+    const { createMediaPlane, mediaPlaneOptionsFromConfig } = await import('./rooms/media-plane.ts');
+    return createMediaPlane(mediaPlaneOptionsFromConfig(config.media));
+  } catch (err) {
+    log.error({ err }, 'media plane failed to start: running presence-only signalling');
+    return undefined;
+  }
+}
+
+async function main(): Promise<void> {
+  let config: VoxConfig;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (isVoxError(err, 'CONFIG_INVALID')) {
+      process.stderr.write(`voxlink: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const keys = resolveAuthKeys(config);
+  const mediaPlane = await startMediaPlane(config);
+  const server = await startServer(config, { keys, mediaPlane });
+  log.info(
+    { url: server.url, native: server.native, auth: keys.source, devMode: config.auth.devMode, media: mediaPlane !== undefined },
+    'VoxLink ready',
+  );
+
+  if (config.auth.devMode && keys.hs256Secret !== undefined) {
+    log.warn(
+      { secretFile: keys.devSecretPath },
+      'DEV MODE: no auth.hs256Secret/auth.eddsaPublicKey configured, using a generated dev secret from the data dir. Configure a secret for production.',
+    );
+    const token = await mintToken({
+      key: keys.hs256Secret,
+      userId: `dev-${Math.random().toString(36).slice(2, 8)}`,
+      name: 'Dev User',
+      rooms: [{ room: '*', grants: ['join', 'publish', 'subscribe', 'record', 'admin'] }],
+      ttl: config.auth.devTokenTtlSec,
+      issuer: config.auth.issuer,
+      audience: config.auth.audience,
+    });
+    // Printed on stdout for a human, never through the structured logger (logs carry no tokens).
+    const base = config.server.publicUrl ?? server.url;
+    process.stdout.write(
+      `\n  VoxLink dev server: ${base}\n  Demo: ${base}/?room=demo&token=${token}\n  More tokens: npx voxlink token --room demo --user alice\n\n`,
+    );
+  }
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => process.exit(1), 5000);
+    timer.unref();
+    void server
+      .close()
+      .then(() => mediaPlane?.close())
+      .catch((err: unknown) => log.error({ err }, 'shutdown failed'))
+      .finally(() => process.exit(0));
+  };
+  // A promise a handler forgot to catch must not take every call down with it: log and count.
+  process.on('unhandledRejection', (reason) => {
+    signallingMetrics.internalErrors.inc();
+    log.error({ err: reason }, 'unhandled promise rejection');
+  });
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  log.fatal({ err }, 'start failed');
+  process.stderr.write(`voxlink: ${(err as Error).message}\n`);
+  process.exit(1);
+});

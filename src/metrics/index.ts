@@ -1,0 +1,11 @@
+/** Public surface of src/metrics. */
+export {
+  collectProcessMetrics,
+  counter,
+  gauge,
+  histogram,
+  metricsContentType,
+  metricsRegistry,
+  metricsText,
+  signallingMetrics,
+} from './registry.ts';

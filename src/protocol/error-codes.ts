@@ -1,0 +1,42 @@
+/**
+ * Codes carried by the `error` message (`{ op: 'error', code, message, ref? }`). An `error` never
+ * closes the connection by itself; conditions that do are close codes (see close-codes.ts).
+ */
+export const ProtocolErrorCodes = [
+  /** Bytes are not one well-formed MessagePack value (random bytes, truncated, trailing data). */
+  'BAD_MESSAGE',
+  /** MessagePack extension types (timestamps, records, …) are not part of the protocol. */
+  'UNSUPPORTED_TYPE',
+  /** `op` is missing or not a string. */
+  'MISSING_OP',
+  /** `op` is not a v1 client operation. */
+  'UNKNOWN_OP',
+  /** The message failed schema validation (wrong type, missing field, out of range). */
+  'INVALID_MESSAGE',
+  /** An operation other than `hello`/`resume` arrived before the session was established. */
+  'NOT_AUTHENTICATED',
+  /** `hello` or `resume` on a connection that already has a session. */
+  'ALREADY_AUTHENTICATED',
+  /** The operation names a room the session has not joined. */
+  'NOT_IN_ROOM',
+  /** `join` for a room the session is already in. */
+  'ALREADY_IN_ROOM',
+  /** The room has `limits.maxParticipantsPerRoom` participants. */
+  'ROOM_FULL',
+  /** The session is in `limits.maxRoomsPerSession` rooms already. */
+  'TOO_MANY_ROOMS',
+  /** Token bucket empty; the message was dropped. Sent once per burst, not per dropped message. */
+  'RATE_LIMITED',
+  /** The token lacks the grant for this operation (e.g. muting someone else needs `admin`). */
+  'FORBIDDEN',
+  /** The target participant is not in the room. */
+  'PARTICIPANT_NOT_FOUND',
+  /** No media plane is configured; media messages cannot be served. */
+  'MEDIA_UNAVAILABLE',
+  /** The media plane rejected or failed the request. */
+  'MEDIA_FAILED',
+  /** Unexpected server error; the message was not applied. */
+  'INTERNAL',
+] as const;
+
+export type ProtocolErrorCode = (typeof ProtocolErrorCodes)[number];

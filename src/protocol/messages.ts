@@ -1,0 +1,422 @@
+import { z } from 'zod';
+import { ProtocolErrorCodes } from './error-codes.ts';
+
+/**
+ * VoxLink signalling protocol v1: every message is one MessagePack map (one binary WebSocket frame)
+ * with an `op` string. Client requests may carry `ref` (a client-chosen request id) which the server
+ * echoes in the reply or `error`. Server messages carry `seq` (per-session, 1, 2, 3, …) when they are
+ * sequenced — i.e. buffered and replayed on `resume`; session-control messages (`ready`, `resumed`,
+ * `invalid_session`, `heartbeat_ack`) and the ephemeral `speaking` level events carry no `seq`.
+ * docs/protocol.md is the prose version of this file.
+ */
+export const PROTOCOL_VERSION = 1;
+export const SUBPROTOCOL = 'voxlink.v1';
+
+// ---------------------------------------------------------------------------------------------
+// Shared field schemas
+
+/** Room ids: 1–128 chars of letters, digits and `._-:@/~`. */
+export const roomIdSchema = z.string().regex(/^[A-Za-z0-9._\-:@/~]{1,128}$/, 'invalid room id');
+export const participantIdSchema = z.string().min(1).max(64);
+const refSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const seqSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+
+export const roomModes = ['sfu', 'mix', 'hybrid', 'p2p'] as const;
+export const roomModeSchema = z.enum(roomModes);
+export type RoomMode = z.infer<typeof roomModeSchema>;
+
+export const grantNames = ['join', 'publish', 'subscribe', 'record', 'admin'] as const;
+export const grantSchema = z.enum(grantNames);
+export type Grant = z.infer<typeof grantSchema>;
+
+export const participantSchema = z.object({
+  participantId: participantIdSchema,
+  /** The token's `sub`. */
+  userId: z.string(),
+  name: z.string(),
+  muted: z.boolean(),
+  speaking: z.boolean(),
+  /** Grants that matter to other participants (publish: may speak; admin: may mute others). */
+  grants: z.array(grantSchema),
+  /** Milliseconds since the Unix epoch. */
+  joinedAt: z.number(),
+});
+export type ParticipantInfo = z.infer<typeof participantSchema>;
+
+export const iceServerSchema = z.object({
+  urls: z.array(z.string()),
+  username: z.string().optional(),
+  credential: z.string().optional(),
+});
+export type IceServer = z.infer<typeof iceServerSchema>;
+
+/** RTCIceCandidateInit (W3C webrtc-pc §4.8.1); `null` candidate = end of candidates. */
+export const iceCandidateSchema = z.object({
+  candidate: z.string().max(2048),
+  sdpMid: z.string().max(64).nullable().optional(),
+  sdpMLineIndex: z.number().int().min(0).max(1024).nullable().optional(),
+  usernameFragment: z.string().max(256).nullable().optional(),
+});
+export type IceCandidate = z.infer<typeof iceCandidateSchema>;
+
+export const mediaKinds = ['offer', 'answer', 'candidate', 'ice_restart', 'subscribe_video', 'unsubscribe_video'] as const;
+export const mediaKindSchema = z.enum(mediaKinds);
+export type MediaKind = z.infer<typeof mediaKindSchema>;
+
+/** Fields shared by client→server and server→client `media` messages. */
+const mediaFields = {
+  room: roomIdSchema,
+  kind: mediaKindSchema,
+  sdp: z.string().max(256 * 1024).optional(),
+  candidate: iceCandidateSchema.nullable().optional(),
+  /** subscribe_video/unsubscribe_video: whose video; server→client: who the media concerns. */
+  participantId: participantIdSchema.optional(),
+  /** Negotiation id chosen by the media plane so answers match offers across ICE restarts. */
+  negotiationId: z.number().int().min(0).optional(),
+  /** Free-form, media-plane-specific extras (plain MessagePack data only). */
+  options: z.record(z.string(), z.unknown()).optional(),
+};
+
+// ---------------------------------------------------------------------------------------------
+// Client → server
+
+export const helloSchema = z.object({
+  op: z.literal('hello'),
+  ref: refSchema.optional(),
+  /** A VoxLink JWT (see docs/protocol.md#tokens). */
+  token: z.string().min(1).max(8192),
+  client: z
+    .object({
+      name: z.string().max(64).optional(),
+      version: z.string().max(64).optional(),
+      platform: z.string().max(64).optional(),
+    })
+    .optional(),
+  /** Protocol version the client speaks; only 1 exists. */
+  protocol: z.literal(1).optional(),
+});
+
+export const joinSchema = z.object({
+  op: z.literal('join'),
+  ref: refSchema.optional(),
+  room: roomIdSchema,
+  options: z
+    .object({
+      /** Join muted (default false). */
+      muted: z.boolean().optional(),
+      /** Requested room mode; only honoured when the join creates the room. */
+      mode: roomModeSchema.optional(),
+    })
+    .optional(),
+});
+
+export const leaveSchema = z.object({
+  op: z.literal('leave'),
+  ref: refSchema.optional(),
+  room: roomIdSchema,
+});
+
+export const muteSchema = z.object({
+  op: z.literal('mute'),
+  ref: refSchema.optional(),
+  room: roomIdSchema,
+  /** Someone else's participant id: needs the `admin` grant for the room. Default: yourself. */
+  participantId: participantIdSchema.optional(),
+});
+
+export const unmuteSchema = z.object({
+  op: z.literal('unmute'),
+  ref: refSchema.optional(),
+  room: roomIdSchema,
+  /** Only yourself: nobody can unmute someone else's microphone. */
+  participantId: participantIdSchema.optional(),
+});
+
+export const heartbeatSchema = z.object({
+  op: z.literal('heartbeat'),
+  ref: refSchema.optional(),
+  /** Highest `seq` the client has received (0 if none). The server frees replay buffer up to it. */
+  ack: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+});
+
+export const resumeSchema = z.object({
+  op: z.literal('resume'),
+  ref: refSchema.optional(),
+  sessionId: z.string().min(1).max(64),
+  resumeToken: z.string().min(1).max(128),
+  /** Highest `seq` received before the drop; the server replays everything after it. */
+  lastSeq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+});
+
+export const clientMediaSchema = z.object({
+  op: z.literal('media'),
+  ref: refSchema.optional(),
+  ...mediaFields,
+});
+
+export const clientSchemas = {
+  hello: helloSchema,
+  join: joinSchema,
+  leave: leaveSchema,
+  mute: muteSchema,
+  unmute: unmuteSchema,
+  heartbeat: heartbeatSchema,
+  resume: resumeSchema,
+  media: clientMediaSchema,
+} as const;
+
+export type ClientOp = keyof typeof clientSchemas;
+export const clientOps = Object.keys(clientSchemas) as ClientOp[];
+export const clientMessageSchema = z.discriminatedUnion('op', [
+  helloSchema,
+  joinSchema,
+  leaveSchema,
+  muteSchema,
+  unmuteSchema,
+  heartbeatSchema,
+  resumeSchema,
+  clientMediaSchema,
+]);
+
+export type HelloMessage = z.infer<typeof helloSchema>;
+export type JoinMessage = z.infer<typeof joinSchema>;
+export type LeaveMessage = z.infer<typeof leaveSchema>;
+export type MuteMessage = z.infer<typeof muteSchema>;
+export type UnmuteMessage = z.infer<typeof unmuteSchema>;
+export type HeartbeatMessage = z.infer<typeof heartbeatSchema>;
+export type ResumeMessage = z.infer<typeof resumeSchema>;
+export type ClientMediaMessage = z.infer<typeof clientMediaSchema>;
+export type ClientMessage = z.infer<typeof clientMessageSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Server → client
+
+const sequenced = {
+  seq: seqSchema,
+  ref: refSchema.optional(),
+};
+const unsequenced = {
+  seq: seqSchema.optional(),
+  ref: refSchema.optional(),
+};
+
+export const serverInfoSchema = z.object({
+  version: z.string(),
+  protocol: z.literal(1),
+  /** false when uWebSockets.js runs its JS fallback (slower). */
+  native: z.boolean(),
+});
+
+export const readySchema = z.object({
+  op: z.literal('ready'),
+  ...unsequenced,
+  sessionId: z.string(),
+  resumeToken: z.string(),
+  /** The client sends `heartbeat` this often. */
+  heartbeatIntervalMs: z.number().int().positive(),
+  /** A session without connection is kept this long; `resume` within it. */
+  resumeGraceMs: z.number().int().nonnegative(),
+  userId: z.string(),
+  name: z.string(),
+  server: serverInfoSchema,
+  /** STUN/TURN servers for RTCPeerConnection, TURN credentials included (TURN REST API). */
+  iceServers: z.array(iceServerSchema),
+});
+
+export const joinedSchema = z.object({
+  op: z.literal('joined'),
+  ...sequenced,
+  room: roomIdSchema,
+  mode: roomModeSchema,
+  /** Your participant id in this room. */
+  participantId: participantIdSchema,
+  /** Everyone in the room, yourself included. */
+  participants: z.array(participantSchema),
+});
+
+export const leftSchema = z.object({
+  op: z.literal('left'),
+  ...sequenced,
+  room: roomIdSchema,
+});
+
+export const participantLeftReasons = ['left', 'disconnected', 'replaced', 'kicked'] as const;
+
+export const participantJoinedSchema = z.object({
+  op: z.literal('participant_joined'),
+  ...sequenced,
+  room: roomIdSchema,
+  participant: participantSchema,
+});
+
+export const participantLeftSchema = z.object({
+  op: z.literal('participant_left'),
+  ...sequenced,
+  room: roomIdSchema,
+  participantId: participantIdSchema,
+  /** left: sent `leave`; disconnected: resume grace expired; replaced: same user joined again; kicked. */
+  reason: z.enum(participantLeftReasons),
+});
+
+export const participantUpdatedSchema = z.object({
+  op: z.literal('participant_updated'),
+  ...sequenced,
+  room: roomIdSchema,
+  participant: participantSchema,
+});
+
+/** Reply to mute/unmute (the room also gets `participant_updated`). */
+export const muteAckSchema = z.object({
+  op: z.literal('mute_ack'),
+  ...sequenced,
+  room: roomIdSchema,
+  participantId: participantIdSchema,
+  muted: z.boolean(),
+});
+
+export const heartbeatAckSchema = z.object({
+  op: z.literal('heartbeat_ack'),
+  ...unsequenced,
+  /** Highest `seq` the server has sent on this session so far. */
+  lastSeq: z.number().int().min(0),
+});
+
+export const resumedSchema = z.object({
+  op: z.literal('resumed'),
+  ...unsequenced,
+  sessionId: z.string(),
+  /** How many messages were replayed before this one. */
+  replayed: z.number().int().min(0),
+  /** Rooms the session is still in. */
+  rooms: z.array(roomIdSchema),
+});
+
+export const invalidSessionReasons = ['unknown_session', 'expired', 'bad_token', 'replay_gap', 'replaced'] as const;
+
+export const invalidSessionSchema = z.object({
+  op: z.literal('invalid_session'),
+  ...unsequenced,
+  /**
+   * expired: grace period over; replaced: the same identity joined elsewhere; unknown_session: never
+   * seen or forgotten; bad_token: wrong resume token; replay_gap: the buffer no longer holds lastSeq+1.
+   */
+  reason: z.enum(invalidSessionReasons),
+});
+
+export const errorSchema = z.object({
+  op: z.literal('error'),
+  /** Present (and replayable) once a session exists; errors before `ready` carry no seq. */
+  ...unsequenced,
+  code: z.enum(ProtocolErrorCodes),
+  message: z.string(),
+  room: roomIdSchema.optional(),
+  /** The offending op when known. */
+  about: z.string().optional(),
+});
+
+export const serverMediaSchema = z.object({
+  op: z.literal('media'),
+  ...sequenced,
+  ...mediaFields,
+});
+
+export const slotsSchema = z.object({
+  op: z.literal('slots'),
+  ...sequenced,
+  room: roomIdSchema,
+  /** Slot k = the k-th outgoing audio track of your subscriber PeerConnection. */
+  slots: z.array(z.object({ slot: z.number().int().min(0), participantId: participantIdSchema.nullable() })),
+});
+
+export const speakingSchema = z.object({
+  op: z.literal('speaking'),
+  ...unsequenced,
+  room: roomIdSchema,
+  participantId: participantIdSchema,
+  speaking: z.boolean(),
+  /** Audio level 0 (silence) … 1 (full scale), from RFC 6464 dBov: 10^(-dBov/20). */
+  level: z.number().min(0).max(1),
+});
+
+export const mediaReconnectSchema = z.object({
+  op: z.literal('media_reconnect'),
+  ...sequenced,
+  room: roomIdSchema,
+  reason: z.string(),
+});
+
+export const serverSchemas = {
+  ready: readySchema,
+  joined: joinedSchema,
+  left: leftSchema,
+  participant_joined: participantJoinedSchema,
+  participant_left: participantLeftSchema,
+  participant_updated: participantUpdatedSchema,
+  mute_ack: muteAckSchema,
+  heartbeat_ack: heartbeatAckSchema,
+  resumed: resumedSchema,
+  invalid_session: invalidSessionSchema,
+  error: errorSchema,
+  media: serverMediaSchema,
+  slots: slotsSchema,
+  speaking: speakingSchema,
+  media_reconnect: mediaReconnectSchema,
+} as const;
+
+export type ServerOp = keyof typeof serverSchemas;
+export const serverOps = Object.keys(serverSchemas) as ServerOp[];
+export const serverMessageSchema = z.discriminatedUnion('op', [
+  readySchema,
+  joinedSchema,
+  leftSchema,
+  participantJoinedSchema,
+  participantLeftSchema,
+  participantUpdatedSchema,
+  muteAckSchema,
+  heartbeatAckSchema,
+  resumedSchema,
+  invalidSessionSchema,
+  errorSchema,
+  serverMediaSchema,
+  slotsSchema,
+  speakingSchema,
+  mediaReconnectSchema,
+]);
+
+/** Ops that are stamped with a per-session `seq`, kept in the replay buffer and replayed on resume. */
+export const sequencedServerOps: ReadonlySet<ServerOp> = new Set<ServerOp>([
+  'joined',
+  'left',
+  'participant_joined',
+  'participant_left',
+  'participant_updated',
+  'mute_ack',
+  'error',
+  'media',
+  'slots',
+  'media_reconnect',
+]);
+
+export type ReadyMessage = z.infer<typeof readySchema>;
+export type JoinedMessage = z.infer<typeof joinedSchema>;
+export type LeftMessage = z.infer<typeof leftSchema>;
+export type ParticipantJoinedMessage = z.infer<typeof participantJoinedSchema>;
+export type ParticipantLeftMessage = z.infer<typeof participantLeftSchema>;
+export type ParticipantUpdatedMessage = z.infer<typeof participantUpdatedSchema>;
+export type MuteAckMessage = z.infer<typeof muteAckSchema>;
+export type HeartbeatAckMessage = z.infer<typeof heartbeatAckSchema>;
+export type ResumedMessage = z.infer<typeof resumedSchema>;
+export type InvalidSessionMessage = z.infer<typeof invalidSessionSchema>;
+export type ErrorMessage = z.infer<typeof errorSchema>;
+export type ServerMediaNegotiation = z.infer<typeof serverMediaSchema>;
+export type SlotsMessage = z.infer<typeof slotsSchema>;
+export type SpeakingMessage = z.infer<typeof speakingSchema>;
+export type MediaReconnectMessage = z.infer<typeof mediaReconnectSchema>;
+export type ServerMessage = z.infer<typeof serverMessageSchema>;
+
+/** A server message before the signalling layer stamps `seq` (and `ref`) on it. */
+export type Unstamped<M> = M extends unknown ? Omit<M, 'seq'> : never;
+export type UnstampedServerMessage = Unstamped<ServerMessage>;
+
+/** What the media plane sends to clients (signalling stamps `seq`, delivers or buffers for resume). */
+export type ServerMediaMessage = Unstamped<ServerMediaNegotiation | SlotsMessage | SpeakingMessage | MediaReconnectMessage>;

@@ -1,0 +1,751 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { VoxConfig } from '../config.ts';
+import { grantsForRoom, verifyToken, type Identity } from '../auth/tokens.ts';
+import { resolveAuthKeys, type AuthKeys } from '../auth/keys.ts';
+import { isVoxError } from '../errors.ts';
+import { logger } from '../log.ts';
+import { signallingMetrics as metrics } from '../metrics/registry.ts';
+import { CloseCode, isResumableClose } from '../protocol/close-codes.ts';
+import { decodeClientMessage, encodeMessage } from '../protocol/codec.ts';
+import type { ProtocolErrorCode } from '../protocol/error-codes.ts';
+import type {
+  ClientMediaMessage,
+  ClientMessage,
+  Grant,
+  HelloMessage,
+  InvalidSessionMessage,
+  JoinMessage,
+  LeaveMessage,
+  MuteMessage,
+  ResumeMessage,
+  ServerMediaMessage,
+  UnmuteMessage,
+  UnstampedServerMessage,
+} from '../protocol/messages.ts';
+import { RoomRegistry, toParticipantInfo, type Participant } from '../rooms/registry.ts';
+import { iceServersFor } from '../turn/credentials.ts';
+import type { MediaGrants, MediaPlane, MediaSink } from './media-plane.ts';
+import { Session } from './session.ts';
+import { TokenBucket } from './token-bucket.ts';
+import { roomTopic, type Connection, type Transport } from './transport.ts';
+
+const log = logger('signalling');
+
+export interface SignallingCoreOptions {
+  /** Verification key; default resolveAuthKeys(config) (configured key or the dev secret). */
+  keys?: AuthKeys;
+  mediaPlane?: MediaPlane;
+  /** Transport-wide publish (uWS app.publish); without it room events go out per connection. */
+  transport?: Transport;
+  /** TURN shared secret (config or dev data dir); without it no TURN credentials are handed out. */
+  turnSecret?: string;
+  /** Reported in `ready`. */
+  serverInfo?: { version: string; native: boolean };
+}
+
+export interface SignallingStats {
+  connections: number;
+  sessions: number;
+  sessionsInGrace: number;
+  rooms: number;
+  participants: number;
+}
+
+/**
+ * The transport-independent signalling handler: auth, sessions with resume, presence and room
+ * fan-out, limits. Feed it connections through `onOpen/onMessage/onClose` (see transport.ts).
+ */
+export interface SignallingCore {
+  onOpen(conn: Connection): void;
+  onMessage(conn: Connection, bytes: Uint8Array, isBinary: boolean): void;
+  onClose(conn: Connection, code: number): void;
+  readonly registry: RoomRegistry;
+  stats(): SignallingStats;
+  /** Close every connection with 1001, drop all sessions (no grace), stop timers. Idempotent. */
+  close(): void;
+}
+
+interface ConnState {
+  conn: Connection;
+  session: Session | null;
+  openedAt: number;
+  lastMessageAt: number;
+  bucket: TokenBucket;
+  /** Currently rate limited (one RATE_LIMITED error per episode). */
+  limited: boolean;
+  dropped: number;
+  /** hello being verified: later frames wait in `queue`. */
+  pending: boolean;
+  queue: Uint8Array[];
+  closed: boolean;
+}
+
+const MAX_QUEUED_WHILE_PENDING = 32;
+const ENDED_SESSIONS_REMEMBERED = 10_000;
+
+function randomId(bytes: number): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+function mediaGrants(grants: Set<Grant>): MediaGrants {
+  return {
+    publish: grants.has('publish'),
+    subscribe: grants.has('subscribe'),
+    record: grants.has('record'),
+    admin: grants.has('admin'),
+  };
+}
+
+function truncateReason(reason: string): string {
+  // RFC 6455 §5.5: control frame payload ≤ 125 bytes, 2 of which are the code.
+  const buf = Buffer.from(reason, 'utf8');
+  return buf.length <= 123 ? reason : buf.subarray(0, 120).toString('utf8') + '…';
+}
+
+export function createSignallingCore(config: VoxConfig, options: SignallingCoreOptions = {}): SignallingCore {
+  const keys = options.keys ?? resolveAuthKeys(config);
+  const { signalling: sig, limits } = config;
+  const registry = new RoomRegistry();
+  const connections = new Map<Connection, ConnState>();
+  const sessions = new Map<string, Session>();
+  /** Sessions without a connection, waiting for `resume`. */
+  const inGrace = new Set<Session>();
+  /** Recently ended session ids → why, so a late `resume` gets a precise invalid_session reason. */
+  const endedSessions = new Map<string, 'expired' | 'replaced'>();
+  const mediaPlane = options.mediaPlane;
+  const serverInfo = { version: options.serverInfo?.version ?? '0.0.0', protocol: 1 as const, native: options.serverInfo?.native ?? false };
+  let closed = false;
+
+  // ------------------------------------------------------------------------------------------
+  // Output
+
+  /** Per-op counter children, resolved once: fan-out counts every recipient without allocating. */
+  const outCounters = new Map<string, { inc(n?: number): void }>();
+  function countOut(op: string, n = 1): void {
+    let child = outCounters.get(op);
+    if (!child) {
+      child = metrics.messagesOut.labels(op);
+      outCounters.set(op, child);
+    }
+    child.inc(n);
+  }
+
+  /** Raw send with the backpressure check: a reader too slow for `maxBackpressureBytes` is closed. */
+  function write(state: ConnState, frame: Uint8Array): void {
+    if (state.closed) return;
+    state.conn.send(frame);
+    if (state.conn.bufferedAmount() > limits.maxBackpressureBytes && !state.closed) {
+      const session = state.session;
+      logOnce(session, 'backpressure', { bufferedAmount: state.conn.bufferedAmount() }, 'slow consumer closed');
+      closeConn(state, CloseCode.BACKPRESSURE, 'backpressure limit exceeded');
+    }
+  }
+
+  function stateOf(session: Session): ConnState | undefined {
+    return session.connection ? connections.get(session.connection) : undefined;
+  }
+
+  /**
+   * Sequenced delivery of an encoded (unstamped) message to one session: stamp, buffer, send.
+   * Returns whether it went out on a connection (the caller counts, once per fan-out).
+   */
+  function deliver(session: Session, body: Uint8Array): boolean {
+    if (session.ended) return false;
+    const frame = session.stamp(body);
+    const state = stateOf(session);
+    if (!state) return false;
+    write(state, frame);
+    return true;
+  }
+
+  function sendTo(session: Session, message: UnstampedServerMessage): void {
+    if (deliver(session, encodeMessage(message))) countOut(message.op);
+  }
+
+  /** Unsequenced control message on one connection (ready, resumed, heartbeat_ack, …). */
+  function sendControl(state: ConnState, message: UnstampedServerMessage): void {
+    countOut(message.op);
+    write(state, encodeMessage(message));
+  }
+
+  function sendError(state: ConnState, code: ProtocolErrorCode, message: string, ref?: number, extra?: { room?: string; about?: string }): void {
+    metrics.errors.inc({ code });
+    const msg: UnstampedServerMessage = { op: 'error', code, message, ref, room: extra?.room, about: extra?.about };
+    if (state.session) sendTo(state.session, msg);
+    else sendControl(state, msg);
+  }
+
+  /**
+   * Room fan-out: encode once, stamp each recipient's own seq (protocol/codec.ts stampSeq). Per-
+   * session seq makes the bytes differ per recipient, so sequenced events cannot share one uWS
+   * publish; the ephemeral `speaking` events (no seq, never replayed) do go through the topic.
+   */
+  function broadcast(roomId: string, message: UnstampedServerMessage, exceptParticipantId?: string): void {
+    const room = registry.get(roomId);
+    if (!room) return;
+    const body = encodeMessage(message);
+    let sent = 0;
+    for (const participant of room.participants.values()) {
+      if (participant.participantId === exceptParticipantId) continue;
+      const session = sessions.get(participant.sessionId);
+      if (session && deliver(session, body)) sent++;
+    }
+    if (sent > 0) countOut(message.op, sent);
+  }
+
+  function publishEphemeral(roomId: string, message: UnstampedServerMessage): void {
+    const bytes = encodeMessage(message);
+    if (options.transport) {
+      countOut(message.op);
+      options.transport.publish(roomTopic(roomId), bytes);
+      return;
+    }
+    const room = registry.get(roomId);
+    if (!room) return;
+    for (const participant of room.participants.values()) {
+      const session = sessions.get(participant.sessionId);
+      const state = session && stateOf(session);
+      if (state) {
+        countOut(message.op);
+        write(state, bytes);
+      }
+    }
+  }
+
+  function closeConn(state: ConnState, code: number, reason: string): void {
+    if (state.closed) return;
+    state.closed = true;
+    metrics.closes.inc({ code: String(code) });
+    // Detach first: transports may call onClose synchronously inside close(), and that call must
+    // not decide the session's fate without knowing the server chose this code.
+    detach(state, code, true);
+    try {
+      state.conn.close(code, truncateReason(reason));
+    } catch (err) {
+      log.debug({ err }, 'close on a dead connection');
+    }
+  }
+
+  /** Server-wide kinds (no session yet): at most one line per kind per minute. */
+  const serverLoggedAt = new Map<string, number>();
+  function logOnce(session: Session | null, kind: string, fields: Record<string, unknown>, msg: string): void {
+    if (session) {
+      if (session.logged.has(kind)) return;
+      session.logged.add(kind);
+    } else {
+      const now = Date.now();
+      if (now - (serverLoggedAt.get(kind) ?? -Infinity) < 60_000) return;
+      serverLoggedAt.set(kind, now);
+    }
+    log.warn({ kind, sessionId: session?.id, userId: session?.identity.userId, ...fields }, msg);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Sessions
+
+  function updateSessionGauges(): void {
+    metrics.sessions.set({ state: 'connected' }, sessions.size - inGrace.size);
+    metrics.sessions.set({ state: 'grace' }, inGrace.size);
+    metrics.rooms.set(registry.roomCount);
+    metrics.participants.set(registry.participantCount);
+  }
+
+  /**
+   * Connection gone: the session waits for `resume` during the grace period — unless the close
+   * was a goodbye (1000) or the server closed with a terminal code (the client will not resume, so
+   * the others should not watch a ghost for the whole grace period).
+   */
+  function detach(state: ConnState, code: number, byServer: boolean): void {
+    const session = state.session;
+    state.session = null;
+    if (!session || session.connection !== state.conn) return;
+    session.connection = null;
+    if (session.ended) return;
+    if (code === CloseCode.NORMAL || sig.resumeGraceMs === 0 || (byServer && !isResumableClose(code))) {
+      endSession(session, 'disconnected');
+    } else {
+      inGrace.add(session);
+      session.graceTimer = setTimeout(() => {
+        session.graceTimer = null;
+        if (!session.connection) endSession(session, 'disconnected');
+      }, sig.resumeGraceMs);
+      session.graceTimer.unref();
+    }
+    updateSessionGauges();
+  }
+
+  /** Remove a session for good: leave every room (others see participant_left now), free it. */
+  function endSession(session: Session, reason: 'disconnected' | 'replaced' | 'kicked', closeCode?: number, closeReason?: string): void {
+    if (session.ended) return;
+    if (session.graceTimer) clearTimeout(session.graceTimer);
+    session.graceTimer = null;
+    inGrace.delete(session);
+    const state = stateOf(session);
+    for (const [roomId, participantId] of session.rooms) removeParticipant(session, roomId, participantId, reason);
+    session.ended = true;
+    session.replay.clear();
+    sessions.delete(session.id);
+    if (reason !== 'kicked') {
+      endedSessions.set(session.id, reason === 'replaced' ? 'replaced' : 'expired');
+      if (endedSessions.size > ENDED_SESSIONS_REMEMBERED) endedSessions.delete(endedSessions.keys().next().value as string);
+    }
+    if (state && closeCode !== undefined) closeConn(state, closeCode, closeReason ?? reason);
+    updateSessionGauges();
+  }
+
+  function removeParticipant(session: Session, roomId: string, participantId: string, reason: 'left' | 'disconnected' | 'replaced' | 'kicked'): void {
+    session.rooms.delete(roomId);
+    const state = stateOf(session);
+    state?.conn.unsubscribe?.(roomTopic(roomId));
+    if (!registry.remove(roomId, participantId)) return;
+    broadcast(roomId, { op: 'participant_left', room: roomId, participantId, reason });
+    if (mediaPlane) {
+      mediaPlane.leave(roomId, participantId).catch((err: unknown) => log.error({ err, roomId }, 'media plane leave failed'));
+    }
+    updateSessionGauges();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Handlers
+
+  async function onHello(state: ConnState, msg: HelloMessage): Promise<void> {
+    let identity: Identity;
+    try {
+      identity = await verifyToken(msg.token, keys.verify);
+    } catch (err) {
+      const reason = isVoxError(err) ? err.message : 'token rejected';
+      metrics.authFailures.inc({ reason });
+      log.info({ reason }, 'hello rejected');
+      closeConn(state, CloseCode.POLICY_VIOLATION, reason);
+      return;
+    }
+    if (state.closed) return;
+    if (state.session) {
+      sendError(state, 'ALREADY_AUTHENTICATED', 'this connection already has a session', msg.ref, { about: 'hello' });
+      return;
+    }
+    if (sessions.size >= limits.maxSessions) {
+      logOnce(null, 'max_sessions', { sessions: sessions.size }, 'session limit reached');
+      closeConn(state, CloseCode.TRY_AGAIN_LATER, 'server full');
+      return;
+    }
+    const session = new Session(randomId(12), randomId(24), identity, sig.replayMaxMessages, sig.replayMaxBytes);
+    sessions.set(session.id, session);
+    attach(state, session);
+    sendControl(state, {
+      op: 'ready',
+      ref: msg.ref,
+      sessionId: session.id,
+      resumeToken: session.resumeToken,
+      heartbeatIntervalMs: sig.heartbeatIntervalMs,
+      resumeGraceMs: sig.resumeGraceMs,
+      userId: identity.userId,
+      name: identity.name,
+      server: serverInfo,
+      iceServers: iceServersFor(config.turn, options.turnSecret, identity.userId),
+    });
+    log.debug({ sessionId: session.id, userId: identity.userId }, 'session ready');
+  }
+
+  function attach(state: ConnState, session: Session): void {
+    state.session = session;
+    session.connection = state.conn;
+    if (session.graceTimer) clearTimeout(session.graceTimer);
+    session.graceTimer = null;
+    inGrace.delete(session);
+    updateSessionGauges();
+  }
+
+  function onResume(state: ConnState, msg: ResumeMessage): void {
+    if (state.session) {
+      sendError(state, 'ALREADY_AUTHENTICATED', 'this connection already has a session', msg.ref, { about: 'resume' });
+      return;
+    }
+    const session = sessions.get(msg.sessionId);
+    const invalid = (reason: InvalidSessionMessage['reason']): void => {
+      metrics.resumes.inc({ outcome: reason });
+      sendControl(state, { op: 'invalid_session', ref: msg.ref, reason });
+    };
+    if (!session || session.ended) return invalid(endedSessions.get(msg.sessionId) ?? 'unknown_session');
+    const given = Buffer.from(msg.resumeToken);
+    const expected = Buffer.from(session.resumeToken);
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return invalid('bad_token');
+    const frames = msg.lastSeq > session.seq ? null : session.replay.since(msg.lastSeq, session.seq);
+    if (frames === null) {
+      // The client missed messages we no longer hold: its view cannot be repaired; it re-joins.
+      endSession(session, 'disconnected');
+      return invalid('replay_gap');
+    }
+    // A resume may beat the server's detection of the old connection's death: retire it.
+    const previous = stateOf(session);
+    if (previous) {
+      previous.session = null;
+      session.connection = null;
+      closeConn(previous, CloseCode.SESSION_REPLACED, 'resumed on another connection');
+    }
+    attach(state, session);
+    session.replay.ack(msg.lastSeq);
+    for (const roomId of session.rooms.keys()) state.conn.subscribe?.(roomTopic(roomId));
+    for (const frame of frames) write(state, frame);
+    metrics.replayed.inc(frames.length);
+    metrics.resumes.inc({ outcome: 'resumed' });
+    sendControl(state, { op: 'resumed', ref: msg.ref, sessionId: session.id, replayed: frames.length, rooms: [...session.rooms.keys()] });
+  }
+
+  function onJoin(state: ConnState, session: Session, msg: JoinMessage): void {
+    const roomId = msg.room;
+    const grants = grantsForRoom(session.identity, roomId);
+    if (Date.now() >= session.identity.expiresAt) {
+      metrics.authFailures.inc({ reason: 'token expired' });
+      endSession(session, 'kicked', CloseCode.POLICY_VIOLATION, 'token expired');
+      return;
+    }
+    if (!grants.has('join')) {
+      metrics.authFailures.inc({ reason: 'no join grant' });
+      log.info({ sessionId: session.id, userId: session.identity.userId, roomId }, 'join without grant');
+      endSession(session, 'kicked', CloseCode.POLICY_VIOLATION, `no join grant for room "${roomId}"`);
+      return;
+    }
+    if (session.rooms.has(roomId)) {
+      sendError(state, 'ALREADY_IN_ROOM', `already in room "${roomId}"`, msg.ref, { room: roomId, about: 'join' });
+      return;
+    }
+    if (session.rooms.size >= limits.maxRoomsPerSession) {
+      logOnce(session, 'max_rooms', { rooms: session.rooms.size }, 'rooms per session limit');
+      sendError(state, 'TOO_MANY_ROOMS', `at most ${limits.maxRoomsPerSession} rooms per session`, msg.ref, { room: roomId, about: 'join' });
+      return;
+    }
+    // Duplicate identity: the newest connection wins; the older session ends (close 4001).
+    const existing = registry.findByUser(roomId, session.identity.userId);
+    const older = existing && existing.sessionId !== session.id ? sessions.get(existing.sessionId) : undefined;
+    if (registry.size(roomId) - (older ? 1 : 0) >= limits.maxParticipantsPerRoom) {
+      logOnce(session, 'room_full', { roomId }, 'room full');
+      sendError(state, 'ROOM_FULL', `room "${roomId}" is full (${limits.maxParticipantsPerRoom})`, msg.ref, { room: roomId, about: 'join' });
+      return;
+    }
+    if (older) {
+      log.info({ userId: session.identity.userId, roomId, older: older.id, newer: session.id }, 'duplicate identity: newest wins');
+      endSession(older, 'replaced', CloseCode.SESSION_REPLACED, `user joined room "${roomId}" from another connection`);
+    }
+    const participant: Participant = {
+      participantId: randomId(9),
+      userId: session.identity.userId,
+      name: session.identity.name,
+      muted: msg.options?.muted ?? false,
+      speaking: false,
+      grants: [...grants],
+      joinedAt: Date.now(),
+      sessionId: session.id,
+    };
+    const room = registry.add(roomId, msg.options?.mode ?? sig.defaultRoomMode, participant);
+    session.rooms.set(roomId, participant.participantId);
+    state.conn.subscribe?.(roomTopic(roomId));
+    sendTo(session, {
+      op: 'joined',
+      ref: msg.ref,
+      room: roomId,
+      mode: room.mode,
+      participantId: participant.participantId,
+      participants: registry.snapshot(roomId),
+    });
+    broadcast(roomId, { op: 'participant_joined', room: roomId, participant: toParticipantInfo(participant) }, participant.participantId);
+    updateSessionGauges();
+    if (mediaPlane) {
+      mediaPlane
+        .join({ roomId, participantId: participant.participantId, name: participant.name, grants: mediaGrants(grants) })
+        .then(() => (participant.muted ? mediaPlane.setMuted(roomId, participant.participantId, true) : undefined))
+        .catch((err: unknown) => {
+          log.error({ err, roomId }, 'media plane join failed');
+          if (session.rooms.get(roomId) === participant.participantId) {
+            metrics.errors.inc({ code: 'MEDIA_FAILED' });
+            sendTo(session, { op: 'error', code: 'MEDIA_FAILED', message: 'media join failed', room: roomId, about: 'join' });
+          }
+        });
+    }
+  }
+
+  function onLeave(state: ConnState, session: Session, msg: LeaveMessage): void {
+    const participantId = session.rooms.get(msg.room);
+    if (participantId === undefined) {
+      sendError(state, 'NOT_IN_ROOM', `not in room "${msg.room}"`, msg.ref, { room: msg.room, about: 'leave' });
+      return;
+    }
+    removeParticipant(session, msg.room, participantId, 'left');
+    sendTo(session, { op: 'left', ref: msg.ref, room: msg.room });
+  }
+
+  function onMute(state: ConnState, session: Session, msg: MuteMessage | UnmuteMessage): void {
+    const muted = msg.op === 'mute';
+    const self = session.rooms.get(msg.room);
+    if (self === undefined) {
+      sendError(state, 'NOT_IN_ROOM', `not in room "${msg.room}"`, msg.ref, { room: msg.room, about: msg.op });
+      return;
+    }
+    const target = msg.participantId ?? self;
+    if (target !== self) {
+      if (!muted) {
+        sendError(state, 'FORBIDDEN', 'only participants can unmute themselves', msg.ref, { room: msg.room, about: msg.op });
+        return;
+      }
+      if (!grantsForRoom(session.identity, msg.room).has('admin')) {
+        sendError(state, 'FORBIDDEN', 'muting others needs the admin grant', msg.ref, { room: msg.room, about: msg.op });
+        return;
+      }
+      if (!registry.participant(msg.room, target)) {
+        sendError(state, 'PARTICIPANT_NOT_FOUND', `no participant "${target}" in room`, msg.ref, { room: msg.room, about: msg.op });
+        return;
+      }
+    }
+    const changed = registry.setMuted(msg.room, target, muted);
+    sendTo(session, { op: 'mute_ack', ref: msg.ref, room: msg.room, participantId: target, muted });
+    if (changed) {
+      broadcast(msg.room, { op: 'participant_updated', room: msg.room, participant: toParticipantInfo(changed) });
+      mediaPlane?.setMuted(msg.room, target, muted).catch((err: unknown) => log.error({ err }, 'media plane setMuted failed'));
+    }
+  }
+
+  function onMedia(state: ConnState, session: Session, msg: ClientMediaMessage): void {
+    const participantId = session.rooms.get(msg.room);
+    if (participantId === undefined) {
+      sendError(state, 'NOT_IN_ROOM', `not in room "${msg.room}"`, msg.ref, { room: msg.room, about: 'media' });
+      return;
+    }
+    if (!mediaPlane) {
+      sendError(state, 'MEDIA_UNAVAILABLE', 'this server has no media plane', msg.ref, { room: msg.room, about: 'media' });
+      return;
+    }
+    mediaPlane.signal(msg.room, participantId, msg).catch((err: unknown) => {
+      log.warn({ err, roomId: msg.room, kind: msg.kind }, 'media signal failed');
+      if (!session.ended) {
+        metrics.errors.inc({ code: 'MEDIA_FAILED' });
+        sendTo(session, { op: 'error', code: 'MEDIA_FAILED', message: `media ${msg.kind} failed`, ref: msg.ref, room: msg.room, about: 'media' });
+      }
+    });
+  }
+
+  function dispatch(state: ConnState, msg: ClientMessage): void {
+    metrics.messagesIn.inc({ op: msg.op });
+    if (msg.op === 'hello') {
+      if (state.session) {
+        sendError(state, 'ALREADY_AUTHENTICATED', 'this connection already has a session', msg.ref, { about: 'hello' });
+        return;
+      }
+      state.pending = true;
+      onHello(state, msg)
+        .catch((err: unknown) => internalError(state, err, msg.ref))
+        .finally(() => {
+          state.pending = false;
+          const queued = state.queue.splice(0);
+          for (const bytes of queued) handleFrame(state, bytes);
+        });
+      return;
+    }
+    if (msg.op === 'resume') return onResume(state, msg);
+    const session = state.session;
+    if (!session) {
+      sendError(state, 'NOT_AUTHENTICATED', 'send hello or resume first', msg.ref, { about: msg.op });
+      return;
+    }
+    switch (msg.op) {
+      case 'heartbeat':
+        session.replay.ack(msg.ack);
+        sendControl(state, { op: 'heartbeat_ack', ref: msg.ref, lastSeq: session.seq });
+        return;
+      case 'join':
+        return onJoin(state, session, msg);
+      case 'leave':
+        return onLeave(state, session, msg);
+      case 'mute':
+      case 'unmute':
+        return onMute(state, session, msg);
+      case 'media':
+        return onMedia(state, session, msg);
+    }
+  }
+
+  function internalError(state: ConnState, err: unknown, ref?: number): void {
+    metrics.internalErrors.inc();
+    log.error({ err, sessionId: state.session?.id }, 'signalling handler failed');
+    if (!state.closed) sendError(state, 'INTERNAL', 'internal error', ref);
+  }
+
+  function handleFrame(state: ConnState, bytes: Uint8Array): void {
+    if (state.closed) return;
+    const now = Date.now();
+    state.lastMessageAt = now;
+    if (!state.bucket.take(now)) {
+      state.dropped++;
+      if (!state.limited) {
+        state.limited = true;
+        logOnce(state.session, 'rate', {}, 'rate limited');
+        sendError(state, 'RATE_LIMITED', `more than ${limits.messagesPerSecond} messages/s; message dropped`);
+      }
+      if (state.dropped > limits.rateCloseAfterDropped) closeConn(state, CloseCode.RATE_LIMITED, 'rate limit exceeded');
+      return;
+    }
+    state.limited = false;
+    state.dropped = 0;
+    if (state.pending) {
+      if (state.queue.length >= MAX_QUEUED_WHILE_PENDING) {
+        closeConn(state, CloseCode.PROTOCOL_VIOLATION, 'too many messages before ready');
+        return;
+      }
+      state.queue.push(Uint8Array.prototype.slice.call(bytes));
+      return;
+    }
+    const decoded = decodeClientMessage(bytes);
+    if (!decoded.ok && decoded.op === 'hello' && !state.session) {
+      // A hello without a usable token is an auth failure like a bad token: 1008, not an error.
+      metrics.messagesIn.inc({ op: 'invalid' });
+      metrics.authFailures.inc({ reason: 'token missing' });
+      closeConn(state, CloseCode.POLICY_VIOLATION, `token missing or invalid hello (${decoded.message})`);
+      return;
+    }
+    if (!decoded.ok) {
+      metrics.messagesIn.inc({ op: 'invalid' });
+      sendError(state, decoded.code, decoded.message, decoded.ref, decoded.op ? { about: decoded.op } : undefined);
+      return;
+    }
+    try {
+      dispatch(state, decoded.message);
+    } catch (err) {
+      internalError(state, err, decoded.message.ref);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Media sink: the media plane's messages, stamped and delivered like any other.
+
+  const sink: MediaSink = {
+    toParticipant(roomId: string, participantId: string, message: ServerMediaMessage): void {
+      try {
+        deliverToParticipant(roomId, participantId, message);
+      } catch (err) {
+        metrics.internalErrors.inc();
+        log.error({ err, roomId, op: message.op }, 'media sink delivery failed');
+      }
+    },
+    toRoom(roomId: string, message: ServerMediaMessage): void {
+      try {
+        deliverToRoom(roomId, message);
+      } catch (err) {
+        metrics.internalErrors.inc();
+        log.error({ err, roomId, op: message.op }, 'media sink delivery failed');
+      }
+    },
+  };
+
+  function deliverToParticipant(roomId: string, participantId: string, message: ServerMediaMessage): void {
+    const participant = registry.participant(roomId, participantId);
+    const session = participant && sessions.get(participant.sessionId);
+    if (!session) return;
+    if (message.op === 'speaking') {
+      const state = stateOf(session);
+      if (state) sendControl(state, message);
+      return;
+    }
+    sendTo(session, message);
+  }
+
+  function deliverToRoom(roomId: string, message: ServerMediaMessage): void {
+    if (message.op === 'speaking') {
+      registry.setSpeaking(roomId, message.participantId, message.speaking);
+      publishEphemeral(roomId, message);
+      return;
+    }
+    broadcast(roomId, message);
+  }
+  mediaPlane?.attach(sink);
+  updateSessionGauges();
+
+  // ------------------------------------------------------------------------------------------
+  // Timers: one sweep for hello timeouts and zombies (no timer per connection).
+
+  const sweepEvery = Math.max(50, Math.min(1000, Math.floor(Math.min(sig.heartbeatTimeoutMs, sig.helloTimeoutMs) / 4)));
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const state of connections.values()) {
+      if (state.closed) continue;
+      if (!state.session && !state.pending && now - state.openedAt > sig.helloTimeoutMs) {
+        closeConn(state, CloseCode.HELLO_TIMEOUT, 'no hello in time');
+      } else if (state.session && now - state.lastMessageAt > sig.heartbeatTimeoutMs) {
+        logOnce(state.session, 'zombie', { idleMs: now - state.lastMessageAt }, 'heartbeat timeout');
+        closeConn(state, CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
+      }
+    }
+  }, sweepEvery);
+  sweep.unref();
+
+  return {
+    registry,
+    onOpen(conn: Connection): void {
+      const now = Date.now();
+      if (closed) {
+        conn.close(CloseCode.GOING_AWAY, 'server shutting down');
+        return;
+      }
+      connections.set(conn, {
+        conn,
+        session: null,
+        openedAt: now,
+        lastMessageAt: now,
+        bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst, now),
+        limited: false,
+        dropped: 0,
+        pending: false,
+        queue: [],
+        closed: false,
+      });
+    },
+    onMessage(conn: Connection, bytes: Uint8Array, isBinary: boolean): void {
+      const state = connections.get(conn);
+      if (!state || state.closed) return;
+      try {
+        if (!isBinary) {
+          closeConn(state, CloseCode.UNSUPPORTED_DATA, 'binary frames only (MessagePack)');
+          return;
+        }
+        if (bytes.byteLength > limits.maxPayloadBytes) {
+          closeConn(state, CloseCode.MESSAGE_TOO_BIG, `frame larger than ${limits.maxPayloadBytes} bytes`);
+          return;
+        }
+        handleFrame(state, bytes);
+      } catch (err) {
+        internalError(state, err);
+      }
+    },
+    onClose(conn: Connection, code: number): void {
+      const state = connections.get(conn);
+      if (!state) return;
+      connections.delete(conn);
+      state.closed = true;
+      try {
+        detach(state, code, false);
+      } catch (err) {
+        metrics.internalErrors.inc();
+        log.error({ err }, 'close handling failed');
+      }
+    },
+    stats(): SignallingStats {
+      return {
+        connections: connections.size,
+        sessions: sessions.size,
+        sessionsInGrace: inGrace.size,
+        rooms: registry.roomCount,
+        participants: registry.participantCount,
+      };
+    },
+    close(): void {
+      if (closed) return;
+      closed = true;
+      clearInterval(sweep);
+      for (const state of [...connections.values()]) {
+        state.session = null; // no grace on shutdown
+        closeConn(state, CloseCode.GOING_AWAY, 'server shutting down');
+      }
+      for (const session of [...sessions.values()]) endSession(session, 'disconnected');
+      connections.clear();
+      updateSessionGauges();
+    },
+  };
+}

@@ -1,0 +1,9 @@
+/** Public surface of src/signalling. */
+export { createSignallingCore } from './core.ts';
+export type { SignallingCore, SignallingCoreOptions, SignallingStats } from './core.ts';
+export { startServer, VERSION } from './server.ts';
+export type { StartServerOptions, VoxServer } from './server.ts';
+export { roomTopic } from './transport.ts';
+export type { Connection, Transport } from './transport.ts';
+export type { MediaGrants, MediaParticipant, MediaPlane, MediaSink } from './media-plane.ts';
+export { uwsNative } from './uws.ts';

@@ -1,0 +1,39 @@
+import type { ClientMediaMessage, ServerMediaMessage } from '../protocol/messages.ts';
+
+/**
+ * The boundary between signalling (main thread, this folder) and the media plane (src/media,
+ * src/rooms/pool.ts: werift peers in piscina workers). Signalling owns presence and delivery;
+ * the media plane owns RTP. Optional: without one, the server does presence only and answers
+ * `media` messages with error MEDIA_UNAVAILABLE.
+ */
+export interface MediaGrants {
+  publish: boolean;
+  subscribe: boolean;
+  record: boolean;
+  admin: boolean;
+}
+
+export interface MediaParticipant {
+  roomId: string;
+  participantId: string;
+  name: string;
+  grants: MediaGrants;
+}
+
+/** What the media plane may send to clients; signalling stamps seq and delivers (or buffers for resume). */
+export interface MediaSink {
+  toParticipant(roomId: string, participantId: string, message: ServerMediaMessage): void; // media/slots/speaking/media_reconnect
+  toRoom(roomId: string, message: ServerMediaMessage): void;
+}
+
+export interface MediaPlane {
+  attach(sink: MediaSink): void;
+  join(p: MediaParticipant): Promise<void>;
+  leave(roomId: string, participantId: string): Promise<void>; // called on leave and on grace expiry, NOT on a drop
+  signal(roomId: string, participantId: string, message: ClientMediaMessage): Promise<void>;
+  setMuted(roomId: string, participantId: string, muted: boolean): Promise<void>;
+  stats(): { workers: number; rooms: number };
+  close(): Promise<void>;
+}
+
+export type { ClientMediaMessage, ServerMediaMessage };

@@ -1,0 +1,301 @@
+import { readFileSync } from 'node:fs';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t, WebSocket } from 'uWebSockets.js';
+import { resolveAuthKeys, type AuthKeys } from '../auth/keys.ts';
+import { dataDirSecret, TURN_SECRET_FILE } from '../auth/keys.ts';
+import { verifyToken } from '../auth/tokens.ts';
+import type { VoxConfig } from '../config.ts';
+import { isVoxError } from '../errors.ts';
+import { logger } from '../log.ts';
+import { collectProcessMetrics, metricsContentType, metricsText, signallingMetrics } from '../metrics/registry.ts';
+import { SUBPROTOCOL } from '../protocol/messages.ts';
+import { turnCredentials } from '../turn/credentials.ts';
+import { createSignallingCore, type SignallingCore } from './core.ts';
+import type { MediaPlane } from './media-plane.ts';
+import type { Connection } from './transport.ts';
+import { uws, uwsBinaryName, uwsNative } from './uws.ts';
+
+const log = logger('server');
+
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+export interface StartServerOptions {
+  mediaPlane?: MediaPlane;
+  /** Default: resolveAuthKeys(config) (configured secret/key, or the dev secret in dataDir). */
+  keys?: AuthKeys;
+  /** Register extra HTTP routes (demo page, recordings) before the 404 catch-all. */
+  routes?: (app: TemplatedApp) => void;
+}
+
+export interface VoxServer {
+  /** The bound port (useful with port 0). */
+  readonly port: number;
+  /** http://host:port */
+  readonly url: string;
+  readonly core: SignallingCore;
+  readonly app: TemplatedApp;
+  readonly keys: AuthKeys;
+  readonly native: boolean;
+  /** Stop listening, close every connection with 1001. Does not close the media plane. */
+  close(): Promise<void>;
+}
+
+/** Nothing in uWS user data: connections live in `connectionOf`. */
+type SocketData = Record<string, never>;
+
+/**
+ * Connection per socket. A WeakMap rather than uWS user data: the JS fallback has no getUserData.
+ * Native uWS hands the same JS object to every callback of one socket.
+ */
+const connectionOf = new WeakMap<WebSocket<SocketData>, UwsConnection>();
+
+/** Connection (transport.ts) on a uWS WebSocket; ignores calls after the socket closed. */
+class UwsConnection implements Connection {
+  readonly #ws: WebSocket<SocketData>;
+  #open = true;
+
+  constructor(ws: WebSocket<SocketData>) {
+    this.#ws = ws;
+  }
+
+  markClosed(): void {
+    this.#open = false;
+  }
+
+  send(bytes: Uint8Array): void {
+    if (this.#open) this.#ws.send(bytes, true, false);
+  }
+
+  close(code: number, reason: string): void {
+    if (!this.#open) return;
+    this.#open = false;
+    this.#ws.end(code, reason);
+  }
+
+  bufferedAmount(): number {
+    return this.#open ? this.#ws.getBufferedAmount() : 0;
+  }
+
+  subscribe(topic: string): void {
+    if (this.#open) this.#ws.subscribe(topic);
+  }
+
+  unsubscribe(topic: string): void {
+    if (this.#open) this.#ws.unsubscribe(topic);
+  }
+}
+
+function guarded(where: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    signallingMetrics.internalErrors.inc();
+    log.error({ err, where }, 'uncaught error in a uWS handler');
+  }
+}
+
+function sendJson(res: HttpResponse, status: string, body: unknown, aborted?: { value: boolean }): void {
+  if (aborted?.value) return;
+  res.cork(() => {
+    res.writeStatus(status).writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-store').end(JSON.stringify(body));
+  });
+}
+
+function bearer(req: HttpRequest): string | undefined {
+  const header = req.getHeader('authorization');
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  return match?.[1];
+}
+
+/** Start the uWS app: /ws (signalling), /healthz, /metrics, /turn, plus `options.routes`. */
+export function startServer(config: VoxConfig, options: StartServerOptions = {}): Promise<VoxServer> {
+  const keys = options.keys ?? resolveAuthKeys(config);
+  const turnSecret =
+    config.turn.secret ??
+    (config.auth.devMode && config.turn.urls.length > 0 ? dataDirSecret(config.dataDir, TURN_SECRET_FILE).secret : undefined);
+  if (!uwsNative) {
+    log.error(
+      { binary: uwsBinaryName },
+      'uWebSockets.js NATIVE BINARY NOT LOADED: running its slow JS fallback. Use Node 20 (ABI 115) on linux/darwin/win32 x64/arm64.',
+    );
+  }
+  if (config.metrics.enabled && config.metrics.defaultMetrics) collectProcessMetrics();
+
+  const app = uws.App();
+  const core = createSignallingCore(config, {
+    keys,
+    mediaPlane: options.mediaPlane,
+    turnSecret,
+    serverInfo: { version: VERSION, native: uwsNative },
+    // uWS pub/sub for ephemeral room events; the JS fallback has no pub/sub (its publish is a
+    // no-op), so there the core sends per connection.
+    transport: uwsNative ? { publish: (topic, bytes) => void app.publish(topic, bytes, true, false) } : undefined,
+  });
+  const { limits, signalling } = config;
+
+  function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+    const protocols = req.getHeader('sec-websocket-protocol');
+    const key = req.getHeader('sec-websocket-key');
+    const extensions = req.getHeader('sec-websocket-extensions');
+    const offered = protocols.split(',').map((p) => p.trim());
+    if (!offered.includes(SUBPROTOCOL)) {
+      res.writeStatus('400 Bad Request').writeHeader('content-type', 'text/plain').end(`WebSocket subprotocol ${SUBPROTOCOL} required\n`);
+      return;
+    }
+    res.upgrade<SocketData>({}, key, SUBPROTOCOL, extensions, context);
+  }
+
+  app.ws<SocketData>('/ws', {
+    // uWS cuts the TCP connection without a close frame (client sees 1006) above its limit. Twice
+    // the configured limit lets the core answer frames in between with a proper 1009.
+    maxPayloadLength: limits.maxPayloadBytes * 2,
+    // The core closes a slow reader (4002) as soon as its buffer passes maxBackpressureBytes; uWS's
+    // own limit is a safety net above it (uWS drops/closes silently, without a reason).
+    maxBackpressure: limits.maxBackpressureBytes * 2 + limits.maxPayloadBytes,
+    closeOnBackpressureLimit: 1,
+    // Heartbeats are the protocol's liveness check; uWS's idle timeout only reaps dead TCP.
+    idleTimeout: Math.min(960, Math.max(16, Math.ceil(signalling.heartbeatTimeoutMs / 1000) * 2)),
+    sendPingsAutomatically: true,
+    compression: uws.DISABLED,
+    // The JS fallback cannot run an upgrade handler ("not implemented"); there the subprotocol is
+    // not enforced (its `ws` server echoes the first one offered).
+    upgrade: uwsNative ? upgrade : undefined,
+    // The core catches its own errors; these guards keep a bug out of uWS's native frames, where
+    // a throw would take the process down.
+    open: (ws) => {
+      guarded('open', () => {
+        const conn = new UwsConnection(ws);
+        connectionOf.set(ws, conn);
+        core.onOpen(conn);
+      });
+    },
+    message: (ws, message, isBinary) => {
+      guarded('message', () => {
+        const conn = connectionOf.get(ws);
+        if (conn) core.onMessage(conn, new Uint8Array(message), isBinary);
+      });
+    },
+    close: (ws, code) => {
+      guarded('close', () => {
+        const conn = connectionOf.get(ws);
+        if (!conn) return;
+        conn.markClosed();
+        connectionOf.delete(ws);
+        core.onClose(conn, code);
+      });
+    },
+  });
+
+  app.get('/healthz', (res) => {
+    const media = options.mediaPlane?.stats();
+    const stats = core.stats();
+    sendJson(res, '200 OK', {
+      status: 'ok',
+      version: VERSION,
+      uws: { native: uwsNative, binary: uwsBinaryName },
+      workers: media?.workers ?? 0,
+      mediaRooms: media?.rooms ?? 0,
+      ...stats,
+      uptimeSec: Math.round(process.uptime()),
+    });
+  });
+
+  app.get('/metrics', (res) => {
+    if (!config.metrics.enabled) {
+      sendJson(res, '404 Not Found', { error: 'METRICS_DISABLED' });
+      return;
+    }
+    const aborted = { value: false };
+    res.onAborted(() => {
+      aborted.value = true;
+    });
+    metricsText().then(
+      (text) => {
+        if (aborted.value) return;
+        res.cork(() => {
+          res.writeStatus('200 OK').writeHeader('content-type', metricsContentType).end(text);
+        });
+      },
+      (err: unknown) => {
+        log.error({ err }, 'metrics collection failed');
+        sendJson(res, '500 Internal Server Error', { error: 'INTERNAL' }, aborted);
+      },
+    );
+  });
+
+  app.get('/turn', (res, req) => {
+    const token = bearer(req);
+    const aborted = { value: false };
+    res.onAborted(() => {
+      aborted.value = true;
+    });
+    if (config.turn.urls.length === 0 || turnSecret === undefined) {
+      sendJson(res, '404 Not Found', { error: 'TURN_DISABLED', message: 'no TURN server configured (turn.urls, turn.secret)' }, aborted);
+      return;
+    }
+    if (!token) {
+      sendJson(res, '401 Unauthorized', { error: 'AUTH_FAILED', message: 'Authorization: Bearer <token> required' }, aborted);
+      return;
+    }
+    verifyToken(token, keys.verify).then(
+      (identity) => {
+        const creds = turnCredentials(turnSecret, identity.userId, config.turn.ttlSec, config.turn.urls);
+        // Field names of draft-uberti-behave-turn-rest-00 §2.2 (password, uris) plus an iceServers list.
+        sendJson(
+          res,
+          '200 OK',
+          {
+            username: creds.username,
+            password: creds.credential,
+            ttl: creds.ttl,
+            uris: creds.urls,
+            iceServers: [
+              ...(config.turn.stunUrls.length > 0 ? [{ urls: config.turn.stunUrls }] : []),
+              { urls: creds.urls, username: creds.username, credential: creds.credential },
+            ],
+          },
+          aborted,
+        );
+      },
+      (err: unknown) => {
+        signallingMetrics.authFailures.inc({ reason: 'turn' });
+        sendJson(res, '401 Unauthorized', { error: 'AUTH_FAILED', message: isVoxError(err) ? err.message : 'token rejected' }, aborted);
+      },
+    );
+  });
+
+  options.routes?.(app);
+
+  app.any('/*', (res) => {
+    sendJson(res, '404 Not Found', { error: 'NOT_FOUND' });
+  });
+
+  return new Promise((resolvePromise, reject) => {
+    app.listen(config.server.host, config.server.port, (listenSocket: us_listen_socket | false) => {
+      if (!listenSocket) {
+        reject(new Error(`cannot listen on ${config.server.host}:${config.server.port}`));
+        return;
+      }
+      const port = uws.us_socket_local_port(listenSocket);
+      const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
+      let closed = false;
+      const server: VoxServer = {
+        port,
+        url: `http://${host}:${port}`,
+        core,
+        app,
+        keys,
+        native: uwsNative,
+        async close(): Promise<void> {
+          if (closed) return;
+          closed = true;
+          uws.us_listen_socket_close(listenSocket);
+          core.close();
+        },
+      };
+      log.info({ port, native: uwsNative }, 'listening');
+      resolvePromise(server);
+    });
+  });
+}

@@ -1,0 +1,42 @@
+import type { Identity } from '../auth/tokens.ts';
+import { stampSeq } from '../protocol/codec.ts';
+import { ReplayBuffer } from './replay-buffer.ts';
+import type { Connection } from './transport.ts';
+
+/**
+ * A signalling session: an authenticated identity with its rooms, its outgoing sequence and replay
+ * buffer. It outlives connections: a drop detaches the connection and starts the resume grace
+ * timer; `resume` attaches a new one and replays what was missed.
+ */
+export class Session {
+  readonly id: string;
+  readonly resumeToken: string;
+  readonly identity: Identity;
+  readonly replay: ReplayBuffer;
+  /** roomId → participantId. */
+  readonly rooms = new Map<string, string>();
+  /** Highest seq stamped so far. */
+  seq = 0;
+  connection: Connection | null = null;
+  graceTimer: NodeJS.Timeout | null = null;
+  ended = false;
+  /** Limit violations already logged for this session (log once, count always). */
+  readonly logged = new Set<string>();
+
+  constructor(id: string, resumeToken: string, identity: Identity, replayMaxMessages: number, replayMaxBytes: number) {
+    this.id = id;
+    this.resumeToken = resumeToken;
+    this.identity = identity;
+    this.replay = new ReplayBuffer(replayMaxMessages, replayMaxBytes);
+  }
+
+  /**
+   * Stamp the next seq on an encoded message, keep it for replay, and return the frame to send.
+   * The frame is recorded even without a connection: that is what a later `resume` replays.
+   */
+  stamp(body: Uint8Array): Uint8Array {
+    const frame = stampSeq(body, ++this.seq);
+    this.replay.push(this.seq, frame);
+    return frame;
+  }
+}

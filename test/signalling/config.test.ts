@@ -1,0 +1,109 @@
+import { spawn, execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { RawClient, until } from './harness.ts';
+
+const root = new URL('../../', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'voxlink-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('config layering', () => {
+  it('defaults: port 7880, dev mode on without a secret, media sections filled', () => {
+    const config = loadConfig({ env: {} });
+    expect(config.server.port).toBe(7880);
+    expect(config.auth.devMode).toBe(true);
+    expect(config.signalling.resumeGraceMs).toBe(30_000);
+    expect(config.media).toMatchObject({ announcedIp: '127.0.0.1', rtcMinPort: 40000, rtcMaxPort: 49999, slots: 3 });
+    expect(config.media.workers).toBeGreaterThanOrEqual(1);
+  });
+
+  it('file ← env: env wins, dev mode off once a secret is configured', () => {
+    const file = join(dir, 'voxlink.json');
+    writeFileSync(file, JSON.stringify({ server: { port: 9000 }, limits: { maxRoomsPerSession: 3 }, auth: { hs256Secret: 'from-file-secret-0123456789' } }));
+    const config = loadConfig({ env: { VOXLINK_CONFIG: file, VOXLINK_PORT: '9100', VOXLINK_TURN_URLS: 'turn:a:3478, turn:b:3478' } });
+    expect(config.server.port).toBe(9100);
+    expect(config.limits.maxRoomsPerSession).toBe(3);
+    expect(config.turn.urls).toEqual(['turn:a:3478', 'turn:b:3478']);
+    expect(config.auth.devMode).toBe(false);
+  });
+
+  it('a bad value names the key and the problem', () => {
+    expect(() => loadConfig({ env: { VOXLINK_PORT: 'eighty' } })).toThrow(/VOXLINK_PORT="eighty": expected an integer/);
+    expect(() => loadConfig({ env: { VOXLINK_SLOTS: '0' } })).toThrow(/media\.slots/);
+    const file = join(dir, 'bad.json');
+    writeFileSync(file, '{"signalling": {"defaultRoomMode": "mesh"}}');
+    expect(() => loadConfig({ env: { VOXLINK_CONFIG: file } })).toThrow(/signalling\.defaultRoomMode/);
+    writeFileSync(file, '{ nope');
+    expect(() => loadConfig({ env: { VOXLINK_CONFIG: file } })).toThrow(/not valid JSON/);
+    expect(() => loadConfig({ env: { VOXLINK_HEARTBEAT_INTERVAL_MS: '60000' } })).toThrow(/heartbeatTimeoutMs must exceed/);
+  });
+});
+
+/** Run src/main.ts until it prints the demo URL; returns the URL, the output so far and the child. */
+async function startMain(dataDir: string, extraEnv: Record<string, string> = {}): Promise<{ demo: URL; output: () => string; env: NodeJS.ProcessEnv; child: ReturnType<typeof spawn> }> {
+  const env = { ...process.env, VOXLINK_PORT: '0', VOXLINK_HOST: '127.0.0.1', VOXLINK_DATA_DIR: dataDir, VOXLINK_MEDIA: 'false', VOXLINK_LOG_LEVEL: 'info', ...extraEnv };
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const demo = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no demo URL; output: ${out}`)), 20_000);
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const match = /Demo: (\S+)/.exec(out);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+  });
+  return { demo: new URL(demo), output: () => out, env, child };
+}
+
+describe('npm start and voxlink token', () => {
+  it('reports the uWS JS fallback loudly in the log and in /healthz', { timeout: 30_000 }, async () => {
+    const { demo, output, child } = await startMain(join(dir, 'fallback'), { UWS_USE_FALLBACK: '1' });
+    try {
+      await until(() => /NATIVE BINARY NOT LOADED/.test(output()), 5000, 'fallback warning in the log');
+      const health = (await (await fetch(`http://127.0.0.1:${demo.port}/healthz`)).json()) as { uws: { native: boolean } };
+      expect(health.uws.native).toBe(false);
+      // Signalling still works on the fallback.
+      const a = await RawClient.connect(`ws://127.0.0.1:${demo.port}/ws`);
+      expect((await a.hello(demo.searchParams.get('token') as string)).server.native).toBe(false);
+      a.close();
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+
+  it('starts on defaults with a dev secret in the data dir, prints a working demo token; the CLI mints tokens it accepts', { timeout: 30_000 }, async () => {
+    const { demo: url, output, env, child } = await startMain(join(dir, 'data'));
+    try {
+      await until(() => /DEV MODE/.test(output()), 5000, 'dev mode warning in the log');
+      const metrics = await (await fetch(`http://127.0.0.1:${url.port}/metrics`)).text();
+      expect(metrics).toMatch(/^nodejs_eventloop_lag_seconds /m);
+      expect(metrics).toMatch(/^voxlink_sessions\{state="connected"\} /m);
+      const token = url.searchParams.get('token') as string;
+      const wsUrl = `ws://127.0.0.1:${url.port}/ws`;
+      const a = await RawClient.connect(wsUrl);
+      expect((await a.hello(token)).server.native).toBe(true);
+      expect((await a.join('demo')).participants).toHaveLength(1);
+
+      const { stdout } = await promisify(execFile)(process.execPath, ['bin/voxlink.js', 'token', '--room', 'demo', '--user', 'alice', '--name', 'Alice', '--grants', 'join,publish', '--ttl', '1h'], {
+        cwd: root,
+        env,
+      });
+      const b = await RawClient.connect(wsUrl);
+      expect((await b.hello(stdout.trim())).name).toBe('Alice');
+      const joined = await b.join('demo');
+      expect(joined.participants.map((p) => p.userId)).toContain('alice');
+      a.close();
+      b.close();
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+});
