@@ -1,0 +1,837 @@
+import {
+  SUBPROTOCOL,
+  PROTOCOL_VERSION,
+  decodeServerMessage,
+  encodeMessage,
+  isResumableClose,
+  type ClientMessage,
+  type IceServer,
+  type JoinedMessage,
+  type MediaReconnectMessage,
+  type ParticipantInfo,
+  type ParticipantLeftMessage,
+  type ReadyMessage,
+  type RoomMode,
+  type ServerMediaNegotiation,
+  type ServerMessage,
+  type SlotsMessage,
+  type SpeakingMessage,
+} from '../protocol/index.ts';
+import { TypedEmitter } from './emitter.ts';
+import { SignallingError, describeClose } from './errors.ts';
+import { ExponentialBackoffPolicy, type ReconnectPolicy } from './reconnect-policy.ts';
+import { LocalRoom, participantChanged, type RoomState, type SlotAssignment } from './room.ts';
+import { WS_OPEN, defaultWebSocket, toBytes, type WebSocketConstructor, type WebSocketLike } from './transport.ts';
+
+/**
+ * - `connecting`: first `connect()` in progress.
+ * - `connected`: a session is up (after `connect()`, or after a re-join on a fresh session).
+ * - `reconnecting`: the connection dropped; retrying per the ReconnectPolicy, rooms kept locally.
+ * - `resumed`: reconnected onto the same session; missed events were replayed. Usable like `connected`.
+ * - `disconnected`: `disconnect()` was called, the server closed normally, or the first connect failed.
+ * - `failed`: a terminal close code, or the policy gave up. Not retried; see the `error` event.
+ */
+export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'resumed' | 'disconnected' | 'failed';
+
+export interface JoinOptions {
+  /** Join with the microphone muted (default false). */
+  muted?: boolean;
+  /** Room mode, honoured only when this join creates the room. */
+  mode?: RoomMode;
+}
+
+export type TokenSource = string | (() => string | Promise<string>);
+
+/** Structured logger slice (pino-compatible). The SDK never logs tokens. */
+export interface ClientLogger {
+  debug(object: object, message: string): void;
+  warn(object: object, message: string): void;
+}
+
+export interface VoxClientOptions {
+  /** WebSocket implementation; default `globalThis.WebSocket` (browsers). Node 20 passes `ws` (see node.ts). */
+  WebSocket?: WebSocketConstructor;
+  /** Default: exponential backoff with full jitter, 250 ms → 10 s, give up after 5 min. */
+  reconnectPolicy?: ReconnectPolicy;
+  /** A request without reply rejects with TIMEOUT after this long. Default 10 000 ms. */
+  requestTimeoutMs?: number;
+  /** Opening the socket plus hello/resume must finish within this. Default 10 000 ms. */
+  connectTimeoutMs?: number;
+  /** Heartbeats in a row without any reply before the connection counts as dead. Default 2. */
+  maxMissedHeartbeats?: number;
+  /** Sent in `hello.client`. */
+  clientInfo?: { name?: string; version?: string; platform?: string };
+  logger?: ClientLogger;
+}
+
+export interface SessionInfo {
+  sessionId: string;
+  userId: string;
+  name: string;
+  heartbeatIntervalMs: number;
+  resumeGraceMs: number;
+  iceServers: IceServer[];
+  server: ReadyMessage['server'];
+}
+
+export type RoomEventReason = 'joined' | 'resumed' | 'rejoined' | 'left';
+
+export interface VoxClientEvents extends Record<string, unknown[]> {
+  state: [state: ConnectionState, previous: ConnectionState];
+  /** Full state of one room: after join, after a resume, after the SDK re-joined on a fresh session, or when it is gone. */
+  room: [event: { room: RoomState; reason: RoomEventReason }];
+  participant_joined: [event: { room: string; participant: ParticipantInfo }];
+  participant_left: [event: { room: string; participantId: string; reason: ParticipantLeftMessage['reason'] }];
+  participant_updated: [event: { room: string; participant: ParticipantInfo; previous: ParticipantInfo | undefined }];
+  speaking: [event: { room: string; participantId: string; speaking: boolean; level: number }];
+  slots: [event: { room: string; slots: readonly SlotAssignment[] }];
+  /**
+   * Every message from the media plane, raw (`media` negotiation, `slots`, `speaking`,
+   * `media_reconnect`), for the media part of the SDK: `client.on('media', (m) => mediaClient.handle(m))`.
+   */
+  media: [message: ServerMediaNegotiation | SlotsMessage | SpeakingMessage | MediaReconnectMessage];
+  error: [error: SignallingError];
+}
+
+type WithoutRef<M> = M extends unknown ? Omit<M, 'ref'> : never;
+type ClientRequest = WithoutRef<ClientMessage>;
+
+interface PendingRequest {
+  op: string;
+  resolve: (message: ServerMessage) => void;
+  reject: (error: SignallingError) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+type HandshakeOutcome = { kind: 'ready'; message: ReadyMessage } | { kind: 'resumed'; rooms: string[] } | { kind: 'invalid'; reason: string };
+
+interface Handshake {
+  resolve: (outcome: HandshakeOutcome) => void;
+  reject: (error: SignallingError) => void;
+}
+
+const SDK_VERSION = '0.1.0';
+
+/**
+ * VoxLink signalling client for browsers and Node (LiveKit's SignalClient + Room, without the
+ * media part). One instance = one signalling session, which may span many WebSocket connections:
+ * drops are resumed (missed events replayed exactly once, in order, by `seq`), and when the
+ * server no longer knows the session the SDK opens a fresh one and re-joins its rooms by itself.
+ */
+export class VoxClient extends TypedEmitter<VoxClientEvents> {
+  readonly #WebSocket: WebSocketConstructor;
+  readonly #policy: ReconnectPolicy;
+  readonly #requestTimeoutMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #maxMissed: number;
+  readonly #clientInfo: { name?: string; version?: string; platform?: string };
+  readonly #log: ClientLogger | undefined;
+
+  #state: ConnectionState = 'disconnected';
+  #url = '';
+  #token: TokenSource = '';
+  #socket: WebSocketLike | null = null;
+  #session: (SessionInfo & { resumeToken: string }) | null = null;
+  /** Highest `seq` applied; anything at or below it is a duplicate from a replay. */
+  #lastSeq = 0;
+  #nextRef = 1;
+  readonly #pending = new Map<number, PendingRequest>();
+  #handshake: Handshake | null = null;
+  readonly #rooms = new Map<string, LocalRoom>();
+  /** Options of joins in flight, so a `joined` (possibly replayed) can build its room. */
+  readonly #joinOptions = new Map<string, JoinOptions>();
+  /** Rooms in the local model that the current session is not in (after invalid_session). */
+  readonly #staleRooms = new Set<string>();
+  #heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+  #missedHeartbeats = 0;
+  #awaitingAck = false;
+  /** Bumped by disconnect() so an in-flight reconnect loop stops at its next step. */
+  #epoch = 0;
+  #sleepTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Rejects the in-flight `#openSocket()` when its socket is dropped before it opened. */
+  #abortOpen: ((error: SignallingError) => void) | null = null;
+  #wakeSleeper: (() => void) | null = null;
+
+  constructor(options: VoxClientOptions = {}) {
+    super((error, event) => {
+      // A throwing app listener must not break the SDK; report it and carry on.
+      if (this.#log) this.#log.warn({ event: String(event), err: String(error) }, 'VoxClient listener threw');
+      else console.error(`VoxClient: a '${String(event)}' listener threw`, error);
+    });
+    const WebSocketImpl = options.WebSocket ?? defaultWebSocket();
+    if (!WebSocketImpl) {
+      throw new SignallingError(
+        'INVALID_ARGUMENT',
+        'no WebSocket implementation: pass options.WebSocket (in Node 20 use the voxlink client node entry, which passes ws)',
+      );
+    }
+    this.#WebSocket = WebSocketImpl;
+    this.#policy = options.reconnectPolicy ?? new ExponentialBackoffPolicy();
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.#maxMissed = options.maxMissedHeartbeats ?? 2;
+    this.#clientInfo = options.clientInfo ?? { name: 'voxlink-sdk', version: SDK_VERSION };
+    this.#log = options.logger;
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** Session details from `ready` (null before the first connect and after disconnect). */
+  get session(): SessionInfo | null {
+    if (!this.#session) return null;
+    const { resumeToken: _hidden, ...info } = this.#session;
+    return info;
+  }
+
+  /** Rooms this client is in, as the SDK currently knows them. */
+  get rooms(): ReadonlyMap<string, RoomState> {
+    return this.#rooms;
+  }
+
+  room(id: string): RoomState | undefined {
+    return this.#rooms.get(id);
+  }
+
+  /** Highest server `seq` applied so far (what heartbeats acknowledge). */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /**
+   * Open the signalling connection and authenticate (`hello` → `ready`). The token may be a
+   * function, called again whenever the SDK needs a fresh session, so short-lived tokens work.
+   * Rejects with a SignallingError: CLIENT_TERMINAL_CLOSE (with `closeCode`, e.g. 1008 for a bad
+   * token) or CLIENT_CONNECT_FAILED. The first connect is not retried.
+   */
+  async connect(url: string, token: TokenSource): Promise<SessionInfo> {
+    if (this.#state !== 'disconnected' && this.#state !== 'failed') {
+      throw new SignallingError('INVALID_ARGUMENT', `connect() while ${this.#state}`);
+    }
+    this.#url = url;
+    this.#token = token;
+    const epoch = ++this.#epoch;
+    this.#setState('connecting');
+    try {
+      await this.#openSocket();
+      await this.#hello();
+    } catch (error) {
+      if (epoch === this.#epoch) {
+        this.#dropSocket(1000, 'connect failed');
+        this.#setState(isTerminal(error) ? 'failed' : 'disconnected');
+      }
+      throw error;
+    }
+    if (epoch !== this.#epoch) throw new SignallingError('CLIENT_CONNECTION_CLOSED', 'disconnect() called during connect()');
+    this.#setState('connected');
+    return this.session!;
+  }
+
+  /** Join a room; resolves with the room's state once the server confirmed (`joined`). */
+  async join(room: string, options: JoinOptions = {}): Promise<RoomState> {
+    this.#joinOptions.set(room, options);
+    try {
+      await this.#request({ op: 'join', room, options }, false);
+    } finally {
+      this.#joinOptions.delete(room);
+    }
+    const state = this.#rooms.get(room);
+    if (!state) throw new SignallingError('CLIENT_PROTOCOL_ERROR', `joined ${room} but the room is not in the model`);
+    return state;
+  }
+
+  async leave(room: string): Promise<void> {
+    await this.#request({ op: 'leave', room }, false);
+  }
+
+  /** Mute yourself, or (with the `admin` grant) someone else. */
+  async mute(room: string, participantId?: string): Promise<void> {
+    await this.#request({ op: 'mute', room, participantId }, false);
+  }
+
+  async unmute(room: string): Promise<void> {
+    await this.#request({ op: 'unmute', room }, false);
+  }
+
+  /**
+   * Send a media-plane message (offer/answer/candidate…). The media plane answers asynchronously
+   * with `media` events (not a reply to this ref), so this does not wait; a failure comes back as an
+   * `error` event (serverCode MEDIA_FAILED / MEDIA_UNAVAILABLE). Throws CLIENT_NOT_CONNECTED.
+   */
+  sendMedia(message: WithoutRef<Extract<ClientMessage, { op: 'media' }>>): void {
+    if (this.#state !== 'connected' && this.#state !== 'resumed') {
+      throw new SignallingError('CLIENT_NOT_CONNECTED', `cannot send media: client is ${this.#state}`);
+    }
+    this.#send({ ...message, ref: this.#nextRef++ });
+  }
+
+  /** Close the session for good (close code 1000): the server removes us from our rooms. Idempotent. */
+  async disconnect(): Promise<void> {
+    this.#epoch++;
+    this.#cancelSleep();
+    const closed = new SignallingError('CLIENT_CONNECTION_CLOSED', 'disconnect() called');
+    this.#handshake?.reject(closed);
+    this.#handshake = null;
+    this.#dropSocket(1000, 'client disconnect', closed);
+    this.#session = null;
+    this.#rooms.clear();
+    this.#staleRooms.clear();
+    if (this.#state !== 'disconnected') this.#setState('disconnected');
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Connection and session
+
+  #setState(next: ConnectionState): void {
+    const previous = this.#state;
+    if (previous === next) return;
+    this.#state = next;
+    this.#log?.debug({ state: next, previous }, 'signalling state');
+    this.emit('state', next, previous);
+  }
+
+  /** Opens a socket and resolves once it is open; its close (or `#dropSocket`) before that rejects. */
+  #openSocket(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let ws: WebSocketLike;
+      try {
+        ws = new this.#WebSocket(this.#url, SUBPROTOCOL);
+      } catch (error) {
+        reject(new SignallingError('CLIENT_CONNECT_FAILED', `cannot open ${this.#url}`, { cause: error }));
+        return;
+      }
+      ws.binaryType = 'arraybuffer';
+      this.#socket = ws;
+      const settle = (error: SignallingError | null) => {
+        clearTimeout(timer);
+        if (this.#abortOpen === abort) this.#abortOpen = null;
+        if (error) reject(error);
+        else resolve();
+      };
+      const abort = (error: SignallingError) => settle(error);
+      this.#abortOpen = abort;
+      const timer = setTimeout(() => {
+        const error = new SignallingError('CLIENT_CONNECT_FAILED', `timed out opening ${this.#url}`);
+        if (this.#socket === ws) this.#dropSocket(4000, 'open timeout', error);
+        settle(error);
+      }, this.#connectTimeoutMs);
+      ws.onerror = () => {
+        // The close event follows with the code; nothing to do here.
+      };
+      ws.onmessage = (event) => this.#onFrame(ws, event.data);
+      ws.onclose = (event) => {
+        if (this.#socket === ws) this.#socket = null;
+        settle(closeError('CLIENT_CONNECT_FAILED', event.code, event.reason, `cannot connect to ${this.#url}`));
+      };
+      ws.onopen = () => {
+        ws.onclose = (event) => this.#onSocketClosed(ws, event.code, event.reason);
+        settle(null);
+      };
+    });
+  }
+
+  /** `hello` → `ready` on the open socket: a fresh session (seq restarts at 1). */
+  async #hello(): Promise<void> {
+    const token = typeof this.#token === 'function' ? await this.#token() : this.#token;
+    this.#lastSeq = 0;
+    const outcome = await this.#runHandshake({
+      op: 'hello',
+      token,
+      client: this.#clientInfo,
+      protocol: PROTOCOL_VERSION,
+    });
+    if (outcome.kind !== 'ready') throw new SignallingError('CLIENT_PROTOCOL_ERROR', `expected ready, got ${outcome.kind}`);
+    const m = outcome.message;
+    this.#session = {
+      sessionId: m.sessionId,
+      resumeToken: m.resumeToken,
+      userId: m.userId,
+      name: m.name,
+      heartbeatIntervalMs: m.heartbeatIntervalMs,
+      resumeGraceMs: m.resumeGraceMs,
+      iceServers: m.iceServers,
+      server: m.server,
+    };
+    this.#startHeartbeat();
+  }
+
+  #runHandshake(message: ClientRequest): Promise<HandshakeOutcome> {
+    return new Promise<HandshakeOutcome>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#handshake = null;
+        reject(new SignallingError('TIMEOUT', `no reply to ${message.op} within ${this.#connectTimeoutMs} ms`));
+        this.#dropSocket(4000, `${message.op} timeout`);
+      }, this.#connectTimeoutMs);
+      this.#handshake = {
+        resolve: (outcome) => {
+          clearTimeout(timer);
+          this.#handshake = null;
+          resolve(outcome);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          this.#handshake = null;
+          reject(error);
+        },
+      };
+      try {
+        this.#send({ ...message, ref: this.#nextRef++ } as ClientMessage);
+      } catch (error) {
+        this.#handshake.reject(error as SignallingError);
+      }
+    });
+  }
+
+  #onSocketClosed(ws: WebSocketLike, code: number, reason: string): void {
+    if (this.#socket !== ws) return;
+    this.#socket = null;
+    this.#stopHeartbeat();
+    const error = closeError('CLIENT_CONNECTION_CLOSED', code, reason, 'signalling connection closed');
+    this.#rejectPending(error);
+    this.#log?.debug({ code, reason }, 'signalling socket closed');
+    if (this.#handshake) {
+      // connect() or the reconnect loop is waiting and decides what happens next.
+      this.#handshake.reject(error);
+      return;
+    }
+    if (this.#state !== 'connected' && this.#state !== 'resumed') return;
+    if (!isResumableClose(code)) {
+      // 1000 from the server ends the session on purpose; other terminal codes are failures to report.
+      if (code === 1000) this.#fail(null, 'disconnected');
+      else this.#fail(error, 'failed');
+      return;
+    }
+    void this.#reconnectLoop(describeClose(code, reason));
+  }
+
+  /** Ends the session locally: emits the error (if any), clears the model, sets the final state. */
+  #fail(error: SignallingError | null, state: 'failed' | 'disconnected'): void {
+    this.#epoch++;
+    this.#dropSocket(1000, 'giving up', error ?? undefined);
+    this.#session = null;
+    this.#rooms.clear();
+    this.#staleRooms.clear();
+    this.#setState(state);
+    if (error) this.emit('error', error);
+  }
+
+  async #reconnectLoop(firstReason: string): Promise<void> {
+    const epoch = ++this.#epoch;
+    this.#setState('reconnecting');
+    const since = Date.now();
+    let reason = firstReason;
+    for (let retryCount = 0; ; retryCount++) {
+      const delay = this.#policy.nextRetryDelayMs({ retryCount, elapsedMs: Date.now() - since, reason, url: this.#url });
+      if (delay === null) {
+        this.#fail(
+          new SignallingError('CLIENT_RECONNECT_FAILED', `gave up reconnecting after ${retryCount} attempts (last: ${reason})`),
+          'failed',
+        );
+        return;
+      }
+      await this.#sleep(delay);
+      if (epoch !== this.#epoch) return;
+      try {
+        await this.#openSocket();
+        if (epoch !== this.#epoch) return;
+        const resumed = await this.#resumeOrRenew();
+        if (epoch !== this.#epoch) return;
+        await this.#rejoinStaleRooms();
+        if (epoch !== this.#epoch) return;
+        this.#setState(resumed ? 'resumed' : 'connected');
+        return;
+      } catch (error) {
+        if (epoch !== this.#epoch) return;
+        this.#dropSocket(4000, 'reconnect attempt failed');
+        if (isTerminal(error)) {
+          this.#fail(error as SignallingError, 'failed');
+          return;
+        }
+        reason = error instanceof Error ? error.message : String(error);
+        this.#log?.debug({ retryCount, reason }, 'reconnect attempt failed');
+      }
+    }
+  }
+
+  /**
+   * On the freshly opened socket: `resume` the session (replayed events arrive first and go
+   * through the normal seq-checked path, so each is applied once, in order), or — when the
+   * server answers `invalid_session` — open a fresh session with `hello`. Returns whether the
+   * old session was resumed.
+   */
+  async #resumeOrRenew(): Promise<boolean> {
+    if (this.#session) {
+      const outcome = await this.#runHandshake({
+        op: 'resume',
+        sessionId: this.#session.sessionId,
+        resumeToken: this.#session.resumeToken,
+        lastSeq: this.#lastSeq,
+      });
+      if (outcome.kind === 'resumed') {
+        this.#startHeartbeat();
+        const onServer = new Set(outcome.rooms);
+        for (const id of this.#rooms.keys()) if (!onServer.has(id)) this.#staleRooms.add(id);
+        for (const [id, room] of this.#rooms) if (!this.#staleRooms.has(id)) this.emit('room', { room, reason: 'resumed' });
+        return true;
+      }
+      this.#log?.debug({ reason: outcome.kind === 'invalid' ? outcome.reason : outcome.kind }, 'session not resumable; re-joining');
+      this.#abandonSession();
+      // The server may keep the socket for a fresh hello or close it; a close lands in the catch of the loop.
+      if (!this.#socket || this.#socket.readyState !== WS_OPEN) {
+        throw new SignallingError('CLIENT_CONNECTION_CLOSED', 'socket closed after invalid_session');
+      }
+    }
+    await this.#hello();
+    return false;
+  }
+
+  /** Re-join every room the new session is not in, so the app's room model matches the server again. */
+  async #rejoinStaleRooms(): Promise<void> {
+    for (const id of [...this.#staleRooms]) {
+      const room = this.#rooms.get(id);
+      if (!room) {
+        this.#staleRooms.delete(id);
+        continue;
+      }
+      const options: JoinOptions = { ...room.joinOptions, muted: room.self?.muted ?? room.joinOptions.muted };
+      try {
+        this.#joinOptions.set(id, options);
+        await this.#request({ op: 'join', room: id, options }, true);
+        this.#staleRooms.delete(id);
+      } catch (error) {
+        const e = error as SignallingError;
+        if (e.serverCode === undefined) throw e; // connection trouble: the loop retries
+        // The server refused (room full, grant gone…): the room is gone for this client.
+        this.#staleRooms.delete(id);
+        this.#removeRoom(room);
+        this.emit('error', e);
+      } finally {
+        this.#joinOptions.delete(id);
+      }
+    }
+  }
+
+  /** The server no longer has (or we no longer trust) this session: next attempt says hello and re-joins. */
+  #abandonSession(): void {
+    this.#session = null;
+    for (const id of this.#rooms.keys()) this.#staleRooms.add(id);
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wakeSleeper = resolve;
+      this.#sleepTimer = setTimeout(() => {
+        this.#sleepTimer = null;
+        this.#wakeSleeper = null;
+        resolve();
+      }, ms);
+    });
+  }
+
+  #cancelSleep(): void {
+    if (this.#sleepTimer) clearTimeout(this.#sleepTimer);
+    this.#sleepTimer = null;
+    this.#wakeSleeper?.();
+    this.#wakeSleeper = null;
+  }
+
+  /** Detach and close the current socket without triggering the reconnect path. */
+  #dropSocket(code: number, reason: string, pendingError?: SignallingError): void {
+    this.#stopHeartbeat();
+    const ws = this.#socket;
+    this.#socket = null;
+    const error = pendingError ?? new SignallingError('CLIENT_CONNECTION_CLOSED', `signalling connection closed: ${reason}`);
+    this.#rejectPending(error);
+    this.#abortOpen?.(error);
+    if (!ws) return;
+    ws.onopen = null;
+    ws.onmessage = null;
+    ws.onclose = null;
+    ws.onerror = () => {};
+    try {
+      // Browsers only accept 1000 or 3000–4999 from a client.
+      ws.close(code, reason);
+    } catch {
+      // Already closing or never opened; the socket is detached either way.
+    }
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Heartbeats: at the server's interval, carrying the ack of the last seq applied; the server's
+  // heartbeat_ack (or any other frame) proves the connection alive.
+
+  #startHeartbeat(): void {
+    this.#stopHeartbeat();
+    const interval = this.#session?.heartbeatIntervalMs;
+    if (!interval) return;
+    this.#missedHeartbeats = 0;
+    this.#awaitingAck = false;
+    this.#heartbeatTimer = setInterval(() => this.#heartbeatTick(), interval);
+  }
+
+  #stopHeartbeat(): void {
+    if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
+    this.#heartbeatTimer = null;
+  }
+
+  #heartbeatTick(): void {
+    const ws = this.#socket;
+    if (!ws) return;
+    if (this.#awaitingAck && ++this.#missedHeartbeats >= this.#maxMissed) {
+      // Half-open TCP (NAT timeout, sleeping laptop): the socket may never report a close.
+      this.#log?.debug({ missed: this.#missedHeartbeats }, 'heartbeats unanswered; connection presumed dead');
+      ws.onclose = null;
+      this.#onSocketClosedLocally(ws, 4000, 'heartbeat timeout (client side)');
+      return;
+    }
+    this.#awaitingAck = true;
+    try {
+      this.#send({ op: 'heartbeat', ack: this.#lastSeq, ref: this.#nextRef++ });
+    } catch {
+      // Not open any more; the close event handles it.
+    }
+  }
+
+  #onSocketClosedLocally(ws: WebSocketLike, code: number, reason: string): void {
+    try {
+      // A close handshake cannot complete on a dead connection; `ws` (Node) can drop the TCP
+      // socket at once instead of waiting 30 s for the peer's close frame. Browsers have only close().
+      const terminate = (ws as { terminate?: () => void }).terminate;
+      if (typeof terminate === 'function') terminate.call(ws);
+      else ws.close(code, reason);
+    } catch {
+      // Closing a dead socket may throw in some implementations; it is abandoned anyway.
+    }
+    this.#onSocketClosed(ws, code, reason);
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Requests: numbered refs, a map of pending promises, all rejected when the connection closes.
+
+  #send(message: ClientMessage): void {
+    const ws = this.#socket;
+    if (!ws || ws.readyState !== WS_OPEN) throw new SignallingError('CLIENT_NOT_CONNECTED', `cannot send ${message.op}: not connected`);
+    ws.send(encodeMessage(message));
+  }
+
+  #request(message: ClientRequest, duringReconnect: boolean): Promise<ServerMessage> {
+    const usable = this.#state === 'connected' || this.#state === 'resumed' || (duringReconnect && this.#session !== null);
+    if (!usable) {
+      return Promise.reject(new SignallingError('CLIENT_NOT_CONNECTED', `cannot ${message.op}: client is ${this.#state}`));
+    }
+    const ref = this.#nextRef++;
+    return new Promise<ServerMessage>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(ref);
+        reject(new SignallingError('TIMEOUT', `no reply to ${message.op} within ${this.#requestTimeoutMs} ms`));
+      }, this.#requestTimeoutMs);
+      this.#pending.set(ref, { op: message.op, resolve, reject, timer });
+      try {
+        this.#send({ ...message, ref } as ClientMessage);
+      } catch (error) {
+        clearTimeout(timer);
+        this.#pending.delete(ref);
+        reject(error);
+      }
+    });
+  }
+
+  #rejectPending(error: SignallingError): void {
+    if (this.#pending.size === 0) return;
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pending) {
+      clearTimeout(p.timer);
+      p.reject(new SignallingError(error.code, `${p.op}: ${error.message}`, { closeCode: error.closeCode, cause: error }));
+    }
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Inbound frames
+
+  #onFrame(ws: WebSocketLike, data: unknown): void {
+    if (this.#socket !== ws) return;
+    this.#missedHeartbeats = 0;
+    this.#awaitingAck = false;
+    const bytes = toBytes(data);
+    if (!bytes) {
+      this.emit('error', new SignallingError('CLIENT_PROTOCOL_ERROR', 'non-binary frame from the server'));
+      return;
+    }
+    const decoded = decodeServerMessage(bytes);
+    if (!decoded.ok) {
+      this.emit('error', new SignallingError('CLIENT_PROTOCOL_ERROR', `bad server message: ${decoded.message}`));
+      return;
+    }
+    const message = decoded.message;
+    if (message.seq !== undefined) {
+      // Exactly once, in order: a replay may repeat what we already applied; a gap means the
+      // stream is no longer trustworthy, so start a fresh session and re-join (as for invalid_session).
+      if (message.seq <= this.#lastSeq) return;
+      if (message.seq !== this.#lastSeq + 1) {
+        this.#log?.warn({ expected: this.#lastSeq + 1, got: message.seq }, 'sequence gap; renewing the session');
+        this.#abandonSession();
+        this.#onSocketClosedLocally(ws, 4000, 'sequence gap');
+        return;
+      }
+      this.#lastSeq = message.seq;
+    }
+    this.#apply(message);
+  }
+
+  #apply(message: ServerMessage): void {
+    switch (message.op) {
+      case 'ready':
+        this.#handshake?.resolve({ kind: 'ready', message });
+        return;
+      case 'resumed':
+        this.#handshake?.resolve({ kind: 'resumed', rooms: message.rooms });
+        return;
+      case 'invalid_session':
+        if (this.#handshake) this.#handshake.resolve({ kind: 'invalid', reason: message.reason });
+        return;
+      case 'heartbeat_ack':
+        return;
+      case 'joined':
+        this.#onJoined(message);
+        break;
+      case 'left': {
+        const room = this.#rooms.get(message.room);
+        if (room) this.#removeRoom(room);
+        break;
+      }
+      case 'participant_joined': {
+        const room = this.#rooms.get(message.room);
+        if (room) {
+          room.participants.set(message.participant.participantId, message.participant);
+          this.emit('participant_joined', { room: room.id, participant: message.participant });
+        }
+        break;
+      }
+      case 'participant_left': {
+        const room = this.#rooms.get(message.room);
+        if (!room) break;
+        if (message.participantId === room.participantId) {
+          // We were removed (kicked, or replaced by a newer connection of the same user).
+          this.#removeRoom(room);
+          break;
+        }
+        if (room.participants.delete(message.participantId)) {
+          this.emit('participant_left', { room: room.id, participantId: message.participantId, reason: message.reason });
+        }
+        break;
+      }
+      case 'participant_updated': {
+        const room = this.#rooms.get(message.room);
+        if (room) {
+          const previous = room.participants.get(message.participant.participantId);
+          room.participants.set(message.participant.participantId, message.participant);
+          // mute_ack may already have applied our own change; report each change once.
+          if (!previous || participantChanged(previous, message.participant)) {
+            this.emit('participant_updated', { room: room.id, participant: message.participant, previous });
+          }
+        }
+        break;
+      }
+      case 'mute_ack': {
+        const room = this.#rooms.get(message.room);
+        const p = room?.participants.get(message.participantId);
+        if (room && p && p.muted !== message.muted) {
+          const updated = { ...p, muted: message.muted };
+          room.participants.set(p.participantId, updated);
+          this.emit('participant_updated', { room: room.id, participant: updated, previous: p });
+        }
+        break;
+      }
+      case 'speaking': {
+        const room = this.#rooms.get(message.room);
+        const p = room?.participants.get(message.participantId);
+        if (room && p && p.speaking !== message.speaking) room.participants.set(p.participantId, { ...p, speaking: message.speaking });
+        this.emit('speaking', { room: message.room, participantId: message.participantId, speaking: message.speaking, level: message.level });
+        this.emit('media', message);
+        break;
+      }
+      case 'slots': {
+        const room = this.#rooms.get(message.room);
+        if (room) room.slots = message.slots;
+        this.emit('slots', { room: message.room, slots: message.slots });
+        this.emit('media', message);
+        break;
+      }
+      case 'media':
+      case 'media_reconnect':
+        this.emit('media', message);
+        break;
+      case 'error': {
+        const error = new SignallingError('CLIENT_REQUEST_FAILED', `${message.about ?? 'request'} failed: ${message.code}: ${message.message}`, {
+          serverCode: message.code,
+        });
+        const pending = message.ref === undefined ? undefined : this.#pending.get(message.ref);
+        if (pending) {
+          this.#pending.delete(message.ref!);
+          clearTimeout(pending.timer);
+          pending.reject(error);
+        } else {
+          this.emit('error', error);
+        }
+        return;
+      }
+    }
+    // Resolve after the model is updated, so `await client.join()` sees the room.
+    if (message.ref !== undefined) {
+      const pending = this.#pending.get(message.ref);
+      if (pending) {
+        this.#pending.delete(message.ref);
+        clearTimeout(pending.timer);
+        pending.resolve(message);
+      }
+    }
+  }
+
+  #onJoined(message: JoinedMessage): void {
+    const existing = this.#rooms.get(message.room);
+    if (!existing) {
+      const room = new LocalRoom(message.room, message.mode, message.participantId, this.#joinOptions.get(message.room) ?? {});
+      room.replaceParticipants(message.participants);
+      this.#rooms.set(room.id, room);
+      this.emit('room', { room, reason: 'joined' });
+      return;
+    }
+    // A re-join on a fresh session: reconcile, then tell listeners what changed while we were away.
+    const before = new Map(existing.participants);
+    const oldSelf = existing.participantId;
+    existing.mode = message.mode;
+    existing.participantId = message.participantId;
+    existing.replaceParticipants(message.participants);
+    for (const id of before.keys()) {
+      if (id !== oldSelf && id !== message.participantId && !existing.participants.has(id)) {
+        this.emit('participant_left', { room: existing.id, participantId: id, reason: 'disconnected' });
+      }
+    }
+    for (const participant of message.participants) {
+      if (participant.participantId === message.participantId) continue;
+      const previous = before.get(participant.participantId);
+      if (!previous) this.emit('participant_joined', { room: existing.id, participant });
+      else if (participantChanged(previous, participant)) this.emit('participant_updated', { room: existing.id, participant, previous });
+    }
+    this.emit('room', { room: existing, reason: 'rejoined' });
+  }
+
+  #removeRoom(room: LocalRoom): void {
+    this.#rooms.delete(room.id);
+    this.#staleRooms.delete(room.id);
+    this.emit('room', { room, reason: 'left' });
+  }
+}
+
+function closeError(code: 'CLIENT_CONNECT_FAILED' | 'CLIENT_CONNECTION_CLOSED', closeCode: number, reason: string, what: string): SignallingError {
+  if (!isResumableClose(closeCode)) {
+    return new SignallingError('CLIENT_TERMINAL_CLOSE', `${what}: ${describeClose(closeCode, reason)}`, { closeCode });
+  }
+  return new SignallingError(code, `${what}: ${describeClose(closeCode, reason)}`, { closeCode });
+}
+
+function isTerminal(error: unknown): boolean {
+  return error instanceof SignallingError && error.code === 'CLIENT_TERMINAL_CLOSE';
+}
