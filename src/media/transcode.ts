@@ -1,0 +1,170 @@
+import { VoxError } from '../errors.ts';
+import type { FrameDecoder, FrameEncoder } from '../codec/frame-codec.ts';
+import { G711FrameDecoder, G711FrameEncoder, OpusFrameDecoder, OpusFrameEncoder } from '../codec/frame-codecs.ts';
+import { OPUS_PROFILES } from '../codec/profiles.ts';
+import { rtpClockRate, type MixInputCodec, type MixOutputFormat } from './mix-codecs.ts';
+
+/**
+ * Transcoder: one forwarded audio stream re-encoded for one kind of subscriber, as a pure processor
+ * (`process(rtp payload, seq, ts) → packets[]`). The room shares one Transcoder per (source, target
+ * format) among all subscribers that need that format, like the mixer shares encodes.
+ *
+ * - Opus → lower Opus profile (weak links, src/codec/profiles.ts): decode and encode at 48 kHz.
+ * - Opus → G.711 (a telephony peer): an 8 kHz Opus decoder (libopus decodes straight to 8 kHz, no
+ *   resampler of ours), then the G.711 tables.
+ * - G.711 → Opus: G.711 tables, then an 8 kHz Opus encoder (libopus takes 8 kHz input and codes it
+ *   narrowband; the RTP clock stays 48 kHz per RFC 7587 §4.1). In a mixed room the G.711 voice is
+ *   instead upsampled into the 48 kHz bus (src/media/mix-codecs.ts).
+ *
+ * No jitter buffer: the subscriber has its own. Sequence numbers pass through (a loss stays a loss
+ * the receiver can see), timestamps are rescaled to the output clock. One lost Opus packet is
+ * rebuilt from the in-band FEC of the next one and sent ahead of it; reordered Opus packets that
+ * arrive after a later one are dropped (decoding them would corrupt the decoder's state).
+ */
+
+const FRAME_MS = 20;
+const SEQ_MOD = 0x1_0000;
+const TS_MOD = 0x1_0000_0000;
+
+export interface TranscoderOptions {
+  from: MixInputCodec;
+  to: MixOutputFormat;
+}
+
+export interface TranscodedPacket {
+  payload: Uint8Array;
+  sequenceNumber: number;
+  timestamp: number;
+  /** True for a frame rebuilt from in-band FEC. */
+  recovered: boolean;
+}
+
+export interface TranscoderStats {
+  packetsIn: number;
+  packetsOut: number;
+  fecRecovered: number;
+  droppedReordered: number;
+  codecErrors: number;
+}
+
+function isG711(codec: MixInputCodec | MixOutputFormat): codec is 'pcmu' | 'pcma' {
+  return codec === 'pcmu' || codec === 'pcma';
+}
+
+export class Transcoder {
+  readonly from: MixInputCodec;
+  readonly to: MixOutputFormat;
+  /** PCM rate between decoder and encoder: 8 kHz when either side is G.711, else 48 kHz. */
+  readonly pcmRate: number;
+  readonly #decoder: FrameDecoder;
+  readonly #encoder: FrameEncoder;
+  readonly #pcm: Float32Array;
+  readonly #tsRatio: number;
+  readonly #inFrameTicks: number;
+  readonly #recovered = new Uint8Array(1500);
+  readonly #out: TranscodedPacket[] = [];
+  readonly #packetA: TranscodedPacket = { payload: new Uint8Array(0), sequenceNumber: 0, timestamp: 0, recovered: true };
+  readonly #packetB: TranscodedPacket = { payload: new Uint8Array(0), sequenceNumber: 0, timestamp: 0, recovered: false };
+  #started = false;
+  #lastSeqExt = 0;
+  #inTsBase = 0;
+  #lastTsExt = 0;
+  #outTsBase = 0;
+  #stats: TranscoderStats = { packetsIn: 0, packetsOut: 0, fecRecovered: 0, droppedReordered: 0, codecErrors: 0 };
+
+  constructor(options: TranscoderOptions) {
+    this.from = options.from;
+    this.to = options.to;
+    if ((this.from as string) === this.to) {
+      throw new VoxError('INVALID_ARGUMENT', `nothing to transcode from ${this.from} to ${this.to}`);
+    }
+    this.pcmRate = isG711(this.from) || isG711(this.to) ? 8000 : 48_000;
+    const rate = this.pcmRate as 8000 | 48000;
+    this.#decoder = isG711(this.from) ? new G711FrameDecoder(this.from) : new OpusFrameDecoder(rate);
+    this.#encoder = isG711(this.to) ? new G711FrameEncoder(this.to) : new OpusFrameEncoder(OPUS_PROFILES[this.to], rate);
+    this.#pcm = new Float32Array((rate * FRAME_MS) / 1000);
+    const inClock = rtpClockRate(this.from);
+    this.#tsRatio = rtpClockRate(this.to) / inClock;
+    this.#inFrameTicks = (inClock * FRAME_MS) / 1000;
+  }
+
+  /**
+   * One RTP payload in; zero, one or two packets out (two when a lost frame was rebuilt from FEC).
+   * Returned packets and payloads are reused by the next call.
+   */
+  process(payload: Uint8Array, sequenceNumber: number, timestamp: number): readonly TranscodedPacket[] {
+    const out = this.#out;
+    out.length = 0;
+    this.#stats.packetsIn++;
+    let seqExt = sequenceNumber;
+    let tsExt = timestamp;
+    if (!this.#started) {
+      this.#started = true;
+      this.#inTsBase = timestamp;
+      // RFC 3550 §5.1: a fresh random timestamp origin for the new stream.
+      this.#outTsBase = Math.floor(Math.random() * TS_MOD);
+    } else {
+      seqExt = this.#unwrap(sequenceNumber, this.#lastSeqExt, SEQ_MOD);
+      tsExt = this.#unwrap(timestamp, this.#lastTsExt, TS_MOD);
+      if (seqExt <= this.#lastSeqExt && this.from === 'opus') {
+        this.#stats.droppedReordered++;
+        return out;
+      }
+      if (this.from === 'opus' && seqExt === this.#lastSeqExt + 2 && this.#decoder.decodeFec) {
+        // Exactly one packet missing and this one may carry its LBRR copy (RFC 6716 §2.1.7).
+        try {
+          this.#decoder.decodeFec(payload, this.#pcm);
+          const packet = this.#encoder.encode(this.#pcm);
+          this.#recovered.set(packet);
+          const a = this.#packetA;
+          a.payload = this.#recovered.subarray(0, packet.length);
+          a.sequenceNumber = (seqExt - 1) & 0xffff;
+          a.timestamp = this.#outTs(tsExt - this.#inFrameTicks);
+          out.push(a);
+          this.#stats.fecRecovered++;
+        } catch {
+          this.#stats.codecErrors++;
+        }
+      }
+    }
+    if (seqExt >= this.#lastSeqExt) {
+      // Reordered G.711 packets are transcoded (G.711 is stateless) but never move the reference back.
+      this.#lastSeqExt = seqExt;
+      this.#lastTsExt = tsExt;
+    }
+    try {
+      this.#decoder.decode(payload, this.#pcm);
+      const b = this.#packetB;
+      b.payload = this.#encoder.encode(this.#pcm);
+      b.sequenceNumber = sequenceNumber;
+      b.timestamp = this.#outTs(tsExt);
+      out.push(b);
+    } catch {
+      // A corrupt packet is dropped like a lost one; the subscriber's decoder conceals it.
+      this.#stats.codecErrors++;
+    }
+    this.#stats.packetsOut += out.length;
+    return out;
+  }
+
+  close(): void {
+    if (this.#decoder instanceof OpusFrameDecoder) this.#decoder.close();
+    if (this.#encoder instanceof OpusFrameEncoder) this.#encoder.close();
+  }
+
+  toJSON(): TranscoderStats {
+    return { ...this.#stats };
+  }
+
+  #outTs(tsExt: number): number {
+    const t = this.#outTsBase + Math.round((tsExt - this.#inTsBase) * this.#tsRatio);
+    return ((t % TS_MOD) + TS_MOD) % TS_MOD;
+  }
+
+  #unwrap(value: number, lastExt: number, modulus: number): number {
+    let diff = (value - lastExt) % modulus;
+    if (diff < 0) diff += modulus;
+    if (diff >= modulus / 2) diff -= modulus;
+    return lastExt + diff;
+  }
+}
