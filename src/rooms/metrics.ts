@@ -1,0 +1,129 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { metricsRegistry } from '../metrics/index.ts';
+import type { MediaRoomStats } from './media-types.ts';
+import type { WorkerLoad } from './placement.ts';
+
+/**
+ * Prometheus metrics of the worker pool and its rooms, in the app's /metrics registry by default
+ * (src/metrics) or the one given (tests pass their own). A second RoomMetrics on the same
+ * registry reuses the metrics already there. Room-labelled series are removed when a room
+ * closes, so label cardinality follows live rooms, not every room ever opened.
+ */
+export class RoomMetrics {
+  readonly registry: Registry;
+  readonly #workerRooms: Gauge<'worker'>;
+  readonly #workerParticipants: Gauge<'worker'>;
+  readonly #workerPps: Gauge<'worker'>;
+  readonly #workerElu: Gauge<'worker'>;
+  readonly #workerUdp: Gauge<'worker'>;
+  readonly #workerDeaths: Counter;
+  readonly #roomRecoveries: Counter;
+  readonly #roomParticipants: Gauge<'room'>;
+  readonly #packetsIn: Counter<'room'>;
+  readonly #packetsOut: Counter<'room'>;
+  readonly #bytesIn: Counter<'room'>;
+  readonly #bytesOut: Counter<'room'>;
+  readonly #slotSwitches: Counter<'room'>;
+  readonly #loss: Gauge<'room'>;
+  readonly #jitter: Gauge<'room'>;
+  readonly #rtt: Gauge<'room'>;
+  /** Last cumulative stats per room, to turn MediaRoom.stats() totals into counter increments. */
+  readonly #last = new Map<string, MediaRoomStats>();
+
+  constructor(registry: Registry = metricsRegistry) {
+    this.registry = registry;
+    const registers = [registry];
+    const existing = <M>(name: string): M | undefined => registry.getSingleMetric(name) as M | undefined;
+    const workerGauge = (name: string, help: string): Gauge<'worker'> =>
+      existing(name) ?? new Gauge({ name, help, labelNames: ['worker'] as const, registers });
+    const roomGauge = (name: string, help: string): Gauge<'room'> =>
+      existing(name) ?? new Gauge({ name, help, labelNames: ['room'] as const, registers });
+    const roomCounter = (name: string, help: string): Counter<'room'> =>
+      existing(name) ?? new Counter({ name, help, labelNames: ['room'] as const, registers });
+    const counter = (name: string, help: string): Counter =>
+      existing(name) ?? new Counter({ name, help, registers });
+    this.#workerRooms = workerGauge('voxlink_worker_rooms', 'Rooms hosted by the media worker thread');
+    this.#workerParticipants = workerGauge('voxlink_worker_participants', 'Participants in the rooms of the media worker thread');
+    this.#workerPps = workerGauge('voxlink_worker_packets_per_second', 'RTP packets in+out per second on the media worker thread');
+    this.#workerElu = workerGauge('voxlink_worker_event_loop_utilization', 'Event-loop utilisation of the media worker thread (0..1)');
+    this.#workerUdp = workerGauge('voxlink_worker_udp_sockets', 'Open UDP sockets (ICE) of the media worker thread');
+    this.#workerDeaths = counter('voxlink_worker_deaths_total', 'Media worker threads that died');
+    this.#roomRecoveries = counter('voxlink_room_recoveries_total', 'Rooms re-placed on another worker after their worker died');
+    this.#roomParticipants = roomGauge('voxlink_room_participants', 'Participants in the media room');
+    this.#packetsIn = roomCounter('voxlink_room_packets_in_total', 'RTP packets received by the room');
+    this.#packetsOut = roomCounter('voxlink_room_packets_out_total', 'RTP packets sent by the room');
+    this.#bytesIn = roomCounter('voxlink_room_bytes_in_total', 'RTP bytes received by the room');
+    this.#bytesOut = roomCounter('voxlink_room_bytes_out_total', 'RTP bytes sent by the room');
+    this.#slotSwitches = roomCounter('voxlink_room_slot_switches_total', 'Audio slot reassignments in the room');
+    this.#loss = roomGauge('voxlink_room_loss_percent', 'Packet loss reported for the room, percent');
+    this.#jitter = roomGauge('voxlink_room_jitter_seconds', 'Interarrival jitter in the room (RFC 3550 §6.4.1)');
+    this.#rtt = roomGauge('voxlink_room_rtt_seconds', 'Round-trip time in the room (RTCP, RFC 3550 §6.4.1)');
+  }
+
+  workerLoad(load: WorkerLoad): void {
+    const worker = String(load.threadId);
+    this.#workerRooms.set({ worker }, load.rooms);
+    this.#workerParticipants.set({ worker }, load.participants);
+    this.#workerPps.set({ worker }, load.pps);
+    this.#workerElu.set({ worker }, load.elu);
+    this.#workerUdp.set({ worker }, load.udpSockets);
+  }
+
+  workerGone(threadId: number, died: boolean): void {
+    const worker = String(threadId);
+    this.#workerRooms.remove({ worker });
+    this.#workerParticipants.remove({ worker });
+    this.#workerPps.remove({ worker });
+    this.#workerElu.remove({ worker });
+    this.#workerUdp.remove({ worker });
+    if (died) this.#workerDeaths.inc();
+  }
+
+  roomRecovered(): void {
+    this.#roomRecoveries.inc();
+  }
+
+  /**
+   * `stats` are the room's cumulative totals. A total lower than the last one means the room was
+   * re-created (re-placed after a worker died), so the new total is the increment.
+   */
+  roomStats(roomId: string, stats: MediaRoomStats): void {
+    const room = { room: roomId };
+    const last = this.#last.get(roomId);
+    const delta = (now: number, before: number | undefined): number =>
+      before === undefined || now < before ? now : now - before;
+    this.#packetsIn.inc(room, delta(stats.packetsIn, last?.packetsIn));
+    this.#packetsOut.inc(room, delta(stats.packetsOut, last?.packetsOut));
+    this.#bytesIn.inc(room, delta(stats.bytesIn, last?.bytesIn));
+    this.#bytesOut.inc(room, delta(stats.bytesOut, last?.bytesOut));
+    this.#slotSwitches.inc(room, delta(stats.slotSwitches, last?.slotSwitches));
+    this.#roomParticipants.set(room, stats.participants);
+    this.#loss.set(room, stats.lossPct);
+    this.#jitter.set(room, stats.jitterMs / 1000);
+    this.#rtt.set(room, stats.rttMs / 1000);
+    this.#last.set(roomId, { ...stats });
+  }
+
+  /** The room was re-created on another worker: its totals restart from zero. */
+  roomRestarted(roomId: string): void {
+    this.#last.delete(roomId);
+  }
+
+  roomClosed(roomId: string): void {
+    const room = { room: roomId };
+    this.#last.delete(roomId);
+    for (const metric of [
+      this.#roomParticipants,
+      this.#packetsIn,
+      this.#packetsOut,
+      this.#bytesIn,
+      this.#bytesOut,
+      this.#slotSwitches,
+      this.#loss,
+      this.#jitter,
+      this.#rtt,
+    ]) {
+      metric.remove(room);
+    }
+  }
+}

@@ -1,0 +1,82 @@
+import type { MessagePort } from 'node:worker_threads';
+import type {
+  ClientMediaMessage,
+  MediaParticipant,
+  MediaRoomEvent,
+  MediaRoomOptions,
+  MediaRoomStats,
+} from './media-types.ts';
+
+/**
+ * What the main thread and a room task say to each other over their channel (channel.ts), and
+ * what every worker thread reports about its own load. Shared by both sides; types only.
+ */
+
+export interface RoomRequests {
+  /**
+   * `rejoin`: the participant is being moved here after its room's worker died. The client was
+   * told `media_reconnect` and asks for a fresh peer itself (`ice_restart`); the offer the join
+   * makes is held back until then, or the client would answer it with its dead peer.
+   */
+  join: { data: { participant: MediaParticipant; muted: boolean; rejoin: boolean }; result: null };
+  leave: { data: { participantId: string }; result: null };
+  signal: { data: { participantId: string; message: ClientMediaMessage }; result: null };
+  setMuted: { data: { participantId: string; muted: boolean }; result: null };
+  stats: { data: null; result: MediaRoomStats };
+  /** Ends the task: the worker closes the room (peers, sockets, timers), replies, then resolves the task. */
+  close: { data: null; result: null };
+}
+
+export interface RoomEvents {
+  /** First frame from a task: the thread it actually landed on. */
+  ready: { threadId: number };
+  media: MediaRoomEvent;
+  /** `MediaRoom.stats()`, polled by the worker every `statsIntervalMs`. */
+  stats: MediaRoomStats;
+}
+
+/** The argument of one long-lived room task (piscina's message-port pattern). */
+export interface RoomTaskArgument {
+  /** Transferred with the task (transferList); the task lives until this channel closes. */
+  port: MessagePort;
+  roomId: string;
+  options: MediaRoomOptions;
+  /** The compiled Opus module, compiled once on the main thread; structured clone shares the code. */
+  opusModule: WebAssembly.Module | null;
+  maxMessageBytes: number;
+}
+
+export interface RoomTaskResult {
+  roomId: string;
+  threadId: number;
+  /** Set when the room could not be created (bad options, no ports): a room failure, not a thread's. */
+  error?: { code: string; message: string };
+}
+
+/** Posted by every worker thread on its parentPort (piscina re-emits it as the pool's 'message'). */
+export interface WorkerLoadReport {
+  voxlinkLoad: 1;
+  threadId: number;
+  rooms: number;
+  participants: number;
+  /** RTP packets in + out per second, summed over the thread's rooms. */
+  pps: number;
+  /** `performance.eventLoopUtilization()` over the last interval, 0..1. */
+  elu: number;
+  /** Open UDP sockets of the thread (`process.getActiveResourcesInfo()`): ICE sockets not freed show here. */
+  udpSockets: number;
+}
+
+export function isWorkerLoadReport(value: unknown): value is WorkerLoadReport {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { voxlinkLoad?: unknown }).voxlinkLoad === 1 &&
+    typeof (value as { threadId?: unknown }).threadId === 'number'
+  );
+}
+
+/** Handed to `workerData` of every worker thread. */
+export interface RoomWorkerData {
+  statsIntervalMs: number;
+}

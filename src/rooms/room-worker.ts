@@ -1,0 +1,181 @@
+import { isMainThread, parentPort, threadId, workerData } from 'node:worker_threads';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { VoxError } from '../errors.ts';
+import { logger } from '../log.ts';
+import { ChannelServer } from './channel.ts';
+import type { MediaRoom, MediaRoomEvent, MediaRoomOptions } from './media-types.ts';
+import type {
+  RoomEvents,
+  RoomRequests,
+  RoomTaskArgument,
+  RoomTaskResult,
+  RoomWorkerData,
+  WorkerLoadReport,
+} from './room-protocol.ts';
+
+/**
+ * The worker half of a room: one long-lived piscina task per room. It owns the room's channel
+ * and its MediaRoom, answers the main thread's requests, forwards the room's events, and
+ * resolves only when the room closes. Loaded inside worker threads (workers/room.ts); the
+ * per-thread load reporter below starts when this module is imported in a worker.
+ */
+
+export interface RoomFactoryContext {
+  opusModule: WebAssembly.Module | null;
+}
+
+export type RoomFactory = (
+  options: MediaRoomOptions,
+  onEvent: (event: MediaRoomEvent) => void,
+  context: RoomFactoryContext,
+) => MediaRoom | Promise<MediaRoom>;
+
+const log = logger('room-worker');
+
+interface LiveRoom {
+  room: MediaRoom;
+  channel: ChannelServer<RoomRequests, RoomEvents>;
+  lastPackets: number;
+}
+
+/** Rooms running on this thread, for the load report and the stats poll. */
+const liveRooms = new Set<LiveRoom>();
+
+export async function runRoomTask(arg: RoomTaskArgument, createRoom: RoomFactory): Promise<RoomTaskResult> {
+  const channel = new ChannelServer<RoomRequests, RoomEvents>(arg.port, {
+    maxMessageBytes: arg.maxMessageBytes,
+    name: arg.roomId,
+  });
+  // Participants re-joined after a worker death whose join offer is held back (see RoomRequests.join).
+  const awaitingRestart = new Set<string>();
+  const forward = (event: MediaRoomEvent): void => {
+    if (
+      event.to === 'participant' &&
+      event.message.op === 'media' &&
+      event.message.kind === 'offer' &&
+      awaitingRestart.has(event.participantId)
+    ) {
+      return;
+    }
+    channel.emit('media', event);
+  };
+  let room: MediaRoom;
+  try {
+    room = await createRoom(arg.options, forward, { opusModule: arg.opusModule });
+  } catch (error) {
+    // Returned, not thrown: a thrown error looks like a dying thread and would be re-placed.
+    log.error({ room: arg.roomId, err: error }, 'room creation failed');
+    channel.close();
+    return {
+      roomId: arg.roomId,
+      threadId,
+      error: { code: error instanceof VoxError ? error.code : 'INTERNAL', message: String(error) },
+    };
+  }
+  const live: LiveRoom = { room, channel, lastPackets: 0 };
+  liveRooms.add(live);
+
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  let closing: Promise<void> | null = null;
+  // Idempotent close: a `close` request and the main thread dropping the port both land here.
+  const closeRoom = (): Promise<void> => {
+    closing ??= (async () => {
+      liveRooms.delete(live);
+      try {
+        await room.close();
+      } catch (error) {
+        log.error({ room: arg.roomId, err: error }, 'room close failed');
+      }
+      finish();
+    })();
+    return closing;
+  };
+
+  channel.handle('join', async ({ participant, muted, rejoin }) => {
+    if (rejoin) awaitingRestart.add(participant.participantId);
+    try {
+      await room.join(participant);
+    } catch (error) {
+      awaitingRestart.delete(participant.participantId);
+      throw error;
+    }
+    if (muted) await room.setMuted(participant.participantId, true);
+    return null;
+  });
+  channel.handle('leave', async ({ participantId }) => {
+    awaitingRestart.delete(participantId);
+    await room.leave(participantId);
+    return null;
+  });
+  channel.handle('signal', async ({ participantId, message }) => {
+    if (message.kind === 'ice_restart') awaitingRestart.delete(participantId);
+    await room.signal(participantId, message);
+    return null;
+  });
+  channel.handle('setMuted', async ({ participantId, muted }) => {
+    await room.setMuted(participantId, muted);
+    return null;
+  });
+  channel.handle('stats', () => room.stats());
+  channel.handle('close', async () => {
+    await closeRoom();
+    return null;
+  });
+  channel.onClose(() => void closeRoom());
+  channel.emit('ready', { threadId });
+
+  await finished;
+  // Let the `close` reply leave before the port goes (MessagePort delivery is ordered).
+  setImmediate(() => channel.close());
+  return { roomId: arg.roomId, threadId };
+}
+
+/**
+ * Every `statsIntervalMs` (default 1 s): poll each room's stats and send them on its channel, and
+ * post this thread's measured load (packets per second and event-loop utilisation) to the main
+ * thread, where placement reads it. One timer per thread, not per room; unref'd so it never keeps
+ * a thread alive on its own.
+ */
+function startLoadReporter(intervalMs: number): void {
+  let lastElu: EventLoopUtilization = performance.eventLoopUtilization();
+  let lastAt = performance.now();
+  const report: WorkerLoadReport = { voxlinkLoad: 1, threadId, rooms: 0, participants: 0, pps: 0, elu: 0, udpSockets: 0 };
+  const tick = (): void => {
+    const now = performance.now();
+    const seconds = Math.max((now - lastAt) / 1000, 0.001);
+    lastAt = now;
+    let packets = 0;
+    let participants = 0;
+    for (const live of liveRooms) {
+      try {
+        const stats = live.room.stats();
+        const total = stats.packetsIn + stats.packetsOut;
+        packets += Math.max(total - live.lastPackets, 0);
+        live.lastPackets = total;
+        participants += stats.participants;
+        live.channel.emit('stats', stats);
+      } catch (error) {
+        log.warn({ err: error }, 'room stats failed');
+      }
+    }
+    const elu = performance.eventLoopUtilization(lastElu);
+    lastElu = performance.eventLoopUtilization();
+    report.rooms = liveRooms.size;
+    report.participants = participants;
+    report.pps = Math.round(packets / seconds);
+    report.elu = elu.utilization;
+    let udp = 0;
+    for (const resource of process.getActiveResourcesInfo()) if (resource === 'UDPWrap') udp++;
+    report.udpSockets = udp;
+    parentPort?.postMessage(report);
+  };
+  setInterval(tick, intervalMs).unref();
+  // A first report right away, so a fresh thread is placeable before its first full interval.
+  setImmediate(tick);
+}
+
+if (!isMainThread && parentPort !== null) {
+  const data = workerData as Partial<RoomWorkerData> | undefined;
+  startLoadReporter(data?.statsIntervalMs ?? 1000);
+}

@@ -1,0 +1,22 @@
+import { RTCDtlsTransport } from 'werift';
+import { instantiateOpus } from '../src/codec/wasm.ts';
+import { createMediaRoom } from '../src/media/room.ts';
+import type { RoomTaskArgument, RoomTaskResult } from '../src/rooms/room-protocol.ts';
+import { runRoomTask } from '../src/rooms/room-worker.ts';
+
+/**
+ * Piscina entry point of the media worker threads: one long-lived task per room
+ * (src/rooms/pool.ts places them). The Opus module arrives compiled with the task; the first
+ * room on a thread instantiates it as the thread's runtime (later calls return the same one).
+ */
+// werift makes one DTLS certificate per thread, on the first peer. Make it now, while the thread
+// is idle, so the first join here (a new room, or a room re-placed after a worker died) does not
+// wait for key generation.
+void RTCDtlsTransport.SetupCertificate();
+
+export default function roomTask(argument: RoomTaskArgument): Promise<RoomTaskResult> {
+  return runRoomTask(argument, (options, onEvent, { opusModule }) => {
+    if (opusModule !== null) instantiateOpus(opusModule);
+    return createMediaRoom(options, onEvent);
+  });
+}
