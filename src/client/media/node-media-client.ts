@@ -1,0 +1,499 @@
+import { RTCPeerConnection, RtpHeader, RtpPacket, type RTCRtpTransceiver, type MediaStreamTrack } from 'werift';
+import type { ServerMediaMessage } from '../../protocol/index.ts';
+import { OpusDecoder, OpusEncoder } from '../../codec/index.ts';
+import { VoxError } from '../../errors.ts';
+import { clientPeerConfig, keepHostCandidates } from '../../media/peer-config.ts';
+import { AUDIO_LEVEL_URI } from '../../media/rtp.ts';
+import { TypedEmitter } from '../emitter.ts';
+import { audioLevelOf } from './audio-level.ts';
+import { PcmRecorder } from './pcm-recorder.ts';
+import type { PcmSource } from './pcm-source.ts';
+import { SlotMap } from './slot-map.ts';
+import type { MediaSignalChannel } from './media-signal.ts';
+
+
+export interface NodeMediaClientOptions {
+  room: string;
+  /** Where this client's `media` messages go (signalling SDK, or straight to a MediaRoom in tests). */
+  signal: MediaSignalChannel;
+  /** Local address for ICE. Default 127.0.0.1. */
+  bindIp?: string;
+  /** Decode received slot audio with our Opus decoder and keep it per participant. Default true. */
+  decode?: boolean;
+  /** Seconds of decoded audio kept per participant. Default 10. */
+  recordSeconds?: number;
+  /** Offer a camera: answer the server's video m-line sendonly so `sendVideoFrame()` works. Default false. */
+  publishVideo?: boolean;
+}
+
+export interface PublishOptions {
+  /** Opus bitrate, bits/s. Default 24000 (wideband voice). */
+  bitrate?: number;
+  /** Opus in-band FEC (RFC 7587 §3.3 `useinbandfec`). Default true. */
+  inbandFec?: boolean;
+}
+
+export interface ReceivedPacket {
+  slot: number;
+  /** The slot's occupant per the last `slots` message when the packet arrived. */
+  participantId: string | null;
+  ssrc: number;
+  sequenceNumber: number;
+  timestamp: number;
+  marker: boolean;
+  /** RFC 6464 level from the header extension, or -1. */
+  level: number;
+  payload: Buffer;
+  arrivalMs: number;
+}
+
+export interface SlotReceiveStats {
+  packets: number;
+  /** Missing sequence numbers (forward jumps beyond +1). */
+  seqGaps: number;
+  /** Packets whose timestamp went backwards while the sequence number went forwards. */
+  timestampRegressions: number;
+  duplicates: number;
+  ssrc: number | null;
+}
+
+export interface NodeMediaClientEvents {
+  [event: string]: unknown[];
+  slots: [slots: readonly (string | null)[], changed: number[]];
+  speaking: [participantId: string, speaking: boolean, level: number];
+  rtp: [packet: ReceivedPacket];
+  offer: [negotiationId: number | undefined];
+  reconnect: [reason: string];
+  /** A video packet from `publisherId` (per the offer's `options.video` mid map). */
+  video: [publisherId: string | null, packet: RtpPacket];
+  /** The server asked our camera for a key frame (PLI). */
+  keyframeRequest: [];
+}
+
+/** RFC 4585 §6.1 payload-specific feedback; PLI is FMT 1 (§6.3.1), FIR FMT 4 (RFC 5104 §4.3.1). */
+const RTCP_PSFB = 206;
+const FMT_PLI = 1;
+const FMT_FIR = 4;
+const SAMPLE_RATE = 48_000;
+const FRAME_SAMPLES = 960; // 20 ms at 48 kHz (RFC 7587 §4.2 ptime default)
+const FRAME_MS = 20;
+/** If the event loop stalls longer than this, skip ahead instead of bursting stale audio. */
+const MAX_CATCH_UP_FRAMES = 10;
+
+interface SlotReceiver {
+  stats: SlotReceiveStats;
+  lastSeq: number;
+  lastTs: number;
+  decoder: OpusDecoder | null;
+  recorder: PcmRecorder | null;
+}
+
+/**
+ * The SDK's media part for Node: one werift peer that answers the server's offer, publishes a PCM
+ * source encoded with our Opus (with the RFC 6464 level in every packet), and receives the K slot
+ * tracks — RTP per slot, and decoded PCM attributed to the participant the `slots` map names.
+ * Tests and load generators use it as a real client.
+ */
+export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
+  readonly room: string;
+  #pc: RTCPeerConnection;
+  readonly slotMap = new SlotMap();
+  readonly #signal: MediaSignalChannel;
+  readonly #decode: boolean;
+  readonly #bindIp: string;
+  readonly #recordSamples: number;
+  readonly #slots: SlotReceiver[] = [];
+  readonly #byParticipant = new Map<string, PcmRecorder>();
+  #mic: RTCRtpTransceiver | null = null;
+  #camera: RTCRtpTransceiver | null = null;
+  readonly #publishVideo: boolean;
+  #videoSeq = 0;
+  /** mid → publisher of the video the server sends on it. */
+  #videoMids: Record<string, string> = {};
+  readonly #videoListening = new Set<RTCRtpTransceiver>();
+  #slotTransceivers = new WeakSet<RTCRtpTransceiver>();
+  #levelExtId = 0;
+  #publishTimer: NodeJS.Timeout | null = null;
+  #encoder: OpusEncoder | null = null;
+  #seq = (Math.random() * 0x10000) | 0;
+  #ts = (Math.random() * 0x1_0000_0000) >>> 0;
+  #firstFrame = true;
+  #closed = false;
+  #negotiation: Promise<void> = Promise.resolve();
+  #restartRequested = false;
+  offersReceived = 0;
+  /** Offers that replaced the peer (media reconnects), included in `offersReceived`. */
+  restartOffers = 0;
+
+  constructor(options: NodeMediaClientOptions) {
+    super();
+    this.room = options.room;
+    this.#signal = options.signal;
+    this.#decode = options.decode ?? true;
+    this.#recordSamples = Math.round((options.recordSeconds ?? 10) * SAMPLE_RATE);
+    this.#bindIp = options.bindIp ?? '127.0.0.1';
+    this.#publishVideo = options.publishVideo ?? false;
+    this.#pc = this.#newPeer();
+  }
+
+  /** The current PeerConnection (replaced on media reconnect). */
+  get pc(): RTCPeerConnection {
+    return this.#pc;
+  }
+
+  #newPeer(): RTCPeerConnection {
+    const pc = new RTCPeerConnection(clientPeerConfig(this.#bindIp));
+    pc.connectionStateChange.subscribe((state) => {
+      // ICE or DTLS gave up: ask the server for a fresh peer (it answers with a restart offer).
+      if (state === 'failed' && pc === this.#pc) this.#requestRestart('failed');
+    });
+    return pc;
+  }
+
+  #requestRestart(reason: string): void {
+    if (this.#restartRequested || this.#closed) return;
+    this.#restartRequested = true;
+    this.emit('reconnect', reason);
+    this.#signal.send({ op: 'media', room: this.room, kind: 'ice_restart' });
+  }
+
+  /** Feed every server `media`, `slots`, `speaking` and `media_reconnect` message for this room here. */
+  handle(message: ServerMediaMessage): Promise<void> {
+    if (this.#closed || message.room !== this.room) return Promise.resolve();
+    switch (message.op) {
+      case 'media':
+        if (message.kind === 'offer') {
+          // Offers are answered in order; a renegotiation waits for the previous answer.
+          const video = (message.options?.video ?? {}) as Record<string, string>;
+          const restart = message.options?.restart === true;
+          this.#negotiation = this.#negotiation.then(() =>
+            this.#answer(message.sdp ?? '', message.negotiationId, video, restart),
+          );
+          return this.#negotiation;
+        }
+        if (message.kind === 'candidate' && message.candidate) {
+          return this.#pc.addIceCandidate({
+            candidate: message.candidate.candidate,
+            sdpMid: message.candidate.sdpMid ?? undefined,
+            sdpMLineIndex: message.candidate.sdpMLineIndex ?? undefined,
+          });
+        }
+        return Promise.resolve();
+      case 'slots':
+        this.emit('slots', this.slotMap.slots, this.slotMap.applySlots(message));
+        return Promise.resolve();
+      case 'speaking':
+        this.slotMap.applySpeaking(message);
+        this.emit('speaking', message.participantId, message.speaking, message.level);
+        return Promise.resolve();
+      case 'media_reconnect':
+        this.#requestRestart(message.reason);
+        return Promise.resolve();
+    }
+  }
+
+  /**
+   * Resolves once ICE and DTLS are up. A failed attempt is not the end: the client asks for a
+   * media reconnect and keeps waiting for the fresh peer, until `timeoutMs`.
+   */
+  async connected(timeoutMs = 10_000): Promise<void> {
+    const end = performance.now() + timeoutMs;
+    while (this.#pc.connectionState !== 'connected') {
+      if (this.#closed) throw new VoxError('CLOSED', 'media client closed');
+      if (performance.now() > end) {
+        throw new VoxError('TIMEOUT', `media not connected after ${timeoutMs} ms (${this.#pc.connectionState})`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Starts sending `source` as 20 ms Opus frames on the microphone m-line. */
+  publish(source: PcmSource, options: PublishOptions = {}): void {
+    if (this.#mic === null) throw new VoxError('MEDIA_NEGOTIATION_FAILED', 'publish() before the first offer was answered');
+    this.unpublish();
+    const encoder = new OpusEncoder({
+      sampleRate: SAMPLE_RATE,
+      channels: 1,
+      bitrate: options.bitrate ?? 24_000,
+      inbandFec: options.inbandFec ?? true,
+    });
+    this.#encoder = encoder;
+    const frame = new Float32Array(FRAME_SAMPLES);
+    const start = performance.now();
+    let sent = 0;
+    this.#publishTimer = setInterval(() => {
+      const due = Math.floor((performance.now() - start) / FRAME_MS);
+      if (due - sent > MAX_CATCH_UP_FRAMES) {
+        this.skipFrames(due - sent - 1);
+        sent = due - 1;
+      }
+      while (sent < due) {
+        source.read(frame);
+        this.sendAudioFrame(encoder.encode(frame), audioLevelOf(frame));
+        sent++;
+      }
+    }, 5);
+  }
+
+  /**
+   * Sends one 20 ms Opus frame on the microphone m-line with its RFC 6464 level (0–127). For
+   * callers with their own clock and payloads (load generators); `publish()` uses it too.
+   */
+  sendAudioFrame(payload: Uint8Array, level: number): void {
+    const mic = this.#mic;
+    if (mic === null || this.#closed) return;
+    const header = new RtpHeader({
+      payloadType: 111,
+      sequenceNumber: this.#seq,
+      timestamp: this.#ts,
+      marker: this.#firstFrame,
+      extensions: this.#levelExtId > 0 ? [{ id: this.#levelExtId, payload: Buffer.from([level & 0x7f]) }] : [],
+    });
+    this.#firstFrame = false;
+    this.#seq = (this.#seq + 1) & 0xffff;
+    this.#ts = (this.#ts + FRAME_SAMPLES) >>> 0;
+    mic.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => undefined);
+  }
+
+  /** Advances the RTP clock over frames that were never sent (a stall), so timestamps stay wall-clock true. */
+  skipFrames(frames: number): void {
+    this.#ts = (this.#ts + frames * FRAME_SAMPLES) >>> 0;
+  }
+
+  unpublish(): void {
+    if (this.#publishTimer !== null) clearInterval(this.#publishTimer);
+    this.#publishTimer = null;
+    this.#encoder?.close();
+    this.#encoder = null;
+  }
+
+  /** The last `seconds` of decoded audio received from `participantId` (through any slot). */
+  audioFrom(participantId: string, seconds?: number): Float32Array {
+    const r = this.#byParticipant.get(participantId);
+    if (r === undefined) return new Float32Array(0);
+    return r.recent(seconds === undefined ? undefined : Math.round(seconds * SAMPLE_RATE));
+  }
+
+  /** The last `seconds` of decoded audio of slot k, whoever was in it. */
+  audioOfSlot(slot: number, seconds?: number): Float32Array {
+    const r = this.#slots[slot]?.recorder;
+    if (r == null) return new Float32Array(0);
+    return r.recent(seconds === undefined ? undefined : Math.round(seconds * SAMPLE_RATE));
+  }
+
+  /** Participants heard so far (decoded audio exists for them). */
+  heard(): string[] {
+    return [...this.#byParticipant.keys()];
+  }
+
+  clearRecordings(): void {
+    for (const r of this.#byParticipant.values()) r.clear();
+    for (const s of this.#slots) s.recorder?.clear();
+  }
+
+  slotStats(slot: number): SlotReceiveStats | undefined {
+    const s = this.#slots[slot];
+    return s === undefined ? undefined : { ...s.stats };
+  }
+
+  get slotCount(): number {
+    return this.#slots.length;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.unpublish();
+    for (const s of this.#slots) s.decoder?.close();
+    await this.#pc.close();
+  }
+
+  async #answer(
+    sdp: string,
+    negotiationId: number | undefined,
+    videoMids: Record<string, string>,
+    restart: boolean,
+  ): Promise<void> {
+    if (this.#closed) return;
+    if (restart) {
+      this.restartOffers++;
+      // The server replaced our peer (new ICE, new DTLS): start a fresh PeerConnection too.
+      const old = this.#pc;
+      this.#pc = this.#newPeer();
+      this.#mic = null;
+      this.#camera = null;
+      this.#videoListening.clear();
+      this.#slotTransceivers = new WeakSet();
+      for (const r of this.#slots) r.lastSeq = -1;
+      void old.close().catch(() => undefined);
+    }
+    this.#restartRequested = false;
+    this.#videoMids = videoMids;
+    this.offersReceived++;
+    this.emit('offer', negotiationId);
+    // werift 0.24 lets a new remote m-line take over any transceiver negotiated `inactive`
+    // (transceiverManager "reuse inactive"), which would scramble the m-line → slot mapping.
+    for (const t of this.#pc.getTransceivers()) t.usedForSender = true;
+    await this.#pc.setRemoteDescription({ type: 'offer', sdp });
+    const transceivers = [...this.#pc.getTransceivers()].sort((a, b) => (a.mLineIndex ?? 0) - (b.mLineIndex ?? 0));
+    let audioIndex = 0;
+    for (const t of transceivers) {
+      if (t.kind === 'audio') {
+        if (audioIndex === 0) {
+          this.#setupMic(t);
+        } else {
+          this.#setupSlot(t, audioIndex - 1);
+        }
+        audioIndex++;
+      } else if (t.offerDirection === 'sendonly') {
+        // The server receives on it: our camera, if we publish one.
+        t.setDirection(this.#publishVideo ? 'sendonly' : 'inactive');
+        if (this.#publishVideo && this.#camera !== t) {
+          this.#camera = t;
+          t.sender.onPictureLossIndication.subscribe(() => this.emit('keyframeRequest'));
+          // werift 0.24 routes PSFB by sender SSRC first (RtpRouter.routeRtcp), so a PLI/FIR from
+          // the server lands on this m-line's receiver when the server listed an SSRC for it.
+          t.receiver.onRtcp.subscribe((packet) => {
+            const fb = packet as unknown as { type: number; feedback?: { count?: number } };
+            if (fb.type === RTCP_PSFB && (fb.feedback?.count === FMT_PLI || fb.feedback?.count === FMT_FIR)) {
+              this.emit('keyframeRequest');
+            }
+          });
+        }
+      } else {
+        t.setDirection('recvonly');
+        this.#listenVideo(t);
+      }
+    }
+    const answer = await this.#pc.createAnswer();
+    await this.#pc.setLocalDescription(answer);
+    await waitGathered(this.#pc);
+    const local = this.#pc.localDescription?.sdp;
+    if (local === undefined || this.#closed) return;
+    this.#signal.send({
+      op: 'media',
+      room: this.room,
+      kind: 'answer',
+      sdp: keepHostCandidates(local, this.#bindIp),
+      negotiationId,
+    });
+  }
+
+  /**
+   * Sends one video packet (any payload: the server forwards video without looking inside) on the
+   * camera m-line. `timestamp` is the 90 kHz RTP clock (RFC 7741 §4.1 for VP8).
+   */
+  sendVideoPacket(payload: Uint8Array, timestamp: number, marker: boolean): void {
+    const camera = this.#camera;
+    if (camera === null || this.#closed) return;
+    const header = new RtpHeader({ payloadType: 96, sequenceNumber: this.#videoSeq, timestamp: timestamp >>> 0, marker });
+    this.#videoSeq = (this.#videoSeq + 1) & 0xffff;
+    camera.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => undefined);
+  }
+
+  #listenVideo(t: RTCRtpTransceiver): void {
+    if (this.#videoListening.has(t)) return;
+    this.#videoListening.add(t);
+    const listen = (track: MediaStreamTrack): void => {
+      track.onReceiveRtp.subscribe((rtp) => this.emit('video', this.#videoMids[t.mid ?? ''] ?? null, rtp));
+    };
+    for (const track of t.receiver.tracks) listen(track);
+    t.onTrack.subscribe(listen);
+  }
+
+  #setupMic(t: RTCRtpTransceiver): void {
+    // werift stores the reverse of the remote direction: 'sendonly' = the server receives our mic.
+    t.setDirection('sendonly');
+    if (this.#mic === t) return;
+    this.#mic = t;
+    this.#levelExtId = t.headerExtensions.find((e) => e.uri === AUDIO_LEVEL_URI)?.id ?? 0;
+  }
+
+  #setupSlot(t: RTCRtpTransceiver, slot: number): void {
+    t.setDirection('recvonly');
+    if (this.#slotTransceivers.has(t)) return;
+    this.#slotTransceivers.add(t);
+    let receiver = this.#slots[slot];
+    if (receiver === undefined) {
+      receiver = {
+        stats: { packets: 0, seqGaps: 0, timestampRegressions: 0, duplicates: 0, ssrc: null },
+        lastSeq: -1,
+        lastTs: 0,
+        decoder: this.#decode ? new OpusDecoder({ sampleRate: SAMPLE_RATE, channels: 1 }) : null,
+        recorder: this.#decode ? new PcmRecorder(this.#recordSamples) : null,
+      };
+      this.#slots[slot] = receiver;
+    }
+    const r = receiver;
+    const pc = this.#pc;
+    const listen = (track: MediaStreamTrack): void => {
+      track.onReceiveRtp.subscribe((rtp, extensions) => {
+        if (pc === this.#pc) this.#onSlotRtp(slot, r, rtp, extensions);
+      });
+    };
+    // werift creates the remote track inside setRemoteDescription(), before we get here.
+    for (const track of t.receiver.tracks) listen(track);
+    t.onTrack.subscribe(listen);
+  }
+
+  #onSlotRtp(slot: number, r: SlotReceiver, rtp: RtpPacket, extensions: Record<string, unknown> | undefined): void {
+    const { sequenceNumber: seq, timestamp: ts } = rtp.header;
+    const st = r.stats;
+    st.packets++;
+    st.ssrc = rtp.header.ssrc;
+    if (r.lastSeq >= 0) {
+      const d = (seq - r.lastSeq) & 0xffff;
+      if (d === 0) {
+        st.duplicates++;
+        return;
+      }
+      if (d < 0x8000) {
+        st.seqGaps += d - 1;
+        if (((ts - r.lastTs) >>> 0) >= 0x8000_0000) st.timestampRegressions++;
+        r.lastSeq = seq;
+        r.lastTs = ts;
+      }
+    } else {
+      r.lastSeq = seq;
+      r.lastTs = ts;
+    }
+    const participantId = this.slotMap.occupant(slot);
+    const levelExt = extensions?.[AUDIO_LEVEL_URI] as { level: number } | undefined;
+    this.emit('rtp', {
+      slot,
+      participantId,
+      ssrc: rtp.header.ssrc,
+      sequenceNumber: seq,
+      timestamp: ts,
+      marker: rtp.header.marker,
+      level: levelExt?.level ?? -1,
+      payload: rtp.payload,
+      arrivalMs: performance.now(),
+    });
+    if (r.decoder === null || r.recorder === null) return;
+    let pcm: Float32Array;
+    try {
+      pcm = r.decoder.decode(rtp.payload);
+    } catch {
+      return; // a corrupt packet is concealed by the next one; nothing to record
+    }
+    r.recorder.append(pcm);
+    if (participantId !== null) {
+      let rec = this.#byParticipant.get(participantId);
+      if (rec === undefined) this.#byParticipant.set(participantId, (rec = new PcmRecorder(this.#recordSamples)));
+      rec.append(pcm);
+    }
+  }
+}
+
+function waitGathered(pc: RTCPeerConnection): Promise<void> {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const { unSubscribe } = pc.iceGatheringStateChange.subscribe((state) => {
+      if (state === 'complete') {
+        unSubscribe();
+        resolve();
+      }
+    });
+  });
+}

@@ -1,0 +1,15 @@
+/** Public surface of the media package (runs inside a room worker). */
+export {
+  createMediaRoom,
+  type MediaRoom,
+  type MediaRoomEvent,
+  type MediaRoomOptions,
+  type MediaRoomStats,
+  type MediaParticipant,
+  type MediaGrants,
+} from './room.ts';
+export { SpeakerDetector, type SpeakerDetectorOptions, type SpeakingChange } from './speaker-detector.ts';
+export { SlotRouter, type SlotAssignment, type SlotBinding } from './slot-router.ts';
+export { SlotStream, type SlotHeader, type SlotStreamOptions, type SlotStreamStats } from './slot-stream.ts';
+export { mediaPeerConfig, clientPeerConfig, keepHostCandidates, type MediaPeerOptions } from './peer-config.ts';
+export { PortAllocator, portAllocator } from './port-allocator.ts';

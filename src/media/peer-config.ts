@@ -1,0 +1,114 @@
+import {
+  RTCRtpCodecParameters,
+  useAbsSendTime,
+  useAudioLevelIndication,
+  useFIR,
+  useH264,
+  useNACK,
+  usePLI,
+  useSdesMid,
+  useVP8,
+  type PeerConfig,
+} from 'werift';
+
+export interface MediaPeerOptions {
+  /** The IP put in host candidates (the address clients reach; a public IP behind 1:1 NAT). */
+  announcedIp: string;
+  /** UDP port range for ICE host candidates, inclusive (werift `icePortRange`). */
+  rtcMinPort: number;
+  rtcMaxPort: number;
+  /** Advertise Opus DTX (RFC 7587 §6.1 `usedtx=1`): senders may go quiet during silence. Default false. */
+  opusDtx?: boolean;
+  /**
+   * Local address the ICE sockets bind to. Default: all interfaces (0.0.0.0). Set it when the
+   * announced IP is one of this host's addresses and no other interface should be used.
+   */
+  bindIp?: string;
+  iceServers?: { urls: string; username?: string; credential?: string }[];
+}
+
+/** Opus as WebRTC uses it: 48 kHz stereo-capable (RFC 7587 §7), in-band FEC on. */
+export function opusCodec(dtx = false): RTCRtpCodecParameters {
+  return new RTCRtpCodecParameters({
+    mimeType: 'audio/opus',
+    clockRate: 48_000,
+    channels: 2,
+    payloadType: 111,
+    parameters: `minptime=10;useinbandfec=1${dtx ? ';usedtx=1' : ''}`,
+    rtcpFeedback: [],
+  });
+}
+
+/**
+ * The configuration of a server peer using UDP `port` (from the room's PortAllocator).
+ * Header extensions: mid (bundle demux, RFC 8843 §15), the RFC 6464 audio level the speaker
+ * detector reads, and abs-send-time for the receivers' bandwidth estimation.
+ *
+ * ICE: werift gathers one host candidate per interface address plus the "additional" ones, one
+ * socket each. With IPv4/IPv6 interface discovery off, the only address is `announcedIp`: one
+ * socket per peer, bound to `bindIp` (default all interfaces) on `port` (or `port + 1` if another
+ * process took it meanwhile), announced as `announcedIp`.
+ */
+export function mediaPeerConfig(options: MediaPeerOptions, port?: number): Partial<PeerConfig> {
+  if (!(options.rtcMinPort > 0 && options.rtcMaxPort >= options.rtcMinPort && options.rtcMaxPort <= 65535)) {
+    throw new RangeError(`bad RTC port range ${options.rtcMinPort}-${options.rtcMaxPort}`);
+  }
+  return {
+    codecs: codecs(options.opusDtx ?? false),
+    headerExtensions: headerExtensions(),
+    icePortRange: port === undefined ? [options.rtcMinPort, options.rtcMaxPort] : [port, port + 1],
+    iceUseIpv4: false,
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: [options.announcedIp],
+    iceInterfaceAddresses: options.bindIp === undefined ? undefined : { udp4: options.bindIp },
+    iceServers: options.iceServers ?? [],
+    bundlePolicy: 'max-bundle',
+  };
+}
+
+/** Config for a client-side werift peer (tests, load generators): one socket on `bindIp`, any port. */
+export function clientPeerConfig(bindIp = '127.0.0.1'): Partial<PeerConfig> {
+  return {
+    codecs: codecs(false),
+    headerExtensions: headerExtensions(),
+    iceUseIpv4: false,
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: [bindIp],
+    iceInterfaceAddresses: { udp4: bindIp },
+    bundlePolicy: 'max-bundle',
+  };
+}
+
+function codecs(dtx: boolean): NonNullable<PeerConfig['codecs']> {
+  return {
+    audio: [opusCodec(dtx)],
+    video: [
+      useVP8({ payloadType: 96, rtcpFeedback: [useNACK(), usePLI(), useFIR()] }),
+      useH264({ payloadType: 102, rtcpFeedback: [useNACK(), usePLI(), useFIR()] }),
+    ],
+  };
+}
+
+function headerExtensions(): NonNullable<PeerConfig['headerExtensions']> {
+  return {
+    audio: [useSdesMid(), useAudioLevelIndication(), useAbsSendTime()],
+    video: [useSdesMid(), useAbsSendTime()],
+  };
+}
+
+/**
+ * Keeps only the host candidates on `ip` (plus every non-host candidate: srflx, relay) in an SDP:
+ * a guard so that only the announced address is ever advertised (RFC 8839 §5.1 lets an agent
+ * advertise any subset of its candidates).
+ */
+export function keepHostCandidates(sdp: string, ip: string): string {
+  return sdp
+    .split('\r\n')
+    .filter((line) => {
+      if (!line.startsWith('a=candidate:')) return true;
+      const parts = line.split(' ');
+      // a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type>
+      return parts[7] !== 'host' || parts[4] === ip;
+    })
+    .join('\r\n');
+}

@@ -1,0 +1,78 @@
+import { createSocket } from 'node:dgram';
+
+/**
+ * Hands out the UDP port of each server peer from the configured range, in pairs: werift
+ * refuses a one-port `icePortRange`, so a peer gets [p, p+1], binds p, and p+1 is its spare.
+ *
+ * werift's own `icePortRange` search (findPort in werift-ice) probes a port by binding and closing
+ * it, then binds it again later: two peers gathering at once in one thread can pick the same port,
+ * and the loser's socket emits an unhandled EADDRINUSE that takes the process down. Each peer
+ * here gets a one-port range from this allocator instead: ports in use by this thread are never
+ * handed out twice, probes run one at a time, and released ports go to the back of the line
+ * (werift closes sockets asynchronously after `pc.close()`).
+ *
+ * Worker threads have one allocator each: give each worker its own sub-range.
+ */
+export class PortAllocator {
+  readonly min: number;
+  readonly max: number;
+  readonly #inUse = new Set<number>();
+  #cursor: number;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(min: number, max: number) {
+    this.min = min;
+    this.max = max;
+    this.#cursor = min;
+  }
+
+  get inUse(): number {
+    return this.#inUse.size;
+  }
+
+  /** A free port p (with p+1 in the range), reserved until `release(p)`. Rejects when all are taken. */
+  acquire(bindIp?: string): Promise<number> {
+    const next = this.#queue.then(() => this.#find(bindIp));
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  release(port: number): void {
+    this.#inUse.delete(port);
+  }
+
+  async #find(bindIp: string | undefined): Promise<number> {
+    const pairs = Math.floor((this.max - this.min + 1) / 2);
+    for (let i = 0; i < pairs; i++) {
+      const port = this.#cursor;
+      this.#cursor = port + 2 + 1 > this.max ? this.min : port + 2;
+      if (this.#inUse.has(port)) continue;
+      if (await probe(port, bindIp)) {
+        this.#inUse.add(port);
+        return port;
+      }
+    }
+    throw new RangeError(`no free UDP port pair in ${this.min}-${this.max} (${this.#inUse.size} in use here)`);
+  }
+}
+
+function probe(port: number, address?: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createSocket('udp4');
+    socket.once('error', () => {
+      socket.close();
+      resolve(false);
+    });
+    socket.bind({ port, address, exclusive: true }, () => socket.close(() => resolve(true)));
+  });
+}
+
+const allocators = new Map<string, PortAllocator>();
+
+/** The allocator of this thread for a range (rooms sharing a range share it). */
+export function portAllocator(min: number, max: number): PortAllocator {
+  const key = `${min}-${max}`;
+  let a = allocators.get(key);
+  if (a === undefined) allocators.set(key, (a = new PortAllocator(min, max)));
+  return a;
+}

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { SlotRouter, type SlotBinding } from '../../src/media/slot-router.ts';
+import { SlotStream } from '../../src/media/slot-stream.ts';
+
+function bindings(subscriberId: string, k: number): SlotBinding[] {
+  return Array.from({ length: k }, (_, slot) => ({ subscriberId, slot, stream: new SlotStream({ ssrc: 1000 + slot }) }));
+}
+
+const everyone = (): boolean => true;
+
+describe('SlotRouter', () => {
+  it('gives each subscriber the top K without themself; the next one fills in', () => {
+    const r = new SlotRouter(2);
+    for (const id of ['a', 'b', 'c', 'd']) r.addSubscriber(id, bindings(id, 2));
+    const changed = r.update(['a', 'b', 'c', 'd'], everyone);
+    expect(changed.sort()).toEqual(['a', 'b', 'c', 'd']);
+    const occupants = (id: string): (string | null)[] => r.assignments(id).map((s) => s.participantId);
+    expect(occupants('a').sort()).toEqual(['b', 'c']);
+    expect(occupants('b').sort()).toEqual(['a', 'c']);
+    expect(occupants('c').sort()).toEqual(['a', 'b']);
+    expect(occupants('d').sort()).toEqual(['a', 'b']);
+    expect(r.routes('a').map((b) => b.subscriberId).sort()).toEqual(['b', 'c', 'd']);
+    expect(r.routes('d')).toEqual([]);
+  });
+
+  it('moves as few slots as possible when the ranking changes, and reports only changed subscribers', () => {
+    const r = new SlotRouter(2);
+    r.addSubscriber('x', bindings('x', 2));
+    r.addSubscriber('a', bindings('a', 2));
+    r.update(['a', 'b', 'c'], everyone);
+    const before = r.assignments('x');
+    // b and a swap order: same set, nothing moves, nobody is told.
+    expect(r.update(['b', 'a', 'c'], everyone)).toEqual([]);
+    // c replaces a: only a's slot changes for x; b stays where it was. Subscriber a already
+    // had {b, c} (it never hears itself), so it is not told anything.
+    expect(r.update(['b', 'c', 'a'], everyone)).toEqual(['x']);
+    const after = r.assignments('x');
+    const bSlot = before.find((s) => s.participantId === 'b')!.slot;
+    expect(after.find((s) => s.participantId === 'b')!.slot).toBe(bSlot);
+    expect(after.find((s) => s.slot !== bSlot)!.participantId).toBe('c');
+  });
+
+  it('never forwards ineligible publishers (no grant, muted) and empties slots when nobody is left', () => {
+    const r = new SlotRouter(3);
+    r.addSubscriber('s', bindings('s', 3));
+    const muted = new Set(['b']);
+    r.update(['a', 'b'], (id) => !muted.has(id));
+    expect(r.assignments('s').map((a) => a.participantId)).toEqual(['a', null, null]);
+    expect(r.routes('b')).toEqual([]);
+    r.update([], everyone);
+    expect(r.assignments('s').map((a) => a.participantId)).toEqual([null, null, null]);
+  });
+
+  it('drops routes of a removed subscriber', () => {
+    const r = new SlotRouter(1);
+    r.addSubscriber('s', bindings('s', 1));
+    r.update(['a'], everyone);
+    expect(r.routes('a')).toHaveLength(1);
+    r.removeSubscriber('s');
+    expect(r.routes('a')).toHaveLength(0);
+    expect(() => r.addSubscriber('t', bindings('t', 2))).toThrow(RangeError);
+  });
+});
