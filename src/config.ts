@@ -105,6 +105,16 @@ export const configSchema = z.object({
       rtcMaxPort: portSchema.default(49999),
       /** Outgoing audio slots per subscriber (see DESIGN.md "audio slots"). */
       slots: z.number().int().min(1).max(16).default(3),
+      /** Worker load report and room stats period. Shorter reacts faster, costs more messages. */
+      statsIntervalMs: z.number().int().min(100).default(1000),
+      /** Main↔worker request timeout; a request past it rejects with CHANNEL_TIMEOUT. */
+      requestTimeoutMs: z.number().int().min(100).default(5000),
+      /** Rooms per worker thread before new rooms queue. */
+      maxRoomsPerWorker: z.number().int().min(1).default(10000),
+      /** Packets per second counted as one fully loaded thread when placing rooms. */
+      ppsCapacity: z.number().int().min(1).default(20000),
+      /** Re-placements of one room per minute after worker deaths before it is given up. */
+      maxRecoveries: z.number().int().min(0).default(3),
     })
     .loose()
     .prefault({}),
@@ -159,6 +169,11 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_RTC_MIN_PORT: { path: 'media.rtcMinPort', kind: 'int' },
   VOXLINK_RTC_MAX_PORT: { path: 'media.rtcMaxPort', kind: 'int' },
   VOXLINK_SLOTS: { path: 'media.slots', kind: 'int' },
+  VOXLINK_MEDIA_STATS_INTERVAL_MS: { path: 'media.statsIntervalMs', kind: 'int' },
+  VOXLINK_MEDIA_REQUEST_TIMEOUT_MS: { path: 'media.requestTimeoutMs', kind: 'int' },
+  VOXLINK_MEDIA_MAX_ROOMS_PER_WORKER: { path: 'media.maxRoomsPerWorker', kind: 'int' },
+  VOXLINK_MEDIA_PPS_CAPACITY: { path: 'media.ppsCapacity', kind: 'int' },
+  VOXLINK_MEDIA_MAX_RECOVERIES: { path: 'media.maxRecoveries', kind: 'int' },
   VOXLINK_METRICS: { path: 'metrics.enabled', kind: 'bool' },
 };
 

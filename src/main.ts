@@ -20,7 +20,9 @@ async function startMediaPlane(config: VoxConfig): Promise<MediaPlane | undefine
   }
   try {
     const { createMediaPlane, mediaPlaneOptionsFromConfig } = await import('./rooms/media-plane.ts');
-    return createMediaPlane(mediaPlaneOptionsFromConfig(config.media));
+    // `p2p` rooms still get an SFU media room: the mesh mode is not built, so the server relays media.
+    const mode = config.signalling.defaultRoomMode === 'p2p' ? 'sfu' : config.signalling.defaultRoomMode;
+    return createMediaPlane(mediaPlaneOptionsFromConfig({ ...config.media, mode }));
   } catch (err) {
     log.error({ err }, 'media plane failed to start: running presence-only signalling');
     return undefined;
