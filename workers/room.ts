@@ -1,7 +1,9 @@
+import { threadId, workerData } from 'node:worker_threads';
 import { RTCDtlsTransport } from 'werift';
 import { instantiateOpus } from '../src/codec/wasm.ts';
+import { usePortClaims } from '../src/media/port-allocator.ts';
 import { createMediaRoom } from '../src/media/room.ts';
-import type { RoomTaskArgument, RoomTaskResult } from '../src/rooms/room-protocol.ts';
+import type { RoomTaskArgument, RoomTaskResult, RoomWorkerData } from '../src/rooms/room-protocol.ts';
 import { runRoomTask } from '../src/rooms/room-worker.ts';
 
 /**
@@ -13,6 +15,10 @@ import { runRoomTask } from '../src/rooms/room-worker.ts';
 // is idle, so the first join here (a new room, or a room re-placed after a worker died) does not
 // wait for key generation.
 void RTCDtlsTransport.SetupCertificate();
+
+// Every media thread claims UDP ports in one shared table, so two threads never probe the same port.
+const data = workerData as Partial<RoomWorkerData> | undefined;
+if (data?.portClaims !== undefined) usePortClaims(data.portClaims, threadId);
 
 export default function roomTask(argument: RoomTaskArgument): Promise<RoomTaskResult> {
   return runRoomTask(argument, (options, onEvent, { opusModule }) => {

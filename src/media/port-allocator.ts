@@ -11,8 +11,35 @@ import { createSocket } from 'node:dgram';
  * handed out twice, probes run one at a time, and released ports go to the back of the line
  * (werift closes sockets asynchronously after `pc.close()`).
  *
- * Worker threads have one allocator each: give each worker its own sub-range.
+ * Worker threads have one allocator each, so the same race exists across threads: the pool hands
+ * every thread one shared claim table (`createPortClaims`, via workerData) and a port is probed
+ * only after this thread won it with an atomic compare-exchange. A claim holds the claiming
+ * thread's id + 1, so the pool can free the claims of a thread that died (`releaseClaimsOf`).
  */
+
+/** One Int32 per UDP port: 0 = free, else threadId + 1 of the thread that holds it. */
+export function createPortClaims(): SharedArrayBuffer {
+  return new SharedArrayBuffer(65536 * Int32Array.BYTES_PER_ELEMENT);
+}
+
+let sharedClaims: Int32Array | null = null;
+let claimTag = 1;
+
+/** Makes this thread's allocators claim ports in the table shared by every media thread. */
+export function usePortClaims(buffer: SharedArrayBuffer, threadId: number): void {
+  sharedClaims = new Int32Array(buffer);
+  claimTag = threadId + 1;
+}
+
+/** Frees every port a (dead) thread held; its sockets are gone with it. */
+export function releaseClaimsOf(buffer: SharedArrayBuffer, threadId: number): number {
+  const claims = new Int32Array(buffer);
+  let freed = 0;
+  for (let port = 0; port < claims.length; port++) {
+    if (Atomics.compareExchange(claims, port, threadId + 1, 0) === threadId + 1) freed++;
+  }
+  return freed;
+}
 export class PortAllocator {
   readonly min: number;
   readonly max: number;
@@ -38,7 +65,7 @@ export class PortAllocator {
   }
 
   release(port: number): void {
-    this.#inUse.delete(port);
+    if (this.#inUse.delete(port) && sharedClaims !== null) Atomics.compareExchange(sharedClaims, port, claimTag, 0);
   }
 
   async #find(bindIp: string | undefined): Promise<number> {
@@ -47,10 +74,12 @@ export class PortAllocator {
       const port = this.#cursor;
       this.#cursor = port + 2 + 1 > this.max ? this.min : port + 2;
       if (this.#inUse.has(port)) continue;
+      if (sharedClaims !== null && Atomics.compareExchange(sharedClaims, port, 0, claimTag) !== 0) continue;
       if (await probe(port, bindIp)) {
         this.#inUse.add(port);
         return port;
       }
+      if (sharedClaims !== null) Atomics.store(sharedClaims, port, 0);
     }
     throw new RangeError(`no free UDP port pair in ${this.min}-${this.max} (${this.#inUse.size} in use here)`);
   }

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel, type Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { VoxError } from '../errors.ts';
+import { createPortClaims, releaseClaimsOf } from '../media/port-allocator.ts';
 import { logger } from '../log.ts';
 import { ChannelClient, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TIMEOUT_MS } from './channel.ts';
 import type { MediaRoomOptions } from './media-types.ts';
@@ -77,6 +78,7 @@ export class RoomPool extends EventEmitter<RoomPoolEvents> {
   readonly #loads = new Map<number, WorkerLoad>();
   readonly #reported = new Set<number>();
   readonly #tasks = new Map<number, Set<RoomTask>>();
+  readonly #portClaims = createPortClaims();
   readonly #known = new WeakSet<Worker>();
   readonly #options: Required<Pick<RoomPoolOptions, 'requestTimeoutMs' | 'maxMessageBytes'>> & RoomPoolOptions;
   readonly #opusModule: WebAssembly.Module | null;
@@ -93,7 +95,7 @@ export class RoomPool extends EventEmitter<RoomPoolEvents> {
     };
     this.metrics = options.metrics ?? new RoomMetrics();
     this.#opusModule = options.opusModule ?? null;
-    const workerData: RoomWorkerData = { statsIntervalMs: options.statsIntervalMs ?? 1000 };
+    const workerData: RoomWorkerData = { statsIntervalMs: options.statsIntervalMs ?? 1000, portClaims: this.#portClaims };
     const maxRooms = options.maxRoomsPerWorker ?? 10_000;
     this.#piscina = new Piscina<RoomTaskArgument, unknown>({
       filename,
@@ -279,6 +281,7 @@ export class RoomPool extends EventEmitter<RoomPoolEvents> {
     this.#tasks.delete(threadId);
     log.error({ threadId, how, rooms: tasks.length }, 'media worker died');
     this.metrics.workerGone(threadId, true);
+    releaseClaimsOf(this.#portClaims, threadId);
     this.#emitSafely('workerdied', threadId, error);
     for (const task of tasks) task.fail(error);
   }

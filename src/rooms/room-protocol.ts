@@ -79,4 +79,6 @@ export function isWorkerLoadReport(value: unknown): value is WorkerLoadReport {
 /** Handed to `workerData` of every worker thread. */
 export interface RoomWorkerData {
   statsIntervalMs: number;
+  /** UDP port claims shared by every media thread (src/media/port-allocator.ts). */
+  portClaims?: SharedArrayBuffer;
 }
