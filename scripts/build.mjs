@@ -24,3 +24,6 @@ if (existsSync('wasm/opus.wasm')) {
   mkdirSync('dist/wasm', { recursive: true });
   cpSync('wasm/opus.wasm', 'dist/wasm/opus.wasm');
 }
+
+// The demo page (src/web) as static files beside the bundle: dist/web/.
+await import('./build-web.mjs');

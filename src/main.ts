@@ -6,6 +6,7 @@ import { logger } from './log.ts';
 import { signallingMetrics } from './metrics/registry.ts';
 import type { MediaPlane } from './signalling/media-plane.ts';
 import { startServer } from './signalling/server.ts';
+import { webRoutes } from './web/routes.ts';
 
 /**
  * `npm start`: load config (defaults ← VOXLINK_CONFIG file ← VOXLINK_* env), start the media plane
@@ -42,7 +43,7 @@ async function main(): Promise<void> {
   }
   const keys = resolveAuthKeys(config);
   const mediaPlane = await startMediaPlane(config);
-  const server = await startServer(config, { keys, mediaPlane });
+  const server = await startServer(config, { keys, mediaPlane, routes: webRoutes(config, keys) });
   log.info(
     { url: server.url, native: server.native, auth: keys.source, devMode: config.auth.devMode, media: mediaPlane !== undefined },
     'VoxLink ready',
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
     // Printed on stdout for a human, never through the structured logger (logs carry no tokens).
     const base = config.server.publicUrl ?? server.url;
     process.stdout.write(
-      `\n  VoxLink dev server: ${base}\n  Demo: ${base}/?room=demo&token=${token}\n  More tokens: npx voxlink token --room demo --user alice\n\n`,
+      `\n  VoxLink dev server: ${base}\n  Demo (open in two tabs): ${base}/?room=demo\n  With a ready token: ${base}/?room=demo&token=${token}\n  More tokens: npx voxlink token --room demo --user alice\n\n`,
     );
   }
 

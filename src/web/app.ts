@@ -1,0 +1,344 @@
+import type { TokenSource } from '../client/index.ts';
+import { Call, type Activity } from './call.ts';
+
+/**
+ * The demo page's view: the join form and the room (participants, slots, connection and media
+ * state, activity). Plain DOM, no framework: one screen, a handful of elements, updated in place.
+ * The server renders index.html with `<meta name="voxlink-dev-mode">`; in dev mode the page asks
+ * POST /dev/token for a short-lived token, otherwise the user pastes one (or passes ?token=).
+ */
+
+const ROOM_ID = /^[A-Za-z0-9._\-:@/~]{1,128}$/;
+const MAX_ACTIVITY = 40;
+const LEVEL_TICK_MS = 100;
+
+function byId<T extends HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`demo page: #${id} missing`);
+  return el as T;
+}
+
+const ui = {
+  connection: byId<HTMLSpanElement>('connection'),
+  joinView: byId<HTMLElement>('join-view'),
+  joinForm: byId<HTMLFormElement>('join-form'),
+  room: byId<HTMLInputElement>('room'),
+  nameField: byId<HTMLDivElement>('name-field'),
+  name: byId<HTMLInputElement>('name'),
+  tokenDetails: byId<HTMLDetailsElement>('token-details'),
+  token: byId<HTMLTextAreaElement>('token'),
+  mic: byId<HTMLSelectElement>('mic'),
+  joinButton: byId<HTMLButtonElement>('join-button'),
+  joinMessage: byId<HTMLParagraphElement>('join-message'),
+  roomView: byId<HTMLElement>('room-view'),
+  roomTitle: byId<HTMLHeadingElement>('room-title'),
+  roomName: byId<HTMLSpanElement>('room-name'),
+  roomMode: byId<HTMLSpanElement>('room-mode'),
+  mediaState: byId<HTMLSpanElement>('media-state'),
+  muteButton: byId<HTMLButtonElement>('mute-button'),
+  roomMic: byId<HTMLSelectElement>('room-mic'),
+  leaveButton: byId<HTMLButtonElement>('leave-button'),
+  banner: byId<HTMLParagraphElement>('banner'),
+  count: byId<HTMLSpanElement>('participant-count'),
+  participants: byId<HTMLUListElement>('participants'),
+  slots: byId<HTMLOListElement>('slots'),
+  activity: byId<HTMLOListElement>('activity'),
+  remoteAudio: byId<HTMLDivElement>('remote-audio'),
+};
+
+const devMode = document.querySelector<HTMLMetaElement>('meta[name="voxlink-dev-mode"]')?.content === 'true';
+let call: Call | null = null;
+let levelTimer: ReturnType<typeof setInterval> | null = null;
+let bannerTimer: ReturnType<typeof setTimeout> | null = null;
+
+const CONNECTION_TEXT: Record<string, string> = {
+  idle: 'Not connected',
+  connecting: 'Connecting…',
+  connected: 'Connected',
+  resumed: 'Connected',
+  reconnecting: 'Reconnecting…',
+  disconnected: 'Disconnected',
+  failed: 'Failed',
+};
+
+function setup(): void {
+  const params = new URLSearchParams(location.search);
+  const urlToken = params.get('token');
+  if (urlToken) {
+    // Keep the token out of the address bar (history, screen shares); the form holds it.
+    params.delete('token');
+    const query = params.toString();
+    history.replaceState(null, '', `${location.pathname}${query ? `?${query}` : ''}`);
+    ui.token.value = urlToken;
+  }
+  ui.room.value = params.get('room') ?? 'demo';
+  ui.name.value = params.get('name') ?? localStorage.getItem('voxlink.demo.name') ?? '';
+  if (!devMode) {
+    // Without dev mode the token is the only way in, and it carries the display name.
+    ui.tokenDetails.open = true;
+    ui.tokenDetails.classList.add('always-open');
+    ui.nameField.hidden = true;
+  } else if (urlToken) {
+    ui.tokenDetails.open = true;
+  }
+  ui.joinForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    void join();
+  });
+  ui.muteButton.addEventListener('click', () => void toggleMute());
+  ui.leaveButton.addEventListener('click', () => void call?.leave());
+  ui.roomMic.addEventListener('change', () => {
+    ui.mic.value = ui.roomMic.value;
+    call?.switchMicrophone(ui.roomMic.value).catch((error: unknown) => addActivity({ at: new Date(), text: `Cannot switch microphone: ${message(error)}`, tone: 'bad' }));
+  });
+  navigator.mediaDevices?.addEventListener('devicechange', () => void listMicrophones().catch(() => undefined));
+  void listMicrophones().catch(() => undefined);
+  renderConnection('idle');
+}
+
+/** Fills both microphone pickers. Labels are empty until the page has microphone permission. */
+async function listMicrophones(): Promise<void> {
+  if (!navigator.mediaDevices?.enumerateDevices) return;
+  const devices = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === 'audioinput');
+  for (const select of [ui.mic, ui.roomMic]) {
+    const selected = select.value;
+    select.replaceChildren(new Option('Default microphone', ''));
+    devices.forEach((device, i) => {
+      if (device.deviceId === 'default' || device.deviceId === '') return;
+      select.add(new Option(device.label || `Microphone ${i + 1}`, device.deviceId));
+    });
+    select.value = [...select.options].some((o) => o.value === selected) ? selected : '';
+  }
+}
+
+async function devToken(room: string, name: string): Promise<string> {
+  const response = await fetch('/dev/token', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ room, name }),
+  });
+  const body = (await response.json()) as { token?: string; message?: string };
+  if (!response.ok || !body.token) throw new Error(body.message ?? `dev token refused (HTTP ${response.status})`);
+  return body.token;
+}
+
+async function join(): Promise<void> {
+  const room = ui.room.value.trim();
+  const name = ui.name.value.trim();
+  const pasted = ui.token.value.trim();
+  if (!ROOM_ID.test(room)) return formError('Room names use letters, digits and . _ - : @ / ~ (up to 128).', ui.room);
+  if (!pasted && !devMode) return formError('Paste an access token (voxlink token --room …).', ui.token);
+  if (!pasted && !name) return formError('Enter your name.', ui.name);
+  if (name) localStorage.setItem('voxlink.demo.name', name);
+  const token: TokenSource = pasted || (() => devToken(room, name));
+
+  ui.joinButton.disabled = true;
+  ui.activity.replaceChildren();
+  ui.banner.hidden = true;
+  ui.joinMessage.className = 'message';
+  ui.joinMessage.textContent = 'Joining…';
+  const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+  const current = new Call({ wsUrl, room, token, microphoneId: ui.mic.value || undefined, audioContainer: ui.remoteAudio });
+  call = current;
+  current.on('change', render);
+  current.on('activity', onActivity);
+  current.on('ended', (reason) => showJoin(reason));
+  try {
+    await current.start();
+  } catch (error) {
+    call = null;
+    ui.joinButton.disabled = false;
+    renderConnection('idle');
+    return formError(`Could not join: ${message(error)}`, ui.joinButton);
+  }
+  showRoom(room);
+  void listMicrophones().catch(() => undefined); // labels are readable now that the microphone is open
+}
+
+function formError(text: string, focus: HTMLElement): void {
+  ui.joinMessage.className = 'message error';
+  ui.joinMessage.textContent = text;
+  focus.focus();
+}
+
+function showRoom(room: string): void {
+  ui.joinMessage.textContent = '';
+  ui.joinView.hidden = true;
+  ui.roomView.hidden = false;
+  ui.roomName.textContent = room;
+  document.title = `${room} · VoxLink`;
+  ui.roomMic.value = ui.mic.value;
+  render();
+  levelTimer = setInterval(renderLevels, LEVEL_TICK_MS);
+  ui.roomTitle.focus();
+}
+
+function showJoin(reason: string): void {
+  call = null;
+  if (levelTimer) clearInterval(levelTimer);
+  levelTimer = null;
+  ui.roomView.hidden = true;
+  ui.joinView.hidden = false;
+  ui.joinButton.disabled = false;
+  ui.participants.replaceChildren();
+  ui.slots.replaceChildren();
+  document.title = 'VoxLink demo';
+  renderConnection('idle');
+  ui.joinMessage.className = 'message';
+  ui.joinMessage.textContent = `${reason}.`;
+  ui.joinButton.focus();
+}
+
+async function toggleMute(): Promise<void> {
+  if (!call) return;
+  ui.muteButton.disabled = true;
+  try {
+    await call.setMuted(!call.muted);
+  } catch (error) {
+    addActivity({ at: new Date(), text: `Mute failed: ${message(error)}`, tone: 'bad' });
+  } finally {
+    ui.muteButton.disabled = false;
+    render();
+  }
+}
+
+function renderConnection(state: string): void {
+  ui.connection.dataset.state = state;
+  ui.connection.textContent = CONNECTION_TEXT[state] ?? state;
+}
+
+function render(): void {
+  const current = call;
+  if (!current) return;
+  renderConnection(current.connection);
+  const room = current.room;
+  ui.mediaState.dataset.state = current.mediaState;
+  ui.mediaState.textContent = `Media: ${current.mediaState}`;
+  ui.muteButton.textContent = current.muted ? 'Unmute' : 'Mute';
+  ui.muteButton.setAttribute('aria-pressed', String(current.muted));
+  if (!room) return;
+  ui.roomMode.textContent = `Mode: ${room.mode}`;
+  ui.count.textContent = String(room.participants.size);
+
+  const seen = new Set<string>();
+  const sorted = [...room.participants.values()].sort((a, b) =>
+    a.participantId === room.participantId ? -1 : b.participantId === room.participantId ? 1 : a.joinedAt - b.joinedAt,
+  );
+  for (const p of sorted) {
+    seen.add(p.participantId);
+    let item = ui.participants.querySelector<HTMLLIElement>(`li[data-participant-id="${CSS.escape(p.participantId)}"]`);
+    if (!item) item = participantItem(p.participantId);
+    ui.participants.append(item); // keeps the sorted order
+    const self = p.participantId === room.participantId;
+    const slot = current.slotOf(p.participantId);
+    item.dataset.self = String(self);
+    item.dataset.speaking = String(p.speaking);
+    item.dataset.muted = String(p.muted);
+    item.querySelector('.avatar')!.textContent = initials(p.name);
+    item.querySelector('.name')!.textContent = p.name;
+    setTag(item, '.you', self, 'you');
+    setTag(item, '.slot', !self && slot >= 0, `slot ${slot + 1}`);
+    setTag(item, '.muted', p.muted, 'muted');
+    setTag(item, '.speaking', p.speaking && !p.muted, 'speaking');
+    setTag(item, '.listen', !self && !p.grants.includes('publish'), 'listener');
+    item.querySelector('.meter')!.setAttribute('aria-label', `${p.name}: audio level`);
+  }
+  for (const item of [...ui.participants.children] as HTMLLIElement[]) {
+    if (!seen.has(item.dataset.participantId ?? '')) item.remove();
+  }
+
+  const slots = room.slots.length > 0 ? room.slots : [];
+  ui.slots.replaceChildren(
+    ...slots.map(({ slot, participantId }) => {
+      const li = document.createElement('li');
+      li.dataset.slot = String(slot);
+      li.dataset.participantId = participantId ?? '';
+      const p = participantId === null ? undefined : room.participants.get(participantId);
+      li.textContent = `Slot ${slot + 1}: ${p ? p.name : 'empty'}`;
+      li.className = p ? (p.speaking ? 'busy speaking' : 'busy') : 'empty';
+      return li;
+    }),
+  );
+  if (slots.length === 0) {
+    const li = document.createElement('li');
+    li.className = 'empty';
+    li.textContent = 'No audio slots yet';
+    ui.slots.append(li);
+  }
+}
+
+function participantItem(participantId: string): HTMLLIElement {
+  const item = document.createElement('li');
+  item.className = 'participant';
+  item.dataset.participantId = participantId;
+  item.innerHTML =
+    '<span class="avatar" aria-hidden="true"></span>' +
+    '<span class="who"><span class="name"></span> <span class="tag you" hidden></span></span>' +
+    '<span class="tags"><span class="tag slot" hidden></span><span class="tag listen" hidden></span>' +
+    '<span class="tag muted" hidden></span><span class="tag speaking" hidden></span></span>' +
+    '<span class="meter" role="meter" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0"><span class="fill"></span></span>';
+  return item;
+}
+
+function setTag(item: HTMLElement, selector: string, shown: boolean, text: string): void {
+  const tag = item.querySelector<HTMLElement>(selector)!;
+  tag.hidden = !shown;
+  tag.textContent = text;
+}
+
+function renderLevels(): void {
+  if (!call) return;
+  const levels = call.levels();
+  for (const item of ui.participants.children as HTMLCollectionOf<HTMLLIElement>) {
+    const level = levels.get(item.dataset.participantId ?? '') ?? 0;
+    const percent = Math.round(level * 100);
+    const meter = item.querySelector<HTMLElement>('.meter')!;
+    if (meter.getAttribute('aria-valuenow') === String(percent)) continue;
+    meter.setAttribute('aria-valuenow', String(percent));
+    item.dataset.level = String(percent);
+    meter.querySelector<HTMLElement>('.fill')!.style.transform = `scaleX(${level.toFixed(3)})`;
+  }
+}
+
+function onActivity(entry: Activity): void {
+  addActivity(entry);
+  if (entry.tone === 'warn' || entry.tone === 'bad') showBanner(entry.text, entry.tone, 0);
+  else if (entry.tone === 'good' && !ui.banner.hidden) showBanner(entry.text, entry.tone, 4000);
+  render();
+}
+
+function showBanner(text: string, tone: Activity['tone'], hideAfterMs: number): void {
+  if (bannerTimer) clearTimeout(bannerTimer);
+  bannerTimer = null;
+  ui.banner.textContent = text;
+  ui.banner.dataset.tone = tone;
+  ui.banner.hidden = false;
+  if (hideAfterMs > 0) {
+    bannerTimer = setTimeout(() => {
+      ui.banner.hidden = true;
+    }, hideAfterMs);
+  }
+}
+
+function addActivity(entry: Activity): void {
+  const li = document.createElement('li');
+  li.dataset.tone = entry.tone;
+  const time = document.createElement('time');
+  time.dateTime = entry.at.toISOString();
+  time.textContent = entry.at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+  li.append(time, ` ${entry.text}`);
+  ui.activity.prepend(li);
+  while (ui.activity.children.length > MAX_ACTIVITY) ui.activity.lastElementChild?.remove();
+}
+
+function initials(name: string): string {
+  const parts = name.trim().split(/\s+/).filter(Boolean);
+  return ((parts[0]?.[0] ?? '?') + (parts.length > 1 ? (parts[parts.length - 1][0] ?? '') : '')).toUpperCase();
+}
+
+function message(error: unknown): string {
+  if (error instanceof DOMException && error.name === 'NotAllowedError') return 'microphone permission denied';
+  return error instanceof Error ? error.message : String(error);
+}
+
+setup();
