@@ -170,7 +170,14 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.#maxMissed = options.maxMissedHeartbeats ?? 2;
-    this.#clientInfo = options.clientInfo ?? { name: 'voxlink-sdk', version: SDK_VERSION };
+    // The server rejects a hello whose client fields exceed 64 characters (docs/protocol.md):
+    // clip here so a long user-agent string never costs the connection.
+    const info = options.clientInfo ?? { name: 'voxlink-sdk', version: SDK_VERSION };
+    this.#clientInfo = {
+      ...(info.name !== undefined ? { name: info.name.slice(0, 64) } : {}),
+      ...(info.version !== undefined ? { version: info.version.slice(0, 64) } : {}),
+      ...(info.platform !== undefined ? { platform: info.platform.slice(0, 64) } : {}),
+    };
     this.#log = options.logger;
   }
 

@@ -49,6 +49,15 @@ describe('two SDK clients in one room', () => {
     expect([...aliceRoom.participants.keys()]).toEqual([aliceRoom.participantId]);
   });
 
+  // Regression: a browser's long platform string made the server reject the hello (1008).
+  it('connects with client info longer than the protocol allows, clipped by the SDK', async () => {
+    const dave = newClient({ clientInfo: { name: 'n'.repeat(100), version: '1', platform: 'p'.repeat(200) } });
+    clients.push(dave);
+    const session = await dave.connect(ts.url, await ts.token('dave'));
+    expect(session.userId).toBe('dave');
+    expect(dave.state).toBe('connected');
+  });
+
   it('rejects a request the server refuses with its protocol code, and keeps the session', async () => {
     const carol = newClient();
     clients.push(carol);
