@@ -108,6 +108,31 @@ describe('Opus packet loss', () => {
     );
   });
 
+  // Regression: clang's SLP vectoriser miscompiled the 48 → 16 kHz filter in front of the DRED
+  // encoder (dnn/dred_encoder.c), so 48 kHz encoders sent NaN DRED and bursts decoded as silence
+  // (energy kept 0.02; native libopus 0.59). emsdk-build.sh now builds that file without SLP.
+  it('DRED from a 48 kHz encoder recovers 80 ms bursts like native libopus', () => {
+    const rate = 48000;
+    const frame = rate / 50;
+    const input = speechLikeFloat32(rate, 3);
+    const lost = Array.from({ length: 150 }, (_, i) => i > 10 && i % 25 >= 21);
+    const encoder = new OpusEncoder({ sampleRate: rate, application: OpusApplication.VOIP, bitrate: 32000, packetLossPercent: 20, dredDuration: 100 });
+    const decoder = new OpusDecoder({ sampleRate: rate });
+    const out = decodeAll(decoder, encodeAll(encoder, input), lost, 'dred');
+    const delay = encoder.lookahead;
+    encoder.close();
+    decoder.close();
+    let kept = 0;
+    let ref = 0;
+    lost.forEach((isLost, i) => {
+      if (!isLost || (i + 1) * frame + delay > out.length) return;
+      kept += meanPower(out, i * frame + delay, (i + 1) * frame + delay);
+      ref += meanPower(input, i * frame, (i + 1) * frame);
+    });
+    expect(Number.isFinite(kept)).toBe(true);
+    expect(kept / ref).toBeGreaterThan(0.35);
+  });
+
   it('DRED recovers 80 ms bursts that PLC fades out', () => {
     const lost = Array.from({ length: 400 }, (_, i) => i > 10 && i % 25 >= 21);
     const plc = run('plc', lost);
