@@ -13,3 +13,8 @@ export { SlotRouter, type SlotAssignment, type SlotBinding } from './slot-router
 export { SlotStream, type SlotHeader, type SlotStreamOptions, type SlotStreamStats } from './slot-stream.ts';
 export { mediaPeerConfig, clientPeerConfig, keepHostCandidates, type MediaPeerOptions } from './peer-config.ts';
 export { PortAllocator, portAllocator } from './port-allocator.ts';
+export { RoomMixer, type RoomMixerOptions, type MixInputOptions, type MixPacket, type RoomMixerStats } from './mix.ts';
+export { MixClock, type MixClockOptions, type MixClockStats } from './mix-clock.ts';
+export { createMixCodecs, rtpClockRate, type MixCodecs, type MixInputCodec, type MixOutputFormat } from './mix-codecs.ts';
+export { MixRoomAudio, type MixRoomAudioOptions, type MixRoomAudioStats, type MixRoomMode } from './mix-room.ts';
+export { Transcoder, type TranscoderOptions, type TranscodedPacket, type TranscoderStats } from './transcode.ts';

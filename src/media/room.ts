@@ -1,10 +1,13 @@
-import { RTCPeerConnection, type Extensions, type RtpPacket, type RTCRtpTransceiver } from 'werift';
+import { RTCPeerConnection, RTCRtpCodecParameters, type Extensions, type RtpPacket, type RTCRtpTransceiver } from 'werift';
 import type { ClientMediaMessage, ServerMediaMessage } from '../protocol/index.ts';
 import { VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { keepHostCandidates, mediaPeerConfig } from './peer-config.ts';
 import { portAllocator, type PortAllocator } from './port-allocator.ts';
 import { AUDIO_LEVEL_SILENCE, AUDIO_LEVEL_URI } from './rtp.ts';
+import { MixRoomAudio, type MixPeerCodec, type MixRoomAudioOptions, type MixRoomAudioStats } from './mix-room.ts';
+import type { SlotHeader } from './slot-stream.ts';
+import { Transcoder, type TranscodedPacket } from './transcode.ts';
 import { SlotOutput } from './slot-output.ts';
 import { SlotRouter } from './slot-router.ts';
 import { SpeakerDetector, type SpeakerDetectorOptions } from './speaker-detector.ts';
@@ -24,8 +27,14 @@ export interface MediaRoomOptions {
   /** Inclusive UDP port range for ICE (one port per participant; see docs/media.md). */
   rtcMinPort: number;
   rtcMaxPort: number;
-  /** Only `sfu` is implemented here; `mix`/`hybrid` fall back to `sfu` (the audio helper owns mixing). */
+  /**
+   * `sfu`: K forwarded slots per subscriber. `mix`: one outgoing audio track per subscriber carrying
+   * a server mix (N−1 for active speakers). `hybrid`: K slots plus one mix track with everyone the
+   * slots do not carry. `mix`/`hybrid` also negotiate PCMU/PCMA for peers without Opus.
+   */
   mode: 'sfu' | 'mix' | 'hybrid';
+  /** Mixer tuning for `mix`/`hybrid` rooms (jitter buffer, limiter, VAD, clock, Opus profile; defaults in docs/audio.md). */
+  mixing?: Pick<MixRoomAudioOptions, 'mixer' | 'clock' | 'opusProfile' | 'codecs'>;
   /** Advertise Opus DTX. Default false. */
   opusDtx?: boolean;
   /** Speaker detection tuning (defaults in SpeakerDetector). */
@@ -61,6 +70,8 @@ export interface MediaRoomStats {
   reconnects: number;
   /** Inbound RTP the room refused: not allowed to publish, muted, or malformed. */
   packetsDropped: number;
+  /** `mix`/`hybrid` rooms: the mixer's counters (late ticks, encodes, concealment). */
+  mix?: MixRoomAudioStats;
 }
 
 export interface MediaRoom {
@@ -84,7 +95,35 @@ interface Peer {
   readonly pc: RTCPeerConnection;
   readonly mic: RTCRtpTransceiver;
   readonly outputs: SlotOutput[];
+  /** The mix track (`mix`/`hybrid` rooms, subscribe grant), after the K slots. */
+  readonly mix: SlotOutput | null;
   readonly port: number;
+}
+
+/**
+ * G.711 for telephony peers (RFC 3551 §4.5.14, static payload types 0 and 8, 8 kHz mono), offered
+ * after Opus in `mix`/`hybrid` rooms: a peer that answers with only PCMU/PCMA gets the mix as G.711.
+ */
+const G711_CODECS = [
+  new RTCRtpCodecParameters({ mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, payloadType: 0 }),
+  new RTCRtpCodecParameters({ mimeType: 'audio/PCMA', clockRate: 8000, channels: 1, payloadType: 8 }),
+];
+
+/** The audio codec a transceiver negotiated (its first codec after the answer). */
+function negotiatedCodec(t: RTCRtpTransceiver): { codec: MixPeerCodec; payloadType: number } | null {
+  const c = t.codecs[0];
+  if (c === undefined) return null;
+  const mime = c.mimeType.toLowerCase();
+  const codec: MixPeerCodec = mime === 'audio/pcmu' ? 'pcmu' : mime === 'audio/pcma' ? 'pcma' : 'opus';
+  return { codec, payloadType: c.payloadType };
+}
+
+/** Buffer views on the mixer's payloads, cached by view (its encoders reuse one view per length). */
+const payloadBuffers = new WeakMap<Uint8Array, Buffer>();
+function asBuffer(payload: Uint8Array): Buffer {
+  let b = payloadBuffers.get(payload);
+  if (b === undefined) payloadBuffers.set(payload, (b = Buffer.from(payload.buffer, payload.byteOffset, payload.length)));
+  return b;
 }
 
 interface Participant {
@@ -96,12 +135,18 @@ interface Participant {
   negotiationId: number;
   negotiating: Promise<void>;
   restarting: boolean;
+  /**
+   * Receives one mixed track instead of K slots: always in `mix` rooms; in `sfu` rooms when the
+   * subscriber asked for it (`ice_restart` with `options.audio = 'mix'`, e.g. a weak link).
+   */
+  mixOnly: boolean;
 }
 
 /**
  * A media room inside a worker: one werift peer per participant, audio slots, speaker detection,
- * video forwarding. The server offers (docs/media.md): m-line 0 receives the participant's mic,
- * m-lines 1…K are the slots, video m-lines follow on demand.
+ * video forwarding, and in `mix`/`hybrid` rooms a server mix (MixRoomAudio). The server offers
+ * (docs/media.md): m-line 0 receives the participant's mic, then the K slots (`sfu`, `hybrid`),
+ * then the mix track (`mix`, `hybrid`); video m-lines follow on demand.
  */
 export function createMediaRoom(options: MediaRoomOptions, onEvent: (e: MediaRoomEvent) => void): MediaRoom {
   return new SfuRoom(options, onEvent);
@@ -116,10 +161,19 @@ class SfuRoom implements MediaRoom {
   readonly #video: VideoForwarder;
   readonly #timer: NodeJS.Timeout;
   readonly #ports: PortAllocator;
+  /** The mixer of `mix`/`hybrid` rooms; in `sfu` rooms only while a subscriber asked for a mix. */
+  #mix: MixRoomAudio | null = null;
+  readonly #mixHeader: SlotHeader = { ssrc: 0, sequenceNumber: 0, timestamp: 0, marker: false };
+  readonly #forwarded: string[] = [];
   readonly #eligible = (id: string): boolean => {
     const p = this.#participants.get(id);
-    return p !== undefined && p.grants.publish && !p.muted;
+    // A G.711 publisher is never forwarded as a slot (Opus subscribers could not decode it): it is mixed.
+    return p !== undefined && p.grants.publish && !p.muted && !this.#g711.has(id);
   };
+  /** Participants whose peer negotiated G.711 (`mix`/`hybrid` rooms), by id. */
+  readonly #g711 = new Map<string, 'pcmu' | 'pcma'>();
+  /** Hybrid rooms: one Opus → G.711 Transcoder per (forwarded publisher, law), shared by all G.711 subscribers. */
+  readonly #transcoders = new Map<string, { pcmu?: Transcoder; pcma?: Transcoder }>();
   #membershipChanged = false;
   readonly #joining = new Set<string>();
   #closed = false;
@@ -150,6 +204,7 @@ class SfuRoom implements MediaRoom {
     // One of the top K+1 may be the subscriber themself, so K+1 places are sticky.
     this.#detector.stickyPlaces = options.slots + 1;
     this.#video = new VideoForwarder(options.roomId, (participantId) => this.#renegotiate(participantId));
+    if (options.mode !== 'sfu') this.#mix = this.#createMix(options.mode);
     this.#timer = setInterval(() => this.#tick(), options.rankIntervalMs ?? 100);
     this.#timer.unref();
   }
@@ -167,6 +222,7 @@ class SfuRoom implements MediaRoom {
       negotiationId: 0,
       negotiating: Promise.resolve(),
       restarting: false,
+      mixOnly: this.#options.mode === 'mix',
     };
     this.#joining.add(p.participantId);
     try {
@@ -180,9 +236,14 @@ class SfuRoom implements MediaRoom {
     }
     this.#participants.set(p.participantId, participant);
     this.#video.attach(p.participantId, participant.peer.pc, p.grants.publish, p.grants.subscribe);
-    if (p.grants.subscribe) {
+    if (p.grants.subscribe && participant.peer.outputs.length > 0) {
       this.#router.addSubscriber(p.participantId, participant.peer.outputs);
       this.#membershipChanged = true;
+    }
+    if (this.#mix !== null) {
+      // Opus until the answer says otherwise (#onAnswer).
+      this.#mix.addParticipant(p.participantId, { codec: 'opus', publish: p.grants.publish, subscribe: this.#hearsMix(participant) });
+      if (!this.#mix.running) this.#mix.start();
     }
     try {
       await this.#offer(participant, {});
@@ -192,7 +253,7 @@ class SfuRoom implements MediaRoom {
     }
     // Tell the newcomer what its slots carry right away instead of at the next tick.
     this.#tick();
-    if (p.grants.subscribe) this.#sendSlots(p.participantId);
+    if (this.#router.hasSubscriber(p.participantId)) this.#sendSlots(p.participantId);
   }
 
   /** One participant's werift peer: mic m-line, K slot m-lines, UDP port, state watch. */
@@ -203,16 +264,25 @@ class SfuRoom implements MediaRoom {
     } catch (error) {
       throw new VoxError('MEDIA_NEGOTIATION_FAILED', `no UDP port for ${participant.id}`, { cause: error });
     }
-    const pc = new RTCPeerConnection(mediaPeerConfig(this.#options, port));
+    const config = mediaPeerConfig(this.#options, port);
+    const mode = this.#options.mode;
+    if (mode !== 'sfu') config.codecs = { ...config.codecs, audio: [...(config.codecs?.audio ?? []), ...G711_CODECS] };
+    const pc = new RTCPeerConnection(config);
     const { publish, subscribe } = participant.grants;
     const mic = pc.addTransceiver('audio', { direction: publish ? 'recvonly' : 'inactive' });
     const outputs: SlotOutput[] = [];
+    let mix: SlotOutput | null = null;
     if (subscribe) {
-      for (let k = 0; k < this.#options.slots; k++) {
+      const slots = participant.mixOnly ? 0 : this.#options.slots;
+      for (let k = 0; k < slots; k++) {
         outputs.push(new SlotOutput(participant.id, k, pc.addTransceiver('audio', { direction: 'sendonly' })));
       }
+      // The mix track is the last audio m-line: slot K in `hybrid`, slot 0 for mix-only subscribers (offer option `mixSlot`).
+      if (mode !== 'sfu' || participant.mixOnly) {
+        mix = new SlotOutput(participant.id, slots, pc.addTransceiver('audio', { direction: 'sendonly' }));
+      }
     }
-    const peer: Peer = { pc, mic, outputs, port };
+    const peer: Peer = { pc, mic, outputs, mix, port };
     mic.onTrack.subscribe((track) => {
       track.onReceiveRtp.subscribe((rtp, extensions) => {
         // Packets of a replaced peer (media reconnect) still in flight are not this participant's voice any more.
@@ -233,7 +303,7 @@ class SfuRoom implements MediaRoom {
   }
 
   async #closePeer(peer: Peer): Promise<void> {
-    for (const o of peer.outputs) {
+    for (const o of peer.mix === null ? peer.outputs : [...peer.outputs, peer.mix]) {
       this.#retiredOut.packets += o.packets;
       this.#retiredOut.bytes += o.bytes;
     }
@@ -262,15 +332,13 @@ class SfuRoom implements MediaRoom {
       p.negotiating = Promise.resolve();
       this.#video.detach(p.id);
       this.#video.attach(p.id, peer.pc, p.grants.publish, p.grants.subscribe);
-      if (p.grants.subscribe) {
-        this.#router.removeSubscriber(p.id);
-        this.#router.addSubscriber(p.id, peer.outputs);
-        this.#membershipChanged = true;
-      }
+      this.#router.removeSubscriber(p.id);
+      if (p.grants.subscribe && peer.outputs.length > 0) this.#router.addSubscriber(p.id, peer.outputs);
+      this.#membershipChanged = true;
       void this.#closePeer(old);
       await this.#offer(p, { restart: true });
       this.#tick();
-      if (p.grants.subscribe) this.#sendSlots(p.id);
+      if (this.#router.hasSubscriber(p.id)) this.#sendSlots(p.id);
     } finally {
       p.restarting = false;
     }
@@ -289,6 +357,14 @@ class SfuRoom implements MediaRoom {
     this.#detector.remove(participantId);
     this.#router.removeSubscriber(participantId);
     this.#video.detach(participantId);
+    if (this.#mix !== null) {
+      this.#mix.removeParticipant(participantId);
+      this.#g711.delete(participantId);
+      this.#closeTranscoders(participantId);
+      // An empty room's clock would tick for nobody.
+      if (this.#participants.size === 0) this.#mix.stop();
+      this.#dropIdleMix();
+    }
     this.#membershipChanged = true;
     this.#tick();
     await this.#closePeer(p.peer);
@@ -312,6 +388,7 @@ class SfuRoom implements MediaRoom {
         } catch (error) {
           throw new VoxError('MEDIA_NEGOTIATION_FAILED', `bad answer from ${participantId}`, { cause: error });
         }
+        this.#onAnswer(p);
         return;
       }
       case 'candidate': {
@@ -323,9 +400,12 @@ class SfuRoom implements MediaRoom {
         });
         return;
       }
-      case 'ice_restart':
+      case 'ice_restart': {
+        const layout = message.options?.audio;
+        if (layout === 'mix' || layout === 'slots') this.#setLayout(p, layout);
         await this.#restart(p);
         return;
+      }
       case 'subscribe_video':
       case 'unsubscribe_video': {
         if (!p.grants.subscribe) throw new VoxError('MEDIA_NOT_ALLOWED', `${participantId} has no subscribe grant`);
@@ -372,7 +452,7 @@ class SfuRoom implements MediaRoom {
     let rttSum = 0;
     let rttCount = 0;
     for (const p of this.#participants.values()) {
-      for (const o of p.peer.outputs) {
+      for (const o of p.peer.mix === null ? p.peer.outputs : [...p.peer.outputs, p.peer.mix]) {
         packetsOut += o.packets;
         bytesOut += o.bytes;
         const rtt = o.rttMs;
@@ -403,6 +483,7 @@ class SfuRoom implements MediaRoom {
       offers: this.#offers,
       reconnects: this.#reconnects,
       packetsDropped: this.#packetsDropped,
+      ...(this.#mix === null ? {} : { mix: this.#mix.toJSON() }),
     };
   }
 
@@ -413,6 +494,8 @@ class SfuRoom implements MediaRoom {
     const peers = [...this.#participants.values()].map((p) => p.peer);
     this.#participants.clear();
     this.#video.close();
+    this.#mix?.close();
+    for (const id of [...this.#transcoders.keys()]) this.#closeTranscoders(id);
     await Promise.allSettled(peers.map((peer) => this.#closePeer(peer)));
   }
 
@@ -431,13 +514,44 @@ class SfuRoom implements MediaRoom {
     const level = ext === undefined ? -1 : ext.level;
     // A packet without the extension still proves presence; rank it as quiet, not absent.
     this.#detector.process(p.id, level < 0 ? AUDIO_LEVEL_SILENCE - 1 : level, now);
+    this.#mix?.onAudioRtp(p.id, payload, header.sequenceNumber, header.timestamp, level, now);
     const routes = this.#router.routes(p.id);
+    let pcmu: readonly TranscodedPacket[] | null = null;
+    let pcma: readonly TranscodedPacket[] | null = null;
     for (let i = 0; i < routes.length; i++) {
       const out = routes[i];
       if (!out.ready) continue;
+      const law = this.#g711.size === 0 ? undefined : this.#g711.get(out.subscriberId);
+      if (law !== undefined) {
+        // A G.711 subscriber in a hybrid room: the slot carries this voice transcoded, once per law per packet.
+        const packets =
+          law === 'pcmu'
+            ? (pcmu ??= this.#transcoder(p.id, law).process(payload, header.sequenceNumber, header.timestamp))
+            : (pcma ??= this.#transcoder(p.id, law).process(payload, header.sequenceNumber, header.timestamp));
+        for (let j = 0; j < packets.length; j++) {
+          const t = packets[j]!;
+          const h = out.stream.rewriteFields(header.ssrc, t.sequenceNumber, t.timestamp, header.marker, now);
+          if (h !== null) out.send(asBuffer(t.payload), h, level);
+        }
+        continue;
+      }
       const h = out.stream.rewriteFields(header.ssrc, header.sequenceNumber, header.timestamp, header.marker, now);
       if (h !== null) out.send(payload, h, level);
     }
+  }
+
+  #transcoder(publisherId: string, law: 'pcmu' | 'pcma'): Transcoder {
+    let pair = this.#transcoders.get(publisherId);
+    if (pair === undefined) this.#transcoders.set(publisherId, (pair = {}));
+    return (pair[law] ??= new Transcoder({ from: 'opus', to: law }));
+  }
+
+  #closeTranscoders(publisherId: string): void {
+    const pair = this.#transcoders.get(publisherId);
+    if (pair === undefined) return;
+    this.#transcoders.delete(publisherId);
+    pair.pcmu?.close();
+    pair.pcma?.close();
   }
 
   #tick(): void {
@@ -459,9 +573,102 @@ class SfuRoom implements MediaRoom {
     }
     if (!reranked && !this.#membershipChanged) return;
     this.#membershipChanged = false;
-    for (const subscriberId of this.#router.update(this.#detector.ranking(), this.#eligible)) {
+    const ranking = this.#detector.ranking();
+    for (const subscriberId of this.#router.update(ranking, this.#eligible)) {
       this.#sendSlots(subscriberId);
     }
+    if (this.#mix !== null && this.#options.mode === 'hybrid') {
+      // The top K eligible speakers are in the slots: keep them out of the mix (docs/audio.md, hybrid).
+      const forwarded = this.#forwarded;
+      forwarded.length = 0;
+      for (let i = 0; i < ranking.length && forwarded.length < this.#options.slots; i++) {
+        if (this.#eligible(ranking[i]!)) forwarded.push(ranking[i]!);
+      }
+      this.#mix.setForwarded(forwarded);
+    }
+  }
+
+  #createMix(mode: 'mix' | 'hybrid'): MixRoomAudio {
+    return new MixRoomAudio({
+      ...this.#options.mixing,
+      mode,
+      onPacket: (id, payload, seq, ts) => this.#sendMix(id, payload, seq, ts),
+    });
+  }
+
+  #hearsMix(p: Participant): boolean {
+    return p.grants.subscribe && (this.#options.mode !== 'sfu' || p.mixOnly);
+  }
+
+  /**
+   * A subscriber's own choice of audio layout, applied by the media reconnect that follows (a new
+   * peer with the new m-lines; nobody else renegotiates). Only `sfu` rooms can switch: a `mix`
+   * room has no slots, and a `hybrid` room's mix leaves out the slot speakers, so a mix-only
+   * subscriber there would miss them.
+   */
+  #setLayout(p: Participant, layout: 'mix' | 'slots'): void {
+    const mixOnly = layout === 'mix';
+    if (this.#options.mode !== 'sfu') {
+      if (mixOnly === p.mixOnly) return;
+      throw new VoxError('MEDIA_UNSUPPORTED', `a ${this.#options.mode} room cannot give ${p.id} ${layout} audio`);
+    }
+    if (!p.grants.subscribe) throw new VoxError('MEDIA_NOT_ALLOWED', `${p.id} has no subscribe grant`);
+    p.mixOnly = mixOnly;
+    if (mixOnly && this.#mix === null) {
+      // Mixed for whoever asks: every publisher becomes an input (silent ones cost no decode, RFC 6464).
+      const mix = this.#createMix('mix');
+      for (const q of this.#participants.values()) {
+        mix.addParticipant(q.id, { codec: 'opus', publish: q.grants.publish, subscribe: this.#hearsMix(q) });
+      }
+      this.#mix = mix;
+      mix.start();
+    } else if (this.#mix !== null) {
+      this.#mix.addParticipant(p.id, { codec: 'opus', publish: p.grants.publish, subscribe: mixOnly });
+    }
+    this.#dropIdleMix();
+  }
+
+  /** An `sfu` room's mixer goes away when no subscriber listens to it any more. */
+  #dropIdleMix(): void {
+    if (this.#options.mode !== 'sfu' || this.#mix === null) return;
+    for (const q of this.#participants.values()) if (q.mixOnly) return;
+    this.#mix.close();
+    this.#mix = null;
+  }
+
+  /** After an answer: what the peer negotiated decides what it sends into and hears from the mixer. */
+  #onAnswer(p: Participant): void {
+    if (this.#mix === null || this.#participants.get(p.id) !== p) return;
+    const peer = p.peer;
+    const negotiated = negotiatedCodec(peer.mix?.transceiver ?? peer.mic);
+    if (negotiated === null) return;
+    // G.711 peers: their voice is only ever mixed (never a slot), and in hybrid rooms the slots they
+    // receive are transcoded from Opus (#onAudio).
+    const wasG711 = this.#g711.has(p.id);
+    if (negotiated.codec === 'opus') this.#g711.delete(p.id);
+    else this.#g711.set(p.id, negotiated.codec);
+    if (wasG711 !== this.#g711.has(p.id)) {
+      this.#membershipChanged = true;
+      this.#tick();
+    }
+    this.#mix.addParticipant(p.id, {
+      codec: negotiated.codec,
+      payloadType: negotiated.payloadType,
+      publish: p.grants.publish,
+      subscribe: this.#hearsMix(p),
+    });
+  }
+
+  /** One mixed packet for one listener (MixRoomAudio's clock, every 20 ms): out on their mix track. */
+  #sendMix(listenerId: string, payload: Uint8Array, sequenceNumber: number, timestamp: number): void {
+    const out = this.#participants.get(listenerId)?.peer.mix;
+    if (out == null || !out.ready) return;
+    const h = this.#mixHeader;
+    h.ssrc = out.stream.ssrc;
+    h.sequenceNumber = sequenceNumber;
+    h.timestamp = timestamp;
+    h.marker = false;
+    out.send(asBuffer(payload), h, -1);
   }
 
   #sendSlots(subscriberId: string): void {
@@ -494,7 +701,11 @@ class SfuRoom implements MediaRoom {
           kind: 'offer',
           sdp,
           negotiationId: p.negotiationId,
-          options: { ...extra, video: this.#video.midsFor(p.id) },
+          options: {
+            ...extra,
+            video: this.#video.midsFor(p.id),
+            ...(p.peer.mix === null ? {} : { mixSlot: p.peer.mix.slot }),
+          },
         },
       });
     };

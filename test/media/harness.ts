@@ -1,6 +1,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createMediaRoom, type MediaRoom, type MediaRoomEvent, type MediaRoomOptions } from '../../src/media/room.ts';
-import { NodeMediaClient } from '../../src/client/media/node-media-client.ts';
+import { NodeMediaClient, type NodeMediaClientOptions } from '../../src/client/media/node-media-client.ts';
 import type { ServerMediaMessage } from '../../src/protocol/index.ts';
 
 export const FULL_GRANTS = { publish: true, subscribe: true, record: false, admin: false };
@@ -31,10 +31,15 @@ export class RoomHarness {
     );
   }
 
-  async join(participantId: string, grants = FULL_GRANTS, options: { decode?: boolean } = {}): Promise<NodeMediaClient> {
+  async join(
+    participantId: string,
+    grants = FULL_GRANTS,
+    options: { decode?: boolean; audioCodec?: NodeMediaClientOptions['audioCodec'] } = {},
+  ): Promise<NodeMediaClient> {
     const client = new NodeMediaClient({
       room: this.roomId,
       decode: options.decode,
+      audioCodec: options.audioCodec,
       signal: {
         send: (m) => {
           this.room.signal(participantId, m).catch((e: unknown) => this.errors.push(e));

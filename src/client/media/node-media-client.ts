@@ -1,6 +1,15 @@
-import { RTCPeerConnection, RtpHeader, RtpPacket, type RTCRtpTransceiver, type MediaStreamTrack } from 'werift';
+import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type RTCRtpTransceiver, type MediaStreamTrack } from 'werift';
 import type { ServerMediaMessage } from '../../protocol/index.ts';
-import { OpusDecoder, OpusEncoder } from '../../codec/index.ts';
+import {
+  Downsampler48to8,
+  G711_PAYLOAD_TYPE,
+  OpusDecoder,
+  OpusEncoder,
+  Upsampler8to48,
+  g711DecodeFloat,
+  g711EncodeFloat,
+  type G711Law,
+} from '../../codec/index.ts';
 import { VoxError } from '../../errors.ts';
 import { clientPeerConfig, keepHostCandidates } from '../../media/peer-config.ts';
 import { AUDIO_LEVEL_URI } from '../../media/rtp.ts';
@@ -24,6 +33,12 @@ export interface NodeMediaClientOptions {
   recordSeconds?: number;
   /** Offer a camera: answer the server's video m-line sendonly so `sendVideoFrame()` works. Default false. */
   publishVideo?: boolean;
+  /**
+   * The one audio codec this client supports, as a telephony peer would: `pcmu`/`pcma` answer
+   * with G.711 only (RFC 3551, 8 kHz), publish G.711 and decode G.711. Only `mix`/`hybrid` rooms
+   * offer G.711. Decoded audio is still kept at 48 kHz. Default `opus`.
+   */
+  audioCodec?: 'opus' | G711Law;
 }
 
 export interface PublishOptions {
@@ -80,11 +95,39 @@ const FRAME_MS = 20;
 /** If the event loop stalls longer than this, skip ahead instead of bursting stale audio. */
 const MAX_CATCH_UP_FRAMES = 10;
 
+/** Decodes one received packet to 48 kHz mono PCM (a view valid until the next call). */
+interface SlotDecoder {
+  decode(payload: Uint8Array): Float32Array;
+  close(): void;
+}
+
+/** G.711 (160 bytes per 20 ms at 8 kHz) decoded and upsampled to 48 kHz, so recordings share one rate. */
+class G711SlotDecoder implements SlotDecoder {
+  readonly #law: G711Law;
+  readonly #narrow = new Float32Array(160);
+  readonly #up = new Upsampler8to48();
+  #wide = new Float32Array(FRAME_SAMPLES);
+
+  constructor(law: G711Law) {
+    this.#law = law;
+  }
+
+  decode(payload: Uint8Array): Float32Array {
+    if (payload.length > this.#narrow.length) throw new RangeError('G.711 packets longer than 20 ms are not supported');
+    g711DecodeFloat(this.#law, payload, this.#narrow, payload.length);
+    if (this.#wide.length !== payload.length * 6) this.#wide = new Float32Array(payload.length * 6);
+    this.#up.process(this.#narrow, this.#wide, payload.length);
+    return this.#wide;
+  }
+
+  close(): void {}
+}
+
 interface SlotReceiver {
   stats: SlotReceiveStats;
   lastSeq: number;
   lastTs: number;
-  decoder: OpusDecoder | null;
+  decoder: SlotDecoder | null;
   recorder: PcmRecorder | null;
 }
 
@@ -107,6 +150,7 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
   #mic: RTCRtpTransceiver | null = null;
   #camera: RTCRtpTransceiver | null = null;
   readonly #publishVideo: boolean;
+  readonly #audioCodec: 'opus' | G711Law;
   #videoSeq = 0;
   /** mid → publisher of the video the server sends on it. */
   #videoMids: Record<string, string> = {};
@@ -121,6 +165,7 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
   #closed = false;
   #negotiation: Promise<void> = Promise.resolve();
   #restartRequested = false;
+  #mixSlot: number | null = null;
   offersReceived = 0;
   /** Offers that replaced the peer (media reconnects), included in `offersReceived`. */
   restartOffers = 0;
@@ -133,6 +178,7 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
     this.#recordSamples = Math.round((options.recordSeconds ?? 10) * SAMPLE_RATE);
     this.#bindIp = options.bindIp ?? '127.0.0.1';
     this.#publishVideo = options.publishVideo ?? false;
+    this.#audioCodec = options.audioCodec ?? 'opus';
     this.#pc = this.#newPeer();
   }
 
@@ -142,7 +188,18 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
   }
 
   #newPeer(): RTCPeerConnection {
-    const pc = new RTCPeerConnection(clientPeerConfig(this.#bindIp));
+    const config = clientPeerConfig(this.#bindIp);
+    const law = this.#audioCodec;
+    if (law !== 'opus') {
+      const g711 = new RTCRtpCodecParameters({
+        mimeType: law === 'pcmu' ? 'audio/PCMU' : 'audio/PCMA',
+        clockRate: 8000,
+        channels: 1,
+        payloadType: G711_PAYLOAD_TYPE[law],
+      });
+      config.codecs = { ...config.codecs, audio: [g711] };
+    }
+    const pc = new RTCPeerConnection(config);
     pc.connectionStateChange.subscribe((state) => {
       // ICE or DTLS gave up: ask the server for a fresh peer (it answers with a restart offer).
       if (state === 'failed' && pc === this.#pc) this.#requestRestart('failed');
@@ -157,6 +214,16 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
     this.#signal.send({ op: 'media', room: this.room, kind: 'ice_restart' });
   }
 
+  /**
+   * Asks for one mixed audio stream instead of K slots (a weak link: one stream's bandwidth), or
+   * back to slots. The server replaces this client's peer with the new layout (a restart offer
+   * follows, answered automatically); `sfu` rooms only, others refuse with MEDIA_UNSUPPORTED.
+   */
+  setAudioLayout(layout: 'mix' | 'slots'): void {
+    if (this.#closed) return;
+    this.#signal.send({ op: 'media', room: this.room, kind: 'ice_restart', options: { audio: layout } });
+  }
+
   /** Feed every server `media`, `slots`, `speaking` and `media_reconnect` message for this room here. */
   handle(message: ServerMediaMessage): Promise<void> {
     if (this.#closed || message.room !== this.room) return Promise.resolve();
@@ -166,6 +233,9 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
           // Offers are answered in order; a renegotiation waits for the previous answer.
           const video = (message.options?.video ?? {}) as Record<string, string>;
           const restart = message.options?.restart === true;
+          // `mix`/`hybrid` rooms say which slot carries the server mix (the last audio m-line).
+          const mixSlot = message.options?.mixSlot;
+          this.#mixSlot = typeof mixSlot === 'number' ? mixSlot : null;
           this.#negotiation = this.#negotiation.then(() =>
             this.#answer(message.sdp ?? '', message.negotiationId, video, restart),
           );
@@ -207,17 +277,31 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
     }
   }
 
-  /** Starts sending `source` as 20 ms Opus frames on the microphone m-line. */
+  /** Starts sending `source` (48 kHz) as 20 ms Opus frames — or G.711 ones — on the microphone m-line. */
   publish(source: PcmSource, options: PublishOptions = {}): void {
     if (this.#mic === null) throw new VoxError('MEDIA_NEGOTIATION_FAILED', 'publish() before the first offer was answered');
     this.unpublish();
-    const encoder = new OpusEncoder({
-      sampleRate: SAMPLE_RATE,
-      channels: 1,
-      bitrate: options.bitrate ?? 24_000,
-      inbandFec: options.inbandFec ?? true,
-    });
-    this.#encoder = encoder;
+    const law = this.#audioCodec;
+    let encode: (frame: Float32Array) => Uint8Array;
+    if (law === 'opus') {
+      const encoder = new OpusEncoder({
+        sampleRate: SAMPLE_RATE,
+        channels: 1,
+        bitrate: options.bitrate ?? 24_000,
+        inbandFec: options.inbandFec ?? true,
+      });
+      this.#encoder = encoder;
+      encode = (frame) => encoder.encode(frame);
+    } else {
+      const down = new Downsampler48to8();
+      const narrow = new Float32Array(160);
+      const packet = new Uint8Array(160);
+      encode = (frame) => {
+        down.process(frame, narrow, FRAME_SAMPLES);
+        g711EncodeFloat(law, narrow, packet);
+        return packet;
+      };
+    }
     const frame = new Float32Array(FRAME_SAMPLES);
     const start = performance.now();
     let sent = 0;
@@ -229,21 +313,22 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
       }
       while (sent < due) {
         source.read(frame);
-        this.sendAudioFrame(encoder.encode(frame), audioLevelOf(frame));
+        this.sendAudioFrame(encode(frame), audioLevelOf(frame));
         sent++;
       }
     }, 5);
   }
 
   /**
-   * Sends one 20 ms Opus frame on the microphone m-line with its RFC 6464 level (0–127). For
-   * callers with their own clock and payloads (load generators); `publish()` uses it too.
+   * Sends one 20 ms Opus (or, for a G.711 client, 160-byte G.711) frame on the microphone m-line with
+   * its RFC 6464 level (0–127). For callers with their own clock and payloads (load generators);
+   * `publish()` uses it too.
    */
   sendAudioFrame(payload: Uint8Array, level: number): void {
     const mic = this.#mic;
     if (mic === null || this.#closed) return;
     const header = new RtpHeader({
-      payloadType: 111,
+      payloadType: this.#audioCodec === 'opus' ? 111 : G711_PAYLOAD_TYPE[this.#audioCodec],
       sequenceNumber: this.#seq,
       timestamp: this.#ts,
       marker: this.#firstFrame,
@@ -251,13 +336,18 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
     });
     this.#firstFrame = false;
     this.#seq = (this.#seq + 1) & 0xffff;
-    this.#ts = (this.#ts + FRAME_SAMPLES) >>> 0;
+    this.#ts = (this.#ts + this.#frameTicks) >>> 0;
     mic.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => undefined);
   }
 
   /** Advances the RTP clock over frames that were never sent (a stall), so timestamps stay wall-clock true. */
   skipFrames(frames: number): void {
-    this.#ts = (this.#ts + frames * FRAME_SAMPLES) >>> 0;
+    this.#ts = (this.#ts + frames * this.#frameTicks) >>> 0;
+  }
+
+  /** RTP timestamp units per 20 ms: 960 on Opus's 48 kHz clock (RFC 7587 §4.1), 160 on G.711's 8 kHz. */
+  get #frameTicks(): number {
+    return this.#audioCodec === 'opus' ? FRAME_SAMPLES : 160;
   }
 
   unpublish(): void {
@@ -294,6 +384,11 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
   slotStats(slot: number): SlotReceiveStats | undefined {
     const s = this.#slots[slot];
     return s === undefined ? undefined : { ...s.stats };
+  }
+
+  /** The slot carrying the server mix (`mix` rooms: 0; `hybrid`: K), or null in `sfu` rooms. */
+  get mixSlot(): number | null {
+    return this.#mixSlot;
   }
 
   get slotCount(): number {
@@ -419,7 +514,11 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
         stats: { packets: 0, seqGaps: 0, timestampRegressions: 0, duplicates: 0, ssrc: null },
         lastSeq: -1,
         lastTs: 0,
-        decoder: this.#decode ? new OpusDecoder({ sampleRate: SAMPLE_RATE, channels: 1 }) : null,
+        decoder: !this.#decode
+          ? null
+          : this.#audioCodec === 'opus'
+            ? new OpusDecoder({ sampleRate: SAMPLE_RATE, channels: 1 })
+            : new G711SlotDecoder(this.#audioCodec),
         recorder: this.#decode ? new PcmRecorder(this.#recordSamples) : null,
       };
       this.#slots[slot] = receiver;
