@@ -8,7 +8,8 @@
  * Load generators run in separate processes (child_process.fork). Reports delivered messages per
  * second, p50/p99 fan-out latency, and server RSS per idle connection.
  *
- *   npm run bench -- signalling [--quick] [--rounds=N] [--only=uws,ws,socketio,uws-batched]
+ *   npm run bench -- signalling [--quick] [--rounds=N] [--idle=N] [--only=uws,ws,socketio,uws-batched]
+ * --idle=N overrides the idle-connection count (e.g. `--quick --idle=5000` for the issue's memory target).
  * --only writes bench/results/signalling-<names>.json/.md instead of the main result files.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -40,7 +41,7 @@ const config = {
   /** Updates each client may have in flight: the sender waits for its update to reach all peers. */
   window: 1,
   /** 5000 in the full run; the quick run uses fewer so it stays under a minute on a busy 2-core host. */
-  idleConnections: quick ? 1_000 : 5_000,
+  idleConnections: Number(process.argv.find((a) => a.startsWith('--idle='))?.slice('--idle='.length) ?? (quick ? 1_000 : 5_000)),
 };
 const kinds: ServerKind[] = only ?? ['uws', 'ws', 'socketio'];
 
@@ -95,7 +96,9 @@ async function stop(child: Child<unknown, unknown>): Promise<void> {
 async function startServer(kind: ServerKind): Promise<{ server: ServerChild; port: number }> {
   // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each server process (open in Chrome DevTools).
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const server = spawnChild<ParentToServer, ServerToParent>('server.ts', [kind], ['--expose-gc', ...prof]);
+  // BENCH_SERVER_FLAGS="--max-semi-space-size=2": extra node/V8 flags for the server processes.
+  const flags = process.env.BENCH_SERVER_FLAGS ? process.env.BENCH_SERVER_FLAGS.split(/\s+/).filter(Boolean) : [];
+  const server = spawnChild<ParentToServer, ServerToParent>('server.ts', [kind], ['--expose-gc', ...prof, ...flags]);
   const listening = await server.next((m) => m.type === 'listening', 20_000, 'listening');
   if (listening.type !== 'listening') throw new Error('unreachable');
   return { server, port: listening.port };
@@ -233,8 +236,8 @@ async function throughputRun(kind: ServerKind): Promise<Throughput> {
  * such as V8 enlarging its young generation during the connection burst.
  */
 async function memoryRun(kind: ServerKind): Promise<{ rss: number; heap: number; marginal: number }> {
-  // --quick: one step (the marginal figure is noise at its small N); full run: N/2, then N.
-  const steps = quick ? 1 : 2;
+  // --quick with fewer than 2000: one step (the marginal figure is noise at small N); else N/2, then N.
+  const steps = quick && config.idleConnections < 2_000 ? 1 : 2;
   const loads = Array.from({ length: steps }, () => spawnChild<ParentToLoad, LoadToParent>('load.ts', [], []));
   const { server, port } = await startServer(kind);
   const roomsPerStep = Math.ceil(config.idleConnections / config.roomSize / steps);
@@ -345,8 +348,9 @@ function renderMarkdown(j: typeof json): string {
     '  A delivery is one `participant_updated` arriving at one client; latency is from the sender\'s send to that arrival.',
     `- ${config.rooms} rooms × ${config.roomSize} clients in ${config.loadProcs} load-generator processes; ${config.warmupMs} ms warm-up,`,
     `  ${config.measureMs} ms measured, ${config.rounds} round(s) interleaved across servers (median reported).`,
-    `- Idle memory: server RSS after \`gc()\` with ${config.idleConnections} connections that completed hello + join, minus RSS after`,
-    '  `gc()` before they connected, divided by the count (the full run uses 5000; `--quick` fewer to stay near a minute).',
+    `- Idle memory: server RSS after \`gc()\` with ${config.idleConnections} connections that completed hello + join and one heartbeat`,
+    '  acking what they received (what every client does within `heartbeatIntervalMs`, so replay buffers are empty), minus RSS',
+    '  after `gc()` before they connected, divided by the count (the full run uses 5000; `--quick` fewer unless `--idle=N`).',
     '  "Marginal" (full run only) is the RSS growth from N/2 to N connections per connection: it leaves out one-off growth',
     '  (V8 enlarging its heap spaces during the connection burst), which at small N inflates the plain average.',
     '- uws = VoxLink\'s server (src/signalling startServer). ws = the same `createSignallingCore` behind `ws`',
@@ -362,14 +366,39 @@ function renderMarkdown(j: typeof json): string {
     '  per server CPU-second is the steadier efficiency figure; both are reported.',
     '- The load generators decode every delivery (msgpack, or JSON for Socket.IO) and cost about as much CPU as the server.',
     '- VoxLink does per-recipient work that the Socket.IO baseline does not: each room event gets the recipient\'s own `seq`',
-    '  (stampSeq allocates and copies a frame per recipient), goes into that session\'s replay buffer, and is counted',
-    '  in labelled prom-client counters; and each recipient costs one uWS `send` — one write syscall, because uWS corks only',
-    '  the socket whose callback is running. A CPU profile of the uWS server under this load puts about half of its busy',
-    '  time in `UwsConnection.send`. bench/signalling/uws-batched.ts (run with `--only=uws,uws-batched`) queues frames per',
-    '  connection and flushes them once per event-loop turn inside `ws.cork()`, as an experiment for that cost.',
-    '- Idle memory on uWS is VoxLink\'s, not uWS\'s: a bare uWS app holding 2000 idle WebSockets grew by about 280 bytes per',
-    '  connection, measured the same way. The rest is the signalling core\'s per-session state (JS heap column: session,',
-    '  replay buffer, rate-limit bucket, room presence, the verified token\'s claims) and the V8 heap growth it causes.',
+    '  and a place in that session\'s replay buffer. The uWS server keeps it cheap: one encode per event, the body shared by',
+    '  every replay buffer, the seq stamped into one scratch buffer at write time (no allocation per recipient), counters',
+    '  incremented once per broadcast, and frames coalesced per connection and written once per event-loop turn inside',
+    '  `ws.cork()` (one write syscall per connection per turn instead of one per frame). What remains is mostly those write',
+    '  syscalls, plus the load generators\' share of the 2 cores. bench/signalling/uws-batched.ts was the experiment that led',
+    '  to the coalescing (compare with `--only=uws,uws-batched`). The `ws` server runs the same core without corked writes',
+    '  (one `ws.send` per frame, one stamped copy per recipient).',
+    '- Idle memory: a bare uWS app holding 2000 idle WebSockets grew by about 280 bytes per connection, measured the same',
+    '  way; the JS heap column is the signalling core\'s per-session state (session, connection state, presence, the',
+    '  verified token\'s claims). Most of the rest of the RSS delta at these N is one-off: V8 grows its young generation',
+    '  (semi-spaces, up to 16 MiB each) during the connection burst and keeps it after `gc()`. The marginal column leaves',
+    '  that out; so does running the server with `--max-semi-space-size=2` (`BENCH_SERVER_FLAGS` here, `NODE_OPTIONS` in',
+    '  production), at the cost of more frequent young-generation GCs.',
+    '',
+    '## Before and after the issue-3 changes (this host, 2026-11-24)',
+    '',
+    'Same bench, same loaded 2-core host, so only the CPU-normalised and memory figures compare well.',
+    '',
+    '| uws | before | after |',
+    '| --- | ---: | ---: |',
+    '| deliveries per server CPU-second (quick runs and the full run above; ws in the same runs) | 107k–162k (ws 79k–96k) | 185k–272k (ws 73k–92k) |',
+    '| uWS vs ws per server CPU-second | 1.35–1.68× | 2.5–2.95× |',
+    '| bytes per idle connection, 5000 connections (RSS delta / N; marginal) | 10784; 5892 | 8583; 2464 |',
+    '| JS heap bytes per idle connection, 5000 connections | 3002 | 1809 |',
+    '| same, server with `--max-semi-space-size=2` (RSS delta / N) | – | 3414 |',
+    '',
+    'Changes: frames coalesced per connection and written once per event-loop turn inside `ws.cork()`; seq stamped at',
+    'write time into one scratch buffer (no allocation per recipient); one shared body per room event in every replay',
+    'buffer; message counters as pre-resolved children, counted once per broadcast; per-connection state flattened (token',
+    'bucket inlined, queues and replay rings allocated on demand and dropped when acked, no uWS topic subscriptions, the',
+    'connection in uWS user data instead of a WeakMap). Part of the idle-memory change is the bench itself: idle clients',
+    'now send one heartbeat acking what they received, as every client does within `heartbeatIntervalMs`; without it',
+    'their replay buffers hold their `joined` snapshot and presence events (≈ 1.2 KB per connection).',
     '',
   ].join('\n');
 }

@@ -59,6 +59,12 @@ process.on('message', async (m: ParentToServer) => {
     await new Promise((r) => setTimeout(r, 50));
   }
   const mem = process.memoryUsage();
+  // BENCH_MEM_DETAIL=1: the breakdown behind RSS (V8 heap committed vs used, external, ArrayBuffers).
+  if (process.env.BENCH_MEM_DETAIL) {
+    console.error(`bench ${kind} memory: ${JSON.stringify(mem)}`);
+    // =snapshot: also a V8 heap snapshot per measurement (open in Chrome DevTools, Memory tab).
+    if (process.env.BENCH_MEM_DETAIL === 'snapshot') console.error(`bench ${kind} heap snapshot: ${(await import('node:v8')).writeHeapSnapshot()}`);
+  }
   send({ type: 'memory', rss: mem.rss, heapUsed: mem.heapUsed });
 });
 process.on('SIGTERM', () => process.exit(0));

@@ -1,6 +1,8 @@
 /**
- * EXPERIMENT (not a baseline): VoxLink's signalling core on uWebSockets.js with per-connection write
- * coalescing. The production adapter (src/signalling/server.ts) sends every frame at once; a
+ * EXPERIMENT (not a baseline), kept for comparison: the first version of per-connection write
+ * coalescing, which src/signalling/server.ts now does itself (plus seq stamping at write time into
+ * a scratch buffer, and no queue array per connection). Before that, the production adapter sent
+ * every frame at once; a
  * fan-out to other sockets is then one write syscall per recipient per message, because uWS only
  * corks the socket whose callback is running. Here frames are queued per connection and flushed
  * once per event-loop turn inside `ws.cork()` (uWS user manual, "Corking"), so a recipient that got

@@ -201,6 +201,27 @@ export function decodeRaw(bytes: Uint8Array): unknown {
 
 const SEQ_KEY = [0xa3, 0x73, 0x65, 0x71]; // fixstr "seq"
 
+/** Length of `stampSeq(body, seq)`'s output, without stamping. */
+export function stampedLength(body: Uint8Array, seq: number): number {
+  const count = mapCount(body);
+  const headerLen = body[0] <= 0x8f ? 1 : body[0] === 0xde ? 3 : 5;
+  const newCount = count + 1;
+  const newHeaderLen = newCount <= 15 ? 1 : newCount <= 0xffff ? 3 : 5;
+  return newHeaderLen + SEQ_KEY.length + seqLength(seq) + body.length - headerLen;
+}
+
+function mapCount(body: Uint8Array): number {
+  const b0 = body[0];
+  if (b0 >= 0x80 && b0 <= 0x8f) return b0 & 0x0f;
+  if (b0 === 0xde) return (body[1] << 8) | body[2];
+  if (b0 === 0xdf) return ((body[1] << 24) >>> 0) + ((body[2] << 16) | (body[3] << 8) | body[4]);
+  throw new TypeError('stampSeq: body is not an encoded map');
+}
+
+function seqLength(seq: number): number {
+  return seq <= 0x7f ? 1 : seq <= 0xff ? 2 : seq <= 0xffff ? 3 : seq <= 0xffffffff ? 5 : 9;
+}
+
 /**
  * Add `seq` to an already encoded message map without re-encoding it. The signalling server encodes
  * a room event once and stamps each recipient's own `seq` here (≤ 13 extra bytes, one copy), which
@@ -208,54 +229,68 @@ const SEQ_KEY = [0xa3, 0x73, 0x65, 0x71]; // fixstr "seq"
  * encoded map without a `seq` key (what `encodeMessage` produces for an unstamped message).
  */
 export function stampSeq(body: Uint8Array, seq: number): Uint8Array {
-  const b0 = body[0];
-  let count: number;
-  let headerLen: number;
-  if (b0 >= 0x80 && b0 <= 0x8f) {
-    count = b0 & 0x0f;
-    headerLen = 1;
-  } else if (b0 === 0xde) {
-    count = (body[1] << 8) | body[2];
-    headerLen = 3;
-  } else if (b0 === 0xdf) {
-    count = ((body[1] << 24) >>> 0) + ((body[2] << 16) | (body[3] << 8) | body[4]);
-    headerLen = 5;
-  } else {
-    throw new TypeError('stampSeq: body is not an encoded map');
-  }
+  const out = Buffer.allocUnsafe(stampedLength(body, seq));
+  stampSeqInto(body, seq, out);
+  return out;
+}
+
+/**
+ * `stampSeq` into a caller's buffer (≥ `stampedLength(body, seq)` bytes, not overlapping `body`);
+ * returns the frame's length. Lets a transport that copies on send (uWS) stamp every recipient's
+ * frame into one reused scratch buffer instead of allocating one per recipient.
+ */
+export function stampSeqInto(body: Uint8Array, seq: number, out: Uint8Array): number {
+  const count = mapCount(body);
+  const headerLen = body[0] <= 0x8f ? 1 : body[0] === 0xde ? 3 : 5;
   const newCount = count + 1;
-  const newHeaderLen = newCount <= 15 ? 1 : newCount <= 0xffff ? 3 : 5;
-  const seqLen = seq <= 0x7f ? 1 : seq <= 0xff ? 2 : seq <= 0xffff ? 3 : seq <= 0xffffffff ? 5 : 9;
-  const out = Buffer.allocUnsafe(newHeaderLen + SEQ_KEY.length + seqLen + body.length - headerLen);
+  const seqLen = seqLength(seq);
+  const prefixLen = (newCount <= 15 ? 1 : newCount <= 0xffff ? 3 : 5) + SEQ_KEY.length + seqLen;
+  // Body first (its old header lands inside the prefix, which is written over it next): one copy
+  // and no subarray view per frame.
+  out.set(body, prefixLen - headerLen);
   let p = 0;
-  if (newHeaderLen === 1) out[p++] = 0x80 | newCount;
-  else if (newHeaderLen === 3) {
+  if (newCount <= 15) out[p++] = 0x80 | newCount;
+  else if (newCount <= 0xffff) {
     out[p++] = 0xde;
-    out.writeUInt16BE(newCount, p);
-    p += 2;
+    out[p++] = newCount >>> 8;
+    out[p++] = newCount & 0xff;
   } else {
     out[p++] = 0xdf;
-    out.writeUInt32BE(newCount, p);
-    p += 4;
+    out[p++] = newCount >>> 24;
+    out[p++] = (newCount >>> 16) & 0xff;
+    out[p++] = (newCount >>> 8) & 0xff;
+    out[p++] = newCount & 0xff;
   }
-  for (let i = 0; i < SEQ_KEY.length; i++) out[p++] = SEQ_KEY[i];
+  out[p++] = SEQ_KEY[0];
+  out[p++] = SEQ_KEY[1];
+  out[p++] = SEQ_KEY[2];
+  out[p++] = SEQ_KEY[3];
   if (seqLen === 1) out[p++] = seq;
   else if (seqLen === 2) {
     out[p++] = 0xcc;
     out[p++] = seq;
   } else if (seqLen === 3) {
     out[p++] = 0xcd;
-    out.writeUInt16BE(seq, p);
-    p += 2;
+    out[p++] = seq >>> 8;
+    out[p++] = seq & 0xff;
   } else if (seqLen === 5) {
     out[p++] = 0xce;
-    out.writeUInt32BE(seq, p);
-    p += 4;
+    out[p++] = seq >>> 24;
+    out[p++] = (seq >>> 16) & 0xff;
+    out[p++] = (seq >>> 8) & 0xff;
+    out[p++] = seq & 0xff;
   } else {
     out[p++] = 0xcf;
-    out.writeBigUInt64BE(BigInt(seq), p);
-    p += 8;
+    const hi = Math.floor(seq / 0x1_0000_0000);
+    const lo = seq >>> 0;
+    out[p++] = hi >>> 24;
+    out[p++] = (hi >>> 16) & 0xff;
+    out[p++] = (hi >>> 8) & 0xff;
+    out[p++] = hi & 0xff;
+    out[p++] = lo >>> 24;
+    out[p++] = (lo >>> 16) & 0xff;
+    out[p++] = (lo >>> 8) & 0xff;
+    out[p++] = lo & 0xff;
   }
-  out.set(body.subarray(headerLen), p);
-  return out;
+  return prefixLen + body.length - headerLen;
 }

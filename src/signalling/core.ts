@@ -6,7 +6,7 @@ import { isVoxError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { signallingMetrics as metrics } from '../metrics/registry.ts';
 import { CloseCode, isResumableClose } from '../protocol/close-codes.ts';
-import { decodeClientMessage, encodeMessage } from '../protocol/codec.ts';
+import { decodeClientMessage, encodeMessage, stampSeq } from '../protocol/codec.ts';
 import type { ProtocolErrorCode } from '../protocol/error-codes.ts';
 import type {
   ClientMediaMessage,
@@ -26,7 +26,6 @@ import { RoomRegistry, toParticipantInfo, type Participant } from '../rooms/regi
 import { iceServersFor } from '../turn/credentials.ts';
 import type { MediaGrants, MediaPlane, MediaSink } from './media-plane.ts';
 import { Session } from './session.ts';
-import { TokenBucket } from './token-bucket.ts';
 import { roomTopic, type Connection, type Transport } from './transport.ts';
 
 const log = logger('signalling');
@@ -65,18 +64,24 @@ export interface SignallingCore {
   close(): void;
 }
 
+/**
+ * Per-connection state. Kept flat (no bucket object, no queue until needed): with thousands of idle
+ * connections every object and array per connection shows up in RSS.
+ */
 interface ConnState {
   conn: Connection;
   session: Session | null;
   openedAt: number;
   lastMessageAt: number;
-  bucket: TokenBucket;
+  /** Token bucket (token-bucket.ts, inlined): tokens left and when they were last refilled. */
+  tokens: number;
+  tokensAt: number;
   /** Currently rate limited (one RATE_LIMITED error per episode). */
   limited: boolean;
   dropped: number;
   /** hello being verified: later frames wait in `queue`. */
   pending: boolean;
-  queue: Uint8Array[];
+  queue: Uint8Array[] | null;
   closed: boolean;
 }
 
@@ -94,6 +99,22 @@ function mediaGrants(grants: Set<Grant>): MediaGrants {
     record: grants.has('record'),
     admin: grants.has('admin'),
   };
+}
+
+/**
+ * One frozen grants array per distinct grant set: participants of a room almost always share the
+ * same few, and presence keeps one per participant.
+ */
+const grantLists = new Map<string, readonly Grant[]>();
+function sharedGrants(grants: Set<Grant>): Grant[] {
+  const list = [...grants];
+  const key = list.join(',');
+  let shared = grantLists.get(key);
+  if (!shared) {
+    shared = Object.freeze(list);
+    grantLists.set(key, shared);
+  }
+  return shared as Grant[];
 }
 
 function truncateReason(reason: string): string {
@@ -119,7 +140,10 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
   // ------------------------------------------------------------------------------------------
   // Output
 
-  /** Per-op counter children, resolved once: fan-out counts every recipient without allocating. */
+  /**
+   * Per-op counter children, resolved once: a labelled `inc({ op })` hashes its label object on
+   * every call; a child is one addition. Fan-out counts once per broadcast with n = recipients.
+   */
   const outCounters = new Map<string, { inc(n?: number): void }>();
   function countOut(op: string, n = 1): void {
     let child = outCounters.get(op);
@@ -129,12 +153,36 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
     }
     child.inc(n);
   }
+  const inCounters = new Map<string, { inc(n?: number): void }>();
+  function countIn(op: string): void {
+    let child = inCounters.get(op);
+    if (!child) {
+      child = metrics.messagesIn.labels(op);
+      inCounters.set(op, child);
+    }
+    child.inc();
+  }
 
-  /** Raw send with the backpressure check: a reader too slow for `maxBackpressureBytes` is closed. */
-  function write(state: ConnState, frame: Uint8Array): void {
+  /**
+   * Encode a sequenced message's body. It is kept by every recipient's replay buffer, so it gets its
+   * own exact-size copy: msgpackr returns a view into its 8 KiB output chunk, which a retained view
+   * would pin.
+   */
+  function encodeBody(message: UnstampedServerMessage): Uint8Array {
+    return Buffer.from(encodeMessage(message));
+  }
+
+  /**
+   * Raw send with the backpressure check: a reader too slow for `maxBackpressureBytes` is closed.
+   * `seq` > 0: `frame` is an unstamped body the transport stamps (sendSequenced) or we stamp here.
+   */
+  function write(state: ConnState, frame: Uint8Array, seq = 0): void {
     if (state.closed) return;
-    state.conn.send(frame);
-    if (state.conn.bufferedAmount() > limits.maxBackpressureBytes && !state.closed) {
+    const conn = state.conn;
+    if (seq === 0) conn.send(frame);
+    else if (conn.sendSequenced) conn.sendSequenced(frame, seq);
+    else conn.send(stampSeq(frame, seq));
+    if (conn.bufferedAmount() > limits.maxBackpressureBytes && !state.closed) {
       const session = state.session;
       logOnce(session, 'backpressure', { bufferedAmount: state.conn.bufferedAmount() }, 'slow consumer closed');
       closeConn(state, CloseCode.BACKPRESSURE, 'backpressure limit exceeded');
@@ -146,20 +194,20 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
   }
 
   /**
-   * Sequenced delivery of an encoded (unstamped) message to one session: stamp, buffer, send.
+   * Sequenced delivery of an encoded (unstamped) body to one session: next seq, buffer, send.
    * Returns whether it went out on a connection (the caller counts, once per fan-out).
    */
   function deliver(session: Session, body: Uint8Array): boolean {
     if (session.ended) return false;
-    const frame = session.stamp(body);
+    const seq = session.next(body);
     const state = stateOf(session);
     if (!state) return false;
-    write(state, frame);
+    write(state, body, seq);
     return true;
   }
 
   function sendTo(session: Session, message: UnstampedServerMessage): void {
-    if (deliver(session, encodeMessage(message))) countOut(message.op);
+    if (deliver(session, encodeBody(message))) countOut(message.op);
   }
 
   /** Unsequenced control message on one connection (ready, resumed, heartbeat_ack, …). */
@@ -176,14 +224,15 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
   }
 
   /**
-   * Room fan-out: encode once, stamp each recipient's own seq (protocol/codec.ts stampSeq). Per-
-   * session seq makes the bytes differ per recipient, so sequenced events cannot share one uWS
-   * publish; the ephemeral `speaking` events (no seq, never replayed) do go through the topic.
+   * Room fan-out: encode once; every recipient's replay buffer shares that body and its own seq is
+   * stamped when the frame is written (protocol/codec.ts stampSeq). Per-session seq makes the bytes
+   * differ per recipient, so sequenced events cannot share one uWS publish; the ephemeral `speaking`
+   * events (no seq, never replayed) do go through the topic.
    */
   function broadcast(roomId: string, message: UnstampedServerMessage, exceptParticipantId?: string): void {
     const room = registry.get(roomId);
     if (!room) return;
-    const body = encodeMessage(message);
+    const body = encodeBody(message);
     let sent = 0;
     for (const participant of room.participants.values()) {
       if (participant.participantId === exceptParticipantId) continue;
@@ -230,8 +279,8 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
   const serverLoggedAt = new Map<string, number>();
   function logOnce(session: Session | null, kind: string, fields: Record<string, unknown>, msg: string): void {
     if (session) {
-      if (session.logged.has(kind)) return;
-      session.logged.add(kind);
+      if (session.logged?.has(kind)) return;
+      (session.logged ??= new Set()).add(kind);
     } else {
       const now = Date.now();
       if (now - (serverLoggedAt.get(kind) ?? -Infinity) < 60_000) return;
@@ -386,7 +435,8 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
     attach(state, session);
     session.replay.ack(msg.lastSeq);
     for (const roomId of session.rooms.keys()) state.conn.subscribe?.(roomTopic(roomId));
-    for (const frame of frames) write(state, frame);
+    // Replay is contiguous: frame i carries seq lastSeq + 1 + i (replay-buffer.ts since).
+    for (let i = 0; i < frames.length; i++) write(state, frames[i], msg.lastSeq + 1 + i);
     metrics.replayed.inc(frames.length);
     metrics.resumes.inc({ outcome: 'resumed' });
     sendControl(state, { op: 'resumed', ref: msg.ref, sessionId: session.id, replayed: frames.length, rooms: [...session.rooms.keys()] });
@@ -433,7 +483,7 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
       name: session.identity.name,
       muted: msg.options?.muted ?? false,
       speaking: false,
-      grants: [...grants],
+      grants: sharedGrants(grants),
       joinedAt: Date.now(),
       sessionId: session.id,
     };
@@ -524,7 +574,7 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
   }
 
   function dispatch(state: ConnState, msg: ClientMessage): void {
-    metrics.messagesIn.inc({ op: msg.op });
+    countIn(msg.op);
     if (msg.op === 'hello') {
       if (state.session) {
         sendError(state, 'ALREADY_AUTHENTICATED', 'this connection already has a session', msg.ref, { about: 'hello' });
@@ -535,8 +585,9 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
         .catch((err: unknown) => internalError(state, err, msg.ref))
         .finally(() => {
           state.pending = false;
-          const queued = state.queue.splice(0);
-          for (const bytes of queued) handleFrame(state, bytes);
+          const queued = state.queue;
+          state.queue = null;
+          if (queued) for (const bytes of queued) handleFrame(state, bytes);
         });
       return;
     }
@@ -569,11 +620,24 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
     if (!state.closed) sendError(state, 'INTERNAL', 'internal error', ref);
   }
 
+  /** Token bucket (same arithmetic as token-bucket.ts): `messagesPerSecond` refill up to `messageBurst`. */
+  const tokensPerMs = limits.messagesPerSecond / 1000;
+  function takeToken(state: ConnState, now: number): boolean {
+    const elapsed = now - state.tokensAt;
+    if (elapsed > 0) {
+      state.tokens = Math.min(limits.messageBurst, state.tokens + elapsed * tokensPerMs);
+      state.tokensAt = now;
+    }
+    if (state.tokens < 1) return false;
+    state.tokens -= 1;
+    return true;
+  }
+
   function handleFrame(state: ConnState, bytes: Uint8Array): void {
     if (state.closed) return;
     const now = Date.now();
     state.lastMessageAt = now;
-    if (!state.bucket.take(now)) {
+    if (!takeToken(state, now)) {
       state.dropped++;
       if (!state.limited) {
         state.limited = true;
@@ -586,23 +650,24 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
     state.limited = false;
     state.dropped = 0;
     if (state.pending) {
-      if (state.queue.length >= MAX_QUEUED_WHILE_PENDING) {
+      const queue = (state.queue ??= []);
+      if (queue.length >= MAX_QUEUED_WHILE_PENDING) {
         closeConn(state, CloseCode.PROTOCOL_VIOLATION, 'too many messages before ready');
         return;
       }
-      state.queue.push(Uint8Array.prototype.slice.call(bytes));
+      queue.push(Uint8Array.prototype.slice.call(bytes));
       return;
     }
     const decoded = decodeClientMessage(bytes);
     if (!decoded.ok && decoded.op === 'hello' && !state.session) {
       // A hello without a usable token is an auth failure like a bad token: 1008, not an error.
-      metrics.messagesIn.inc({ op: 'invalid' });
+      countIn('invalid');
       metrics.authFailures.inc({ reason: 'token missing' });
       closeConn(state, CloseCode.POLICY_VIOLATION, `token missing or invalid hello (${decoded.message})`);
       return;
     }
     if (!decoded.ok) {
-      metrics.messagesIn.inc({ op: 'invalid' });
+      countIn('invalid');
       sendError(state, decoded.code, decoded.message, decoded.ref, decoded.op ? { about: decoded.op } : undefined);
       return;
     }
@@ -689,11 +754,12 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
         session: null,
         openedAt: now,
         lastMessageAt: now,
-        bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst, now),
+        tokens: limits.messageBurst,
+        tokensAt: now,
         limited: false,
         dropped: 0,
         pending: false,
-        queue: [],
+        queue: null,
         closed: false,
       });
     },

@@ -1,98 +1,110 @@
 /**
- * Bounded replay buffer of one session's sequenced frames (already stamped with their seq), bounded
- * by count AND bytes: whichever limit is hit first evicts the oldest frames. Acked frames are freed
- * early. A ring of slots, so pushing never shifts an array; the ring starts small and doubles up
- * to `maxMessages`, so 100k idle sessions do not each preallocate the full bound.
+ * Bounded replay buffer of one session's sequenced messages, bounded by count AND bytes: whichever
+ * limit is hit first evicts the oldest. Acked messages are freed early.
+ *
+ * It holds the encoded bodies WITHOUT their seq (the signalling core stamps the seq when it sends or
+ * replays, protocol/codec.ts stampSeq), so one room event is one shared body in every member's
+ * buffer instead of one stamped copy per member. Seqs are consecutive (the core buffers every seq it
+ * stamps), so only the oldest one is stored; a push that is not the next seq starts over.
+ *
+ * A ring of slots in a plain array, so pushing never shifts; it is allocated on the first push and
+ * starts small, doubling up to `maxMessages`, so idle sessions do not each hold the full bound.
  */
-const INITIAL_CAPACITY = 16;
+const INITIAL_CAPACITY = 8;
 
 export class ReplayBuffer {
   readonly #maxMessages: number;
   readonly #maxBytes: number;
-  #frames: (Uint8Array | undefined)[];
-  #seqs: Float64Array;
+  #frames: (Uint8Array | undefined)[] | null = null;
   #head = 0; // index of the oldest frame
   #count = 0;
   #bytes = 0;
+  #firstSeq = 0;
 
   constructor(maxMessages: number, maxBytes: number) {
     this.#maxMessages = maxMessages;
     this.#maxBytes = maxBytes;
-    const capacity = Math.min(INITIAL_CAPACITY, maxMessages);
-    this.#frames = new Array<Uint8Array | undefined>(capacity);
-    this.#seqs = new Float64Array(capacity);
   }
 
   get count(): number {
     return this.#count;
   }
 
+  /** Sum of the held frames' lengths (shared bodies count in every buffer that holds them). */
   get bytes(): number {
     return this.#bytes;
   }
 
   /** Oldest seq still held, or undefined when empty. */
   get firstSeq(): number | undefined {
-    return this.#count === 0 ? undefined : this.#seqs[this.#head];
+    return this.#count === 0 ? undefined : this.#firstSeq;
   }
 
   push(seq: number, frame: Uint8Array): void {
+    if (this.#count > 0 && seq !== this.#firstSeq + this.#count) this.clear(); // a gap: older ones can no longer be replayed
     while (this.#count > 0 && (this.#count >= this.#maxMessages || this.#bytes + frame.length > this.#maxBytes)) {
       this.#dropOldest();
     }
-    if (frame.length > this.#maxBytes) return; // larger than the whole budget: never replayable
-    if (this.#count === this.#seqs.length) this.#grow();
-    const index = (this.#head + this.#count) % this.#seqs.length;
-    this.#frames[index] = frame;
-    this.#seqs[index] = seq;
+    if (frame.length > this.#maxBytes || this.#maxMessages < 1) return; // larger than the whole budget: never replayable
+    let frames = this.#frames;
+    if (frames === null) frames = this.#frames = new Array<Uint8Array | undefined>(Math.min(INITIAL_CAPACITY, this.#maxMessages));
+    else if (this.#count === frames.length) frames = this.#grow();
+    if (this.#count === 0) {
+      this.#head = 0;
+      this.#firstSeq = seq;
+    }
+    frames[(this.#head + this.#count) % frames.length] = frame;
     this.#count++;
     this.#bytes += frame.length;
   }
 
-  /** Free every frame with seq ≤ `seq` (the client has them). */
+  /**
+   * Free every frame with seq ≤ `seq` (the client has them). A fully acked buffer drops its ring:
+   * an idle session that acked everything holds nothing (the next push allocates a small ring).
+   */
   ack(seq: number): void {
-    while (this.#count > 0 && this.#seqs[this.#head] <= seq) this.#dropOldest();
+    while (this.#count > 0 && this.#firstSeq <= seq) this.#dropOldest();
+    if (this.#count === 0) this.#frames = null;
   }
 
   /**
-   * Frames after `lastSeq`, in order, or null when the buffer no longer holds `lastSeq + 1` although
-   * the session has sent it (`currentSeq` > lastSeq): replaying would leave a gap.
+   * Frames after `lastSeq`, in order (frame i has seq lastSeq + 1 + i), or null when the buffer no
+   * longer holds `lastSeq + 1` although the session has sent it (`currentSeq` > lastSeq): replaying
+   * would leave a gap.
    */
   since(lastSeq: number, currentSeq: number): Uint8Array[] | null {
     if (lastSeq >= currentSeq) return [];
-    const first = this.firstSeq;
-    if (first === undefined || first > lastSeq + 1) return null;
+    if (this.#count === 0 || this.#frames === null || this.#firstSeq > lastSeq + 1) return null;
     const out: Uint8Array[] = [];
-    for (let i = 0; i < this.#count; i++) {
-      const index = (this.#head + i) % this.#seqs.length;
-      if (this.#seqs[index] > lastSeq) out.push(this.#frames[index] as Uint8Array);
-    }
+    const frames = this.#frames;
+    for (let i = lastSeq + 1 - this.#firstSeq; i < this.#count; i++) out.push(frames[(this.#head + i) % frames.length] as Uint8Array);
     return out;
   }
 
+  /** Drop everything and the ring itself (an ended session keeps nothing). */
   clear(): void {
-    while (this.#count > 0) this.#dropOldest();
+    this.#frames = null;
+    this.#head = 0;
+    this.#count = 0;
+    this.#bytes = 0;
   }
 
   #dropOldest(): void {
-    const frame = this.#frames[this.#head] as Uint8Array;
-    this.#frames[this.#head] = undefined;
+    const frames = this.#frames as (Uint8Array | undefined)[];
+    const frame = frames[this.#head] as Uint8Array;
+    frames[this.#head] = undefined;
     this.#bytes -= frame.length;
-    this.#head = (this.#head + 1) % this.#seqs.length;
+    this.#head = (this.#head + 1) % frames.length;
     this.#count--;
+    this.#firstSeq++;
   }
 
-  #grow(): void {
-    const capacity = Math.min(this.#maxMessages, this.#seqs.length * 2);
-    const frames = new Array<Uint8Array | undefined>(capacity);
-    const seqs = new Float64Array(capacity);
-    for (let i = 0; i < this.#count; i++) {
-      const from = (this.#head + i) % this.#seqs.length;
-      frames[i] = this.#frames[from];
-      seqs[i] = this.#seqs[from];
-    }
+  #grow(): (Uint8Array | undefined)[] {
+    const old = this.#frames as (Uint8Array | undefined)[];
+    const frames = new Array<Uint8Array | undefined>(Math.min(this.#maxMessages, old.length * 2));
+    for (let i = 0; i < this.#count; i++) frames[i] = old[(this.#head + i) % old.length];
     this.#frames = frames;
-    this.#seqs = seqs;
     this.#head = 0;
+    return frames;
   }
 }

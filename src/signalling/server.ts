@@ -7,6 +7,7 @@ import type { VoxConfig } from '../config.ts';
 import { isVoxError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { collectProcessMetrics, metricsContentType, metricsText, signallingMetrics } from '../metrics/registry.ts';
+import { stampSeqInto } from '../protocol/codec.ts';
 import { SUBPROTOCOL } from '../protocol/messages.ts';
 import { turnCredentials } from '../turn/credentials.ts';
 import { createSignallingCore, type SignallingCore } from './core.ts';
@@ -41,19 +42,90 @@ export interface VoxServer {
   close(): Promise<void>;
 }
 
-/** Nothing in uWS user data: connections live in `connectionOf`. */
-type SocketData = Record<string, never>;
-
 /**
- * Connection per socket. A WeakMap rather than uWS user data: the JS fallback has no getUserData.
- * Native uWS hands the same JS object to every callback of one socket.
+ * uWS user data: the socket's Connection. The JS fallback has no user data (no upgrade handler),
+ * so there `connectionOf` holds it instead.
  */
+interface SocketData {
+  conn?: UwsConnection;
+}
 const connectionOf = new WeakMap<WebSocket<SocketData>, UwsConnection>();
+
+// ------------------------------------------------------------------------------------------------
+// Outgoing frames are coalesced per connection and written once per event-loop turn inside
+// `ws.cork()` (uWS user manual, "Corking"): uWS corks only the socket whose callback is running, so
+// without this a room event costs one write syscall per recipient, and a recipient that gets k
+// events in one turn costs k syscalls; corked, it costs one.
+//
+// Queued frames live in module-level parallel arrays as one linked list per connection (a
+// connection holds two indices, no array of its own), so idle connections pay nothing for the queue.
+// Sequenced frames are queued as (shared body, seq) and stamped at write time into one reused scratch
+// buffer: uWS `send` copies the bytes into its cork or backpressure buffer before returning
+// (WebSocket::send formats the frame into the socket's send buffer), so the scratch is free again
+// for the next frame.
+
+const queuedFrames: (Uint8Array | undefined)[] = [];
+const queuedSeqs: number[] = [];
+const queuedNext: number[] = [];
+let queuedCount = 0;
+/** Connections with queued frames, in the order they got their first one this turn. */
+const dirty: UwsConnection[] = [];
+let flushScheduled = false;
+
+function flushAll(): void {
+  // Writing can run uWS's close handler synchronously (closeOnBackpressureLimit), and the core may
+  // queue more frames from there: those land at the end of `dirty` and go out in this same pass.
+  // A throw must not stop the pass: `flushScheduled` would stay set and every later send stall.
+  for (let i = 0; i < dirty.length; i++) {
+    try {
+      dirty[i].flush();
+    } catch (err) {
+      signallingMetrics.internalErrors.inc();
+      log.error({ err }, 'flushing queued frames failed');
+    }
+  }
+  dirty.length = 0;
+  queuedFrames.fill(undefined, 0, queuedCount);
+  queuedCount = 0;
+  flushScheduled = false;
+}
+
+const INITIAL_SCRATCH = 4096;
+let scratch = new Uint8Array(INITIAL_SCRATCH);
+/** Views of `scratch` by length, made once: no view object per frame either. */
+let scratchViews: (Uint8Array | undefined)[] = [];
+
+/** `body` stamped with `seq`, in the scratch buffer; valid until the next call. */
+function stamped(body: Uint8Array, seq: number): Uint8Array {
+  const max = body.length + 13; // stampSeq adds at most a 5-byte map header + "seq" key + 9-byte uint64 − 1-byte header
+  if (max > scratch.length) {
+    let size = scratch.length;
+    while (size < max) size *= 2;
+    scratch = new Uint8Array(size);
+    scratchViews = [];
+  }
+  const n = stampSeqInto(body, seq, scratch);
+  return (scratchViews[n] ??= scratch.subarray(0, n));
+}
+
+/** The connection whose uWS callback is running (uWS has corked its socket for us). */
+let inCallback: UwsConnection | null = null;
+/** The connection being flushed, for `writeQueued` (one shared cork callback, no closure per flush). */
+let flushing: UwsConnection | null = null;
+function writeQueued(): void {
+  (flushing as UwsConnection).writeQueued();
+}
 
 /** Connection (transport.ts) on a uWS WebSocket; ignores calls after the socket closed. */
 class UwsConnection implements Connection {
   readonly #ws: WebSocket<SocketData>;
   #open = true;
+  /** First and last queued frame (indices into queuedFrames), -1 when none. */
+  #head = -1;
+  #tail = -1;
+  #queuedBytes = 0;
+  /** uWS had no backpressure for this socket when last asked, and nothing was written since. */
+  #drained = true;
 
   constructor(ws: WebSocket<SocketData>) {
     this.#ws = ws;
@@ -61,29 +133,88 @@ class UwsConnection implements Connection {
 
   markClosed(): void {
     this.#open = false;
+    this.#head = this.#tail = -1;
+    this.#queuedBytes = 0;
   }
 
   send(bytes: Uint8Array): void {
-    if (this.#open) this.#ws.send(bytes, true, false);
+    this.#enqueue(bytes, 0, bytes.length);
+  }
+
+  sendSequenced(body: Uint8Array, seq: number): void {
+    this.#enqueue(body, seq, body.length + 9);
+  }
+
+  #enqueue(frame: Uint8Array, seq: number, size: number): void {
+    if (!this.#open) return;
+    if (inCallback === this && this.#head < 0) {
+      // Inside this socket's own callback uWS has corked it already, and nothing queued earlier
+      // would be overtaken: write now.
+      this.#ws.send(seq === 0 ? frame : stamped(frame, seq), true, false);
+      this.#drained = false;
+      return;
+    }
+    const i = queuedCount++;
+    queuedFrames[i] = frame;
+    queuedSeqs[i] = seq;
+    queuedNext[i] = -1;
+    if (this.#head < 0) {
+      this.#head = i;
+      dirty.push(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushAll);
+      }
+    } else {
+      queuedNext[this.#tail] = i;
+    }
+    this.#tail = i;
+    this.#queuedBytes += size;
+  }
+
+  /** Write every queued frame in one cork (one syscall when the socket takes it all). */
+  flush(): void {
+    if (!this.#open || this.#head < 0) return;
+    flushing = this;
+    try {
+      this.#ws.cork(writeQueued);
+    } finally {
+      flushing = null;
+      this.#head = this.#tail = -1;
+      this.#queuedBytes = 0;
+    }
+    if (this.#open) this.#drained = this.#ws.getBufferedAmount() === 0;
+  }
+
+  writeQueued(): void {
+    const ws = this.#ws;
+    for (let i = this.#head; i >= 0 && this.#open; i = queuedNext[i]) {
+      const seq = queuedSeqs[i];
+      const frame = queuedFrames[i] as Uint8Array;
+      ws.send(seq === 0 ? frame : stamped(frame, seq), true, false);
+    }
   }
 
   close(code: number, reason: string): void {
+    if (!this.#open) return;
+    this.flush(); // what was queued goes out before the close frame
     if (!this.#open) return;
     this.#open = false;
     this.#ws.end(code, reason);
   }
 
+  /** Queued bytes plus uWS's backpressure; uWS is asked only when it may have some. */
   bufferedAmount(): number {
-    return this.#open ? this.#ws.getBufferedAmount() : 0;
+    if (!this.#open) return 0;
+    if (this.#drained) return this.#queuedBytes;
+    const buffered = this.#ws.getBufferedAmount();
+    this.#drained = buffered === 0;
+    return buffered + this.#queuedBytes;
   }
+}
 
-  subscribe(topic: string): void {
-    if (this.#open) this.#ws.subscribe(topic);
-  }
-
-  unsubscribe(topic: string): void {
-    if (this.#open) this.#ws.unsubscribe(topic);
-  }
+function connOf(ws: WebSocket<SocketData>): UwsConnection | undefined {
+  return uwsNative ? ws.getUserData().conn : connectionOf.get(ws);
 }
 
 function guarded(where: string, fn: () => void): void {
@@ -128,9 +259,9 @@ export function startServer(config: VoxConfig, options: StartServerOptions = {})
     mediaPlane: options.mediaPlane,
     turnSecret,
     serverInfo: { version: VERSION, native: uwsNative },
-    // uWS pub/sub for ephemeral room events; the JS fallback has no pub/sub (its publish is a
-    // no-op), so there the core sends per connection.
-    transport: uwsNative ? { publish: (topic, bytes) => void app.publish(topic, bytes, true, false) } : undefined,
+    // No uWS pub/sub for ephemeral room events: a publish would overtake frames still queued for
+    // this turn (see UwsConnection), and a topic subscription costs memory per idle socket. They
+    // go through the per-connection queues like everything else, coalesced.
   });
   const { limits, signalling } = config;
 
@@ -143,7 +274,7 @@ export function startServer(config: VoxConfig, options: StartServerOptions = {})
       res.writeStatus('400 Bad Request').writeHeader('content-type', 'text/plain').end(`WebSocket subprotocol ${SUBPROTOCOL} required\n`);
       return;
     }
-    res.upgrade<SocketData>({}, key, SUBPROTOCOL, extensions, context);
+    res.upgrade<SocketData>({ conn: undefined }, key, SUBPROTOCOL, extensions, context);
   }
 
   app.ws<SocketData>('/ws', {
@@ -166,22 +297,35 @@ export function startServer(config: VoxConfig, options: StartServerOptions = {})
     open: (ws) => {
       guarded('open', () => {
         const conn = new UwsConnection(ws);
-        connectionOf.set(ws, conn);
-        core.onOpen(conn);
+        if (uwsNative) ws.getUserData().conn = conn;
+        else connectionOf.set(ws, conn);
+        inCallback = conn;
+        try {
+          core.onOpen(conn);
+        } finally {
+          inCallback = null;
+        }
       });
     },
     message: (ws, message, isBinary) => {
       guarded('message', () => {
-        const conn = connectionOf.get(ws);
-        if (conn) core.onMessage(conn, new Uint8Array(message), isBinary);
+        const conn = connOf(ws);
+        if (!conn) return;
+        inCallback = conn;
+        try {
+          core.onMessage(conn, new Uint8Array(message), isBinary);
+        } finally {
+          inCallback = null;
+        }
       });
     },
     close: (ws, code) => {
       guarded('close', () => {
-        const conn = connectionOf.get(ws);
+        const conn = connOf(ws);
         if (!conn) return;
         conn.markClosed();
-        connectionOf.delete(ws);
+        if (uwsNative) ws.getUserData().conn = undefined;
+        else connectionOf.delete(ws);
         core.onClose(conn, code);
       });
     },

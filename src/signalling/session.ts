@@ -1,5 +1,4 @@
 import type { Identity } from '../auth/tokens.ts';
-import { stampSeq } from '../protocol/codec.ts';
 import { ReplayBuffer } from './replay-buffer.ts';
 import type { Connection } from './transport.ts';
 
@@ -20,8 +19,8 @@ export class Session {
   connection: Connection | null = null;
   graceTimer: NodeJS.Timeout | null = null;
   ended = false;
-  /** Limit violations already logged for this session (log once, count always). */
-  readonly logged = new Set<string>();
+  /** Limit violations already logged for this session (log once, count always); created on the first. */
+  logged: Set<string> | null = null;
 
   constructor(id: string, resumeToken: string, identity: Identity, replayMaxMessages: number, replayMaxBytes: number) {
     this.id = id;
@@ -31,12 +30,13 @@ export class Session {
   }
 
   /**
-   * Stamp the next seq on an encoded message, keep it for replay, and return the frame to send.
-   * The frame is recorded even without a connection: that is what a later `resume` replays.
+   * Take the next seq for an encoded (unstamped) message and keep the body for replay; returns the
+   * seq to stamp on send. The body is recorded even without a connection: that is what a later
+   * `resume` replays. Bodies are shared between recipients and must not be mutated afterwards.
    */
-  stamp(body: Uint8Array): Uint8Array {
-    const frame = stampSeq(body, ++this.seq);
-    this.replay.push(this.seq, frame);
-    return frame;
+  next(body: Uint8Array): number {
+    const seq = ++this.seq;
+    this.replay.push(seq, body);
+    return seq;
   }
 }

@@ -22,8 +22,18 @@
  * `onMessage` may be reused by the transport after the call returns (uWS neuters its ArrayBuffer).
  */
 export interface Connection {
-  /** Queue one binary frame. Must not throw for a closed socket (ignore the frame instead). */
+  /**
+   * Queue one binary frame. Must not throw for a closed socket (ignore the frame instead). The
+   * bytes are not modified afterwards but may be shared: copy them if they outlive the call.
+   */
   send(bytes: Uint8Array): void;
+  /**
+   * Optional: queue a sequenced message as its encoded body (without `seq`, shared by every
+   * recipient and by their replay buffers) plus this recipient's seq; the transport stamps it
+   * (protocol/codec.ts stampSeqInto) when it writes, e.g. into one scratch buffer. Without it the
+   * core calls `send(stampSeq(body, seq))`, one allocation per recipient.
+   */
+  sendSequenced?(body: Uint8Array, seq: number): void;
   /** Close with a WebSocket close code (RFC 6455 §7.4) and a short reason (≤ 123 bytes UTF-8). */
   close(code: number, reason: string): void;
   /** Bytes queued in user space and not yet written to the socket (backpressure). */

@@ -53,7 +53,8 @@ async function startMain(dataDir: string, extraEnv: Record<string, string> = {})
     const timer = setTimeout(() => reject(new Error(`no demo URL; output: ${out}`)), 20_000);
     child.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
-      const match = /Demo: (\S+)/.exec(out);
+      // The first printed URL that carries a token ("Demo: …" before, "With a ready token: …" now).
+      const match = /: (http\S*[?&]token=\S+)/.exec(out);
       if (match) {
         clearTimeout(timer);
         resolve(match[1]);
