@@ -79,9 +79,10 @@ describe('VoxLink TURN REST credentials against a real coturn (use-auth-secret)'
   it('coturn refuses expired, forged and re-labelled credentials with 401', async () => {
     const valid = turnCredentials(coturn.secret, 'erin', 600, [coturn.url]);
     const cases: Record<string, { username: string; password: string }> = {
-      // Minted with a 60 s TTL 61 s ago: the expiry in the username is one second in the past.
+      // Minted with a 60 s TTL 10 minutes ago: the expiry in the username is 9 minutes in the past
+      // (one second in the past raced coturn's own clock reading and flaked).
       expired: (() => {
-        const c = turnCredentials(coturn.secret, 'erin', 60, [coturn.url], Date.now() - 61_000);
+        const c = turnCredentials(coturn.secret, 'erin', 60, [coturn.url], Date.now() - 600_000);
         return { username: c.username, password: c.credential };
       })(),
       // HMAC under a secret that is not coturn's.
