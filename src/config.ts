@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { VoxError } from './errors.ts';
 import { roomModeSchema } from './protocol/messages.ts';
+import type { OpusProfileName } from './codec/profiles.ts';
 
 /**
  * The one typed configuration of a VoxLink server. Layers, later wins:
@@ -11,6 +12,7 @@ import { roomModeSchema } from './protocol/messages.ts';
  * Every knob is documented with its default and trade-off in docs/configuration.md.
  */
 const portSchema = z.number().int().min(0).max(65535);
+const opusProfileNames = ['low', 'normal', 'high', 'music'] as const satisfies readonly OpusProfileName[];
 
 export const configSchema = z.object({
   server: z
@@ -115,6 +117,17 @@ export const configSchema = z.object({
       ppsCapacity: z.number().int().min(1).default(20000),
       /** Re-placements of one room per minute after worker deaths before it is given up. */
       maxRecoveries: z.number().int().min(0).default(3),
+      /** The room mixer of `mix`/`hybrid` rooms (and of sfu subscribers who asked for one mixed stream). */
+      mixing: z
+        .object({
+          /** Frame power above which an input is an active speaker (mixed). Lower mixes in more background noise. */
+          voiceThresholdDbfs: z.number().min(-100).max(0).default(-50),
+          /** How long a speaker stays in the mix after their last loud frame. Shorter clips word ends; longer keeps noise and N−1 encoders. */
+          hangoverMs: z.number().int().min(20).max(5000).default(400),
+          /** Opus profile every Opus listener's mix starts with (src/codec/profiles.ts). Higher costs bandwidth per listener. */
+          opusProfile: z.enum(opusProfileNames).default('normal'),
+        })
+        .prefault({}),
     })
     .loose()
     .prefault({}),
@@ -174,6 +187,9 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_MEDIA_MAX_ROOMS_PER_WORKER: { path: 'media.maxRoomsPerWorker', kind: 'int' },
   VOXLINK_MEDIA_PPS_CAPACITY: { path: 'media.ppsCapacity', kind: 'int' },
   VOXLINK_MEDIA_MAX_RECOVERIES: { path: 'media.maxRecoveries', kind: 'int' },
+  VOXLINK_MIX_VOICE_THRESHOLD_DBFS: { path: 'media.mixing.voiceThresholdDbfs', kind: 'number' },
+  VOXLINK_MIX_HANGOVER_MS: { path: 'media.mixing.hangoverMs', kind: 'int' },
+  VOXLINK_MIX_OPUS_PROFILE: { path: 'media.mixing.opusProfile', kind: 'string' },
   VOXLINK_METRICS: { path: 'metrics.enabled', kind: 'bool' },
 };
 

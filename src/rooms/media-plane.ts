@@ -76,7 +76,14 @@ export function mediaPlaneOptionsFromConfig(media: {
   ppsCapacity?: number;
   /** Re-placements per room per minute after worker deaths (default 3). */
   maxRecoveries?: number;
+  /** Room mixer knobs (`mix`/`hybrid` rooms); unset ones keep RoomMixer's / MixRoomAudio's defaults. */
+  mixing?: {
+    voiceThresholdDbfs?: number;
+    hangoverMs?: number;
+    opusProfile?: NonNullable<MediaRoomOptions['mixing']>['opusProfile'];
+  };
 }): MediaPlaneOptions {
+  const mixing = media.mixing;
   return {
     room: {
       slots: media.slots,
@@ -85,6 +92,15 @@ export function mediaPlaneOptionsFromConfig(media: {
       rtcMaxPort: media.rtcMaxPort,
       mode: media.mode ?? 'sfu',
       ...(media.listenIp !== undefined && media.listenIp !== '0.0.0.0' ? { bindIp: media.listenIp } : {}),
+      // Plain data only: the room options are cloned to the worker thread.
+      ...(mixing === undefined
+        ? {}
+        : {
+            mixing: {
+              mixer: { voiceThresholdDbfs: mixing.voiceThresholdDbfs, hangoverMs: mixing.hangoverMs },
+              opusProfile: mixing.opusProfile,
+            },
+          }),
     },
     pool: {
       workers: media.workers,

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
+import { mediaPlaneOptionsFromConfig } from '../../src/rooms/media-plane.ts';
 import { RawClient, until } from './harness.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -40,6 +41,29 @@ describe('config layering', () => {
     writeFileSync(file, '{ nope');
     expect(() => loadConfig({ env: { VOXLINK_CONFIG: file } })).toThrow(/not valid JSON/);
     expect(() => loadConfig({ env: { VOXLINK_HEARTBEAT_INTERVAL_MS: '60000' } })).toThrow(/heartbeatTimeoutMs must exceed/);
+  });
+});
+
+describe('room mixer knobs (media.mixing)', () => {
+  it('defaults reach the media rooms: −50 dBFS, 400 ms hangover, normal profile', () => {
+    const room = mediaPlaneOptionsFromConfig(loadConfig({ env: {} }).media).room;
+    expect(room.mixing).toEqual({ mixer: { voiceThresholdDbfs: -50, hangoverMs: 400 }, opusProfile: 'normal' });
+  });
+
+  it('file ← env values reach MediaRoomOptions.mixing', () => {
+    const file = join(dir, 'mixing.json');
+    writeFileSync(file, JSON.stringify({ media: { mixing: { hangoverMs: 200, voiceThresholdDbfs: -40 } } }));
+    const config = loadConfig({ env: { VOXLINK_CONFIG: file, VOXLINK_MIX_VOICE_THRESHOLD_DBFS: '-45.5', VOXLINK_MIX_OPUS_PROFILE: 'low' } });
+    const room = mediaPlaneOptionsFromConfig(config.media).room;
+    expect(room.mixing).toEqual({ mixer: { voiceThresholdDbfs: -45.5, hangoverMs: 200 }, opusProfile: 'low' });
+    // The room options are cloned into the worker thread: plain data only.
+    expect(structuredClone(room.mixing)).toEqual(room.mixing);
+  });
+
+  it('a bad knob names the key', () => {
+    expect(() => loadConfig({ env: { VOXLINK_MIX_OPUS_PROFILE: 'loud' } })).toThrow(/media\.mixing\.opusProfile/);
+    expect(() => loadConfig({ env: { VOXLINK_MIX_HANGOVER_MS: '10' } })).toThrow(/media\.mixing\.hangoverMs/);
+    expect(() => loadConfig({ env: { VOXLINK_MIX_VOICE_THRESHOLD_DBFS: '3' } })).toThrow(/media\.mixing\.voiceThresholdDbfs/);
   });
 });
 
