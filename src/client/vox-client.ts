@@ -90,6 +90,12 @@ export interface VoxClientEvents extends Record<string, unknown[]> {
    * `media_reconnect`), for the media part of the SDK: `client.on('media', (m) => mediaClient.handle(m))`.
    */
   media: [message: ServerMediaNegotiation | SlotsMessage | SpeakingMessage | MediaReconnectMessage];
+  /**
+   * The session's STUN/TURN servers changed: a resume brought freshly minted TURN credentials.
+   * Hand them to the media client so its next peer (media reconnect) can still allocate:
+   * `client.on('ice_servers', (s) => media.setIceServers(s))`.
+   */
+  ice_servers: [iceServers: IceServer[]];
   error: [error: SignallingError];
 }
 
@@ -103,7 +109,10 @@ interface PendingRequest {
   timer: ReturnType<typeof setTimeout>;
 }
 
-type HandshakeOutcome = { kind: 'ready'; message: ReadyMessage } | { kind: 'resumed'; rooms: string[] } | { kind: 'invalid'; reason: string };
+type HandshakeOutcome =
+  | { kind: 'ready'; message: ReadyMessage }
+  | { kind: 'resumed'; rooms: string[]; iceServers: IceServer[] | undefined }
+  | { kind: 'invalid'; reason: string };
 
 interface Handshake {
   resolve: (outcome: HandshakeOutcome) => void;
@@ -190,6 +199,15 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
     if (!this.#session) return null;
     const { resumeToken: _hidden, ...info } = this.#session;
     return info;
+  }
+
+  /**
+   * The session's current STUN/TURN servers (TURN credentials included): from `ready`, replaced by
+   * the fresh ones a `resumed` carries. Empty before the first connect and after disconnect. Pass
+   * them as the media client's `rtcConfiguration.iceServers`.
+   */
+  get iceServers(): IceServer[] {
+    return this.#session?.iceServers ?? [];
   }
 
   /** Rooms this client is in, as the SDK currently knows them. */
@@ -476,6 +494,11 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
         lastSeq: this.#lastSeq,
       });
       if (outcome.kind === 'resumed') {
+        if (outcome.iceServers !== undefined && this.#session) {
+          // Minted at resume time: `ready`'s TURN credentials may have expired (turn.ttlSec).
+          this.#session = { ...this.#session, iceServers: outcome.iceServers };
+          this.emit('ice_servers', outcome.iceServers);
+        }
         this.#startHeartbeat();
         const onServer = new Set(outcome.rooms);
         for (const id of this.#rooms.keys()) if (!onServer.has(id)) this.#staleRooms.add(id);
@@ -693,7 +716,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
         this.#handshake?.resolve({ kind: 'ready', message });
         return;
       case 'resumed':
-        this.#handshake?.resolve({ kind: 'resumed', rooms: message.rooms });
+        this.#handshake?.resolve({ kind: 'resumed', rooms: message.rooms, iceServers: message.iceServers });
         return;
       case 'invalid_session':
         if (this.#handshake) this.#handshake.resolve({ kind: 'invalid', reason: message.reason });

@@ -289,6 +289,11 @@ export const resumedSchema = z.object({
   replayed: z.number().int().min(0),
   /** Rooms the session is still in. */
   rooms: z.array(roomIdSchema),
+  /**
+   * STUN/TURN servers with TURN credentials minted at resume time (they replace `ready`'s, which
+   * may have expired by now). Absent from servers that predate it: keep using `ready`'s.
+   */
+  iceServers: z.array(iceServerSchema).optional(),
 });
 
 export const invalidSessionReasons = ['unknown_session', 'expired', 'bad_token', 'replay_gap', 'replaced'] as const;

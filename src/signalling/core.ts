@@ -439,7 +439,15 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
     for (let i = 0; i < frames.length; i++) write(state, frames[i], msg.lastSeq + 1 + i);
     metrics.replayed.inc(frames.length);
     metrics.resumes.inc({ outcome: 'resumed' });
-    sendControl(state, { op: 'resumed', ref: msg.ref, sessionId: session.id, replayed: frames.length, rooms: [...session.rooms.keys()] });
+    sendControl(state, {
+      op: 'resumed',
+      ref: msg.ref,
+      sessionId: session.id,
+      replayed: frames.length,
+      rooms: [...session.rooms.keys()],
+      // Fresh TURN credentials: `ready`'s may have outlived turn.ttlSec by now.
+      iceServers: iceServersFor(config.turn, options.turnSecret, session.identity.userId),
+    });
   }
 
   function onJoin(state: ConnState, session: Session, msg: JoinMessage): void {

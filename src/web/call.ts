@@ -192,6 +192,8 @@ export class Call extends TypedEmitter<CallEvents> {
 
   #listen(): void {
     const client = this.client;
+    // A resume brings fresh TURN credentials; later peers (media reconnects) must use them.
+    client.on('ice_servers', (servers) => this.#media?.setIceServers(servers));
     client.on('state', (state, previous) => {
       if (state === 'reconnecting') this.#note('Connection lost — reconnecting…', 'warn');
       else if (state === 'resumed') this.#note('Reconnected — session resumed', 'good');

@@ -201,6 +201,30 @@ describe('VoxLink TURN REST credentials against a real coturn (use-auth-secret)'
       expect(room.errors).toEqual([]);
     }, 40_000);
 
+    it('a media reconnect keeps the rtcConfiguration: the fresh peer relays too, with credentials from setIceServers()', async () => {
+      const alice = room.clients.get('alice')!;
+      const bob = room.clients.get('bob')!;
+      // What a `resumed` hands out: credentials minted later (another expiry, so another username).
+      const fresh = turnCredentials(coturn.secret, 'alice', 900, [coturn.url]);
+      alice.setIceServers([{ urls: fresh.urls, username: fresh.username, credential: fresh.credential }]);
+      const firstPeer = alice.pc;
+      // What NodeMediaClient sends when its peer fails; the server answers with a restart offer.
+      await room.room.signal('alice', { op: 'media', room: room.roomId, kind: 'ice_restart' });
+      await waitFor(() => alice.restartOffers === 1, 10_000, 'the restart offer');
+      expect(alice.pc).not.toBe(firstPeer);
+      await alice.connected(15_000);
+      const pair = selectedPair(alice);
+      expect(pair?.local.type, 'the new peer gathered relay candidates only').toBe('relay');
+      expect(pair!.local.port).toBeGreaterThanOrEqual(coturn.relayPorts[0]);
+      expect(pair!.local.port).toBeLessThanOrEqual(coturn.relayPorts[1]);
+      await coturn.waitForLog(new RegExp(`user <${fresh.username}>: incoming packet ALLOCATE processed, success`));
+      // Audio still flows through the new relay.
+      bob.clearRecordings();
+      await waitFor(() => bob.audioFrom('alice', 1).length >= SR, 15_000, 'a second of alice over the new peer');
+      expect(powerAt(bob.audioFrom('alice', 1), SR, 440)).toBeGreaterThan(PRESENT);
+      expect(room.errors).toEqual([]);
+    }, 40_000);
+
     it('ICE fails for relay-only clients holding expired or forged credentials', async () => {
       const bad = {
         expired: turnCredentials(coturn.secret, 'ivan', 60, [coturn.url], Date.now() - 61_000),

@@ -1,13 +1,12 @@
-import type { RTCIceServer } from 'werift';
-import { NodeMediaClient } from '../../src/client/media/node-media-client.ts';
+import { NodeMediaClient, type NodeRtcConfiguration } from '../../src/client/media/node-media-client.ts';
 import { createMediaRoom, type MediaRoom, type MediaRoomEvent } from '../../src/media/room.ts';
 
 const GRANTS = { publish: true, subscribe: true, record: false, admin: false };
 
 /**
  * A media room in this process whose participants are the SDK's NodeMediaClient, optionally
- * forced through TURN: `rtc` is applied with the standard `RTCPeerConnection.setConfiguration()`
- * before the server's offer arrives, i.e. before ICE gathering starts (W3C webrtc-pc §4.4.1.6).
+ * forced through TURN: `rtc` is the client's `rtcConfiguration` option, which it applies to every
+ * peer it creates (the first one and those of media reconnects).
  */
 export class TurnRoom {
   readonly room: MediaRoom;
@@ -23,7 +22,7 @@ export class TurnRoom {
     );
   }
 
-  async join(participantId: string, rtc?: { iceServers: RTCIceServer[]; iceTransportPolicy: 'relay' | 'all' }): Promise<NodeMediaClient> {
+  async join(participantId: string, rtc?: NodeRtcConfiguration): Promise<NodeMediaClient> {
     const client = new NodeMediaClient({
       room: this.roomId,
       signal: {
@@ -31,8 +30,8 @@ export class TurnRoom {
           this.room.signal(participantId, m).catch((e: unknown) => this.errors.push(e));
         },
       },
+      rtcConfiguration: rtc,
     });
-    if (rtc !== undefined) client.pc.setConfiguration(rtc);
     this.clients.set(participantId, client);
     await this.room.join({ roomId: this.roomId, participantId, name: participantId, grants: GRANTS });
     return client;

@@ -8,7 +8,10 @@ export interface BrowserMediaClientOptions {
   signal: MediaSignalChannel;
   /** The microphone track to publish (from getUserMedia), or null to only listen. Settable later. */
   microphone?: MediaStreamTrack | null;
-  /** ICE servers (TURN credentials from `ready`). */
+  /**
+   * ICE servers and policy (`{ iceServers: client.iceServers, iceTransportPolicy }`, TURN
+   * credentials from `ready`), applied to every peer this client creates (media reconnects included).
+   */
   rtcConfiguration?: RTCConfiguration;
   /** How long to wait for ICE gathering before sending the answer anyway (later candidates trickle). Default 1500 ms. */
   gatherTimeoutMs?: number;
@@ -31,7 +34,7 @@ export interface BrowserMediaClientEvents {
 export class BrowserMediaClient extends TypedEmitter<BrowserMediaClientEvents> {
   readonly room: string;
   #pc: RTCPeerConnection;
-  readonly #rtcConfiguration: RTCConfiguration;
+  #rtcConfiguration: RTCConfiguration;
   readonly slotMap = new SlotMap();
   readonly #signal: MediaSignalChannel;
   readonly #gatherTimeoutMs: number;
@@ -55,6 +58,16 @@ export class BrowserMediaClient extends TypedEmitter<BrowserMediaClientEvents> {
   /** The current PeerConnection (replaced on media reconnect). */
   get pc(): RTCPeerConnection {
     return this.#pc;
+  }
+
+  /**
+   * Replaces the ICE servers, e.g. with the fresh TURN credentials of a `resumed`
+   * (`VoxClient` `ice_servers` event). Every later peer (media reconnect) uses them; the current
+   * peer gets them through `setConfiguration()` (W3C webrtc-pc §4.4.1.6) for any later gathering.
+   */
+  setIceServers(servers: RTCIceServer[]): void {
+    this.#rtcConfiguration = { ...this.#rtcConfiguration, iceServers: servers.map((s) => ({ ...s })) };
+    if (!this.#closed) this.#pc.setConfiguration(this.#rtcConfiguration);
   }
 
   #newPeer(): RTCPeerConnection {

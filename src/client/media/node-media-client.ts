@@ -1,4 +1,12 @@
-import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type RTCRtpTransceiver, type MediaStreamTrack } from 'werift';
+import {
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  RtpHeader,
+  RtpPacket,
+  type RTCIceServer,
+  type RTCRtpTransceiver,
+  type MediaStreamTrack,
+} from 'werift';
 import type { ServerMediaMessage } from '../../protocol/index.ts';
 import {
   Downsampler48to8,
@@ -21,6 +29,14 @@ import { SlotMap } from './slot-map.ts';
 import type { MediaSignalChannel } from './media-signal.ts';
 
 
+/** The part of RTCConfiguration (W3C webrtc-pc §4.2.1) the Node client applies to its peers. */
+export interface NodeRtcConfiguration {
+  /** STUN/TURN servers, e.g. `VoxClient.iceServers` (TURN credentials from `ready` / `resumed`). */
+  iceServers?: RTCIceServer[];
+  /** `relay`: only TURN candidates. Default `all`. */
+  iceTransportPolicy?: 'all' | 'relay';
+}
+
 export interface NodeMediaClientOptions {
   room: string;
   /** Where this client's `media` messages go (signalling SDK, or straight to a MediaRoom in tests). */
@@ -39,6 +55,8 @@ export interface NodeMediaClientOptions {
    * offer G.711. Decoded audio is still kept at 48 kHz. Default `opus`.
    */
   audioCodec?: 'opus' | G711Law;
+  /** ICE servers and policy, applied to every peer this client creates (media reconnects included). */
+  rtcConfiguration?: NodeRtcConfiguration;
 }
 
 export interface PublishOptions {
@@ -151,6 +169,8 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
   #camera: RTCRtpTransceiver | null = null;
   readonly #publishVideo: boolean;
   readonly #audioCodec: 'opus' | G711Law;
+  #iceServers: RTCIceServer[];
+  readonly #iceTransportPolicy: 'all' | 'relay';
   #videoSeq = 0;
   /** mid → publisher of the video the server sends on it. */
   #videoMids: Record<string, string> = {};
@@ -179,6 +199,8 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
     this.#bindIp = options.bindIp ?? '127.0.0.1';
     this.#publishVideo = options.publishVideo ?? false;
     this.#audioCodec = options.audioCodec ?? 'opus';
+    this.#iceServers = copyIceServers(options.rtcConfiguration?.iceServers ?? []);
+    this.#iceTransportPolicy = options.rtcConfiguration?.iceTransportPolicy ?? 'all';
     this.#pc = this.#newPeer();
   }
 
@@ -187,8 +209,25 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
     return this.#pc;
   }
 
+  /** The ICE servers the next peer gathers with. */
+  get iceServers(): RTCIceServer[] {
+    return copyIceServers(this.#iceServers);
+  }
+
+  /**
+   * Replaces the ICE servers, e.g. with the fresh TURN credentials of a `resumed`
+   * (`VoxClient` `ice_servers` event). Every later peer (media reconnect) uses them; the current
+   * peer gets them too, for any gathering it has not done yet.
+   */
+  setIceServers(servers: RTCIceServer[]): void {
+    this.#iceServers = copyIceServers(servers);
+    if (!this.#closed) this.#pc.setConfiguration({ iceServers: copyIceServers(servers) });
+  }
+
   #newPeer(): RTCPeerConnection {
     const config = clientPeerConfig(this.#bindIp);
+    config.iceServers = copyIceServers(this.#iceServers);
+    config.iceTransportPolicy = this.#iceTransportPolicy;
     const law = this.#audioCodec;
     if (law !== 'opus') {
       const g711 = new RTCRtpCodecParameters({
@@ -583,6 +622,10 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
       rec.append(pcm);
     }
   }
+}
+
+function copyIceServers(servers: readonly RTCIceServer[]): RTCIceServer[] {
+  return servers.map((s) => ({ ...s, urls: Array.isArray(s.urls) ? [...s.urls] : s.urls }));
 }
 
 function waitGathered(pc: RTCPeerConnection): Promise<void> {
