@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../media/chromium-peer.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newClient, startTestServer, type TestServer } from './harness.ts';
 import type { VoxClient } from '../../src/client/index.ts';
@@ -25,7 +26,7 @@ beforeAll(async () => {
     write: false,
     logLevel: 'silent',
   });
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox', '--headless=new'] });
+  browser = await launchChromium();
   page = await browser.newPage();
   await page.addScriptTag({ content: bundle.outputFiles[0].text });
 });

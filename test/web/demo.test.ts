@@ -2,7 +2,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../media/chromium-peer.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveAuthKeys } from '../../src/auth/keys.ts';
 import { mintToken } from '../../src/auth/tokens.ts';
@@ -52,19 +53,7 @@ function fakeMicrophoneWav(): string {
   return path;
 }
 
-const CHROME_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-ui-for-media-stream',
-  '--use-fake-device-for-media-stream',
-  '--autoplay-policy=no-user-gesture-required',
-  `--use-file-for-fake-audio-capture=${fakeMicrophoneWav()}`,
-];
+const FAKE_MIC_ARGS = [`--use-file-for-fake-audio-capture=${fakeMicrophoneWav()}`];
 const ROOM = 'web-demo';
 const TONE_HZ = 440;
 const ARTIFACTS = join(process.cwd(), 'test-artifacts');
@@ -296,7 +285,7 @@ describe('demo page: two Chromium pages and a werift client in one room', () => 
   beforeAll(async () => {
     app = await start(appConfig, { plane: true });
     proxy = await tcpProxy(() => app.server.port);
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROME_ARGS });
+    browser = await launchChromium(FAKE_MIC_ARGS);
   }, 30_000);
 
   afterAll(async () => {
