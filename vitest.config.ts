@@ -10,5 +10,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     reporters: ['default'],
+    // Quiet logs in tests (servers, workers and child processes inherit it); a test that reads
+    // the logs sets its own level.
+    env: { VOXLINK_LOG_LEVEL: process.env.VOXLINK_LOG_LEVEL ?? 'silent' },
   },
 });

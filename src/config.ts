@@ -17,7 +17,11 @@ const opusProfileNames = ['low', 'normal', 'high', 'music'] as const satisfies r
 export const configSchema = z.object({
   server: z
     .object({
-      /** Interface for HTTP and WebSocket (one port for both). */
+      /**
+       * Interface for HTTP and WebSocket (one port for both). Default: 0.0.0.0, or 127.0.0.1 in
+       * dev mode — dev mode mints tokens for anyone who asks, so it stays on loopback unless a
+       * host is configured explicitly together with auth.devMode true.
+       */
       host: z.string().default('0.0.0.0'),
       port: portSchema.default(7880),
       /** Base URL printed in the dev demo link; derived from host/port when unset. */
@@ -34,7 +38,7 @@ export const configSchema = z.object({
        */
       devMode: z.boolean().optional(),
       /** HS256 shared secret (≥ 32 bytes of entropy recommended, RFC 7518 §3.2). */
-      hs256Secret: z.string().min(16).optional(),
+      hs256Secret: z.string().min(32).optional(),
       /** EdDSA (Ed25519) public key as SPKI PEM; tokens are minted elsewhere with the private key. */
       eddsaPublicKey: z.string().optional(),
       /** Expected `iss` / `aud` claims when set. */
@@ -246,6 +250,10 @@ function deepMerge(base: Record<string, unknown>, extra: Record<string, unknown>
 }
 
 /** Validate a config object (defaults filled in). Throws VoxError CONFIG_INVALID naming the bad key. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
 export function parseConfig(input: unknown, source = 'config'): VoxConfig {
   const parsed = configSchema.safeParse(input);
   if (!parsed.success) {
@@ -259,9 +267,20 @@ export function parseConfig(input: unknown, source = 'config'): VoxConfig {
   if (config.media.rtcMinPort > config.media.rtcMaxPort) {
     throw new VoxError('CONFIG_INVALID', `invalid ${source}:\n  media.rtcMinPort must be ≤ media.rtcMaxPort`);
   }
+  const explicitHost = (input as { server?: { host?: unknown } } | null)?.server?.host !== undefined;
   if (config.auth.devMode === undefined) {
-    config.auth.devMode = config.auth.hs256Secret === undefined && config.auth.eddsaPublicKey === undefined;
+    const noKey = config.auth.hs256Secret === undefined && config.auth.eddsaPublicKey === undefined;
+    if (noKey && explicitHost && !isLoopback(config.server.host)) {
+      throw new VoxError(
+        'CONFIG_INVALID',
+        `invalid ${source}:\n  no auth.hs256Secret or auth.eddsaPublicKey: dev mode (tokens for anyone who asks) ` +
+          `only starts on loopback, not server.host ${config.server.host}. Configure a secret (VOXLINK_SECRET), ` +
+          'or set auth.devMode true (VOXLINK_DEV_MODE=true) to run dev mode on that address anyway.',
+      );
+    }
+    config.auth.devMode = noKey;
   }
+  if (config.auth.devMode && !explicitHost) config.server.host = '127.0.0.1';
   config.dataDir = resolve(config.dataDir);
   return config;
 }

@@ -2,9 +2,9 @@ import { pino, type Logger } from 'pino';
 
 /**
  * One structured logger for the process: JSON lines (pino), level from VOXLINK_LOG_LEVEL
- * (default `info`, `silent` under vitest unless set). Never log tokens, secrets or credentials.
+ * (default `info`; the test config sets `silent`). Never log tokens, secrets or credentials.
  */
-const level = process.env.VOXLINK_LOG_LEVEL ?? (process.env.VITEST ? 'silent' : 'info');
+const level = process.env.VOXLINK_LOG_LEVEL ?? 'info';
 
 export const rootLogger: Logger = pino({
   level,

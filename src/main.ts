@@ -1,3 +1,4 @@
+import './js-only.ts';
 import { resolveAuthKeys } from './auth/keys.ts';
 import { mintToken } from './auth/tokens.ts';
 import { loadConfig, type VoxConfig } from './config.ts';

@@ -1,3 +1,4 @@
+import '../src/js-only.ts';
 import { threadId, workerData } from 'node:worker_threads';
 import { RTCDtlsTransport } from 'werift';
 import { instantiateOpus } from '../src/codec/wasm.ts';

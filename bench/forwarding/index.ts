@@ -357,7 +357,7 @@ Slot router vs naive fan-out: **${json.vsNaive}×** the packets per core.
 
 Hot path per inbound packet with K = ${hotPath.slots} outputs, in-process, no sockets:
 VoxLink's own work (speaker detector, route lookup, ${hotPath.slots} SlotStream rewrites) takes
-**${hotPath.voxlinkNsPerPacket} ns** (${hotPath.voxlinkGcs} GCs over the loop: it allocates nothing);
+**${hotPath.voxlinkNsPerPacket} ns** (${hotPath.voxlinkGcs} GCs over the loop${hotPath.voxlinkGcs === 0 ? ': it allocates nothing' : ''});
 werift's SRTP protect of the same ${hotPath.slots} packets takes **${hotPath.weriftGcmNsPerPacket} ns**
 (AES-128-GCM) / **${hotPath.weriftCmNsPerPacket} ns** (AES-CM + HMAC-SHA1), with ${hotPath.weriftGcs}
 GCs: a Node cipher object, a serialised header and a concatenated buffer per packet. That — plus

@@ -1,3 +1,4 @@
+import '../js-only.ts';
 /**
  * Node entry of the client SDK: Node 20 has no global WebSocket, so this passes `ws`'s class
  * (same WHATWG-style interface) unless the caller brings its own.

@@ -1,3 +1,4 @@
+import '../js-only.ts';
 import { Packr } from 'msgpackr';
 import type { z } from 'zod';
 import type { ProtocolErrorCode } from './error-codes.ts';

@@ -32,7 +32,7 @@ import { RoomTask, type RoomTaskHandlers } from './room-task.ts';
 export interface RoomPoolOptions {
   /** Worker threads (min = max). Default: `os.availableParallelism()`. */
   workers?: number;
-  /** Worker entry point. Default: workers/room.ts of this checkout. */
+  /** Worker entry point. Default: workers/room.ts of this checkout (dist/workers/room.js in the bundle). */
   filename?: string;
   /** Worker execArgv. Default: `['--import', 'tsx']` for a .ts entry, else inherited. */
   execArgv?: string[];
@@ -66,7 +66,11 @@ export interface RoomPoolEvents {
 
 const log = logger('room-pool');
 
-const defaultFilename = fileURLToPath(new URL('../../workers/room.ts', import.meta.url));
+// From source (tsx) this file is src/rooms/pool.ts and the entry workers/room.ts; inside the esbuild
+// bundle it is part of dist/src/main.js and the entry is the bundled dist/workers/room.js.
+const defaultFilename = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? '../../workers/room.ts' : '../workers/room.js', import.meta.url),
+);
 
 interface TaskQueueOptions {
   threadId: number;

@@ -24,7 +24,7 @@ describe('config layering', () => {
 
   it('file ← env: env wins, dev mode off once a secret is configured', () => {
     const file = join(dir, 'voxlink.json');
-    writeFileSync(file, JSON.stringify({ server: { port: 9000 }, limits: { maxRoomsPerSession: 3 }, auth: { hs256Secret: 'from-file-secret-0123456789' } }));
+    writeFileSync(file, JSON.stringify({ server: { port: 9000 }, limits: { maxRoomsPerSession: 3 }, auth: { hs256Secret: 'from-file-secret-0123456789abcdef' } }));
     const config = loadConfig({ env: { VOXLINK_CONFIG: file, VOXLINK_PORT: '9100', VOXLINK_TURN_URLS: 'turn:a:3478, turn:b:3478' } });
     expect(config.server.port).toBe(9100);
     expect(config.limits.maxRoomsPerSession).toBe(3);
@@ -41,6 +41,27 @@ describe('config layering', () => {
     writeFileSync(file, '{ nope');
     expect(() => loadConfig({ env: { VOXLINK_CONFIG: file } })).toThrow(/not valid JSON/);
     expect(() => loadConfig({ env: { VOXLINK_HEARTBEAT_INTERVAL_MS: '60000' } })).toThrow(/heartbeatTimeoutMs must exceed/);
+  });
+});
+
+describe('dev mode stays on loopback', () => {
+  const secret = 'a-production-secret-0123456789abcdef';
+  it('binds 127.0.0.1 when no secret is configured and no host was asked for', () => {
+    const config = loadConfig({ env: {} });
+    expect(config.auth.devMode).toBe(true);
+    expect(config.server.host).toBe('127.0.0.1');
+  });
+
+  it('refuses a public host without a secret, naming the way out', () => {
+    expect(() => loadConfig({ env: { VOXLINK_HOST: '0.0.0.0' } })).toThrow(/dev mode .*only starts on loopback.*VOXLINK_DEV_MODE=true/s);
+    expect(loadConfig({ env: { VOXLINK_HOST: '127.0.0.1' } }).auth.devMode).toBe(true);
+  });
+
+  it('runs dev mode on a public host only when asked explicitly; a secret binds all interfaces by default', () => {
+    const asked = loadConfig({ env: { VOXLINK_HOST: '0.0.0.0', VOXLINK_DEV_MODE: 'true' } });
+    expect(asked).toMatchObject({ server: { host: '0.0.0.0' }, auth: { devMode: true } });
+    const production = loadConfig({ env: { VOXLINK_SECRET: secret } });
+    expect(production).toMatchObject({ server: { host: '0.0.0.0' }, auth: { devMode: false } });
   });
 });
 
