@@ -45,6 +45,8 @@ interface Member {
 
 interface RoomState {
   readonly roomId: string;
+  /** Fixed when the room opens (the first joiner's `roomMode`, else the configured mode); kept across re-placements. */
+  readonly mode: MediaRoomOptions['mode'];
   task: RoomTask;
   readonly members: Map<string, Member>;
   /** Set while the room is being re-placed (all re-joins). */
@@ -148,7 +150,7 @@ export class PooledMediaPlane implements MediaPlane {
 
   async join(p: MediaParticipant): Promise<void> {
     this.#assertOpen();
-    const state = this.#rooms.get(p.roomId) ?? this.#openRoom(p.roomId);
+    const state = this.#rooms.get(p.roomId) ?? this.#openRoom(p.roomId, this.#modeFor(p));
     const member: Member = { participant: { ...p, grants: { ...p.grants } }, muted: false, rejoined: null };
     const previous = state.members.get(p.participantId);
     if (previous === undefined) state.members.set(p.participantId, member);
@@ -229,9 +231,17 @@ export class PooledMediaPlane implements MediaPlane {
     return [state, member];
   }
 
-  #openRoom(roomId: string): RoomState {
+  /** The mode a room opened by `p` runs in. A `p2p` (mesh) room has no server media: refused. */
+  #modeFor(p: MediaParticipant): MediaRoomOptions['mode'] {
+    const mode = p.roomMode ?? this.#options.room.mode;
+    if (mode === 'p2p') throw new VoxError('MEDIA_UNSUPPORTED', `media room ${p.roomId}: p2p rooms have no server media`);
+    return mode;
+  }
+
+  #openRoom(roomId: string, mode: MediaRoomOptions['mode']): RoomState {
     const state: RoomState = {
       roomId,
+      mode,
       task: null as unknown as RoomTask,
       members: new Map(),
       recovering: null,
@@ -244,7 +254,7 @@ export class PooledMediaPlane implements MediaPlane {
 
   #startTask(state: RoomState): RoomTask {
     const task: RoomTask = this.pool.openRoom(
-      { ...this.#options.room, roomId: state.roomId },
+      { ...this.#options.room, mode: state.mode, roomId: state.roomId },
       {
         onMedia: (event) => this.#deliver(state.roomId, event),
         onStats: (stats) => this.pool.metrics.roomStats(state.roomId, stats),

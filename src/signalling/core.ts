@@ -473,6 +473,11 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
       sendError(state, 'TOO_MANY_ROOMS', `at most ${limits.maxRoomsPerSession} rooms per session`, msg.ref, { room: roomId, about: 'join' });
       return;
     }
+    // A p2p (mesh) room has no server media; with a media plane it would silently run as an SFU.
+    if (mediaPlane && msg.options?.mode === 'p2p') {
+      sendError(state, 'MEDIA_FAILED', 'room mode "p2p" is not supported by this server\'s media plane', msg.ref, { room: roomId, about: 'join' });
+      return;
+    }
     // Duplicate identity: the newest connection wins; the older session ends (close 4001).
     const existing = registry.findByUser(roomId, session.identity.userId);
     const older = existing && existing.sessionId !== session.id ? sessions.get(existing.sessionId) : undefined;
@@ -510,7 +515,14 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
     updateSessionGauges();
     if (mediaPlane) {
       mediaPlane
-        .join({ roomId, participantId: participant.participantId, name: participant.name, grants: mediaGrants(grants) })
+        .join({
+          roomId,
+          participantId: participant.participantId,
+          name: participant.name,
+          grants: mediaGrants(grants),
+          // A room that is p2p only by signalling.defaultRoomMode keeps the plane's configured mode (main.ts: sfu).
+          ...(room.mode === 'p2p' ? {} : { roomMode: room.mode }),
+        })
         .then(() => (participant.muted ? mediaPlane.setMuted(roomId, participant.participantId, true) : undefined))
         .catch((err: unknown) => {
           log.error({ err, roomId }, 'media plane join failed');

@@ -18,6 +18,12 @@ export interface MediaParticipant {
   participantId: string;
   name: string;
   grants: MediaGrants;
+  /**
+   * The room's mode as signalling holds it (`join.options.mode` of the room's first joiner, else
+   * signalling.defaultRoomMode). Used only when this join opens the media room; unset → the
+   * plane's configured mode. `p2p` has no media room: the plane refuses it (MEDIA_UNSUPPORTED).
+   */
+  roomMode?: 'sfu' | 'mix' | 'hybrid' | 'p2p';
 }
 
 /** What the media plane may send to clients; signalling stamps seq and delivers (or buffers for resume). */
