@@ -267,6 +267,12 @@ export function parseConfig(input: unknown, source = 'config'): VoxConfig {
   if (config.media.rtcMinPort > config.media.rtcMaxPort) {
     throw new VoxError('CONFIG_INVALID', `invalid ${source}:\n  media.rtcMinPort must be ≤ media.rtcMaxPort`);
   }
+  if (config.signalling.defaultRoomMode === 'p2p' && config.media.enabled) {
+    throw new VoxError(
+      'CONFIG_INVALID',
+      `invalid ${source}:\n  signalling.defaultRoomMode p2p: the mesh mode is not built yet; use sfu, mix or hybrid (or media.enabled false)`,
+    );
+  }
   const explicitHost = (input as { server?: { host?: unknown } } | null)?.server?.host !== undefined;
   if (config.auth.devMode === undefined) {
     const noKey = config.auth.hs256Secret === undefined && config.auth.eddsaPublicKey === undefined;

@@ -22,7 +22,7 @@ async function startMediaPlane(config: VoxConfig): Promise<MediaPlane | undefine
   }
   try {
     const { createMediaPlane, mediaPlaneOptionsFromConfig } = await import('./rooms/media-plane.ts');
-    // `p2p` rooms still get an SFU media room: the mesh mode is not built, so the server relays media.
+    // loadConfig refuses p2p while the media plane is on: the mesh mode is not built.
     const mode = config.signalling.defaultRoomMode === 'p2p' ? 'sfu' : config.signalling.defaultRoomMode;
     return createMediaPlane(mediaPlaneOptionsFromConfig({ ...config.media, mode }));
   } catch (err) {

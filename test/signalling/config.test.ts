@@ -65,6 +65,11 @@ describe('dev mode stays on loopback', () => {
   });
 });
 
+it('refuses p2p as the default room mode while the media plane is on (mesh is not built)', () => {
+  expect(() => loadConfig({ env: { VOXLINK_DEFAULT_ROOM_MODE: 'p2p' } })).toThrow(/p2p: the mesh mode is not built/);
+  expect(loadConfig({ env: { VOXLINK_DEFAULT_ROOM_MODE: 'p2p', VOXLINK_MEDIA: 'false' } }).signalling.defaultRoomMode).toBe('p2p');
+});
+
 describe('room mixer knobs (media.mixing)', () => {
   it('defaults reach the media rooms: −50 dBFS, 400 ms hangover, normal profile', () => {
     const room = mediaPlaneOptionsFromConfig(loadConfig({ env: {} }).media).room;
