@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Installs the real components the integration tests start: coturn (TURN), Redis (multi-node
-# registry) and Chromium (browser peer), all from Debian's packages. Idempotent; needs root.
+# Installs the real components the integration tests start: coturn (TURN) and Chromium (browser
+# peer); Redis for the multi-node registry DESIGN.md plans (no test uses it yet); all from Debian's
+# packages. Idempotent; needs root.
 set -euo pipefail
 need=()
 command -v turnserver >/dev/null || need+=(coturn)
 command -v redis-server >/dev/null || need+=(redis-server)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# Benchmarks only: sox and espeak-ng make the codec bench's speech signal (without them it falls
+# back to a synthetic one and says so).
 command -v sox >/dev/null || need+=(sox)
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update

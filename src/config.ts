@@ -141,6 +141,11 @@ export const configSchema = z.object({
       enabled: z.boolean().default(true),
       /** Collect prom-client default process metrics (event loop lag, GC, memory). */
       defaultMetrics: z.boolean().default(true),
+      /**
+       * When set, /metrics needs `Authorization: Bearer <token>` (Prometheus `authorization`
+       * in scrape_config). Unset: open, for a scraper on a private network.
+       */
+      token: z.string().min(16).optional(),
     })
     .prefault({}),
 });
@@ -195,6 +200,7 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_MIX_HANGOVER_MS: { path: 'media.mixing.hangoverMs', kind: 'int' },
   VOXLINK_MIX_OPUS_PROFILE: { path: 'media.mixing.opusProfile', kind: 'string' },
   VOXLINK_METRICS: { path: 'metrics.enabled', kind: 'bool' },
+  VOXLINK_METRICS_TOKEN: { path: 'metrics.token', kind: 'string' },
 };
 
 function parseEnvValue(name: string, raw: string, kind: EnvKind): unknown {

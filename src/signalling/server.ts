@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import { resolveAuthKeys, type AuthKeys } from '../auth/keys.ts';
@@ -345,10 +346,19 @@ export function startServer(config: VoxConfig, options: StartServerOptions = {})
     });
   });
 
-  app.get('/metrics', (res) => {
+  const metricsToken = config.metrics.token === undefined ? undefined : Buffer.from(config.metrics.token);
+  app.get('/metrics', (res, req) => {
     if (!config.metrics.enabled) {
       sendJson(res, '404 Not Found', { error: 'METRICS_DISABLED' });
       return;
+    }
+    if (metricsToken !== undefined) {
+      const given = Buffer.from(bearer(req) ?? '');
+      // Constant-time compare: the token is a shared secret.
+      if (given.length !== metricsToken.length || !timingSafeEqual(given, metricsToken)) {
+        sendJson(res, '401 Unauthorized', { error: 'AUTH_FAILED', message: 'Authorization: Bearer <metrics.token> required' });
+        return;
+      }
     }
     const aborted = { value: false };
     res.onAborted(() => {
