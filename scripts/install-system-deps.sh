@@ -14,7 +14,7 @@ command -v espeak-ng >/dev/null || need+=(espeak-ng)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update
-  apt-get install -y --no-install-recommends "${need[@]}"
+  apt-get install -y "${need[@]}"
 fi
 # Debian starts coturn and redis as services when it can; the tests start their own instances
 # on private ports, so stopped system services are fine either way.
