@@ -44,11 +44,30 @@ function copyFrame(src: Float32Array, dst: Float32Array, frame: number): number 
   return frame;
 }
 
+/**
+ * Packets that are not 20 ms (RFC 7587 allows 2.5–120 ms Opus packets; G.711 senders may use any
+ * ptime): `decode()` writes the packet's whole decode into `dst` in whole frames. A short packet is
+ * zero-padded up to a frame boundary (never stale samples from an earlier frame); a longer one fills
+ * 2, 3… frames when `dst` has room (the jitter buffer passes 120 ms and plays the remainder on the
+ * next ticks); what does not fit in `dst` is dropped and counted in the decoder's `droppedSamples`.
+ * Returns the samples written: a multiple of `frame`, at least one frame.
+ */
+function copyFrames(src: Float32Array, count: number, dst: Float32Array, frame: number): number {
+  const cap = dst.length >= frame ? dst.length - (dst.length % frame) : dst.length;
+  const n = Math.min(count, cap);
+  for (let i = 0; i < n; i++) dst[i] = src[i]!;
+  const written = Math.min(cap, Math.max(frame, Math.ceil(n / frame) * frame));
+  dst.fill(0, n, written);
+  return written;
+}
+
 /** Opus decoder (mono) at `sampleRate`: 48 kHz for the mix bus, 8 kHz straight to telephony. */
 export class OpusFrameDecoder implements FrameDecoder {
   readonly sampleRate: number;
   readonly opus: OpusDecoder;
   readonly #frame: number;
+  /** Decoded samples of over-long packets that did not fit the caller's buffer (dropped). */
+  droppedSamples = 0;
 
   constructor(sampleRate: OpusSampleRate = 48_000, options: { complexity?: number } = {}) {
     this.sampleRate = sampleRate;
@@ -56,8 +75,12 @@ export class OpusFrameDecoder implements FrameDecoder {
     this.#frame = (sampleRate * FRAME_MS) / 1000;
   }
 
+  /** Writes the whole packet (see copyFrames): 40/60 ms packets fill 2/3 frames if `pcm` has room. */
   decode(packet: Uint8Array, pcm: Float32Array): number {
-    return copyFrame(this.opus.decode(packet), pcm, this.#frame);
+    const decoded = this.opus.decode(packet);
+    const written = copyFrames(decoded, decoded.length, pcm, this.#frame);
+    if (decoded.length > written) this.droppedSamples += decoded.length - written;
+    return written;
   }
 
   decodeFec(next: Uint8Array, pcm: Float32Array): number {
@@ -133,15 +156,23 @@ export class OpusFrameEncoder implements FrameEncoder {
 export class G711FrameDecoder implements FrameDecoder {
   readonly sampleRate = G711_SAMPLE_RATE;
   readonly law: G711Law;
+  /** Samples of over-long packets that did not fit the caller's buffer (dropped). */
+  droppedSamples = 0;
 
   constructor(law: G711Law) {
     this.law = law;
   }
 
+  /** Any ptime: short packets are zero-padded to a whole frame, long ones fill as many frames as `pcm` holds. */
   decode(packet: Uint8Array, pcm: Float32Array): number {
-    const n = Math.min(packet.length, pcm.length);
+    const frame = (G711_SAMPLE_RATE * FRAME_MS) / 1000;
+    const cap = pcm.length >= frame ? pcm.length - (pcm.length % frame) : pcm.length;
+    const n = Math.min(packet.length, cap);
     g711DecodeFloat(this.law, packet, pcm, n);
-    return n;
+    const written = Math.min(cap, Math.max(frame, Math.ceil(n / frame) * frame));
+    pcm.fill(0, n, written);
+    if (packet.length > n) this.droppedSamples += packet.length - n;
+    return written;
   }
 
   conceal(pcm: Float32Array): number {
@@ -172,7 +203,11 @@ export class Upsampled48kDecoder implements FrameDecoder {
   readonly sampleRate = 48_000;
   readonly #inner: FrameDecoder;
   readonly #up = new Upsampler8to48();
-  readonly #narrow = new Float32Array(160);
+  /** Up to 120 ms at 8 kHz, so a 40/60 ms G.711 packet passes whole when the caller's `pcm` has room. */
+  readonly #wide = new Float32Array(960);
+  readonly #narrow = this.#wide.subarray(0, 160);
+  /** The narrow view matching the last `pcm` length (one allocation per distinct length). */
+  #view: Float32Array = this.#narrow;
 
   constructor(inner: FrameDecoder) {
     if (inner.sampleRate !== 8000) throw new RangeError('Upsampled48kDecoder wraps an 8 kHz decoder');
@@ -180,8 +215,10 @@ export class Upsampled48kDecoder implements FrameDecoder {
   }
 
   decode(packet: Uint8Array, pcm: Float32Array): number {
-    const n = this.#inner.decode(packet, this.#narrow);
-    this.#up.process(this.#narrow, pcm, n);
+    const room = Math.max(160, Math.min(this.#wide.length, Math.floor(pcm.length / 6)));
+    if (this.#view.length !== room) this.#view = this.#wide.subarray(0, room);
+    const n = this.#inner.decode(packet, this.#view);
+    this.#up.process(this.#view, pcm, n);
     return n * 6;
   }
 

@@ -19,6 +19,11 @@ import { framePower } from './mixer.ts';
  *   packet are silence, not loss. libwebrtc does not send Opus's 1-byte DTX frames at all, only a
  *   comfort-noise refresh every 400 ms, so an underrun right after a quiet frame (≤ 2 bytes, or
  *   decoded below `quietDbfs`) is taken as DTX too: silence, the playout point keeps moving.
+ * - Packets longer than 20 ms (40/60 ms Opus, long G.711 ptimes) are decoded whole (up to 120 ms) and
+ *   their remainder plays on the next ticks; shorter ones are zero-padded to a frame (see
+ *   src/codec/frame-codecs.ts). `played` counts frames played from packets.
+ * - Hostile timestamps: a packet `capacity` frames or more away from what is buffered restarts the
+ *   buffer (before start as after), and no per-tick search walks more than `capacity` frames.
  */
 
 export type PlayoutKind = 'packet' | 'quiet' | 'fec' | 'dred' | 'plc' | 'dtx' | 'silence';
@@ -84,6 +89,8 @@ const TS_MOD = 0x1_0000_0000;
 /** An Opus packet of at most this many bytes is a DTX / comfort-noise frame (TOC byte only). */
 const DTX_MAX_BYTES = 2;
 const INITIAL_SLOT_BYTES = 256;
+/** Longest packet decoded whole (RFC 6716 §3.2: 120 ms), in 20 ms frames. */
+const MAX_PACKET_FRAMES = 6;
 
 function unwrap(value: number, lastExt: number, modulus: number): number {
   let diff = (value - lastExt) % modulus;
@@ -136,6 +143,11 @@ export class JitterBuffer {
   readonly #quietPower: number;
   readonly #skipDecodeLevel: number;
   readonly #slots: Slot[];
+  /** The last packet's whole decode (up to 120 ms); frames after the first play on the next ticks. */
+  readonly #decoded: Float32Array;
+  /** Timestamp of the first frame in `#decoded`, and how many frames it holds (0 = none). */
+  #carryTs = 0;
+  #carryFrames = 0;
 
   #haveAny = false;
   #lastSeqExt = 0;
@@ -193,6 +205,12 @@ export class JitterBuffer {
     // Room for the largest delay plus as much again of reordering/arrival burst.
     const capacity = 2 * Math.ceil(this.#maxDelayMs / this.#frameMs) + 4;
     this.#slots = Array.from({ length: capacity }, () => new Slot());
+    this.#decoded = new Float32Array(this.frameSamples * MAX_PACKET_FRAMES);
+  }
+
+  /** Timestamp units the buffer can hold; a packet farther away than this restarts it. */
+  get #span(): number {
+    return this.#slots.length * this.#frameTicks;
   }
 
   /** Frames per 20 ms tick are fixed; this is the PCM length `pull()` writes. */
@@ -237,8 +255,18 @@ export class JitterBuffer {
           this.#stats.late++;
           return;
         }
-      } else if (tsExt - this.#playTs >= this.#slots.length * this.#frameTicks) {
+      } else if (tsExt - this.#playTs >= this.#span) {
         // Far ahead of the playout point (a long pause or a sender restart): start over from here.
+        this.#stats.resyncs++;
+        this.#restart();
+      }
+    } else {
+      // Not started yet: everything buffered must fit in one window of `span`, or a hostile jump
+      // (2^31 ticks) would make the playout search walk millions of frames. Start over from here.
+      const lowest = this.#lowestBuffered();
+      if (lowest === undefined) {
+        this.#highestTs = tsExt;
+      } else if (tsExt - lowest >= this.#span || this.#highestTs - tsExt >= this.#span) {
         this.#stats.resyncs++;
         this.#restart();
       }
@@ -265,8 +293,22 @@ export class JitterBuffer {
 
     const playTs = this.#playTs;
     const slot = this.#slotFor(playTs);
+    const carried = this.#carryFrames > 0 ? (playTs - this.#carryTs) / this.#frameTicks : 0;
+    if (carried >= 1 && carried < this.#carryFrames && Number.isInteger(carried)) {
+      // The rest of a packet longer than 20 ms, decoded with its first frame. It wins over any packet
+      // claiming the same timestamp (an overlapping sender): the decoder state already moved past it.
+      if (slot.filled && slot.ts === playTs) slot.filled = false;
+      const decoded = this.#decoded;
+      for (let i = 0, j = carried * n; i < n; i++, j++) pcm[i] = decoded[j]!;
+      this.#lastQuiet = this.#inDtx || framePower(pcm, n) < this.#quietPower;
+      this.#concealRun = 0;
+      this.#advance();
+      this.#stats.played++;
+      return 'packet';
+    }
     if (slot.filled && slot.ts === playTs) {
       slot.filled = false;
+      this.#carryFrames = 0;
       if (slot.level >= this.#skipDecodeLevel) {
         // The sender's RFC 6464 level says silence: skip the decode. The decoder simply sees a gap
         // before the next voiced packet, as after DTX; its state held nothing but silence.
@@ -280,7 +322,11 @@ export class JitterBuffer {
         return 'quiet';
       }
       try {
-        this.#decoder.decode(slot.view(), pcm);
+        const written = this.#decoder.decode(slot.view(), this.#decoded);
+        this.#carryTs = playTs;
+        this.#carryFrames = Math.max(1, Math.floor(written / n));
+        const decoded = this.#decoded;
+        for (let i = 0; i < n; i++) pcm[i] = decoded[i]!;
       } catch {
         // A corrupt packet (libopus -4) from one participant must not break the room's tick.
         this.#stats.decodeErrors++;
@@ -421,6 +467,7 @@ export class JitterBuffer {
     this.#inDtx = false;
     this.#lastQuiet = false;
     this.#lastPlayedSeq = -1;
+    this.#carryFrames = 0;
     this.#highestTs = this.#lastTsExt;
   }
 
@@ -430,7 +477,10 @@ export class JitterBuffer {
   }
 
   #nextBuffered(afterTs: number): Slot | undefined {
-    for (let ts = afterTs + this.#frameTicks; ts <= this.#highestTs; ts += this.#frameTicks) {
+    // Nothing buffered lies `span` or more beyond the playout point (push() restarts instead), so
+    // the walk is bounded by the slot count whatever `#highestTs` says.
+    const last = Math.min(this.#highestTs, afterTs + this.#span);
+    for (let ts = afterTs + this.#frameTicks; ts <= last; ts += this.#frameTicks) {
       const slot = this.#slotFor(ts);
       if (slot.filled && slot.ts === ts) return slot;
     }

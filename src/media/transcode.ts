@@ -20,9 +20,16 @@ import { rtpClockRate, type MixInputCodec, type MixOutputFormat } from './mix-co
  * the receiver can see), timestamps are rescaled to the output clock. One lost Opus packet is
  * rebuilt from the in-band FEC of the next one and sent ahead of it; reordered Opus packets that
  * arrive after a later one are dropped (decoding them would corrupt the decoder's state).
+ *
+ * Packets that are not 20 ms: a short one is zero-padded to 20 ms (never stale samples). A longer
+ * one (40/60 ms Opus, long G.711 ptimes, up to 120 ms) goes out whole to a G.711 subscriber (one
+ * longer G.711 packet); an Opus encoder codes 20 ms frames and sequence numbers pass through, so
+ * toward Opus only the first 20 ms is sent and the rest is dropped and counted in `truncatedFrames`.
  */
 
 const FRAME_MS = 20;
+/** Longest packet decoded whole (RFC 6716 §3.2: 120 ms), in frames. */
+const MAX_PACKET_FRAMES = 6;
 const SEQ_MOD = 0x1_0000;
 const TS_MOD = 0x1_0000_0000;
 
@@ -45,6 +52,8 @@ export interface TranscoderStats {
   fecRecovered: number;
   droppedReordered: number;
   codecErrors: number;
+  /** 20 ms frames of over-long input packets dropped because the output codes one frame per packet. */
+  truncatedFrames: number;
 }
 
 function isG711(codec: MixInputCodec | MixOutputFormat): codec is 'pcmu' | 'pcma' {
@@ -59,6 +68,9 @@ export class Transcoder {
   readonly #decoder: FrameDecoder;
   readonly #encoder: FrameEncoder;
   readonly #pcm: Float32Array;
+  readonly #frame: number;
+  /** Views of `#pcm` by length (whole frames), so the encoder sees exactly the samples decoded. */
+  readonly #pcmViews: (Float32Array | undefined)[] = [];
   readonly #tsRatio: number;
   readonly #inFrameTicks: number;
   readonly #recovered = new Uint8Array(1500);
@@ -70,7 +82,7 @@ export class Transcoder {
   #inTsBase = 0;
   #lastTsExt = 0;
   #outTsBase = 0;
-  #stats: TranscoderStats = { packetsIn: 0, packetsOut: 0, fecRecovered: 0, droppedReordered: 0, codecErrors: 0 };
+  #stats: TranscoderStats = { packetsIn: 0, packetsOut: 0, fecRecovered: 0, droppedReordered: 0, codecErrors: 0, truncatedFrames: 0 };
 
   constructor(options: TranscoderOptions) {
     this.from = options.from;
@@ -82,7 +94,8 @@ export class Transcoder {
     const rate = this.pcmRate as 8000 | 48000;
     this.#decoder = isG711(this.from) ? new G711FrameDecoder(this.from) : new OpusFrameDecoder(rate);
     this.#encoder = isG711(this.to) ? new G711FrameEncoder(this.to) : new OpusFrameEncoder(OPUS_PROFILES[this.to], rate);
-    this.#pcm = new Float32Array((rate * FRAME_MS) / 1000);
+    this.#frame = (rate * FRAME_MS) / 1000;
+    this.#pcm = new Float32Array(this.#frame * MAX_PACKET_FRAMES);
     const inClock = rtpClockRate(this.from);
     this.#tsRatio = rtpClockRate(this.to) / inClock;
     this.#inFrameTicks = (inClock * FRAME_MS) / 1000;
@@ -114,7 +127,7 @@ export class Transcoder {
         // Exactly one packet missing and this one may carry its LBRR copy (RFC 6716 §2.1.7).
         try {
           this.#decoder.decodeFec(payload, this.#pcm);
-          const packet = this.#encoder.encode(this.#pcm);
+          const packet = this.#encoder.encode(this.#pcmView(this.#frame));
           this.#recovered.set(packet);
           const a = this.#packetA;
           a.payload = this.#recovered.subarray(0, packet.length);
@@ -133,9 +146,12 @@ export class Transcoder {
       this.#lastTsExt = tsExt;
     }
     try {
-      this.#decoder.decode(payload, this.#pcm);
+      const decoded = this.#decoder.decode(payload, this.#pcm);
+      const frames = Math.max(1, Math.floor(decoded / this.#frame));
+      const sent = isG711(this.to) ? frames : 1;
+      this.#stats.truncatedFrames += frames - sent;
       const b = this.#packetB;
-      b.payload = this.#encoder.encode(this.#pcm);
+      b.payload = this.#encoder.encode(this.#pcmView(sent * this.#frame));
       b.sequenceNumber = sequenceNumber;
       b.timestamp = this.#outTs(tsExt);
       out.push(b);
@@ -154,6 +170,10 @@ export class Transcoder {
 
   toJSON(): TranscoderStats {
     return { ...this.#stats };
+  }
+
+  #pcmView(length: number): Float32Array {
+    return (this.#pcmViews[length] ??= this.#pcm.subarray(0, length));
   }
 
   #outTs(tsExt: number): number {
