@@ -9,6 +9,7 @@ import {
   useSdesMid,
   useVP8,
   type PeerConfig,
+  type RTCPeerConnection,
 } from 'werift';
 
 export interface MediaPeerOptions {
@@ -111,4 +112,17 @@ export function keepHostCandidates(sdp: string, ip: string): string {
       return parts[7] !== 'host' || parts[4] === ip;
     })
     .join('\r\n');
+}
+
+/** Resolves once the peer has gathered all its ICE candidates (the SDP then carries them; no trickle needed). */
+export function waitGathered(pc: RTCPeerConnection): Promise<void> {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const { unSubscribe } = pc.iceGatheringStateChange.subscribe((state) => {
+      if (state === 'complete') {
+        unSubscribe();
+        resolve();
+      }
+    });
+  });
 }

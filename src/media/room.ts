@@ -2,7 +2,7 @@ import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, type Extensions, t
 import type { ClientMediaMessage, ServerMediaMessage } from '../protocol/index.ts';
 import { VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
-import { keepHostCandidates, mediaPeerConfig } from './peer-config.ts';
+import { keepHostCandidates, mediaPeerConfig, waitGathered } from './peer-config.ts';
 import { portAllocator, type PortAllocator } from './port-allocator.ts';
 import { AUDIO_LEVEL_SILENCE, AUDIO_LEVEL_URI } from './rtp.ts';
 import { MixRoomAudio, type MixPeerCodec, type MixRoomAudioOptions, type MixRoomAudioStats } from './mix-room.ts';
@@ -794,16 +794,4 @@ interface ReceiveStatistics {
   packets_expected: number;
   jitter: number;
   clockRate: number;
-}
-
-function waitGathered(pc: RTCPeerConnection): Promise<void> {
-  if (pc.iceGatheringState === 'complete') return Promise.resolve();
-  return new Promise((resolve) => {
-    const { unSubscribe } = pc.iceGatheringStateChange.subscribe((state) => {
-      if (state === 'complete') {
-        unSubscribe();
-        resolve();
-      }
-    });
-  });
 }

@@ -19,7 +19,7 @@ import {
   type G711Law,
 } from '../../codec/index.ts';
 import { VoxError } from '../../errors.ts';
-import { clientPeerConfig, keepHostCandidates } from '../../media/peer-config.ts';
+import { clientPeerConfig, keepHostCandidates, waitGathered } from '../../media/peer-config.ts';
 import { AUDIO_LEVEL_URI } from '../../media/rtp.ts';
 import { TypedEmitter } from '../emitter.ts';
 import { audioLevelOf } from './audio-level.ts';
@@ -626,16 +626,4 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
 
 function copyIceServers(servers: readonly RTCIceServer[]): RTCIceServer[] {
   return servers.map((s) => ({ ...s, urls: Array.isArray(s.urls) ? [...s.urls] : s.urls }));
-}
-
-function waitGathered(pc: RTCPeerConnection): Promise<void> {
-  if (pc.iceGatheringState === 'complete') return Promise.resolve();
-  return new Promise((resolve) => {
-    const { unSubscribe } = pc.iceGatheringStateChange.subscribe((state) => {
-      if (state === 'complete') {
-        unSubscribe();
-        resolve();
-      }
-    });
-  });
 }
