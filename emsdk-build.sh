@@ -201,6 +201,13 @@ build_wasm() {
   local src="$dir/opus-$OPUS_VERSION"
   configure_opus "$src" --disable-extra-programs
   make_libopus "$src" "${OPT_FLAGS[*]} ${LIB_DEFINES[*]} $(prefix_map_flags "$dir")"
+  link_module "$dir" "$out"
+}
+
+# link_module BUILD_DIR OUT_WASM: glue.c + the built libopus.a -> standalone module
+link_module() {
+  local dir="$1" out="$2"
+  local src="$dir/opus-$OPUS_VERSION"
   local exported
   exported="$(printf '_%s,' "${EXPORTS[@]}")"
   exported="${exported%,}"
@@ -341,7 +348,17 @@ mode_conformance() {
   pass="$(grep -c '^PASS:' "$src/make-check.out" || true)"
   fail="$(grep -Ec '^(FAIL|ERROR|XPASS):' "$src/make-check.out" || true)"
   [[ "$pass" -gt 0 && "$fail" -eq 0 ]] || die "conformance: $pass passed, $fail failed"
-  echo "$pass passed, $fail failed"
+  # The wasm SIMD noise-shaping quantiser (patch 0003) against Opus's C one: rebuild that unit
+  # with -DOPUS_CHECK_ASM (each call also runs silk_NSQ_del_dec_c on a copy and aborts on any
+  # difference), link a module and drive it through random encoder configurations.
+  log "NSQ check: silk/NSQ_del_dec.lo with -DOPUS_CHECK_ASM, then wasm/tools/nsq-check.mjs"
+  (cd "$src" && touch silk/NSQ_del_dec.c &&
+    emmake make silk/NSQ_del_dec.lo CFLAGS="$lib_cflags -DOPUS_CHECK_ASM" >make-nsq-check.out 2>&1 &&
+    emmake make libopus.la >>make-nsq-check.out 2>&1) ||
+    { tail -n 40 "$src/make-nsq-check.out" >&2; die "NSQ check build failed"; }
+  link_module "$dir" "$dir/opus-nsq-check.wasm"
+  node "$WASM_DIR/tools/nsq-check.mjs" "$dir/opus-nsq-check.wasm" 300 >&2 || die "NSQ check failed"
+  echo "$pass passed, $fail failed; NSQ check passed"
 }
 
 main() {

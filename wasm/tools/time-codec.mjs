@@ -2,12 +2,14 @@
 // the decoded tone is still the tone (SNR against the input, delay-compensated).
 //
 //   node wasm/tools/time-codec.mjs [path/to/opus.wasm] [--passes N] [--config A|C|all]
-//                                  [--dec-complexity 0..10] [--json]
+//                                  [--dec-complexity 0..10] [--json] [--input speech.f32]
 //   node wasm/tools/time-codec.mjs a.wasm b.wasm     (interleaved A/B comparison, same run)
 //
 // Config A: mono 48 kHz, 20 ms, 32 kbps, VOIP, complexity 10, in-band FEC on, 5% loss hint.
 // Config C: mono 48 kHz, 20 ms, 16 kbps, VOIP, SILK only (forced), complexity 10.
-// Input: 10 s of a 440 Hz tone at -12 dBFS plus its 3rd harmonic (so SILK has a spectrum).
+// Input: 10 s of a 440 Hz tone at -12 dBFS plus its 3rd harmonic (so SILK has a spectrum), or
+// with --input the first 10 s (looped if shorter) of a raw 48 kHz mono float32 file, e.g. the
+// espeak-ng speech that `npm run bench -- codec` caches in .cache/codec-bench/speech-48k.f32.
 // Native numbers for the same configs come from wasm/tools/time-native.c (same output format).
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -35,6 +37,16 @@ export const CONFIGS = {
   A: { bitrate: 32000, complexity: 10, fec: 1, loss: 5, forceMode: 0 },
   C: { bitrate: 16000, complexity: 10, fec: 0, loss: 0, forceMode: MODE_SILK_ONLY },
 };
+
+/** 10 s of a raw 48 kHz mono float32 file as int16 (looped if shorter). */
+export function fileInput(path) {
+  const bytes = readFileSync(path);
+  const f32 = new Float32Array(bytes.buffer, bytes.byteOffset, Math.floor(bytes.byteLength / 4));
+  if (f32.length === 0) throw new Error(`${path} holds no samples`);
+  const pcm = new Int16Array(FS * SECONDS);
+  for (let i = 0; i < pcm.length; i++) pcm[i] = Math.max(-32768, Math.min(32767, Math.round(f32[i % f32.length] * 32768)));
+  return pcm;
+}
 
 export function tone() {
   const pcm = new Int16Array(FS * SECONDS);
@@ -143,8 +155,8 @@ export function snrDb(input, output, delay) {
   return 10 * Math.log10(sig / Math.max(err, 1e-9));
 }
 
-export async function measure(paths, { passes = 7, warmupFrames = 1000, configs = ['A', 'C'], decComplexity = 0 } = {}) {
-  const input = tone();
+export async function measure(paths, { passes = 7, warmupFrames = 1000, configs = ['A', 'C'], decComplexity = 0, inputPath } = {}) {
+  const input = inputPath ? fileInput(inputPath) : tone();
   const out = {};
   const xs = [];
   for (const p of paths) xs.push(await loadOpus(p));
@@ -193,15 +205,17 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   let configs = ['A', 'C'];
   let json = false;
   let decComplexity = 0;
+  let inputPath;
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--passes') passes = Number(args[++i]);
     else if (args[i] === '--config') configs = args[++i] === 'all' ? ['A', 'C'] : args[i].split(',');
     else if (args[i] === '--json') json = true;
     else if (args[i] === '--dec-complexity') decComplexity = Number(args[++i]);
+    else if (args[i] === '--input') inputPath = args[++i];
     else paths.push(args[i]);
   }
   if (paths.length === 0) paths.push(fileURLToPath(new URL('../opus.wasm', import.meta.url)));
-  const res = await measure(paths, { passes, configs, decComplexity });
+  const res = await measure(paths, { passes, configs, decComplexity, inputPath });
   if (json) {
     console.log(JSON.stringify({ paths, res }));
   } else {
