@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- <name> [--quick]`: runs bench/<name>/index.ts, which writes
- * bench/results/<name>.json and bench/results/<name>.md. With no name, runs them all.
+ * bench/results/<name>.json and bench/results/<name>.md (with --quick: bench/results/quick/, which
+ * is not committed, so a quick run never replaces a full one). With no name, runs them all.
  */
 import { readdirSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

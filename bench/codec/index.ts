@@ -32,7 +32,8 @@ import { ensureNativeOpus } from './native-build.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
-const resultsDir = join(here, '..', 'results');
+// --quick results go to bench/results/quick/ (not committed) so they never replace a full run's.
+const resultsDir = join(here, '..', 'results', ...(process.argv.includes('--quick') ? ['quick'] : []));
 const cacheDir = join(root, '.cache', 'codec-bench');
 const quick = process.argv.includes('--quick');
 const RATE = 48000;
@@ -393,7 +394,7 @@ function main(): void {
   lines.push('', `Bitrates produced (kb/s): ${Object.entries(results).map(([n, r]) => `${n} ${JSON.stringify(r.kbps)}`).join('; ')}.`);
   writeFileSync(join(resultsDir, 'codec.md'), `${lines.join('\n')}\n`);
   log(lines.join('\n'));
-  log(`\ncodec bench done in ${((performance.now() - started) / 1000).toFixed(1)} s → bench/results/codec.json, codec.md`);
+  log(`\ncodec bench done in ${((performance.now() - started) / 1000).toFixed(1)} s → ${join(resultsDir, 'codec.json')}, codec.md`);
 }
 
 main();

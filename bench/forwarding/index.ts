@@ -330,7 +330,8 @@ function roundAll(r: Result): Record<string, number> {
   return Object.fromEntries(Object.entries(rest).map(([k, v]) => [k, round2(v)]));
 }
 
-const outDir = join(here, '..', 'results');
+// --quick results go to bench/results/quick/ (not committed) so they never replace a full run's.
+const outDir = join(here, '..', 'results', ...(quick ? ['quick'] : []));
 mkdirSync(outDir, { recursive: true });
 writeFileSync(join(outDir, 'forwarding.json'), JSON.stringify(json, null, 2) + '\n');
 const row = (r: Result): string =>
@@ -366,4 +367,4 @@ Note the naive fan-out sends every speaker to everyone (S streams per listener) 
 sends at most K; with S ≤ K both forward the same packets, so the ratio is the per-packet cost.
 `,
 );
-console.log(`vsNaive ${json.vsNaive}; wrote bench/results/forwarding.{json,md}`);
+console.log(`vsNaive ${json.vsNaive}; wrote ${join(outDir, 'forwarding')}.{json,md}`);

@@ -19,7 +19,8 @@ import { measureKernels, type KernelResult } from './kernels.ts';
 import type { TrialInput, TrialResult } from './worker.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const resultsDir = join(here, '..', 'results');
+// --quick results go to bench/results/quick/ (not committed) so they never replace a full run's.
+const resultsDir = join(here, '..', 'results', ...(process.argv.includes('--quick') ? ['quick'] : []));
 const quick = process.argv.includes('--quick');
 const PARTICIPANTS = 10;
 const SPEAKERS = 3;

@@ -23,7 +23,8 @@ import type { ServerKind, LoadToParent, ParentToLoad, ParentToServer, ServerToPa
 type ServerChild = Child<ParentToServer, ServerToParent>;
 
 const here = dirname(fileURLToPath(import.meta.url));
-const resultsDir = join(here, '..', 'results');
+// --quick results go to bench/results/quick/ (not committed) so they never replace a full run's.
+const resultsDir = join(here, '..', 'results', ...(process.argv.includes('--quick') ? ['quick'] : []));
 const quick = process.argv.includes('--quick');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',') as ServerKind[] | undefined;
 
