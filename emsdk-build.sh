@@ -352,7 +352,7 @@ mode_conformance() {
   # with -DOPUS_CHECK_ASM (each call also runs silk_NSQ_del_dec_c on a copy and aborts on any
   # difference), link a module and drive it through random encoder configurations.
   log "NSQ check: silk/NSQ_del_dec.lo with -DOPUS_CHECK_ASM, then wasm/tools/nsq-check.mjs"
-  (cd "$src" && touch silk/NSQ_del_dec.c &&
+  (cd "$src" && rm -f silk/NSQ_del_dec.lo silk/NSQ_del_dec.o silk/.libs/NSQ_del_dec.o &&
     emmake make silk/NSQ_del_dec.lo CFLAGS="$lib_cflags -DOPUS_CHECK_ASM" >make-nsq-check.out 2>&1 &&
     emmake make libopus.la >>make-nsq-check.out 2>&1) ||
     { tail -n 40 "$src/make-nsq-check.out" >&2; die "NSQ check build failed"; }

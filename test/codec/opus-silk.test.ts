@@ -5,7 +5,8 @@ import { decodeAll, encodeAll } from './stream.ts';
 
 // SILK through the module's own SIMD code (wasm/patches 0003–0006): the delayed-decision noise
 // shaping quantiser runs with 2 states at complexity 2–5, 3 at 6–7 and 4 at 8–10 (complexity 0–1
-// take Opus's plain C quantiser), and decoding to 48 kHz goes through the SIMD resampler FIR.
+// use Opus's quantiser without delayed decision), and decoding to 48 kHz goes through the SIMD
+// resampler FIR.
 // Bit-exactness against Opus's C code is checked by `./emsdk-build.sh --conformance` (CI); these
 // check that the audio is right at every state count. Measured on this build: tone 24–30 dB,
 // speech-like 9–11 dB, rising with complexity; the thresholds leave room for other builds.
