@@ -238,7 +238,8 @@ class SfuRoom implements MediaRoom {
         log.error({ err: error, roomId: options.roomId }, 'media event listener threw');
       }
     };
-    this.#router = new SlotRouter<SlotOutput>(options.slots);
+    // Hybrid: a top-K speaker's own slot stays empty rather than carrying speaker K+1, who is in the mix.
+    this.#router = new SlotRouter<SlotOutput>(options.slots, { fillIn: options.mode !== 'hybrid' });
     this.#detector = new SpeakerDetector(options.speaker);
     // One of the top K+1 may be the subscriber themself, so K+1 places are sticky.
     this.#detector.stickyPlaces = options.slots + 1;

@@ -18,19 +18,25 @@ const NO_ROUTES: readonly never[] = [];
  * Maps the loudest K publishers onto each subscriber's K slots (DESIGN.md "Media model").
  *
  * Per subscriber, the wanted set is the first K of the ranking that may be forwarded, minus the
- * subscriber themself (nobody hears their own voice; the next one fills in). A publisher who
- * stays wanted keeps the slot they are in, so a change in the ranking moves as few slots as
- * possible. `routes(publisher)` is the per-packet lookup: the slots currently carrying them.
+ * subscriber themself (nobody hears their own voice). With `fillIn` (the default, `sfu` rooms)
+ * the next one in the ranking takes that place; without it (`hybrid` rooms) a subscriber who is
+ * one of the room's top K gets K − 1 slots, because everyone below the top K reaches them through
+ * the mix and would otherwise be heard twice. A publisher who stays wanted keeps the slot they
+ * are in, so a change in the ranking moves as few slots as possible. `routes(publisher)` is the
+ * per-packet lookup: the slots currently carrying them.
  */
 export class SlotRouter<B extends SlotBinding = SlotBinding> {
   readonly slots: number;
+  readonly fillIn: boolean;
   readonly #subscribers = new Map<string, B[]>();
   #routes = new Map<string, B[]>();
   #switches = 0;
+  readonly #top: string[] = [];
 
-  constructor(slots: number) {
+  constructor(slots: number, options: { fillIn?: boolean } = {}) {
     if (!Number.isInteger(slots) || slots < 1) throw new RangeError(`slots must be a positive integer, got ${slots}`);
     this.slots = slots;
+    this.fillIn = options.fillIn ?? true;
   }
 
   addSubscriber(subscriberId: string, bindings: B[]): void {
@@ -57,11 +63,23 @@ export class SlotRouter<B extends SlotBinding = SlotBinding> {
   update(ranking: readonly string[], eligible: (participantId: string) => boolean): string[] {
     const changed: string[] = [];
     const wanted: string[] = [];
+    const top = this.#top;
+    top.length = 0;
+    if (!this.fillIn) {
+      // The room's top K, the same for every subscriber (the set a hybrid room keeps out of its mix).
+      for (let i = 0; i < ranking.length && top.length < this.slots; i++) {
+        if (eligible(ranking[i])) top.push(ranking[i]);
+      }
+    }
     for (const [subscriberId, bindings] of this.#subscribers) {
       wanted.length = 0;
-      for (let i = 0; i < ranking.length && wanted.length < this.slots; i++) {
-        const id = ranking[i];
-        if (id !== subscriberId && eligible(id)) wanted.push(id);
+      if (this.fillIn) {
+        for (let i = 0; i < ranking.length && wanted.length < this.slots; i++) {
+          const id = ranking[i];
+          if (id !== subscriberId && eligible(id)) wanted.push(id);
+        }
+      } else {
+        for (const id of top) if (id !== subscriberId) wanted.push(id);
       }
       let dirty = false;
       // Free the slots whose occupant is no longer wanted; keep the others where they are.

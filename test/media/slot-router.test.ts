@@ -23,6 +23,24 @@ describe('SlotRouter', () => {
     expect(r.routes('d')).toEqual([]);
   });
 
+  it('without fill-in (hybrid rooms) a top-K subscriber gets K − 1 slots, never speaker K+1', () => {
+    const r = new SlotRouter(2, { fillIn: false });
+    for (const id of ['a', 'b', 'c', 'd']) r.addSubscriber(id, bindings(id, 2));
+    r.update(['a', 'b', 'c', 'd'], everyone);
+    const occupants = (id: string): (string | null)[] => r.assignments(id).map((s) => s.participantId);
+    // a and b are the room's top 2: each hears the other in a slot and c (rank 3) only in the mix.
+    expect(occupants('a').filter(Boolean)).toEqual(['b']);
+    expect(occupants('b').filter(Boolean)).toEqual(['a']);
+    expect(occupants('c').sort()).toEqual(['a', 'b']);
+    expect(occupants('d').sort()).toEqual(['a', 'b']);
+    expect(r.routes('c')).toEqual([]);
+    // The top K skips ineligible publishers for everyone alike.
+    r.update(['a', 'b', 'c', 'd'], (id) => id !== 'b');
+    expect(occupants('a').filter(Boolean)).toEqual(['c']);
+    expect(occupants('c').filter(Boolean)).toEqual(['a']);
+    expect(r.routes('d')).toEqual([]);
+  });
+
   it('moves as few slots as possible when the ranking changes, and reports only changed subscribers', () => {
     const r = new SlotRouter(2);
     r.addSubscriber('x', bindings('x', 2));

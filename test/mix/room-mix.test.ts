@@ -136,6 +136,19 @@ describe('a hybrid room (K = 1): the loudest Opus speaker in the slot, everyone 
     expect(h.room.stats().mix?.forwarded).toBe(1);
   });
 
+  it('the slot speaker hears the others once: an empty slot (no speaker K+1 there) and all of them in the mix', async () => {
+    const a = h.clients.get('a')!;
+    expect(a.slotMap.occupant(0)).toBeNull();
+    a.clearRecordings();
+    await waitFor(() => a.audioOfSlot(1).length >= 1.5 * SR, 10_000, "a's mix");
+    // Before this fix b (rank 2) sat in a's slot and was in the mix too: heard twice, an echo.
+    expect(power(a.audioOfSlot(0), 660)).toBeLessThan(ABSENT);
+    const mix = a.audioOfSlot(1, 1.5);
+    expect(power(mix, 660)).toBeGreaterThan(PRESENT / 2);
+    expect(power(mix, 880)).toBeGreaterThan(PRESENT / 2);
+    expect(power(mix, 440)).toBeLessThan(ABSENT);
+  });
+
   it('a PCMU-only peer hears the slot transcoded to μ-law and the mix without its own voice', () => {
     const tel = h.clients.get('tel')!;
     expect(tel.slotCount).toBe(2);
