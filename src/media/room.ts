@@ -698,6 +698,11 @@ class SfuRoom implements MediaRoom {
     const wasG711 = this.#g711.has(p.id);
     if (negotiated.codec === 'opus') this.#g711.delete(p.id);
     else this.#g711.set(p.id, negotiated.codec);
+    // Transcoded slot packets run on G.711's 8 kHz clock: so must the slot's switch arithmetic.
+    for (const o of peer.outputs) {
+      if (negotiated.codec === 'opus') o.stream.setClock(48_000, 960);
+      else o.stream.setClock(8_000, 160);
+    }
     if (wasG711 !== this.#g711.has(p.id)) {
       this.#membershipChanged = true;
       this.#tick();

@@ -57,8 +57,8 @@ const MAX_JUMP = 3000;
  */
 export class SlotStream {
   readonly ssrc: number;
-  readonly #clockPerMs: number;
-  readonly #frameSamples: number;
+  #clockPerMs: number;
+  #frameSamples: number;
   readonly #header: SlotHeader;
 
   #source: string | null = null;
@@ -86,6 +86,19 @@ export class SlotStream {
     this.#lastOutSeq = ((options.initialSequence ?? 0) - 1) & 0xffff;
     this.#lastOutTs = ((options.initialTimestamp ?? 0) - this.#frameSamples) >>> 0;
     this.#header = { ssrc: this.ssrc, sequenceNumber: 0, timestamp: 0, marker: false };
+  }
+
+  /**
+   * Changes the slot's RTP clock, e.g. to 8 kHz (160 per 20 ms) once a subscriber has negotiated
+   * G.711, whose transcoded packets carry 8 kHz timestamps. The next packet re-anchors, and the
+   * gap it bridges is counted in the new clock.
+   */
+  setClock(clockRate: number, frameSamples: number): void {
+    const perMs = clockRate / 1000;
+    if (perMs === this.#clockPerMs && frameSamples === this.#frameSamples) return;
+    this.#clockPerMs = perMs;
+    this.#frameSamples = frameSamples;
+    this.#anchored = false;
   }
 
   /** Who occupies the slot (a participant id), or null when it is empty. */

@@ -109,6 +109,25 @@ describe('SlotStream', () => {
     expect(s.toJSON().switches).toBe(1);
   });
 
+  it('counts a switch gap in its own clock after setClock (G.711 slots: 8 kHz, 160 per frame)', () => {
+    const s = new SlotStream({ ssrc: SLOT_SSRC });
+    s.setClock(8000, 160);
+    s.setSource('a');
+    const a = run(s, [
+      { pkt: rtp(1, 100, 1), at: 0 },
+      { pkt: rtp(2, 260, 1), at: 20 },
+    ]);
+    expect((a[1][1] - a[0][1]) >>> 0).toBe(160);
+    s.setSource('b');
+    // 100 ms after a's last packet: 800 samples at 8 kHz (it was 4800, six times too many).
+    const b = run(s, [{ pkt: rtp(7, 777, 2), at: 120 }]);
+    expect((b[0][1] - a[1][1]) >>> 0).toBe(800);
+    s.setSource('c');
+    // At once: one 20 ms frame of the 8 kHz clock.
+    const c = run(s, [{ pkt: rtp(9, 5, 3), at: 120 }]);
+    expect((c[0][1] - b[0][1]) >>> 0).toBe(160);
+  });
+
   it('advances at least one frame when the next speaker arrives at once', () => {
     const s = new SlotStream({ ssrc: SLOT_SSRC });
     s.setSource('a');
