@@ -15,6 +15,11 @@ export interface MixClockOptions {
   maxCatchUpTicks?: number;
   /** Monotonic clock in ms (default performance.now). */
   now?: () => number;
+  /**
+   * Called with the number of ticks the clock jumped over (never run), before the next tick runs,
+   * so the owner can move its RTP timestamps across the pause (RoomMixer.skip).
+   */
+  onSkip?: (ticks: number) => void;
 }
 
 export interface MixClockStats {
@@ -32,6 +37,7 @@ export class MixClock {
   readonly #maxCatchUp: number;
   readonly #now: () => number;
   readonly #onTick: (tick: number, latenessMs: number) => void;
+  readonly #onSkip: ((ticks: number) => void) | undefined;
   #start = 0;
   #n = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -45,6 +51,7 @@ export class MixClock {
     this.#lateToleranceMs = options.lateToleranceMs ?? 10;
     this.#maxCatchUp = options.maxCatchUpTicks ?? 5;
     this.#now = options.now ?? (() => performance.now());
+    this.#onSkip = options.onSkip;
   }
 
   start(): void {
@@ -84,6 +91,7 @@ export class MixClock {
         this.#n += skip;
         st.skippedTicks += skip;
         st.lateTicks += skip;
+        this.#onSkip?.(skip);
         continue;
       }
       if (lateness > this.#lateToleranceMs) st.lateTicks++;

@@ -101,7 +101,7 @@ export class MixRoomAudio {
     this.#opusProfile = options.opusProfile ?? 'normal';
     this.#opusPayloadType = options.opusPayloadType ?? 111;
     this.#mixer = new RoomMixer({ ...options.mixer, codecs: options.codecs ?? createMixCodecs() });
-    this.#clock = new MixClock(() => this.tick(), options.clock);
+    this.#clock = new MixClock(() => this.tick(), { ...options.clock, onSkip: (ticks) => this.#mixer.skip(ticks) });
   }
 
   /** Adds a participant; adding an id again replaces its settings (e.g. the answer negotiated G.711). */

@@ -132,6 +132,11 @@ class Participant {
     this.#tsStep = (rtpClockRate(format) * FRAME_MS) / 1000;
   }
 
+  /** Ticks that produced no packet (a stalled clock): the timestamp moves on, the sequence number does not. */
+  skip(ticks: number): void {
+    this.packet.timestamp = (this.packet.timestamp + ticks * this.#tsStep) >>> 0;
+  }
+
   advance(payload: Uint8Array, source: string | null): void {
     const p = this.packet;
     p.payload = payload;
@@ -231,6 +236,17 @@ export class RoomMixer {
    * Mixes one 20 ms frame. `excluded`: ids forwarded as slots this tick (hybrid rooms), kept out of
    * every mix. Returns one packet per listener; the array and packets are reused by the next tick.
    */
+  /**
+   * `ticks` frames were not mixed (the clock skipped them after a stall): every listener's RTP
+   * timestamp advances across them, so receivers see a pause of the right length rather than
+   * packets that arrive late (RFC 3550 §5.1: the timestamp follows the sampling clock; the
+   * sequence number counts packets sent and does not move).
+   */
+  skip(ticks: number): void {
+    if (!Number.isInteger(ticks) || ticks <= 0) return;
+    for (const p of this.#participants.values()) p.skip(ticks);
+  }
+
   tick(excluded?: ReadonlySet<string>): readonly MixPacket[] {
     this.#live();
     const tickNo = this.#tick++;

@@ -143,7 +143,48 @@ describe('RoomMixer in a hybrid room', () => {
   });
 });
 
+describe('RoomMixer.skip: ticks the clock jumped over', () => {
+  it("advance every listener's timestamp by the skipped frames, sequence numbers stay gapless", () => {
+    const m = mixer();
+    m.addInput('A');
+    m.addInput('T', { format: 'pcmu' });
+    const first = new Map(m.tick().map((p) => [p.listenerId, { seq: p.sequenceNumber, ts: p.timestamp }]));
+    m.skip(7);
+    const next = new Map(m.tick().map((p) => [p.listenerId, { seq: p.sequenceNumber, ts: p.timestamp }]));
+    for (const [id, step] of [['A', 960], ['T', 160]] as const) {
+      expect((next.get(id)!.seq - first.get(id)!.seq) & 0xffff).toBe(1);
+      expect((next.get(id)!.ts - first.get(id)!.ts) >>> 0).toBe(8 * step);
+    }
+  });
+});
+
 describe('MixClock', () => {
+  it('reports the ticks it skips after a stall, before it runs the next one', async () => {
+    let offset = 0;
+    const ran: number[] = [];
+    const skips: number[] = [];
+    let clock!: MixClock;
+    await new Promise<void>((resolve) => {
+      clock = new MixClock(
+        (n) => {
+          ran.push(n);
+          if (n === 2) offset += 300; // the event loop "stalls" for 300 ms after tick 2
+          if (ran.length === 6) {
+            clock.stop();
+            resolve();
+          }
+        },
+        { now: () => performance.now() + offset, onSkip: (ticks) => skips.push(ticks) },
+      );
+      clock.start();
+    });
+    const stats = clock.toJSON();
+    expect(skips.reduce((a, b) => a + b, 0)).toBe(stats.skippedTicks);
+    expect(stats.skippedTicks).toBeGreaterThanOrEqual(9); // ≥ 300 ms late, minus the 5 ticks it may catch up
+    // the tick numbers jump by exactly the skipped count
+    expect(ran[3]! - ran[2]! - 1).toBe(skips[0]);
+  });
+
   it('schedules against start + n·20 ms: after a slow tick the overdue ones run at once, counted late', async () => {
     const starts: number[] = [];
     let clock!: MixClock;
