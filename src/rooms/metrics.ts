@@ -27,6 +27,13 @@ export class RoomMetrics {
   readonly #loss: Gauge<'room'>;
   readonly #jitter: Gauge<'room'>;
   readonly #rtt: Gauge<'room'>;
+  readonly #mixTicks: Counter<'room'>;
+  readonly #mixLateTicks: Counter<'room'>;
+  readonly #mixSkippedTicks: Counter<'room'>;
+  readonly #mixBusy: Counter<'room'>;
+  readonly #mixEncodes: Counter<'room'>;
+  readonly #mixRecovered: Counter<'room' | 'recovery'>;
+  readonly #mixLatePackets: Counter<'room'>;
   /** Last cumulative stats per room, to turn MediaRoom.stats() totals into counter increments. */
   readonly #last = new Map<string, MediaRoomStats>();
 
@@ -58,6 +65,21 @@ export class RoomMetrics {
     this.#loss = roomGauge('voxlink_room_loss_percent', 'Packet loss reported for the room, percent');
     this.#jitter = roomGauge('voxlink_room_jitter_seconds', 'Interarrival jitter in the room (RFC 3550 §6.4.1)');
     this.#rtt = roomGauge('voxlink_room_rtt_seconds', 'Round-trip time in the room (RTCP, RFC 3550 §6.4.1)');
+    // mix/hybrid rooms (and sfu rooms while someone listens to a mix): the mixer's clock and work
+    this.#mixTicks = roomCounter('voxlink_room_mix_ticks_total', 'Mixer ticks run (one 20 ms frame each)');
+    this.#mixLateTicks = roomCounter('voxlink_room_mix_late_ticks_total', 'Mixer ticks started more than half a frame after their slot, skipped ones included');
+    this.#mixSkippedTicks = roomCounter('voxlink_room_mix_skipped_ticks_total', 'Mixer ticks skipped after a stall (their frames were never mixed)');
+    this.#mixBusy = roomCounter('voxlink_room_mix_busy_seconds_total', 'Time spent inside mixer ticks (decode, mix, encode, send)');
+    this.#mixEncodes = roomCounter('voxlink_room_mix_encodes_total', 'Frames the mixer encoded (shared and N-1 mixes, per output format)');
+    this.#mixRecovered =
+      existing('voxlink_room_mix_recovered_frames_total') ??
+      new Counter({
+        name: 'voxlink_room_mix_recovered_frames_total',
+        help: 'Input frames the mixer had no packet for, by how it made them: in-band FEC, DRED or PLC',
+        labelNames: ['room', 'recovery'] as const,
+        registers,
+      });
+    this.#mixLatePackets = roomCounter('voxlink_room_mix_late_packets_total', 'Input packets that arrived too late for the mixer jitter buffer');
   }
 
   workerLoad(load: WorkerLoad): void {
@@ -101,6 +123,20 @@ export class RoomMetrics {
     this.#loss.set(room, stats.lossPct);
     this.#jitter.set(room, stats.jitterMs / 1000);
     this.#rtt.set(room, stats.rttMs / 1000);
+    const mix = stats.mix;
+    if (mix !== undefined) {
+      // A mixer that closed and came back (sfu rooms) restarts its totals: delta() takes the new total.
+      const before = last?.mix;
+      this.#mixTicks.inc(room, delta(mix.clock.ticks, before?.clock.ticks));
+      this.#mixLateTicks.inc(room, delta(mix.clock.lateTicks, before?.clock.lateTicks));
+      this.#mixSkippedTicks.inc(room, delta(mix.clock.skippedTicks, before?.clock.skippedTicks));
+      this.#mixBusy.inc(room, delta(mix.clock.busyMs, before?.clock.busyMs) / 1000);
+      this.#mixEncodes.inc(room, delta(mix.mixer.encodes, before?.mixer.encodes));
+      this.#mixRecovered.inc({ room: roomId, recovery: 'fec' }, delta(mix.mixer.fecRecovered, before?.mixer.fecRecovered));
+      this.#mixRecovered.inc({ room: roomId, recovery: 'dred' }, delta(mix.mixer.dredRecovered, before?.mixer.dredRecovered));
+      this.#mixRecovered.inc({ room: roomId, recovery: 'plc' }, delta(mix.mixer.concealed, before?.mixer.concealed));
+      this.#mixLatePackets.inc(room, delta(mix.mixer.late, before?.mixer.late));
+    }
     this.#last.set(roomId, { ...stats });
   }
 
@@ -122,8 +158,15 @@ export class RoomMetrics {
       this.#loss,
       this.#jitter,
       this.#rtt,
+      this.#mixTicks,
+      this.#mixLateTicks,
+      this.#mixSkippedTicks,
+      this.#mixBusy,
+      this.#mixEncodes,
+      this.#mixLatePackets,
     ]) {
       metric.remove(room);
     }
+    for (const recovery of ['fec', 'dred', 'plc']) this.#mixRecovered.remove({ room: roomId, recovery });
   }
 }
