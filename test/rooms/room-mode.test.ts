@@ -68,6 +68,19 @@ describe('room mode from join.options.mode (real media plane)', () => {
     expect(sendonlyAudio(offer.sdp ?? '')).toBe(1);
   });
 
+  it("the mix room's clock and work reach Prometheus (voxlink_room_mix_*)", async () => {
+    const registry = plane.pool.metrics.registry;
+    const ticks = async (): Promise<number> => {
+      const text = await registry.getSingleMetricAsString('voxlink_room_mix_ticks_total');
+      const line = text.split('\n').find((l) => l.startsWith('voxlink_room_mix_ticks_total{room="room-mix"}'));
+      return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    const deadline = Date.now() + 10_000;
+    while ((await ticks()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await ticks()).toBeGreaterThan(0);
+    expect(await registry.getSingleMetricAsString('voxlink_room_mix_late_ticks_total')).toContain('room="room-mix"');
+  });
+
   it("mode 'sfu' gets K slot tracks and no mix", async () => {
     const { client, reply } = await join('s1', 'room-sfu', 'sfu');
     expect(reply).toMatchObject({ op: 'joined', mode: 'sfu' });
