@@ -233,10 +233,6 @@ export class RoomMixer {
   }
 
   /**
-   * Mixes one 20 ms frame. `excluded`: ids forwarded as slots this tick (hybrid rooms), kept out of
-   * every mix. Returns one packet per listener; the array and packets are reused by the next tick.
-   */
-  /**
    * `ticks` frames were not mixed (the clock skipped them after a stall): every listener's RTP
    * timestamp advances across them, so receivers see a pause of the right length rather than
    * packets that arrive late (RFC 3550 §5.1: the timestamp follows the sampling clock; the
@@ -247,6 +243,10 @@ export class RoomMixer {
     for (const p of this.#participants.values()) p.skip(ticks);
   }
 
+  /**
+   * Mixes one 20 ms frame. `excluded`: ids forwarded as slots this tick (hybrid rooms), kept out of
+   * every mix. Returns one packet per listener; the array and packets are reused by the next tick.
+   */
   tick(excluded?: ReadonlySet<string>): readonly MixPacket[] {
     this.#live();
     const tickNo = this.#tick++;
