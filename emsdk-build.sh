@@ -60,7 +60,7 @@ EXPORTS=(
   opus_encoder_create opus_encoder_destroy opus_encode opus_encode_float
   opus_decoder_create opus_decoder_destroy opus_decode opus_decode_float
   opus_packet_get_nb_samples opus_packet_get_nb_frames opus_packet_get_nb_channels
-  opus_packet_get_bandwidth opus_decoder_get_nb_samples
+  opus_packet_get_bandwidth opus_decoder_get_nb_samples opus_packet_has_lbrr
   opus_strerror opus_get_version_string
   opus_dred_decoder_create opus_dred_decoder_destroy opus_dred_alloc opus_dred_free
   opus_dred_parse opus_dred_process opus_decoder_dred_decode_float

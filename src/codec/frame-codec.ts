@@ -12,7 +12,8 @@ export interface FrameDecoder {
   decode(packet: Uint8Array, pcm: Float32Array): number;
   /**
    * Opus in-band FEC (RFC 6716 §2.1.7, `opus_decode(..., decode_fec=1)`): rebuilds the frame *before*
-   * `next` from the LBRR copy carried in `next`. Absent when the codec has no FEC.
+   * `next` from the LBRR copy carried in `next`. Returns 0 (and writes nothing) when `next` carries
+   * no FEC, so the caller can try DRED or conceal instead. Absent when the codec has no FEC.
    */
   decodeFec?(next: Uint8Array, pcm: Float32Array): number;
   /**

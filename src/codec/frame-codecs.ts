@@ -84,6 +84,7 @@ export class OpusFrameDecoder implements FrameDecoder {
   }
 
   decodeFec(next: Uint8Array, pcm: Float32Array): number {
+    if (!this.opus.hasFec(next)) return 0; // no LBRR in it: libopus would only conceal
     return copyFrame(this.opus.decodeFec(next, this.#frame), pcm, this.#frame);
   }
 

@@ -376,8 +376,8 @@ export class JitterBuffer {
   #recover(next: Slot, playTs: number, pcm: Float32Array): PlayoutKind {
     const decoder = this.#decoder;
     try {
-      if (this.#fec && decoder.decodeFec && next.ts === playTs + this.#frameTicks) {
-        decoder.decodeFec(next.view(), pcm);
+      // In-band FEC only helps when the next packet carries LBRR for this frame; otherwise DRED or PLC.
+      if (this.#fec && decoder.decodeFec && next.ts === playTs + this.#frameTicks && decoder.decodeFec(next.view(), pcm) > 0) {
         this.#stats.fecRecovered++;
         this.#concealRun = 0;
         return 'fec';

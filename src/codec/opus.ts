@@ -790,6 +790,24 @@ export class OpusDecoder {
     return n;
   }
 
+  /**
+   * Whether `packet` carries in-band FEC (SILK LBRR) for the frame before it (opus_packet_has_lbrr),
+   * i.e. whether `decodeFec(packet)` can rebuild a lost frame rather than conceal it. CELT-only
+   * packets and packets from encoders without in-band FEC have none. Throws OpusError for an
+   * invalid packet.
+   */
+  hasFec(packet: Uint8Array): boolean {
+    this.#live();
+    const fn = this.#ex.opus_packet_has_lbrr;
+    if (fn === undefined) return true; // an older build: let decodeFec find out
+    // A TOC byte alone (DTX) has no frame data; libopus would read the LBRR flag past its end.
+    if (packet.length <= 1) return false;
+    const len = this.#copyPacket(packet);
+    const n = fn(this.#packetPtr, len);
+    if (n < 0) throw this.#error('opus_packet_has_lbrr', n);
+    return n > 0;
+  }
+
   /** Free the wasm state and buffers. Idempotent; later calls throw CODEC_CLOSED. */
   close(): void {
     if (this.#closed) return;

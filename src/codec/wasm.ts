@@ -44,6 +44,8 @@ export interface OpusWasmExports {
   opus_packet_get_nb_channels(data: Ptr): number;
   opus_packet_get_bandwidth(data: Ptr): number;
   opus_decoder_get_nb_samples(st: Ptr, data: Ptr, len: number): number;
+  /** Opus 1.5; absent from builds before it was exported (then FEC is assumed present). */
+  opus_packet_has_lbrr?(data: Ptr, len: number): number;
   opus_strerror(code: number): Ptr;
   opus_get_version_string(): Ptr;
   opus_dred_decoder_create(errorPtr: Ptr): Ptr;

@@ -50,6 +50,8 @@ export interface TranscoderStats {
   packetsIn: number;
   packetsOut: number;
   fecRecovered: number;
+  /** Single lost packets the next one had no FEC for: the gap is filled with a concealed frame. */
+  concealed: number;
   droppedReordered: number;
   codecErrors: number;
   /** 20 ms frames of over-long input packets dropped because the output codes one frame per packet. */
@@ -82,7 +84,7 @@ export class Transcoder {
   #inTsBase = 0;
   #lastTsExt = 0;
   #outTsBase = 0;
-  #stats: TranscoderStats = { packetsIn: 0, packetsOut: 0, fecRecovered: 0, droppedReordered: 0, codecErrors: 0, truncatedFrames: 0 };
+  #stats: TranscoderStats = { packetsIn: 0, packetsOut: 0, fecRecovered: 0, concealed: 0, droppedReordered: 0, codecErrors: 0, truncatedFrames: 0 };
 
   constructor(options: TranscoderOptions) {
     this.from = options.from;
@@ -124,9 +126,11 @@ export class Transcoder {
         return out;
       }
       if (this.from === 'opus' && seqExt === this.#lastSeqExt + 2 && this.#decoder.decodeFec) {
-        // Exactly one packet missing and this one may carry its LBRR copy (RFC 6716 §2.1.7).
+        // Exactly one packet missing and this one may carry its LBRR copy (RFC 6716 §2.1.7); without
+        // one the gap is concealed, as the decoder would have done (a G.711 receiver's own PLC is worse).
         try {
-          this.#decoder.decodeFec(payload, this.#pcm);
+          const fec = this.#decoder.decodeFec(payload, this.#pcm) > 0;
+          if (!fec) this.#decoder.conceal(this.#pcm);
           const packet = this.#encoder.encode(this.#pcmView(this.#frame));
           this.#recovered.set(packet);
           const a = this.#packetA;
@@ -134,7 +138,8 @@ export class Transcoder {
           a.sequenceNumber = (seqExt - 1) & 0xffff;
           a.timestamp = this.#outTs(tsExt - this.#inFrameTicks);
           out.push(a);
-          this.#stats.fecRecovered++;
+          if (fec) this.#stats.fecRecovered++;
+          else this.#stats.concealed++;
         } catch {
           this.#stats.codecErrors++;
         }

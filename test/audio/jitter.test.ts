@@ -81,6 +81,28 @@ describe('DRED (Opus 1.5) on a mixer input', () => {
     const ratio = meanSquare(heard.subarray(9600)) / meanSquare(speech.subarray(9600));
     expect(10 * Math.log10(ratio)).toBeGreaterThan(-6);
   });
+
+  it('with FEC also enabled, a next packet without LBRR does not count as FEC: DRED rebuilds the frame', () => {
+    // The sender encodes DRED but no in-band FEC. Before opus_packet_has_lbrr was consulted, every
+    // loss followed by its next packet went to decode_fec (which only concealed) and DRED never ran.
+    const speech = speechLikeFloat32(48_000, 1.5, 5);
+    const enc = new OpusEncoder({ bitrate: 32_000, dredDuration: 10, packetLossPercent: 20, inbandFec: false });
+    const sent: SentPacket[] = [];
+    for (let f = 0; (f + 1) * 960 <= speech.length; f++) {
+      enc.pcmIn.set(speech.subarray(f * 960, (f + 1) * 960));
+      sent.push({ payload: enc.encodeFrame().slice(), seq: f, ts: f * 960, sendMs: f * 20 });
+    }
+    enc.close();
+    const m = new RoomMixer({ codecs: createMixCodecs(), jitter: { fec: true, dred: true } });
+    m.addInput('A');
+    m.addInput('C');
+    runRoom(m, network('A', sent, { lossRate: 0.15, seed: 3 }), 75);
+    const stats = m.inputStats('A')!;
+    m.close();
+    expect(stats.lost).toBeGreaterThan(5);
+    expect(stats.fecRecovered).toBe(0);
+    expect(stats.dredRecovered).toBeGreaterThanOrEqual(stats.lost - 1);
+  });
 });
 
 describe('JitterBuffer', () => {

@@ -156,3 +156,33 @@ describe('Opus packet loss', () => {
     );
   });
 });
+
+describe('OpusDecoder.hasFec (opus_packet_has_lbrr)', () => {
+  it('is true for SILK/hybrid packets of an FEC encoder, false without FEC and for CELT-only packets', () => {
+    const speech = speechLikeFloat32(48000, 1, 11);
+    const decoder = new OpusDecoder({ sampleRate: 48000 });
+    const count = (options: ConstructorParameters<typeof OpusEncoder>[0]): number => {
+      const encoder = new OpusEncoder(options);
+      try {
+        return encodeAll(encoder, speech).filter((p) => decoder.hasFec(p)).length;
+      } finally {
+        encoder.close();
+      }
+    };
+    try {
+      const voip = { sampleRate: 48000 as const, application: OpusApplication.VOIP, bitrate: 24000 };
+      // LBRR rides along in most frames of speech once the encoder expects loss.
+      expect(count({ ...voip, inbandFec: true, packetLossPercent: 20 })).toBeGreaterThan(25);
+      expect(count({ ...voip, inbandFec: false, packetLossPercent: 20 })).toBe(0);
+      // CELT-only (restricted low delay) never carries LBRR.
+      expect(count({ sampleRate: 48000, application: OpusApplication.RESTRICTED_LOWDELAY, bitrate: 64000, inbandFec: true, packetLossPercent: 20 })).toBe(0);
+      // A malformed packet is a typed error, not a guess.
+      // (SILK TOC, code 3, a frame count of 0.)
+      expect(() => decoder.hasFec(Uint8Array.of(0x03, 0x00))).toThrow(/opus_packet_has_lbrr/);
+      // A TOC byte alone (DTX) carries nothing.
+      expect(decoder.hasFec(Uint8Array.of(0x08))).toBe(false);
+    } finally {
+      decoder.close();
+    }
+  });
+});
