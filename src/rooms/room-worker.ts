@@ -141,7 +141,7 @@ function startLoadReporter(intervalMs: number): void {
   let lastElu: EventLoopUtilization = performance.eventLoopUtilization();
   let lastAt = performance.now();
   const report: WorkerLoadReport = { voxlinkLoad: 1, threadId, rooms: 0, participants: 0, pps: 0, elu: 0, udpSockets: 0 };
-  const tick = (): void => {
+  const tick = (measured = true): void => {
     const now = performance.now();
     const seconds = Math.max((now - lastAt) / 1000, 0.001);
     lastAt = now;
@@ -163,8 +163,10 @@ function startLoadReporter(intervalMs: number): void {
     lastElu = performance.eventLoopUtilization();
     report.rooms = liveRooms.size;
     report.participants = participants;
-    report.pps = Math.round(packets / seconds);
-    report.elu = elu.utilization;
+    // The first report covers only module loading (event loop ~100 % busy, no packets yet): it says
+    // "nothing measured" rather than claim a load no room caused.
+    report.pps = measured ? Math.round(packets / seconds) : 0;
+    report.elu = measured ? elu.utilization : 0;
     let udp = 0;
     for (const resource of process.getActiveResourcesInfo()) if (resource === 'UDPWrap') udp++;
     report.udpSockets = udp;
@@ -172,7 +174,7 @@ function startLoadReporter(intervalMs: number): void {
   };
   setInterval(tick, intervalMs).unref();
   // A first report right away, so a fresh thread is placeable before its first full interval.
-  setImmediate(tick);
+  setImmediate(() => tick(false));
 }
 
 if (!isMainThread && parentPort !== null) {

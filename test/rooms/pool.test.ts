@@ -57,6 +57,21 @@ async function freshLoads(plane: PooledMediaPlane): Promise<WorkerLoad[]> {
   return [...seen.values()];
 }
 
+/** The first load report from now on that matches. */
+async function nextLoad(plane: PooledMediaPlane, matches: (load: WorkerLoad) => boolean, timeoutMs = 5000): Promise<WorkerLoad> {
+  let found: WorkerLoad | null = null;
+  const listener = (load: WorkerLoad): void => {
+    if (found === null && matches(load)) found = load;
+  };
+  plane.pool.on('load', listener);
+  try {
+    await until(() => found !== null, timeoutMs);
+  } finally {
+    plane.pool.off('load', listener);
+  }
+  return found!;
+}
+
 let plane: PooledMediaPlane | null = null;
 afterEach(async () => {
   await plane?.close();
@@ -69,7 +84,8 @@ describe('room pool and media plane (fixture rooms, real threads)', () => {
     await plane.pool.ready();
     await plane.join(participant('busy-1', 'a'));
     const busyThread = plane.workerOf('busy-1')!;
-    await until(() => plane!.pool.loads().find((l) => l.threadId === busyThread)!.elu > 0.3);
+    // A report made after the join that shows the room's work (not a stale one from before it).
+    await nextLoad(plane, (l) => l.threadId === busyThread && l.rooms === 1 && l.pps > 0 && l.elu > 0.3);
     await plane.join(participant('quiet-1', 'b'));
     expect(plane.workerOf('quiet-1')).not.toBe(busyThread);
     // Now each thread hosts one room; task count would call it a tie, measured load does not.

@@ -172,8 +172,10 @@ describe('VoxLink TURN REST credentials against a real coturn (use-auth-secret)'
         [alice, aliceTurn.username],
         [bob, bobTurn!.username!],
       ] as [NodeMediaClient, string][]) {
-        // Connected on the first peer (a failed ICE would have made the client ask for a fresh one).
-        expect(client.restartOffers).toBe(0);
+        // Connected on the first peer as a rule. On a starved host (CI on 2 cores next to Chromium)
+        // a first relay-only ICE attempt can time out; the client then asks for a fresh peer, which
+        // uses the same credentials and must relay too (checked below on whichever peer connected).
+        expect(client.restartOffers, 'media reconnects before connecting').toBeLessThanOrEqual(1);
         const pair = selectedPair(client);
         expect(pair?.local.type).toBe('relay');
         expect(pair!.local.port).toBeGreaterThanOrEqual(coturn.relayPorts[0]);
@@ -208,9 +210,10 @@ describe('VoxLink TURN REST credentials against a real coturn (use-auth-secret)'
       const fresh = turnCredentials(coturn.secret, 'alice', 900, [coturn.url]);
       alice.setIceServers([{ urls: fresh.urls, username: fresh.username, credential: fresh.credential }]);
       const firstPeer = alice.pc;
+      const offersBefore = alice.restartOffers;
       // What NodeMediaClient sends when its peer fails; the server answers with a restart offer.
       await room.room.signal('alice', { op: 'media', room: room.roomId, kind: 'ice_restart' });
-      await waitFor(() => alice.restartOffers === 1, 10_000, 'the restart offer');
+      await waitFor(() => alice.restartOffers === offersBefore + 1, 10_000, 'the restart offer');
       expect(alice.pc).not.toBe(firstPeer);
       await alice.connected(15_000);
       const pair = selectedPair(alice);
