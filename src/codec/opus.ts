@@ -131,6 +131,59 @@ interface WasmAllocations {
   dredDecoder: number;
 }
 
+/**
+ * One libopus encoder or decoder state as the binding holds it: its address, whether it is closed,
+ * and the OPUS_GET_* / OPUS_SET_* calls on it. libopus's ctl is variadic, so the wasm build exports
+ * two fixed-arity wrappers per kind (wasm/ABI.md). Use after close throws CODEC_CLOSED; a negative
+ * return from libopus throws an `OpusError`.
+ */
+class OpusHandle {
+  /** The state's address in wasm memory; 0 once closed. */
+  ptr: number;
+  closed = false;
+  readonly #rt: OpusRuntime;
+  readonly #owner: string;
+  readonly #api: string;
+  readonly #get: (state: number, request: number, out: number) => number;
+  readonly #set: (state: number, request: number, value: number) => number;
+
+  constructor(rt: OpusRuntime, kind: 'encoder' | 'decoder', ptr: number) {
+    this.ptr = ptr;
+    this.#rt = rt;
+    this.#owner = kind === 'encoder' ? 'OpusEncoder' : 'OpusDecoder';
+    this.#api = `opus_${kind}_ctl`;
+    const ex = rt.exports;
+    this.#get = kind === 'encoder' ? ex.vx_encoder_ctl_get : ex.vx_decoder_ctl_get;
+    this.#set = kind === 'encoder' ? ex.vx_encoder_ctl_set : ex.vx_decoder_ctl_set;
+  }
+
+  live(): void {
+    if (this.closed) throw new VoxError('CODEC_CLOSED', `${this.#owner} is closed`);
+  }
+
+  get(request: number): number {
+    this.live();
+    const err = this.#get(this.ptr, request, this.#rt.scratch);
+    if (err < 0) throw this.error(`${this.#api}(${request})`, err);
+    return this.#rt.scratchInt();
+  }
+
+  set(request: number, value: number, name: string): void {
+    this.live();
+    const err = this.#set(this.ptr, request, checkInt(name, value));
+    if (err < 0) throw this.error(`${this.#api}(${request}) ${name}=${value}`, err);
+  }
+
+  error(operation: string, code: number): OpusError {
+    return new OpusError(operation, code, this.#rt.strerror(code));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.ptr = 0;
+  }
+}
+
 function releaseAllocations(held: WasmAllocations): void {
   const ex = held.rt.exports;
   if (held.state !== 0) {
@@ -230,7 +283,7 @@ export class OpusEncoder {
   readonly #rt: OpusRuntime;
   readonly #ex: OpusWasmExports;
   readonly #held: WasmAllocations;
-  #state: number;
+  readonly #h: OpusHandle;
   #pcmPtr = 0;
   /** Capacity of the PCM region in samples per channel. */
   #pcmCapacity = 0;
@@ -240,7 +293,6 @@ export class OpusEncoder {
   #pcmF32!: Float32Array;
   #pcmI16!: Int16Array;
   readonly #packets = new RegionViews();
-  #closed = false;
 
   constructor(options: OpusEncoderOptions = {}) {
     const sampleRate = options.sampleRate ?? 48000;
@@ -259,7 +311,7 @@ export class OpusEncoder {
     const state = this.#ex.opus_encoder_create(sampleRate, channels, application, rt.scratch);
     const err = rt.scratchInt();
     if (state === 0 || err !== 0) throw new OpusError('opus_encoder_create', err, rt.strerror(err));
-    this.#state = state;
+    this.#h = new OpusHandle(rt, 'encoder', state);
     this.#held = { rt, state, destroy: 'encoder', buffers: [], dred: 0, dredDecoder: 0 };
     leakRegistry.register(this, this.#held, this);
     try {
@@ -293,7 +345,7 @@ export class OpusEncoder {
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return this.#h.closed;
   }
 
   /** Samples per channel that `pcmIn` holds and `encodeFrame()` encodes. */
@@ -303,7 +355,7 @@ export class OpusEncoder {
 
   /** Change the frame duration used by `pcmIn` / `encodeFrame()`. */
   set frameDurationMs(ms: OpusFrameDurationMs) {
-    this.#live();
+    this.#h.live();
     const size = frameSizeFor(this.sampleRate, ms);
     this.#ensurePcmCapacity(size);
     this.#frameSize = size;
@@ -316,31 +368,31 @@ export class OpusEncoder {
 
   /** Float input for the next `encodeFrame()`: `frameSize * channels` interleaved samples in wasm memory. */
   get pcmIn(): Float32Array {
-    this.#live();
+    this.#h.live();
     if (this.#rt.memory.buffer !== this.#buffer) this.#views();
     return this.#pcmF32;
   }
 
   /** Int16 input for the next `encodeFrame16()` (same region as `pcmIn`, other sample format). */
   get pcmIn16(): Int16Array {
-    this.#live();
+    this.#h.live();
     if (this.#rt.memory.buffer !== this.#buffer) this.#views();
     return this.#pcmI16;
   }
 
   /** Encode `pcmIn` (float). Returns a view on the packet, valid until the next call on this encoder. */
   encodeFrame(): Uint8Array {
-    this.#live();
-    const n = this.#ex.opus_encode_float(this.#state, this.#pcmPtr, this.#frameSize, this.#packetPtr, OPUS_MAX_PACKET_BYTES);
-    if (n < 0) throw this.#error('opus_encode_float', n);
+    this.#h.live();
+    const n = this.#ex.opus_encode_float(this.#h.ptr, this.#pcmPtr, this.#frameSize, this.#packetPtr, OPUS_MAX_PACKET_BYTES);
+    if (n < 0) throw this.#h.error('opus_encode_float', n);
     return this.#packets.get(this.#rt.memory, this.#packetPtr, n);
   }
 
   /** Encode `pcmIn16` (int16). Returns a view on the packet, valid until the next call on this encoder. */
   encodeFrame16(): Uint8Array {
-    this.#live();
-    const n = this.#ex.opus_encode(this.#state, this.#pcmPtr, this.#frameSize, this.#packetPtr, OPUS_MAX_PACKET_BYTES);
-    if (n < 0) throw this.#error('opus_encode', n);
+    this.#h.live();
+    const n = this.#ex.opus_encode(this.#h.ptr, this.#pcmPtr, this.#frameSize, this.#packetPtr, OPUS_MAX_PACKET_BYTES);
+    if (n < 0) throw this.#h.error('opus_encode', n);
     return this.#packets.get(this.#rt.memory, this.#packetPtr, n);
   }
 
@@ -350,7 +402,7 @@ export class OpusEncoder {
    * packet, valid until the next call on this encoder.
    */
   encode(pcm: Float32Array | Int16Array): Uint8Array {
-    this.#live();
+    this.#h.live();
     const frameSize = pcm.length / this.channels;
     const units = (frameSize * 400) / this.sampleRate;
     if (!Number.isInteger(frameSize) || !Number.isInteger(units) || !ENCODER_FRAME_UNITS[units]) {
@@ -372,29 +424,28 @@ export class OpusEncoder {
     let n: number;
     if (pcm instanceof Float32Array) {
       (usual ? this.#pcmF32 : new Float32Array(this.#rt.memory.buffer, offset, pcm.length)).set(pcm);
-      n = this.#ex.opus_encode_float(this.#state, offset, frameSize, this.#packetPtr, OPUS_MAX_PACKET_BYTES);
+      n = this.#ex.opus_encode_float(this.#h.ptr, offset, frameSize, this.#packetPtr, OPUS_MAX_PACKET_BYTES);
     } else {
       (usual ? this.#pcmI16 : new Int16Array(this.#rt.memory.buffer, offset, pcm.length)).set(pcm);
-      n = this.#ex.opus_encode(this.#state, offset, frameSize, this.#packetPtr, OPUS_MAX_PACKET_BYTES);
+      n = this.#ex.opus_encode(this.#h.ptr, offset, frameSize, this.#packetPtr, OPUS_MAX_PACKET_BYTES);
     }
-    if (n < 0) throw this.#error('opus_encode', n);
+    if (n < 0) throw this.#h.error('opus_encode', n);
     return this.#packets.get(this.#rt.memory, this.#packetPtr, n);
   }
 
   /** OPUS_RESET_STATE: start a fresh stream (keeps the settings). */
   reset(): void {
-    this.#live();
-    const err = this.#ex.vx_encoder_reset(this.#state);
-    if (err < 0) throw this.#error('OPUS_RESET_STATE', err);
+    this.#h.live();
+    const err = this.#ex.vx_encoder_reset(this.#h.ptr);
+    if (err < 0) throw this.#h.error('OPUS_RESET_STATE', err);
   }
 
   /** Free the wasm state and buffers. Idempotent; later calls on this object throw CODEC_CLOSED. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#h.closed) return;
+    this.#h.close();
     leakRegistry.unregister(this);
     releaseAllocations(this.#held);
-    this.#state = 0;
     this.#buffer = undefined;
     this.#packets.clear();
   }
@@ -403,146 +454,125 @@ export class OpusEncoder {
 
   /** bits/s; reading gives the bitrate libopus uses (resolves 'auto'). Set 'auto' or 'max' too. */
   get bitrate(): number {
-    return this.#get(OpusCtl.GET_BITRATE);
+    return this.#h.get(OpusCtl.GET_BITRATE);
   }
   set bitrate(value: number | 'auto' | 'max') {
-    this.#set(OpusCtl.SET_BITRATE, value === 'auto' ? OPUS_AUTO : value === 'max' ? OPUS_BITRATE_MAX : value, 'bitrate');
+    this.#h.set(OpusCtl.SET_BITRATE, value === 'auto' ? OPUS_AUTO : value === 'max' ? OPUS_BITRATE_MAX : value, 'bitrate');
   }
   get application(): OpusApplication {
-    return this.#get(OpusCtl.GET_APPLICATION) as OpusApplication;
+    return this.#h.get(OpusCtl.GET_APPLICATION) as OpusApplication;
   }
   set application(value: OpusApplication) {
-    this.#set(OpusCtl.SET_APPLICATION, value, 'application');
+    this.#h.set(OpusCtl.SET_APPLICATION, value, 'application');
   }
   get vbr(): boolean {
-    return this.#get(OpusCtl.GET_VBR) !== 0;
+    return this.#h.get(OpusCtl.GET_VBR) !== 0;
   }
   set vbr(value: boolean) {
-    this.#set(OpusCtl.SET_VBR, value ? 1 : 0, 'vbr');
+    this.#h.set(OpusCtl.SET_VBR, value ? 1 : 0, 'vbr');
   }
   get vbrConstraint(): boolean {
-    return this.#get(OpusCtl.GET_VBR_CONSTRAINT) !== 0;
+    return this.#h.get(OpusCtl.GET_VBR_CONSTRAINT) !== 0;
   }
   set vbrConstraint(value: boolean) {
-    this.#set(OpusCtl.SET_VBR_CONSTRAINT, value ? 1 : 0, 'vbrConstraint');
+    this.#h.set(OpusCtl.SET_VBR_CONSTRAINT, value ? 1 : 0, 'vbrConstraint');
   }
   get complexity(): number {
-    return this.#get(OpusCtl.GET_COMPLEXITY);
+    return this.#h.get(OpusCtl.GET_COMPLEXITY);
   }
   set complexity(value: number) {
-    this.#set(OpusCtl.SET_COMPLEXITY, value, 'complexity');
+    this.#h.set(OpusCtl.SET_COMPLEXITY, value, 'complexity');
   }
   get maxBandwidth(): OpusBandwidth {
-    return this.#get(OpusCtl.GET_MAX_BANDWIDTH) as OpusBandwidth;
+    return this.#h.get(OpusCtl.GET_MAX_BANDWIDTH) as OpusBandwidth;
   }
   set maxBandwidth(value: OpusBandwidth) {
-    this.#set(OpusCtl.SET_MAX_BANDWIDTH, value, 'maxBandwidth');
+    this.#h.set(OpusCtl.SET_MAX_BANDWIDTH, value, 'maxBandwidth');
   }
   /** Reading gives the bandwidth of the last encoded frame (OPUS_GET_BANDWIDTH). */
   get bandwidth(): OpusBandwidth {
-    return this.#get(OpusCtl.GET_BANDWIDTH) as OpusBandwidth;
+    return this.#h.get(OpusCtl.GET_BANDWIDTH) as OpusBandwidth;
   }
   set bandwidth(value: OpusBandwidth) {
-    this.#set(OpusCtl.SET_BANDWIDTH, value, 'bandwidth');
+    this.#h.set(OpusCtl.SET_BANDWIDTH, value, 'bandwidth');
   }
   get signal(): OpusSignal {
-    return this.#get(OpusCtl.GET_SIGNAL) as OpusSignal;
+    return this.#h.get(OpusCtl.GET_SIGNAL) as OpusSignal;
   }
   set signal(value: OpusSignal) {
-    this.#set(OpusCtl.SET_SIGNAL, value, 'signal');
+    this.#h.set(OpusCtl.SET_SIGNAL, value, 'signal');
   }
   /** 0 off, 1 on, 2 on without forcing SILK (Opus 1.5). */
   get inbandFec(): number {
-    return this.#get(OpusCtl.GET_INBAND_FEC);
+    return this.#h.get(OpusCtl.GET_INBAND_FEC);
   }
   set inbandFec(value: boolean | number) {
-    this.#set(OpusCtl.SET_INBAND_FEC, value === true ? 1 : value === false ? 0 : value, 'inbandFec');
+    this.#h.set(OpusCtl.SET_INBAND_FEC, value === true ? 1 : value === false ? 0 : value, 'inbandFec');
   }
   get packetLossPercent(): number {
-    return this.#get(OpusCtl.GET_PACKET_LOSS_PERC);
+    return this.#h.get(OpusCtl.GET_PACKET_LOSS_PERC);
   }
   set packetLossPercent(value: number) {
-    this.#set(OpusCtl.SET_PACKET_LOSS_PERC, value, 'packetLossPercent');
+    this.#h.set(OpusCtl.SET_PACKET_LOSS_PERC, value, 'packetLossPercent');
   }
   get dtx(): boolean {
-    return this.#get(OpusCtl.GET_DTX) !== 0;
+    return this.#h.get(OpusCtl.GET_DTX) !== 0;
   }
   set dtx(value: boolean) {
-    this.#set(OpusCtl.SET_DTX, value ? 1 : 0, 'dtx');
+    this.#h.set(OpusCtl.SET_DTX, value ? 1 : 0, 'dtx');
   }
   /** True while DTX is suppressing frames (OPUS_GET_IN_DTX). */
   get inDtx(): boolean {
-    return this.#get(OpusCtl.GET_IN_DTX) !== 0;
+    return this.#h.get(OpusCtl.GET_IN_DTX) !== 0;
   }
   /** DRED depth in 10 ms units (0–104). Throws OpusError -5 (unimplemented) on a build without DRED. */
   get dredDuration(): number {
-    return this.#get(OpusCtl.GET_DRED_DURATION);
+    return this.#h.get(OpusCtl.GET_DRED_DURATION);
   }
   set dredDuration(value: number) {
-    this.#set(OpusCtl.SET_DRED_DURATION, value, 'dredDuration');
+    this.#h.set(OpusCtl.SET_DRED_DURATION, value, 'dredDuration');
   }
   get lsbDepth(): number {
-    return this.#get(OpusCtl.GET_LSB_DEPTH);
+    return this.#h.get(OpusCtl.GET_LSB_DEPTH);
   }
   set lsbDepth(value: number) {
-    this.#set(OpusCtl.SET_LSB_DEPTH, value, 'lsbDepth');
+    this.#h.set(OpusCtl.SET_LSB_DEPTH, value, 'lsbDepth');
   }
   get predictionDisabled(): boolean {
-    return this.#get(OpusCtl.GET_PREDICTION_DISABLED) !== 0;
+    return this.#h.get(OpusCtl.GET_PREDICTION_DISABLED) !== 0;
   }
   set predictionDisabled(value: boolean) {
-    this.#set(OpusCtl.SET_PREDICTION_DISABLED, value ? 1 : 0, 'predictionDisabled');
+    this.#h.set(OpusCtl.SET_PREDICTION_DISABLED, value ? 1 : 0, 'predictionDisabled');
   }
   get phaseInversionDisabled(): boolean {
-    return this.#get(OpusCtl.GET_PHASE_INVERSION_DISABLED) !== 0;
+    return this.#h.get(OpusCtl.GET_PHASE_INVERSION_DISABLED) !== 0;
   }
   set phaseInversionDisabled(value: boolean) {
-    this.#set(OpusCtl.SET_PHASE_INVERSION_DISABLED, value ? 1 : 0, 'phaseInversionDisabled');
+    this.#h.set(OpusCtl.SET_PHASE_INVERSION_DISABLED, value ? 1 : 0, 'phaseInversionDisabled');
   }
   get forceChannels(): 'auto' | OpusChannels {
-    const v = this.#get(OpusCtl.GET_FORCE_CHANNELS);
+    const v = this.#h.get(OpusCtl.GET_FORCE_CHANNELS);
     return v === OPUS_AUTO ? 'auto' : (v as OpusChannels);
   }
   set forceChannels(value: 'auto' | OpusChannels) {
-    this.#set(OpusCtl.SET_FORCE_CHANNELS, value === 'auto' ? OPUS_AUTO : value, 'forceChannels');
+    this.#h.set(OpusCtl.SET_FORCE_CHANNELS, value === 'auto' ? OPUS_AUTO : value, 'forceChannels');
   }
   get expertFrameDuration(): OpusFrameDuration {
-    return this.#get(OpusCtl.GET_EXPERT_FRAME_DURATION) as OpusFrameDuration;
+    return this.#h.get(OpusCtl.GET_EXPERT_FRAME_DURATION) as OpusFrameDuration;
   }
   set expertFrameDuration(value: OpusFrameDuration) {
-    this.#set(OpusCtl.SET_EXPERT_FRAME_DURATION, value, 'expertFrameDuration');
+    this.#h.set(OpusCtl.SET_EXPERT_FRAME_DURATION, value, 'expertFrameDuration');
   }
   /** Samples per channel (at `sampleRate`) the encoder delays its input (OPUS_GET_LOOKAHEAD). */
   get lookahead(): number {
-    return this.#get(OpusCtl.GET_LOOKAHEAD);
+    return this.#h.get(OpusCtl.GET_LOOKAHEAD);
   }
   /** Range coder state after the last packet (OPUS_GET_FINAL_RANGE); equals the decoder's if bit-exact. */
   get finalRange(): number {
-    return this.#get(OpusCtl.GET_FINAL_RANGE) >>> 0;
+    return this.#h.get(OpusCtl.GET_FINAL_RANGE) >>> 0;
   }
 
   // ---- internals ----
-
-  #live(): void {
-    if (this.#closed) throw new VoxError('CODEC_CLOSED', 'OpusEncoder is closed');
-  }
-
-  #get(request: number): number {
-    this.#live();
-    const err = this.#ex.vx_encoder_ctl_get(this.#state, request, this.#rt.scratch);
-    if (err < 0) throw this.#error(`opus_encoder_ctl(${request})`, err);
-    return this.#rt.scratchInt();
-  }
-
-  #set(request: number, value: number, name: string): void {
-    this.#live();
-    const err = this.#ex.vx_encoder_ctl_set(this.#state, request, checkInt(name, value));
-    if (err < 0) throw this.#error(`opus_encoder_ctl(${request}) ${name}=${value}`, err);
-  }
-
-  #error(operation: string, code: number): OpusError {
-    return new OpusError(operation, code, this.#rt.strerror(code));
-  }
 
   #ensurePcmCapacity(samplesPerChannel: number): void {
     if (samplesPerChannel <= this.#pcmCapacity) return;
@@ -593,7 +623,7 @@ export class OpusDecoder {
   readonly #ex: OpusWasmExports;
   readonly #held: WasmAllocations;
   readonly #maxFrame: number;
-  #state: number;
+  readonly #h: OpusHandle;
   #packetPtr = 0;
   #packetCapacity = 0;
   #pcmPtr = 0;
@@ -605,7 +635,6 @@ export class OpusDecoder {
   /** Cached output views by sample count (normally one: the stream's frame size). */
   #outF32: (Float32Array | undefined)[] = [];
   #outI16: (Int16Array | undefined)[] = [];
-  #closed = false;
 
   constructor(options: OpusDecoderOptions = {}) {
     const sampleRate = options.sampleRate ?? 48000;
@@ -621,7 +650,7 @@ export class OpusDecoder {
     const state = this.#ex.opus_decoder_create(sampleRate, channels, rt.scratch);
     const err = rt.scratchInt();
     if (state === 0 || err !== 0) throw new OpusError('opus_decoder_create', err, rt.strerror(err));
-    this.#state = state;
+    this.#h = new OpusHandle(rt, 'decoder', state);
     this.#held = { rt, state, destroy: 'decoder', buffers: [], dred: 0, dredDecoder: 0 };
     leakRegistry.register(this, this.#held, this);
     try {
@@ -638,7 +667,7 @@ export class OpusDecoder {
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return this.#h.closed;
   }
 
   /** True when this build can recover loss from DRED (Opus 1.5 `--enable-dred`). */
@@ -651,7 +680,7 @@ export class OpusDecoder {
    * is the capacity (4000 bytes); view re-created after memory growth, so re-read it per packet.
    */
   get packetIn(): Uint8Array {
-    this.#live();
+    this.#h.live();
     if (this.#rt.memory.buffer !== this.#buffer) this.#views();
     return this.#packetView;
   }
@@ -662,7 +691,7 @@ export class OpusDecoder {
    * until the next call on this decoder.
    */
   decode(packet: Uint8Array | null): Float32Array {
-    this.#live();
+    this.#h.live();
     if (packet === null) return this.decodePlc();
     const len = this.#copyPacket(packet);
     return this.#decodeFloat(len, this.#maxFrame, 0, 'opus_decode_float');
@@ -670,7 +699,7 @@ export class OpusDecoder {
 
   /** Like `decode` with int16 output. */
   decode16(packet: Uint8Array | null): Int16Array {
-    this.#live();
+    this.#h.live();
     if (packet === null) return this.#decodeInt16(0, this.#plcFrameSize(undefined), 0, 'opus_decode (PLC)');
     const len = this.#copyPacket(packet);
     return this.#decodeInt16(len, this.#maxFrame, 0, 'opus_decode');
@@ -678,7 +707,7 @@ export class OpusDecoder {
 
   /** Decode the `length` bytes already written to `packetIn` (0 = lost packet, PLC). */
   decodeFrame(length: number): Float32Array {
-    this.#live();
+    this.#h.live();
     if (!Number.isInteger(length) || length < 0 || length > this.#packetCapacity) {
       throw badArgument(`packet length ${length} is outside 0..${this.#packetCapacity}`);
     }
@@ -691,7 +720,7 @@ export class OpusDecoder {
    * duration). Deep PLC at decoder complexity ≥ 5 (Opus 1.5).
    */
   decodePlc(frameSize?: number): Float32Array {
-    this.#live();
+    this.#h.live();
     return this.#decodeFloat(0, this.#plcFrameSize(frameSize), 0, 'opus_decode_float (PLC)');
   }
 
@@ -702,7 +731,7 @@ export class OpusDecoder {
    * packet has no FEC, libopus falls back to PLC.
    */
   decodeFec(nextPacket: Uint8Array, frameSize?: number): Float32Array {
-    this.#live();
+    this.#h.live();
     const size = this.#plcFrameSize(frameSize);
     const len = this.#copyPacket(nextPacket);
     return this.#decodeFloat(len, size, 1, 'opus_decode_float (FEC)');
@@ -713,7 +742,7 @@ export class OpusDecoder {
    * Returns samples per channel written.
    */
   decodeInto(packet: Uint8Array | null, out: Float32Array | Int16Array, options: { fec?: boolean } = {}): number {
-    this.#live();
+    this.#h.live();
     const fec = options.fec === true;
     const len = packet === null ? 0 : this.#copyPacket(packet);
     const size = packet === null || fec ? this.#plcFrameSize(undefined) : this.#maxFrame;
@@ -735,7 +764,7 @@ export class OpusDecoder {
    * reaches: 0 if the packet has none. Throws OpusError -5 on builds without DRED.
    */
   parseDred(packet: Uint8Array, maxDredSamples = this.#maxFrame * 8): number {
-    this.#live();
+    this.#h.live();
     if (!this.#rt.hasDred) throw new OpusError('opus_dred_parse', -5, this.#rt.strerror(-5));
     if (this.#held.dred === 0) {
       // The first call allocates the DRED state, which may grow wasm memory and detach `packet`
@@ -755,7 +784,7 @@ export class OpusDecoder {
       this.#rt.scratch,
       0,
     );
-    if (ret < 0) throw this.#error('opus_dred_parse', ret);
+    if (ret < 0) throw this.#h.error('opus_dred_parse', ret);
     return ret;
   }
 
@@ -766,27 +795,27 @@ export class OpusDecoder {
    * frame before that: 1920). Decode lost frames oldest first.
    */
   decodeDred(offset: number, frameSize?: number): Float32Array {
-    this.#live();
+    this.#h.live();
     if (this.#held.dred === 0) throw badArgument('decodeDred() needs parseDred() first');
     const size = this.#plcFrameSize(frameSize);
-    const n = this.#ex.opus_decoder_dred_decode_float(this.#state, this.#held.dred, checkInt('offset', offset), this.#pcmPtr, size);
-    if (n < 0) throw this.#error('opus_decoder_dred_decode_float', n);
+    const n = this.#ex.opus_decoder_dred_decode_float(this.#h.ptr, this.#held.dred, checkInt('offset', offset), this.#pcmPtr, size);
+    if (n < 0) throw this.#h.error('opus_decoder_dred_decode_float', n);
     return this.#outFloat(n);
   }
 
   /** OPUS_RESET_STATE: forget the stream (e.g. on an SSRC change). */
   reset(): void {
-    this.#live();
-    const err = this.#ex.vx_decoder_reset(this.#state);
-    if (err < 0) throw this.#error('OPUS_RESET_STATE', err);
+    this.#h.live();
+    const err = this.#ex.vx_decoder_reset(this.#h.ptr);
+    if (err < 0) throw this.#h.error('OPUS_RESET_STATE', err);
   }
 
   /** Samples per channel `packet` decodes to at this decoder's rate (opus_decoder_get_nb_samples). */
   packetSamples(packet: Uint8Array): number {
-    this.#live();
+    this.#h.live();
     const len = this.#copyPacket(packet);
-    const n = this.#ex.opus_decoder_get_nb_samples(this.#state, this.#packetPtr, len);
-    if (n < 0) throw this.#error('opus_decoder_get_nb_samples', n);
+    const n = this.#ex.opus_decoder_get_nb_samples(this.#h.ptr, this.#packetPtr, len);
+    if (n < 0) throw this.#h.error('opus_decoder_get_nb_samples', n);
     return n;
   }
 
@@ -797,24 +826,23 @@ export class OpusDecoder {
    * invalid packet.
    */
   hasFec(packet: Uint8Array): boolean {
-    this.#live();
+    this.#h.live();
     const fn = this.#ex.opus_packet_has_lbrr;
     if (fn === undefined) return true; // an older build: let decodeFec find out
     // A TOC byte alone (DTX) has no frame data; libopus would read the LBRR flag past its end.
     if (packet.length <= 1) return false;
     const len = this.#copyPacket(packet);
     const n = fn(this.#packetPtr, len);
-    if (n < 0) throw this.#error('opus_packet_has_lbrr', n);
+    if (n < 0) throw this.#h.error('opus_packet_has_lbrr', n);
     return n > 0;
   }
 
   /** Free the wasm state and buffers. Idempotent; later calls throw CODEC_CLOSED. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#h.closed) return;
+    this.#h.close();
     leakRegistry.unregister(this);
     releaseAllocations(this.#held);
-    this.#state = 0;
     this.#buffer = undefined;
     this.#outF32 = [];
     this.#outI16 = [];
@@ -824,65 +852,44 @@ export class OpusDecoder {
 
   /** Q8 dB. */
   get gain(): number {
-    return this.#get(OpusCtl.GET_GAIN);
+    return this.#h.get(OpusCtl.GET_GAIN);
   }
   set gain(value: number) {
-    this.#set(OpusCtl.SET_GAIN, value, 'gain');
+    this.#h.set(OpusCtl.SET_GAIN, value, 'gain');
   }
   get complexity(): number {
-    return this.#get(OpusCtl.GET_COMPLEXITY);
+    return this.#h.get(OpusCtl.GET_COMPLEXITY);
   }
   set complexity(value: number) {
-    this.#set(OpusCtl.SET_COMPLEXITY, value, 'complexity');
+    this.#h.set(OpusCtl.SET_COMPLEXITY, value, 'complexity');
   }
   get phaseInversionDisabled(): boolean {
-    return this.#get(OpusCtl.GET_PHASE_INVERSION_DISABLED) !== 0;
+    return this.#h.get(OpusCtl.GET_PHASE_INVERSION_DISABLED) !== 0;
   }
   set phaseInversionDisabled(value: boolean) {
-    this.#set(OpusCtl.SET_PHASE_INVERSION_DISABLED, value ? 1 : 0, 'phaseInversionDisabled');
+    this.#h.set(OpusCtl.SET_PHASE_INVERSION_DISABLED, value ? 1 : 0, 'phaseInversionDisabled');
   }
   /** Bandwidth of the last packet (OPUS_GET_BANDWIDTH). */
   get bandwidth(): OpusBandwidth {
-    return this.#get(OpusCtl.GET_BANDWIDTH) as OpusBandwidth;
+    return this.#h.get(OpusCtl.GET_BANDWIDTH) as OpusBandwidth;
   }
   /** Samples per channel of the last decoded packet (OPUS_GET_LAST_PACKET_DURATION). */
   get lastPacketDuration(): number {
-    return this.#get(OpusCtl.GET_LAST_PACKET_DURATION);
+    return this.#h.get(OpusCtl.GET_LAST_PACKET_DURATION);
   }
   /** Pitch period of the last frame in samples at 48 kHz, 0 if unvoiced (OPUS_GET_PITCH). */
   get pitch(): number {
-    return this.#get(OpusCtl.GET_PITCH);
+    return this.#h.get(OpusCtl.GET_PITCH);
   }
   get finalRange(): number {
-    return this.#get(OpusCtl.GET_FINAL_RANGE) >>> 0;
+    return this.#h.get(OpusCtl.GET_FINAL_RANGE) >>> 0;
   }
 
   // ---- internals ----
 
-  #live(): void {
-    if (this.#closed) throw new VoxError('CODEC_CLOSED', 'OpusDecoder is closed');
-  }
-
-  #get(request: number): number {
-    this.#live();
-    const err = this.#ex.vx_decoder_ctl_get(this.#state, request, this.#rt.scratch);
-    if (err < 0) throw this.#error(`opus_decoder_ctl(${request})`, err);
-    return this.#rt.scratchInt();
-  }
-
-  #set(request: number, value: number, name: string): void {
-    this.#live();
-    const err = this.#ex.vx_decoder_ctl_set(this.#state, request, checkInt(name, value));
-    if (err < 0) throw this.#error(`opus_decoder_ctl(${request}) ${name}=${value}`, err);
-  }
-
-  #error(operation: string, code: number): OpusError {
-    return new OpusError(operation, code, this.#rt.strerror(code));
-  }
-
   #plcFrameSize(frameSize: number | undefined): number {
     if (frameSize === undefined) {
-      const last = this.#get(OpusCtl.GET_LAST_PACKET_DURATION);
+      const last = this.#h.get(OpusCtl.GET_LAST_PACKET_DURATION);
       return last > 0 ? last : this.#defaultFrame;
     }
     const units = (frameSize * 400) / this.sampleRate;
@@ -905,14 +912,14 @@ export class OpusDecoder {
   }
 
   #decodeFloat(len: number, frameSize: number, fec: number, operation: string): Float32Array {
-    const n = this.#ex.opus_decode_float(this.#state, len === 0 ? 0 : this.#packetPtr, len, this.#pcmPtr, frameSize, fec);
-    if (n < 0) throw this.#error(operation, n);
+    const n = this.#ex.opus_decode_float(this.#h.ptr, len === 0 ? 0 : this.#packetPtr, len, this.#pcmPtr, frameSize, fec);
+    if (n < 0) throw this.#h.error(operation, n);
     return this.#outFloat(n);
   }
 
   #decodeInt16(len: number, frameSize: number, fec: number, operation: string): Int16Array {
-    const n = this.#ex.opus_decode(this.#state, len === 0 ? 0 : this.#packetPtr, len, this.#pcmPtr, frameSize, fec);
-    if (n < 0) throw this.#error(operation, n);
+    const n = this.#ex.opus_decode(this.#h.ptr, len === 0 ? 0 : this.#packetPtr, len, this.#pcmPtr, frameSize, fec);
+    if (n < 0) throw this.#h.error(operation, n);
     if (this.#rt.memory.buffer !== this.#buffer) this.#views();
     return (this.#outI16[n] ??= this.#i16.subarray(0, n * this.channels));
   }
@@ -939,12 +946,12 @@ export class OpusDecoder {
     const rt = this.#rt;
     const dredDecoder = this.#ex.opus_dred_decoder_create(rt.scratch);
     let err = rt.scratchInt();
-    if (dredDecoder === 0 || err !== 0) throw this.#error('opus_dred_decoder_create', err || -7);
+    if (dredDecoder === 0 || err !== 0) throw this.#h.error('opus_dred_decoder_create', err || -7);
     const dred = this.#ex.opus_dred_alloc(rt.scratch);
     err = rt.scratchInt();
     if (dred === 0 || err !== 0) {
       this.#ex.opus_dred_decoder_destroy(dredDecoder);
-      throw this.#error('opus_dred_alloc', err || -7);
+      throw this.#h.error('opus_dred_alloc', err || -7);
     }
     this.#held.dredDecoder = dredDecoder;
     this.#held.dred = dred;
