@@ -90,6 +90,12 @@ export interface ChromiumPeer {
   page: Page;
   /** Runs `fn` inside the page with its test API. */
   call<T, A>(fn: (api: MediaTestPage, arg: A) => T | Promise<T>, arg: A): Promise<T>;
+  /**
+   * Waits until the page's peer has received `bytes` of RTP payload (inbound-rtp stats), then
+   * `settleMs` more so its analysers fill; resolves with the byte count reached, which the caller
+   * asserts (it may be short when `timeoutMs` ran out).
+   */
+  receiving(bytes: number, timeoutMs?: number, settleMs?: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -139,6 +145,16 @@ export async function openChromiumPeer(h: RoomHarness, participantId: string, ex
     browser,
     page,
     call,
+    async receiving(bytes, timeoutMs = 15_000, settleMs = 1000) {
+      const deadline = Date.now() + timeoutMs;
+      let received = 0;
+      while (Date.now() < deadline && received < bytes) {
+        received = await call((api) => api.inboundBytes(), null);
+        if (received < bytes) await new Promise((r) => setTimeout(r, 250));
+      }
+      if (received >= bytes) await new Promise((r) => setTimeout(r, settleMs));
+      return received;
+    },
     async close() {
       await browser.close();
       await new Promise((r) => server.close(r));

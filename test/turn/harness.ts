@@ -1,6 +1,8 @@
 import { NodeMediaClient, type NodeRtcConfiguration } from '../../src/client/media/node-media-client.ts';
 import { createMediaRoom, type MediaRoom, type MediaRoomEvent } from '../../src/media/room.ts';
 
+export { sleep, waitFor } from '../media/harness.ts';
+
 const GRANTS = { publish: true, subscribe: true, record: false, admin: false };
 
 /**
@@ -68,14 +70,3 @@ export function selectedPair(client: NodeMediaClient): { local: CandidateInfo; r
   return { local: parseCandidate(pair.local.candidate), remote: parseCandidate(pair.remote.candidate) };
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-export async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
