@@ -11,6 +11,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 # back to a synthetic one and says so).
 command -v sox >/dev/null || need+=(sox)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
+# The Ogg Opus tests validate the files we write with opusinfo and decode them with opusdec.
+command -v opusinfo >/dev/null || need+=(opus-tools)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update

@@ -88,3 +88,14 @@ export {
   Upsampled48kDecoder,
   Downsampled48kEncoder,
 } from './frame-codecs.ts';
+
+// Ogg Opus files (RFC 7845): streaming muxer for recordings, and a checking reader.
+export {
+  OggOpusWriter,
+  readOggOpus,
+  opusPacketSamples,
+  OGG_OPUS_MAX_GAP_SAMPLES,
+  type OggOpusWriterOptions,
+  type OggOpusFile,
+  type OggOpusHead,
+} from './ogg.ts';
