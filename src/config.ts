@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { VoxError } from './errors.ts';
 import { roomModeSchema } from './protocol/messages.ts';
@@ -135,6 +135,15 @@ export const configSchema = z.object({
     })
     .loose()
     .prefault({}),
+  /** Room recordings (docs/recording.md): per-participant Ogg Opus files, started by clients with the `record` grant. */
+  recording: z
+    .object({
+      /** Off: `record` answers MEDIA_FAILED (RECORDING_UNAVAILABLE) and /recordings lists nothing. */
+      enabled: z.boolean().default(true),
+      /** Where recordings go; default `<dataDir>/recordings`. Needs room for ~2.5 MB per participant-hour at 32 kb/s speech … 29 MB at 64 kb/s music. */
+      dir: z.string().min(1).optional(),
+    })
+    .prefault({}),
   metrics: z
     .object({
       /** Serve /metrics. */
@@ -185,6 +194,8 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_TURN_TTL_SEC: { path: 'turn.ttlSec', kind: 'int' },
   VOXLINK_STUN_URLS: { path: 'turn.stunUrls', kind: 'list' },
   VOXLINK_MEDIA: { path: 'media.enabled', kind: 'bool' },
+  VOXLINK_RECORDING: { path: 'recording.enabled', kind: 'bool' },
+  VOXLINK_RECORDING_DIR: { path: 'recording.dir', kind: 'string' },
   VOXLINK_MEDIA_WORKERS: { path: 'media.workers', kind: 'int' },
   VOXLINK_ANNOUNCED_IP: { path: 'media.announcedIp', kind: 'string' },
   VOXLINK_RTC_LISTEN_IP: { path: 'media.listenIp', kind: 'string' },
@@ -326,4 +337,10 @@ export function loadConfig(options: LoadConfigOptions = {}): VoxConfig {
   layered = deepMerge(layered, fromEnv);
   if (options.overrides) layered = deepMerge(layered, options.overrides as Record<string, unknown>);
   return parseConfig(layered, file ? `config (${file} + environment)` : 'config (environment)');
+}
+
+/** The recordings folder the config asks for (absolute), or undefined when recording is off. */
+export function recordingDirOf(config: Pick<VoxConfig, 'dataDir' | 'recording'>): string | undefined {
+  if (!config.recording.enabled) return undefined;
+  return resolve(config.recording.dir ?? join(config.dataDir, 'recordings'));
 }

@@ -37,6 +37,10 @@ export type VoxErrorCode =
   | 'MEDIA_NEGOTIATION_FAILED'
   | 'MEDIA_NOT_ALLOWED'
   | 'MEDIA_UNSUPPORTED'
+  // recording (src/recording)
+  | 'RECORDING_UNAVAILABLE'
+  | 'RECORDING_FAILED'
+  | 'RECORDING_NOT_FOUND'
   // generic
   | 'INTERNAL'
   | 'INVALID_ARGUMENT'

@@ -1,7 +1,7 @@
 import './js-only.ts';
 import { resolveAuthKeys } from './auth/keys.ts';
 import { mintToken } from './auth/tokens.ts';
-import { loadConfig, type VoxConfig } from './config.ts';
+import { loadConfig, recordingDirOf, type VoxConfig } from './config.ts';
 import { isVoxError } from './errors.ts';
 import { logger } from './log.ts';
 import { signallingMetrics } from './metrics/registry.ts';
@@ -24,7 +24,7 @@ async function startMediaPlane(config: VoxConfig): Promise<MediaPlane | undefine
     const { createMediaPlane, mediaPlaneOptionsFromConfig } = await import('./rooms/media-plane.ts');
     // loadConfig refuses p2p while the media plane is on: the mesh mode is not built.
     const mode = config.signalling.defaultRoomMode === 'p2p' ? 'sfu' : config.signalling.defaultRoomMode;
-    return createMediaPlane(mediaPlaneOptionsFromConfig({ ...config.media, mode }));
+    return createMediaPlane(mediaPlaneOptionsFromConfig({ ...config.media, mode, recordingDir: recordingDirOf(config) }));
   } catch (err) {
     log.error({ err }, 'media plane failed to start: running presence-only signalling');
     return undefined;

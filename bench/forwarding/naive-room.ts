@@ -1,6 +1,7 @@
 import { RTCPeerConnection, type RTCRtpTransceiver } from 'werift';
 import { keepHostCandidates, mediaPeerConfig } from '../../src/media/peer-config.ts';
 import { portAllocator } from '../../src/media/port-allocator.ts';
+import { VoxError } from '../../src/errors.ts';
 import type { MediaParticipant, MediaRoom, MediaRoomEvent, MediaRoomOptions, MediaRoomStats } from '../../src/media/room.ts';
 import type { ClientMediaMessage } from '../../src/protocol/index.ts';
 
@@ -86,6 +87,9 @@ export function createNaiveRoom(
       }
     },
     async setMuted(): Promise<void> {},
+    async record(): Promise<null> {
+      throw new VoxError('RECORDING_UNAVAILABLE', 'the naive baseline room records nothing');
+    },
     stats(): MediaRoomStats {
       return {
         participants: peers.size,

@@ -1,4 +1,4 @@
-import type { ParticipantInfo, RoomMode } from '../protocol/index.ts';
+import type { ParticipantInfo, RecordingInfo, RoomMode } from '../protocol/index.ts';
 
 export type SlotAssignment = { slot: number; participantId: string | null };
 
@@ -18,6 +18,8 @@ export interface RoomState {
   readonly slots: readonly SlotAssignment[];
   /** Your own entry in `participants`. */
   readonly self: ParticipantInfo | undefined;
+  /** Set while the room is being recorded (everyone in it is told; docs/recording.md). */
+  readonly recording: RecordingInfo | null;
 }
 
 /** The SDK's mutable copy of a room; only VoxClient writes to it. */
@@ -27,6 +29,7 @@ export class LocalRoom implements RoomState {
   participantId: string;
   readonly participants = new Map<string, ParticipantInfo>();
   slots: SlotAssignment[] = [];
+  recording: RecordingInfo | null = null;
   /** The join options to repeat when the SDK has to re-join on a fresh session. */
   joinOptions: { muted?: boolean; mode?: RoomMode };
 

@@ -11,6 +11,7 @@ import {
   type ParticipantInfo,
   type ParticipantLeftMessage,
   type ReadyMessage,
+  type RecordingInfo,
   type RoomMode,
   type ServerMediaNegotiation,
   type ServerMessage,
@@ -85,6 +86,8 @@ export interface VoxClientEvents extends Record<string, unknown[]> {
   participant_updated: [event: { room: string; participant: ParticipantInfo; previous: ParticipantInfo | undefined }];
   speaking: [event: { room: string; participantId: string; speaking: boolean; level: number }];
   slots: [event: { room: string; slots: readonly SlotAssignment[] }];
+  /** The room's recording started (`recording` set) or stopped (null); `room.recording` says the same. */
+  recording: [event: { room: string; recording: RecordingInfo | null; by: string | undefined }];
   /**
    * Every message from the media plane, raw (`media` negotiation, `slots`, `speaking`,
    * `media_reconnect`), for the media part of the SDK: `client.on('media', (m) => mediaClient.handle(m))`.
@@ -277,6 +280,15 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
 
   async unmute(room: string): Promise<void> {
     await this.#request({ op: 'unmute', room }, false);
+  }
+
+  /**
+   * Start or stop recording the room (needs the `record` grant; docs/recording.md). Resolves with
+   * the recording's id (start) or null (stop); rejects with serverCode FORBIDDEN or MEDIA_FAILED.
+   */
+  async record(room: string, action: 'start' | 'stop'): Promise<string | null> {
+    const reply = await this.#request({ op: 'record', room, action }, false);
+    return reply.op === 'recording' && reply.recording ? (reply.id ?? null) : null;
   }
 
   /**
@@ -793,6 +805,16 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
       case 'media_reconnect':
         this.emit('media', message);
         break;
+      case 'recording': {
+        const room = this.#rooms.get(message.room);
+        const recording =
+          message.recording && message.id !== undefined
+            ? { id: message.id, startedBy: message.by ?? '', startedAt: message.startedAt ?? Date.now() }
+            : null;
+        if (room) room.recording = recording;
+        this.emit('recording', { room: message.room, recording, by: message.by });
+        break;
+      }
       case 'error': {
         const error = new SignallingError('CLIENT_REQUEST_FAILED', `${message.about ?? 'request'} failed: ${message.code}: ${message.message}`, {
           serverCode: message.code,
@@ -824,6 +846,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
     if (!existing) {
       const room = new LocalRoom(message.room, message.mode, message.participantId, this.#joinOptions.get(message.room) ?? {});
       room.replaceParticipants(message.participants);
+      room.recording = message.recording ?? null;
       this.#rooms.set(room.id, room);
       this.emit('room', { room, reason: 'joined' });
       return;
@@ -832,6 +855,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
     const before = new Map(existing.participants);
     const oldSelf = existing.participantId;
     existing.mode = message.mode;
+    existing.recording = message.recording ?? null;
     existing.participantId = message.participantId;
     existing.replaceParticipants(message.participants);
     for (const id of before.keys()) {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, type Extensions, type RtpPacket, type RTCRtpTransceiver } from 'werift';
 import type { ClientMediaMessage, ServerMediaMessage } from '../protocol/index.ts';
 import { VoxError } from '../errors.ts';
@@ -12,6 +13,7 @@ import { SlotOutput } from './slot-output.ts';
 import { SlotRouter } from './slot-router.ts';
 import { SpeakerDetector, type SpeakerDetectorOptions } from './speaker-detector.ts';
 import { VideoForwarder } from './video.ts';
+import { RoomRecorder, type RecordingManifest } from '../recording/recorder.ts';
 
 export type { ClientMediaMessage, ServerMediaMessage };
 
@@ -45,7 +47,12 @@ export interface MediaRoomOptions {
   iceServers?: { urls: string; username?: string; credential?: string }[];
   /** Local address the peers' UDP sockets bind to. Default: all interfaces. */
   bindIp?: string;
+  /** Folder recordings are written to (config `recording.dir`); unset → `record` fails with RECORDING_UNAVAILABLE. */
+  recordingDir?: string;
 }
+
+/** What `MediaRoom.record` reports: the recording's manifest so far (files, samples), or null when none ran. */
+export type RecordingState = RecordingManifest;
 
 export type MediaRoomEvent =
   | { to: 'participant'; participantId: string; message: ServerMediaMessage }
@@ -72,6 +79,8 @@ export interface MediaRoomStats {
   packetsDropped: number;
   /** `mix`/`hybrid` rooms: the mixer's counters (late ticks, encodes, concealment). */
   mix?: MixRoomAudioStats;
+  /** The running recording: its id and the bytes its files hold so far. */
+  recording?: { id: string; bytes: number };
 }
 
 export interface MediaRoom {
@@ -79,11 +88,19 @@ export interface MediaRoom {
   leave(participantId: string): Promise<void>;
   signal(participantId: string, message: ClientMediaMessage): Promise<void>;
   setMuted(participantId: string, muted: boolean): Promise<void>;
+  /**
+   * Starts or stops recording the room (docs/recording.md). `start` while recording returns the
+   * running one; `stop` while not recording returns null. Closing the room stops it too.
+   */
+  record(action: 'start' | 'stop', byParticipantId: string): Promise<RecordingState | null>;
   stats(): MediaRoomStats;
   close(): Promise<void>;
 }
 
 const log = logger('media-room');
+
+/** Recordings write their pages at least this often, so a crashed worker loses at most this much (DESIGN.md). */
+const RECORDING_FLUSH_MS = 1000;
 
 /** RFC 6464 level (−dBov) → the protocol's linear 0…1 scale (`speaking.level`). */
 function linearLevel(level: number): number {
@@ -223,6 +240,8 @@ class SfuRoom implements MediaRoom {
   #reconnects = 0;
   /** Outputs of participants who left: their counters still belong to the room's totals. */
   #retiredOut = { packets: 0, bytes: 0 };
+  #recorder: RoomRecorder | null = null;
+  #recorderFlushedAt = 0;
 
   constructor(options: MediaRoomOptions, onEvent: (e: MediaRoomEvent) => void) {
     if (!Number.isInteger(options.slots) || options.slots < 1 || options.slots > 16) {
@@ -535,13 +554,48 @@ class SfuRoom implements MediaRoom {
       reconnects: this.#reconnects,
       packetsDropped: this.#packetsDropped,
       ...(this.#mix === null ? {} : { mix: this.#mix.toJSON() }),
+      ...(this.#recorder === null ? {} : { recording: { id: this.#recorder.manifest.id, bytes: this.#recordedBytes() } }),
     };
+  }
+
+  async record(action: 'start' | 'stop', byParticipantId: string): Promise<RecordingState | null> {
+    this.#assertOpen();
+    if (action === 'stop') {
+      const recorder = this.#recorder;
+      if (recorder === null) return null;
+      this.#recorder = null;
+      return recorder.stop(byParticipantId);
+    }
+    if (this.#recorder !== null) return this.#recorder.manifest;
+    const dir = this.#options.recordingDir;
+    if (dir === undefined || dir === '') throw new VoxError('RECORDING_UNAVAILABLE', 'this server records nothing (recording.dir is unset)');
+    // Sortable by start time, unguessable: base36 milliseconds plus 48 random bits.
+    const id = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
+    try {
+      this.#recorder = new RoomRecorder({ dir, id, roomId: this.#options.roomId, startedBy: byParticipantId });
+    } catch (error) {
+      throw new VoxError('RECORDING_FAILED', `cannot start recording in ${dir}: ${(error as Error).message}`, { cause: error });
+    }
+    this.#recorderFlushedAt = performance.now();
+    return this.#recorder.manifest;
+  }
+
+  #recordedBytes(): number {
+    let bytes = 0;
+    for (const f of this.#recorder?.manifest.files ?? []) bytes += f.bytes;
+    return bytes;
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    try {
+      this.#recorder?.stop(null);
+    } catch (error) {
+      log.error({ err: error, roomId: this.#options.roomId }, 'recording could not be finished');
+    }
+    this.#recorder = null;
     const peers = [...this.#participants.values()].map((p) => p.peer);
     this.#participants.clear();
     this.#video.close();
@@ -566,6 +620,10 @@ class SfuRoom implements MediaRoom {
     // A packet without the extension still proves presence; rank it as quiet, not absent.
     this.#detector.process(p.id, level < 0 ? AUDIO_LEVEL_SILENCE - 1 : level, now);
     this.#mix?.onAudioRtp(p.id, payload, header.sequenceNumber, header.timestamp, level, now);
+    // Opus only: G.711 publishers (static payload types 0 and 8) would need transcoding to be recorded.
+    if (this.#recorder !== null && header.payloadType !== 0 && header.payloadType !== 8) {
+      this.#recorder.onAudio(p.id, payload, header.ssrc, header.timestamp);
+    }
     const routes = this.#router.routes(p.id);
     let pcmu: readonly TranscodedPacket[] | null = null;
     let pcma: readonly TranscodedPacket[] | null = null;
@@ -608,6 +666,10 @@ class SfuRoom implements MediaRoom {
   #tick(): void {
     if (this.#closed) return;
     const now = performance.now();
+    if (this.#recorder !== null && now - this.#recorderFlushedAt >= RECORDING_FLUSH_MS) {
+      this.#recorderFlushedAt = now;
+      this.#recorder.flush();
+    }
     const reranked = this.#detector.tick(now);
     for (const c of this.#detector.takeSpeakingChanges()) {
       if (!this.#participants.has(c.participantId)) continue;

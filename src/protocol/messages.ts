@@ -148,6 +148,14 @@ export const resumeSchema = z.object({
   lastSeq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
 });
 
+/** Start or stop recording the room (needs the `record` grant for it; docs/recording.md). */
+export const recordSchema = z.object({
+  op: z.literal('record'),
+  ref: refSchema.optional(),
+  room: roomIdSchema,
+  action: z.enum(['start', 'stop']),
+});
+
 export const clientMediaSchema = z.object({
   op: z.literal('media'),
   ref: refSchema.optional(),
@@ -163,6 +171,7 @@ export const clientSchemas = {
   heartbeat: heartbeatSchema,
   resume: resumeSchema,
   media: clientMediaSchema,
+  record: recordSchema,
 } as const;
 
 export type ClientOp = keyof typeof clientSchemas;
@@ -176,6 +185,7 @@ export const clientMessageSchema = z.discriminatedUnion('op', [
   heartbeatSchema,
   resumeSchema,
   clientMediaSchema,
+  recordSchema,
 ]);
 
 export type HelloMessage = z.infer<typeof helloSchema>;
@@ -186,6 +196,7 @@ export type UnmuteMessage = z.infer<typeof unmuteSchema>;
 export type HeartbeatMessage = z.infer<typeof heartbeatSchema>;
 export type ResumeMessage = z.infer<typeof resumeSchema>;
 export type ClientMediaMessage = z.infer<typeof clientMediaSchema>;
+export type RecordMessage = z.infer<typeof recordSchema>;
 export type ClientMessage = z.infer<typeof clientMessageSchema>;
 
 // ---------------------------------------------------------------------------------------------
@@ -223,6 +234,17 @@ export const readySchema = z.object({
   iceServers: z.array(iceServerSchema),
 });
 
+/** A room's recording as participants see it: everyone in a recorded room is told, joiners included. */
+export const recordingInfoSchema = z.object({
+  /** Recording id: the folder under GET /recordings. */
+  id: z.string(),
+  /** Participant id of who started it. */
+  startedBy: z.string(),
+  /** Milliseconds since the Unix epoch. */
+  startedAt: z.number(),
+});
+export type RecordingInfo = z.infer<typeof recordingInfoSchema>;
+
 export const joinedSchema = z.object({
   op: z.literal('joined'),
   ...sequenced,
@@ -232,6 +254,8 @@ export const joinedSchema = z.object({
   participantId: participantIdSchema,
   /** Everyone in the room, yourself included. */
   participants: z.array(participantSchema),
+  /** Set while the room is being recorded. */
+  recording: recordingInfoSchema.optional(),
 });
 
 export const leftSchema = z.object({
@@ -343,6 +367,23 @@ export const speakingSchema = z.object({
   level: z.number().min(0).max(1),
 });
 
+/**
+ * The room's recording started or stopped (to everyone in the room; the one who asked gets it with
+ * their `ref`). `recording` false + no `id`: a `stop` when nothing was recording.
+ */
+export const recordingSchema = z.object({
+  op: z.literal('recording'),
+  ...sequenced,
+  room: roomIdSchema,
+  recording: z.boolean(),
+  id: z.string().optional(),
+  /** Participant id of who started (recording true) or stopped (false) it; absent when the room ended it. */
+  by: z.string().optional(),
+  startedAt: z.number().optional(),
+  /** When stopped: the files written (one per participant heard). */
+  files: z.number().int().min(0).optional(),
+});
+
 export const mediaReconnectSchema = z.object({
   op: z.literal('media_reconnect'),
   ...sequenced,
@@ -366,6 +407,7 @@ export const serverSchemas = {
   slots: slotsSchema,
   speaking: speakingSchema,
   media_reconnect: mediaReconnectSchema,
+  recording: recordingSchema,
 } as const;
 
 export type ServerOp = keyof typeof serverSchemas;
@@ -386,6 +428,7 @@ export const serverMessageSchema = z.discriminatedUnion('op', [
   slotsSchema,
   speakingSchema,
   mediaReconnectSchema,
+  recordingSchema,
 ]);
 
 /** Ops that are stamped with a per-session `seq`, kept in the replay buffer and replayed on resume. */
@@ -400,6 +443,7 @@ export const sequencedServerOps: ReadonlySet<ServerOp> = new Set<ServerOp>([
   'media',
   'slots',
   'media_reconnect',
+  'recording',
 ]);
 
 export type ReadyMessage = z.infer<typeof readySchema>;
@@ -417,6 +461,7 @@ export type ServerMediaNegotiation = z.infer<typeof serverMediaSchema>;
 export type SlotsMessage = z.infer<typeof slotsSchema>;
 export type SpeakingMessage = z.infer<typeof speakingSchema>;
 export type MediaReconnectMessage = z.infer<typeof mediaReconnectSchema>;
+export type RecordingMessage = z.infer<typeof recordingSchema>;
 export type ServerMessage = z.infer<typeof serverMessageSchema>;
 
 /** A server message before the signalling layer stamps `seq` (and `ref`) on it. */
@@ -424,4 +469,4 @@ export type Unstamped<M> = M extends unknown ? Omit<M, 'seq'> : never;
 export type UnstampedServerMessage = Unstamped<ServerMessage>;
 
 /** What the media plane sends to clients (signalling stamps `seq`, delivers or buffers for resume). */
-export type ServerMediaMessage = Unstamped<ServerMediaNegotiation | SlotsMessage | SpeakingMessage | MediaReconnectMessage>;
+export type ServerMediaMessage = Unstamped<ServerMediaNegotiation | SlotsMessage | SpeakingMessage | MediaReconnectMessage | RecordingMessage>;

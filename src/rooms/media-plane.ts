@@ -8,6 +8,7 @@ import type {
   MediaRoomEvent,
   MediaRoomOptions,
   MediaSink,
+  RecordingState,
   ServerMediaMessage,
 } from './media-types.ts';
 import { RoomPool, type RoomPoolOptions } from './pool.ts';
@@ -52,6 +53,8 @@ interface RoomState {
   /** Set while the room is being re-placed (all re-joins). */
   recovering: Promise<void> | null;
   recoveries: number[];
+  /** Who started the running recording; a re-placed room starts a new one in its new worker. */
+  recordingBy: string | null;
 }
 
 const log = logger('media-plane');
@@ -78,6 +81,8 @@ export function mediaPlaneOptionsFromConfig(media: {
   ppsCapacity?: number;
   /** Re-placements per room per minute after worker deaths (default 3). */
   maxRecoveries?: number;
+  /** Folder for recordings (config `recording.dir`); unset → rooms refuse `record`. */
+  recordingDir?: string;
   /** Room mixer knobs (`mix`/`hybrid` rooms); unset ones keep RoomMixer's / MixRoomAudio's defaults. */
   mixing?: {
     voiceThresholdDbfs?: number;
@@ -94,6 +99,7 @@ export function mediaPlaneOptionsFromConfig(media: {
       rtcMaxPort: media.rtcMaxPort,
       mode: media.mode ?? 'sfu',
       ...(media.listenIp !== undefined && media.listenIp !== '0.0.0.0' ? { bindIp: media.listenIp } : {}),
+      ...(media.recordingDir === undefined ? {} : { recordingDir: media.recordingDir }),
       // Plain data only: the room options are cloned to the worker thread.
       ...(mixing === undefined
         ? {}
@@ -198,6 +204,13 @@ export class PooledMediaPlane implements MediaPlane {
     await this.#request(state, member, 'setMuted', { participantId, muted });
   }
 
+  async record(roomId: string, participantId: string, action: 'start' | 'stop'): Promise<RecordingState | null> {
+    const [state, member] = this.#member(roomId, participantId);
+    const result = await this.#request(state, member, 'record', { action, participantId });
+    state.recordingBy = action === 'start' && result !== null ? result.startedBy : null;
+    return result;
+  }
+
   stats(): { workers: number; rooms: number } {
     return { workers: this.pool.workerCount, rooms: this.#rooms.size };
   }
@@ -246,6 +259,7 @@ export class PooledMediaPlane implements MediaPlane {
       members: new Map(),
       recovering: null,
       recoveries: [],
+      recordingBy: null,
     };
     state.task = this.#startTask(state);
     this.#rooms.set(roomId, state);
@@ -363,13 +377,35 @@ export class PooledMediaPlane implements MediaPlane {
     const recovery: Promise<void> = Promise.all(rejoins).then(async () => {
       if (state.recovering === recovery) state.recovering = null;
       // Everyone left while we were re-joining: close what we just opened.
-      if (this.#rooms.get(state.roomId) !== state) await task.close();
+      if (this.#rooms.get(state.roomId) !== state) {
+        await task.close();
+        return;
+      }
+      if (state.recordingBy !== null) await this.#resumeRecording(state, task, state.recordingBy);
     });
     // Set before telling clients: a client that reacts to media_reconnect at once (ice_restart)
     // must queue behind its re-join, not reach a room that does not know it yet.
     state.recovering = recovery;
     this.#tell(state, 'worker_died');
     return recovery;
+  }
+
+  /**
+   * The recording died with the worker (its files end at the last flushed second). Start a new one
+   * in the room's new task, so the call keeps being recorded, and tell the room either way.
+   */
+  async #resumeRecording(state: RoomState, task: RoomTask, startedBy: string): Promise<void> {
+    let message: ServerMediaMessage;
+    try {
+      const result = await task.request('record', { action: 'start', participantId: startedBy });
+      if (result === null) throw new VoxError('RECORDING_FAILED', 'record start returned nothing');
+      message = { op: 'recording', room: state.roomId, recording: true, id: result.id, by: startedBy, startedAt: result.startedAt };
+    } catch (error) {
+      log.error({ room: state.roomId, err: error }, 'recording could not be resumed after re-placement');
+      state.recordingBy = null;
+      message = { op: 'recording', room: state.roomId, recording: false };
+    }
+    this.#sink?.toRoom(state.roomId, message);
   }
 
   /** Forgets a room whose task is already gone. */

@@ -13,6 +13,7 @@ export type {
   MediaRoomEvent,
   MediaRoomOptions,
   MediaRoomStats,
+  RecordingState,
 } from '../media/room.ts';
 
 export type { MediaPlane, MediaSink } from '../signalling/media-plane.ts';

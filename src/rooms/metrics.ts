@@ -34,6 +34,10 @@ export class RoomMetrics {
   readonly #mixEncodes: Counter<'room'>;
   readonly #mixRecovered: Counter<'room' | 'recovery'>;
   readonly #mixLatePackets: Counter<'room'>;
+  readonly #recordingBytes: Gauge<'room'>;
+  readonly #recordingsActive: Gauge;
+  /** Rooms whose last stats showed a running recording. */
+  readonly #recording = new Set<string>();
   /** Last cumulative stats per room, to turn MediaRoom.stats() totals into counter increments. */
   readonly #last = new Map<string, MediaRoomStats>();
 
@@ -80,6 +84,9 @@ export class RoomMetrics {
         registers,
       });
     this.#mixLatePackets = roomCounter('voxlink_room_mix_late_packets_total', 'Input packets that arrived too late for the mixer jitter buffer');
+    this.#recordingBytes = roomGauge('voxlink_room_recording_bytes', "Bytes the room's running recording has written (docs/recording.md)");
+    this.#recordingsActive =
+      existing('voxlink_recordings_active') ?? new Gauge({ name: 'voxlink_recordings_active', help: 'Rooms being recorded', registers });
   }
 
   workerLoad(load: WorkerLoad): void {
@@ -137,6 +144,13 @@ export class RoomMetrics {
       this.#mixRecovered.inc({ room: roomId, recovery: 'plc' }, delta(mix.mixer.concealed, before?.mixer.concealed));
       this.#mixLatePackets.inc(room, delta(mix.mixer.late, before?.mixer.late));
     }
+    if (stats.recording !== undefined) {
+      this.#recording.add(roomId);
+      this.#recordingBytes.set(room, stats.recording.bytes);
+    } else if (this.#recording.delete(roomId)) {
+      this.#recordingBytes.remove(room);
+    }
+    this.#recordingsActive.set(this.#recording.size);
     this.#last.set(roomId, { ...stats });
   }
 
@@ -164,9 +178,12 @@ export class RoomMetrics {
       this.#mixBusy,
       this.#mixEncodes,
       this.#mixLatePackets,
+      this.#recordingBytes,
     ]) {
       metric.remove(room);
     }
+    this.#recording.delete(roomId);
+    this.#recordingsActive.set(this.#recording.size);
     for (const recovery of ['fec', 'dred', 'plc']) this.#mixRecovered.remove({ room: roomId, recovery });
   }
 }

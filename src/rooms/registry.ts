@@ -1,4 +1,4 @@
-import type { Grant, ParticipantInfo, RoomMode } from '../protocol/messages.ts';
+import type { Grant, ParticipantInfo, RecordingInfo, RoomMode } from '../protocol/messages.ts';
 
 /**
  * Presence: who is in which room and their mute/speaking state. Pure data, main thread only; the
@@ -23,6 +23,8 @@ export interface RoomPresence {
   readonly participants: Map<string, Participant>;
   /** userId → participantId (one participant per identity per room: newest wins). */
   readonly byUser: Map<string, string>;
+  /** The running recording (`record` op), told to joiners in `joined`. Ends with the room. */
+  recording: RecordingInfo | null;
 }
 
 export class RoomRegistry {
@@ -63,7 +65,7 @@ export class RoomRegistry {
   add(roomId: string, mode: RoomMode, participant: Participant): RoomPresence {
     let room = this.#rooms.get(roomId);
     if (!room) {
-      room = { id: roomId, mode, participants: new Map(), byUser: new Map() };
+      room = { id: roomId, mode, participants: new Map(), byUser: new Map(), recording: null };
       this.#rooms.set(roomId, room);
     }
     room.participants.set(participant.participantId, participant);

@@ -5,6 +5,7 @@ import type {
   MediaRoomEvent,
   MediaRoomOptions,
   MediaRoomStats,
+  RecordingState,
 } from './media-types.ts';
 
 /**
@@ -22,6 +23,7 @@ export interface RoomRequests {
   leave: { data: { participantId: string }; result: null };
   signal: { data: { participantId: string; message: ClientMediaMessage }; result: null };
   setMuted: { data: { participantId: string; muted: boolean }; result: null };
+  record: { data: { action: 'start' | 'stop'; participantId: string }; result: RecordingState | null };
   stats: { data: null; result: MediaRoomStats };
   /** Ends the task: the worker closes the room (peers, sockets, timers), replies, then resolves the task. */
   close: { data: null; result: null };

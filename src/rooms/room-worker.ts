@@ -117,6 +117,7 @@ export async function runRoomTask(arg: RoomTaskArgument, createRoom: RoomFactory
     await room.setMuted(participantId, muted);
     return null;
   });
+  channel.handle('record', ({ action, participantId }) => room.record(action, participantId));
   channel.handle('stats', () => room.stats());
   channel.handle('close', async () => {
     await closeRoom();

@@ -10,6 +10,7 @@ import { decodeClientMessage, encodeMessage, stampSeq } from '../protocol/codec.
 import type { ProtocolErrorCode } from '../protocol/error-codes.ts';
 import type {
   ClientMediaMessage,
+  RecordMessage,
   ClientMessage,
   Grant,
   HelloMessage,
@@ -510,6 +511,7 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
       mode: room.mode,
       participantId: participant.participantId,
       participants: registry.snapshot(roomId),
+      ...(room.recording === null ? {} : { recording: room.recording }),
     });
     broadcast(roomId, { op: 'participant_joined', room: roomId, participant: toParticipantInfo(participant) }, participant.participantId);
     updateSessionGauges();
@@ -593,6 +595,51 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
     });
   }
 
+  /**
+   * `record`: needs the `record` grant for the room and a media plane. The room is told in a
+   * `recording` message (the asker gets it with its `ref`); joiners see it in `joined`.
+   */
+  function onRecord(state: ConnState, session: Session, msg: RecordMessage): void {
+    const participantId = session.rooms.get(msg.room);
+    if (participantId === undefined) {
+      sendError(state, 'NOT_IN_ROOM', `not in room "${msg.room}"`, msg.ref, { room: msg.room, about: 'record' });
+      return;
+    }
+    if (!grantsForRoom(session.identity, msg.room).has('record')) {
+      sendError(state, 'FORBIDDEN', 'recording needs the record grant', msg.ref, { room: msg.room, about: 'record' });
+      return;
+    }
+    if (!mediaPlane) {
+      sendError(state, 'MEDIA_UNAVAILABLE', 'this server has no media plane to record', msg.ref, { room: msg.room, about: 'record' });
+      return;
+    }
+    mediaPlane.record(msg.room, participantId, msg.action).then(
+      (result) => {
+        const presence = registry.get(msg.room);
+        if (presence === undefined || session.ended) return;
+        const recording = msg.action === 'start' && result !== null;
+        presence.recording = recording ? { id: result.id, startedBy: result.startedBy, startedAt: result.startedAt } : null;
+        const message: UnstampedServerMessage = {
+          op: 'recording',
+          room: msg.room,
+          recording,
+          by: recording ? result.startedBy : participantId,
+          ...(result === null ? {} : { id: result.id, startedAt: result.startedAt }),
+          ...(recording || result === null ? {} : { files: result.files.length }),
+        };
+        sendTo(session, { ...message, ref: msg.ref });
+        broadcast(msg.room, message, participantId);
+      },
+      (err: unknown) => {
+        log.warn({ err, roomId: msg.room, action: msg.action }, 'record failed');
+        if (session.ended) return;
+        metrics.errors.inc({ code: 'MEDIA_FAILED' });
+        const why = isVoxError(err) && err.code.startsWith('RECORDING_') ? `: ${err.message}` : '';
+        sendTo(session, { op: 'error', code: 'MEDIA_FAILED', message: `record ${msg.action} failed${why}`, ref: msg.ref, room: msg.room, about: 'record' });
+      },
+    );
+  }
+
   function dispatch(state: ConnState, msg: ClientMessage): void {
     countIn(msg.op);
     if (msg.op === 'hello') {
@@ -631,6 +678,8 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
         return onMute(state, session, msg);
       case 'media':
         return onMedia(state, session, msg);
+      case 'record':
+        return onRecord(state, session, msg);
     }
   }
 
@@ -737,6 +786,16 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
       registry.setSpeaking(roomId, message.participantId, message.speaking);
       publishEphemeral(roomId, message);
       return;
+    }
+    if (message.op === 'recording') {
+      // The plane restarted a recording after a worker died (or could not): joiners must see it.
+      const presence = registry.get(roomId);
+      if (presence !== undefined) {
+        presence.recording =
+          message.recording && message.id !== undefined && message.startedAt !== undefined
+            ? { id: message.id, startedBy: message.by ?? '', startedAt: message.startedAt }
+            : null;
+      }
     }
     broadcast(roomId, message);
   }

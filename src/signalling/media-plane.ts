@@ -1,4 +1,8 @@
 import type { ClientMediaMessage, ServerMediaMessage } from '../protocol/messages.ts';
+import type { RecordingManifest } from '../recording/recorder.ts';
+
+/** A recording as the media plane reports it (the manifest the room's recorder keeps). */
+export type RecordingState = RecordingManifest;
 
 /**
  * The boundary between signalling (main thread, this folder) and the media plane (src/media,
@@ -38,6 +42,8 @@ export interface MediaPlane {
   leave(roomId: string, participantId: string): Promise<void>; // called on leave and on grace expiry, NOT on a drop
   signal(roomId: string, participantId: string, message: ClientMediaMessage): Promise<void>;
   setMuted(roomId: string, participantId: string, muted: boolean): Promise<void>;
+  /** Starts/stops the room's recording (`record` op, docs/recording.md); signalling checked the grant. */
+  record(roomId: string, participantId: string, action: 'start' | 'stop'): Promise<RecordingState | null>;
   stats(): { workers: number; rooms: number };
   close(): Promise<void>;
 }

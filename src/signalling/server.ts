@@ -1,15 +1,17 @@
 import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import { resolveAuthKeys, type AuthKeys } from '../auth/keys.ts';
 import { dataDirSecret, TURN_SECRET_FILE } from '../auth/keys.ts';
-import { verifyToken } from '../auth/tokens.ts';
-import type { VoxConfig } from '../config.ts';
+import { grantsForRoom, verifyToken, type Identity } from '../auth/tokens.ts';
+import { recordingDirOf, type VoxConfig } from '../config.ts';
 import { isVoxError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { collectProcessMetrics, metricsContentType, metricsText, signallingMetrics } from '../metrics/registry.ts';
 import { stampSeqInto } from '../protocol/codec.ts';
-import { SUBPROTOCOL } from '../protocol/messages.ts';
+import { roomIdSchema, SUBPROTOCOL } from '../protocol/messages.ts';
+import { findRecordingFile, listRecordings } from '../recording/store.ts';
 import { turnCredentials } from '../turn/credentials.ts';
 import { createSignallingCore, type SignallingCore } from './core.ts';
 import type { MediaPlane } from './media-plane.ts';
@@ -417,6 +419,91 @@ export function startServer(config: VoxConfig, options: StartServerOptions = {})
         sendJson(res, '401 Unauthorized', { error: 'AUTH_FAILED', message: isVoxError(err) ? err.message : 'token rejected' }, aborted);
       },
     );
+  });
+  const recordingDir = recordingDirOf(config);
+  /** `Authorization: Bearer <token>` with the `record` grant for `roomId`, or a 401/403 already sent. */
+  const recordGrant = async (token: string | undefined, roomId: string, res: HttpResponse, aborted: { value: boolean }): Promise<boolean> => {
+    if (!token) {
+      sendJson(res, '401 Unauthorized', { error: 'AUTH_FAILED', message: 'Authorization: Bearer <token> required' }, aborted);
+      return false;
+    }
+    let identity: Identity;
+    try {
+      identity = await verifyToken(token, keys.verify);
+    } catch (err) {
+      signallingMetrics.authFailures.inc({ reason: 'recordings' });
+      sendJson(res, '401 Unauthorized', { error: 'AUTH_FAILED', message: isVoxError(err) ? err.message : 'token rejected' }, aborted);
+      return false;
+    }
+    if (!grantsForRoom(identity, roomId).has('record')) {
+      sendJson(res, '403 Forbidden', { error: 'FORBIDDEN', message: `the token has no record grant for room "${roomId}"` }, aborted);
+      return false;
+    }
+    return true;
+  };
+  // GET /recordings?room=<room>: that room's recordings, newest first (docs/recording.md).
+  app.get('/recordings', (res, req) => {
+    const token = bearer(req);
+    const roomId = new URLSearchParams(req.getQuery() ?? '').get('room') ?? '';
+    const aborted = { value: false };
+    res.onAborted(() => {
+      aborted.value = true;
+    });
+    if (recordingDir === undefined) {
+      sendJson(res, '404 Not Found', { error: 'RECORDING_DISABLED', message: 'recording is off (recording.enabled)' }, aborted);
+      return;
+    }
+    if (!roomIdSchema.safeParse(roomId).success) {
+      sendJson(res, '400 Bad Request', { error: 'INVALID_MESSAGE', message: 'query parameter room=<room id> required' }, aborted);
+      return;
+    }
+    void (async () => {
+      if (!(await recordGrant(token, roomId, res, aborted))) return;
+      const recordings = await listRecordings(recordingDir, roomId);
+      sendJson(res, '200 OK', { room: roomId, recordings }, aborted);
+    })().catch((err: unknown) => {
+      log.error({ err }, 'listing recordings failed');
+      sendJson(res, '500 Internal Server Error', { error: 'INTERNAL' }, aborted);
+    });
+  });
+  // GET /recordings/<id>/<file>: one Ogg Opus file (audio/ogg), for a token with the record grant for its room.
+  app.get('/recordings/:id/:file', (res, req) => {
+    const token = bearer(req);
+    const id = req.getParameter(0) ?? '';
+    const file = req.getParameter(1) ?? '';
+    const aborted = { value: false };
+    res.onAborted(() => {
+      aborted.value = true;
+    });
+    if (recordingDir === undefined) {
+      sendJson(res, '404 Not Found', { error: 'RECORDING_DISABLED', message: 'recording is off (recording.enabled)' }, aborted);
+      return;
+    }
+    void (async () => {
+      let found: { roomId: string; path: string };
+      try {
+        found = await findRecordingFile(recordingDir, id, file);
+      } catch (err) {
+        if (!isVoxError(err, 'RECORDING_NOT_FOUND')) throw err;
+        // Same answer with or without a token: ids are not for probing.
+        sendJson(res, '404 Not Found', { error: 'NOT_FOUND', message: err.message }, aborted);
+        return;
+      }
+      if (!(await recordGrant(token, found.roomId, res, aborted))) return;
+      const bytes = await readFile(found.path);
+      if (aborted.value) return;
+      res.cork(() => {
+        res
+          .writeStatus('200 OK')
+          .writeHeader('content-type', 'audio/ogg; codecs=opus')
+          .writeHeader('content-disposition', `attachment; filename="${id}-${file}"`)
+          .writeHeader('cache-control', 'no-store')
+          .end(bytes);
+      });
+    })().catch((err: unknown) => {
+      log.error({ err }, 'serving a recording failed');
+      sendJson(res, '500 Internal Server Error', { error: 'INTERNAL' }, aborted);
+    });
   });
 
   options.routes?.(app);

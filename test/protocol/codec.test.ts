@@ -21,6 +21,7 @@ const clientSamples: ClientMessage[] = [
   { op: 'leave', ref: 3, room: 'r1' },
   { op: 'mute', ref: 4, room: 'r1', participantId: 'p2' },
   { op: 'unmute', room: 'r1' },
+  { op: 'record', ref: 8, room: 'r1', action: 'start' },
   { op: 'heartbeat', ack: 42 },
   { op: 'resume', sessionId: 's1', resumeToken: 'rt', lastSeq: 7 },
   { op: 'media', ref: 5, room: 'r1', kind: 'offer', sdp: 'v=0\r\n' },
@@ -48,6 +49,8 @@ const serverSamples: ServerMessage[] = [
   { op: 'slots', seq: 9, room: 'r1', slots: [{ slot: 0, participantId: 'p2' }, { slot: 1, participantId: null }] },
   { op: 'speaking', room: 'r1', participantId: 'p2', speaking: true, level: 0.5 },
   { op: 'media_reconnect', seq: 10, room: 'r1', reason: 'worker_died' },
+  { op: 'recording', seq: 11, ref: 8, room: 'r1', recording: true, id: 'mh2x3k-0123456789ab', by: 'p1', startedAt: 1_790_000_000_000 },
+  { op: 'recording', seq: 12, room: 'r1', recording: false, id: 'mh2x3k-0123456789ab', by: 'p2', startedAt: 1_790_000_000_000, files: 2 },
 ];
 
 describe('codec round trip', () => {

@@ -83,4 +83,22 @@ describe('RoomMetrics: mixer clock and work', () => {
     expect(await value(m, 'voxlink_room_mix_ticks_total', 'room="r2"')).toBeUndefined();
     expect(await value(m, 'voxlink_room_mix_recovered_frames_total', 'room="r2",recovery="plc"')).toBeUndefined();
   });
+
+  it('exports running recordings: bytes per room and how many rooms record', async () => {
+    const m = new RoomMetrics(new Registry());
+    const plain = async (name: string): Promise<number> => {
+      const text = await m.registry.getSingleMetricAsString(name);
+      return Number(text.trim().split('\n').at(-1)!.split(' ').at(-1));
+    };
+    m.roomStats('a', { ...stats(), recording: { id: 'x1234567', bytes: 4096 } });
+    m.roomStats('b', { ...stats(), recording: { id: 'y1234567', bytes: 100 } });
+    expect(await value(m, 'voxlink_room_recording_bytes', 'room="a"')).toBe(4096);
+    expect(await plain('voxlink_recordings_active')).toBe(2);
+    m.roomStats('a', stats()); // stopped
+    expect(await value(m, 'voxlink_room_recording_bytes', 'room="a"')).toBeUndefined();
+    expect(await plain('voxlink_recordings_active')).toBe(1);
+    m.roomClosed('b');
+    expect(await value(m, 'voxlink_room_recording_bytes', 'room="b"')).toBeUndefined();
+    expect(await plain('voxlink_recordings_active')).toBe(0);
+  });
 });

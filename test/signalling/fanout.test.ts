@@ -75,6 +75,7 @@ describe('queued frames and close', () => {
     leave: async () => undefined,
     signal: async () => undefined,
     setMuted: async () => undefined,
+    record: async () => null,
     stats: () => ({ workers: 0, rooms: 0 }),
     close: async () => undefined,
   };

@@ -34,6 +34,10 @@ class ScriptedMediaPlane implements MediaPlane {
   async setMuted(roomId: string, _participantId: string, muted: boolean): Promise<void> {
     this.calls.push(`muted:${roomId}:${muted}`);
   }
+  async record(roomId: string, _participantId: string, action: 'start' | 'stop'): Promise<null> {
+    this.calls.push(`record:${roomId}:${action}`);
+    return null;
+  }
   stats(): { workers: number; rooms: number } {
     return { workers: 3, rooms: 1 };
   }

@@ -119,6 +119,9 @@ export class BrowserMediaClient extends TypedEmitter<BrowserMediaClientEvents> {
       case 'media_reconnect':
         this.#requestRestart(message.reason);
         return Promise.resolve();
+      case 'recording':
+        // Room state, not media: VoxClient reports it (its 'recording' event).
+        return Promise.resolve();
     }
   }
 

@@ -298,6 +298,9 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
       case 'media_reconnect':
         this.#requestRestart(message.reason);
         return Promise.resolve();
+      case 'recording':
+        // Room state, not media: VoxClient reports it (its 'recording' event).
+        return Promise.resolve();
     }
   }
 
