@@ -140,7 +140,7 @@ export const configSchema = z.object({
     .object({
       /** Off: `record` answers MEDIA_FAILED (RECORDING_UNAVAILABLE) and /recordings lists nothing. */
       enabled: z.boolean().default(true),
-      /** Where recordings go; default `<dataDir>/recordings`. Needs room for ~2.5 MB per participant-hour at 32 kb/s speech … 29 MB at 64 kb/s music. */
+      /** Where recordings go; default `<dataDir>/recordings`. About 15 MB per participant-hour at 32 kb/s speech, 29 MB at 64 kb/s music; nothing deletes old recordings. */
       dir: z.string().min(1).optional(),
     })
     .prefault({}),

@@ -855,6 +855,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
     const before = new Map(existing.participants);
     const oldSelf = existing.participantId;
     existing.mode = message.mode;
+    const wasRecording = existing.recording;
     existing.recording = message.recording ?? null;
     existing.participantId = message.participantId;
     existing.replaceParticipants(message.participants);
@@ -868,6 +869,9 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
       const previous = before.get(participant.participantId);
       if (!previous) this.emit('participant_joined', { room: existing.id, participant });
       else if (participantChanged(previous, participant)) this.emit('participant_updated', { room: existing.id, participant, previous });
+    }
+    if (wasRecording?.id !== existing.recording?.id) {
+      this.emit('recording', { room: existing.id, recording: existing.recording, by: existing.recording?.startedBy });
     }
     this.emit('room', { room: existing, reason: 'rejoined' });
   }

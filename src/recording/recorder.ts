@@ -1,6 +1,6 @@
 import { closeSync, mkdirSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { OggOpusWriter } from '../codec/ogg.ts';
+import { OggOpusWriter, opusPacketSamples } from '../codec/ogg.ts';
 import { isVoxError, VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
 
@@ -9,21 +9,26 @@ import { logger } from '../log.ts';
  * its own Ogg Opus file (RFC 7845) without re-encoding, so it costs a copy per packet, not a codec.
  *
  * Layout (docs/recording.md): `<dir>/<id>/manifest.json` plus one `<n>-<participant>.opus` per
- * publisher heard while recording. Every file starts at the recording's start: a participant who
- * speaks later gets filler for the time before (TOC-only packets, which decode as silence), and
- * losses, DTX and mute pauses keep the timeline the same way, from the RTP timestamps. So the files
- * line up sample for sample and can be mixed offline by summing.
+ * publisher heard while recording. Every file starts at the recording's start and ends at its stop:
+ * time without packets (before a participant is first heard, losses, DTX, mute, after they left) is
+ * filled, from the RTP timestamps within a stream and by wall clock across streams. The files line
+ * up to within each sender's network delay and clock drift, so they can be mixed offline.
  *
- * Crash safety: pages are closed and written with a synchronous write at least every
- * `flushIntervalMs` (the room's 1 s timer calls `flush()`); a worker that dies loses at most that
- * much. The manifest is rewritten (write + rename) whenever a file is added and on stop.
+ * RTP timestamps come from the sender, so they are never trusted alone: a gap is filled only as far
+ * as wall clock allows (time since the previous packet plus a slack), and no file runs ahead of
+ * the time since the recording started. A publisher sending wild timestamps gets its packets
+ * placed by wall clock; it cannot make the recorder write more than real time.
+ *
+ * Crash safety: pages are closed and written with a synchronous write when the room's timer calls
+ * `flush()` (every second), together with the manifest (write + rename); a worker that dies loses
+ * at most that much.
  */
 
 export interface RecordingFile {
   participantId: string;
   /** File name inside the recording's folder. */
   file: string;
-  /** 48 kHz samples in the file, gaps included. */
+  /** 48 kHz samples in the file, gaps included (as of the last flush or the stop). */
   samples: number;
   packets: number;
   bytes: number;
@@ -41,29 +46,44 @@ export interface RecordingManifest {
   files: RecordingFile[];
 }
 
+export interface RoomRecorderOptions {
+  /** The server's recordings folder; the recording gets `<dir>/<id>/`. */
+  dir: string;
+  id: string;
+  roomId: string;
+  startedBy: string;
+  /** Milliseconds on a monotonic clock (default `performance.now`); tests inject their own. */
+  now?: () => number;
+}
+
 const log = logger('recorder');
 
 /** RTP clock of Opus (RFC 7587 §4.1): always 48 kHz, whatever the codec's internal rate. */
 const OPUS_RTP_HZ = 48_000;
-/** An RTP timestamp jump beyond this (either way) is a restarted stream: re-anchor by wall clock instead of filling it. */
-const MAX_RTP_JUMP = 10 * 60 * OPUS_RTP_HZ;
+/**
+ * How far RTP time may run ahead of wall clock between two packets of a stream (jitter, a burst
+ * after a stall) before the packet is placed by wall clock instead: 200 ms.
+ */
+const SLACK_SAMPLES = 0.2 * OPUS_RTP_HZ;
+/** Packets behind the expected timestamp are late or duplicates and dropped; this many in a row mean the stream restarted. */
+const RESTART_AFTER_BEHIND = 50;
 /**
  * Gaps up to this long (3 frames) are losses: filled with "lost frame" packets, which the decoder
- * conceals (PLC). Longer ones (DTX, mute, a late first packet, a reconnect) get real silence: PLC
- * over a long gap keeps a noise floor ~30 dB under the voice instead of going quiet.
+ * conceals (PLC). Longer ones get real silence: PLC over a long gap keeps a noise floor ~30 dB
+ * under the voice instead of going quiet.
  */
 const MAX_CONCEALED_SAMPLES = 3 * 960;
 /**
- * One 20 ms CELT frame with the silence flag set (RFC 6716 §4.3, the first symbol of a CELT frame):
- * TOC config 31 (CELT fullband 20 ms), code 0, then the range coder's bytes for silence=1. It is
- * what libopus's own encoder emits for a frame of digital zeros; it decodes to exact zeros.
+ * Silence as CELT frames with the silence flag set (RFC 6716 §4.3, the first symbol of a CELT
+ * frame): `ff fe` is what libopus's own encoder emits for 20 ms of digital zeros, and it decodes to
+ * exact zeros. Long gaps use a code-3 packet of six such frames (120 ms, RFC 6716 §3.2.5: TOC
+ * config 31 = CELT fullband 20 ms, code 3, then frame count 6, CBR, no padding), so an hour of
+ * silence is 30,000 packets, not 180,000; the rest is filled with single 20 ms frames.
  */
-const SILENCE_MONO = Uint8Array.of(0xf8, 0xff, 0xfe);
-const SILENCE_STEREO = Uint8Array.of(0xfc, 0xff, 0xfe);
-const SILENCE_SAMPLES = 960;
-
-/** Packets this far behind the expected timestamp are late or duplicates (dropped); further back is a restart. */
-const MAX_LATE_SAMPLES = 5 * OPUS_RTP_HZ;
+const SILENCE_120_MONO = Uint8Array.of(0xfb, 0x06, 0xff, 0xfe, 0xff, 0xfe, 0xff, 0xfe, 0xff, 0xfe, 0xff, 0xfe, 0xff, 0xfe);
+const SILENCE_120_STEREO = Uint8Array.of(0xff, 0x06, 0xff, 0xfe, 0xff, 0xfe, 0xff, 0xfe, 0xff, 0xfe, 0xff, 0xfe, 0xff, 0xfe);
+const SILENCE_20_MONO = Uint8Array.of(0xf8, 0xff, 0xfe);
+const SILENCE_20_STEREO = Uint8Array.of(0xfc, 0xff, 0xfe);
 
 interface Track {
   readonly info: RecordingFile;
@@ -73,7 +93,12 @@ interface Track {
   nextTimestamp: number;
   /** SSRC of the stream being written: a media reconnect brings a new SSRC and a new random timestamp base. */
   ssrc: number;
-  readonly silence: Uint8Array;
+  /** When the last packet was written (recorder clock, ms). */
+  lastAt: number;
+  /** Packets in a row that were behind the expected timestamp. */
+  behind: number;
+  readonly silence120: Uint8Array;
+  readonly silence20: Uint8Array;
   /** The file could not be written (disk full, folder gone): the track stops, the others go on. */
   failed: boolean;
 }
@@ -90,11 +115,12 @@ export class RoomRecorder {
   readonly #tracks = new Map<string, Track>();
   /** Participants whose file could not be created: not retried per packet. */
   readonly #unwritable = new Set<string>();
-  readonly #startedAtPerf: number;
+  readonly #now: () => number;
+  readonly #startedAt: number;
   #stopped = false;
 
-  /** Creates the recording's folder and manifest. `dir` is the server's recordings folder. */
-  constructor(options: { dir: string; id: string; roomId: string; startedBy: string }) {
+  /** Creates the recording's folder and manifest. */
+  constructor(options: RoomRecorderOptions) {
     if (!/^[A-Za-z0-9_-]{8,64}$/.test(options.id)) throw new VoxError('INVALID_ARGUMENT', `bad recording id "${options.id}"`);
     this.#folder = join(options.dir, options.id);
     mkdirSync(this.#folder, { recursive: true });
@@ -107,7 +133,8 @@ export class RoomRecorder {
       stoppedAt: null,
       files: [],
     };
-    this.#startedAtPerf = performance.now();
+    this.#now = options.now ?? (() => performance.now());
+    this.#startedAt = this.#now();
     this.#writeManifest();
   }
 
@@ -117,63 +144,85 @@ export class RoomRecorder {
 
   /**
    * One Opus RTP payload of `participantId` (the room calls this per inbound audio packet it
-   * accepted). Late or duplicate packets (timestamp before the expected one) are dropped: the file
-   * is written in order and never rewritten.
+   * accepted). Malformed payloads are skipped; late and duplicate packets (behind the expected
+   * timestamp) are dropped: a file is written in order and never rewritten.
    */
   onAudio(participantId: string, payload: Uint8Array, ssrc: number, rtpTimestamp: number): void {
-    if (this.#stopped || payload.length === 0) return;
-    let track = this.#tracks.get(participantId);
-    if (track?.failed === true || this.#unwritable.has(participantId)) return;
-    if (track === undefined) {
+    if (this.#stopped || this.#unwritable.has(participantId)) return;
+    let samples: number;
+    try {
+      samples = opusPacketSamples(payload);
+    } catch (error) {
+      // The sender's problem: skip the packet before it touches the timeline.
+      log.debug({ err: error, participantId }, 'recording: malformed packet skipped');
+      return;
+    }
+    let track: Track | null = this.#tracks.get(participantId) ?? null;
+    if (track === null) {
       // OpusHead's channel count from the first packet's stereo bit (RFC 6716 §3.1): WebRTC always
       // signals opus/48000/2, but most microphones send mono.
-      track = this.#openTrack(participantId, (payload[0]! & 0x04) !== 0 ? 2 : 1) ?? undefined;
-      if (track === undefined) {
+      track = this.#openTrack(participantId, (payload[0]! & 0x04) !== 0 ? 2 : 1);
+      if (track === null) {
         this.#unwritable.add(participantId);
         return;
       }
     }
+    if (track.failed) return;
+    const now = this.#now();
     try {
       const ahead = (rtpTimestamp - track.nextTimestamp) | 0; // RFC 3550 timestamps wrap at 2^32
-      if (track.nextTimestamp < 0 || track.ssrc !== ssrc || ahead > MAX_RTP_JUMP || ahead < -MAX_LATE_SAMPLES) {
-        // A first packet, or a stream that restarted (new peer after a media reconnect): place it by
-        // wall clock on the recording's timeline, so every file keeps sharing time zero.
+      const allowed = ((now - track.lastAt) * OPUS_RTP_HZ) / 1000 + SLACK_SAMPLES;
+      if (track.nextTimestamp < 0 || track.ssrc !== ssrc || ahead > allowed || (ahead < 0 && track.behind + 1 >= RESTART_AFTER_BEHIND)) {
+        // A first packet, a restarted stream (new peer after a media reconnect) or timestamps that
+        // run ahead of real time: place it by wall clock on the recording's timeline.
         track.ssrc = ssrc;
-        this.#fill(track, Math.round(((performance.now() - this.#startedAtPerf) * OPUS_RTP_HZ) / 1000) - track.writer.granule);
+        this.#fill(track, this.#wallSamples(now) - track.writer.granule);
       } else if (ahead < 0) {
+        track.behind++;
         return;
       } else {
         this.#fill(track, ahead);
       }
-      const before = track.writer.granule;
+      track.behind = 0;
       track.writer.write(payload);
-      track.nextTimestamp = (rtpTimestamp + (track.writer.granule - before)) >>> 0;
+      track.nextTimestamp = (rtpTimestamp + samples) >>> 0;
+      track.lastAt = now;
       track.info.packets++;
     } catch (error) {
-      if (isVoxError(error, 'CODEC_BAD_ARGUMENT')) {
-        // A malformed payload is the sender's problem: skip it, keep the file valid.
-        log.debug({ err: error, participantId }, 'recording: packet skipped');
-        return;
-      }
-      track.failed = true;
-      log.error({ err: error, file: track.info.file }, 'recording: file write failed; this participant is no longer recorded');
+      this.#fail(track, error);
     }
   }
 
-  /** Closes and writes the current page of every file (the room's 1 s timer). */
+  /** Closes and writes the current page of every file and the manifest (the room's 1 s timer). */
   flush(): void {
     if (this.#stopped) return;
-    for (const track of this.#tracks.values()) this.#flushTrack(track);
+    for (const track of this.#tracks.values()) {
+      if (track.failed) continue;
+      try {
+        track.writer.flush();
+        track.info.samples = track.writer.granule;
+      } catch (error) {
+        this.#fail(track, error);
+      }
+    }
+    this.#writeManifestSafely();
   }
 
-  /** Ends every file (EOS page), closes them and writes the final manifest. Idempotent. */
+  /**
+   * Pads every file with silence to the recording's length, ends it (EOS page), closes it and writes
+   * the final manifest. Idempotent; never throws (a failed file is logged and left as written).
+   */
   stop(stoppedBy: string | null): RecordingManifest {
     if (this.#stopped) return this.manifest;
     this.#stopped = true;
+    const end = this.#wallSamples(this.#now());
     for (const track of this.#tracks.values()) {
       try {
-        if (!track.failed) track.writer.end();
-        track.info.samples = track.writer.granule;
+        if (!track.failed) {
+          this.#fill(track, end - track.writer.granule);
+          track.writer.end();
+          track.info.samples = track.writer.granule;
+        }
       } catch (error) {
         log.warn({ err: error, file: track.info.file }, 'recording: could not end file');
       }
@@ -185,58 +234,92 @@ export class RoomRecorder {
     }
     this.manifest.stoppedBy = stoppedBy;
     this.manifest.stoppedAt = Date.now();
-    this.#writeManifest();
+    this.#writeManifestSafely();
     return this.manifest;
   }
 
+  /** 48 kHz samples since the recording started. */
+  #wallSamples(now: number): number {
+    return Math.round(((now - this.#startedAt) * OPUS_RTP_HZ) / 1000);
+  }
+
   #openTrack(participantId: string, channels: 1 | 2): Track | null {
-    const info: RecordingFile = { participantId, file: fileNameFor(this.#tracks.size + 1, participantId), samples: 0, packets: 0, bytes: 0 };
-    let fd: number;
+    const info: RecordingFile = { participantId, file: fileNameFor(this.#tracks.size + this.#unwritable.size + 1, participantId), samples: 0, packets: 0, bytes: 0 };
+    let fd = -1;
     try {
       fd = openSync(join(this.#folder, info.file), 'wx');
+      const file = fd;
+      const writer = new OggOpusWriter(
+        (page) => {
+          writeSync(file, page);
+          info.bytes += page.length;
+        },
+        {
+          channels,
+          // The senders' encoders (libopus in browsers and our SDK) delay their output by 6.5 ms;
+          // RFC 7845 §4.2 wants that trimmed, and players (opusinfo) flag a pre-skip below it.
+          preSkip: 312,
+          tags: { ROOM: this.manifest.roomId, PARTICIPANT: participantId, RECORDING: this.manifest.id },
+          // Pages close on the flush timer; this is only the ceiling for a long burst.
+          maxPageSamples: OPUS_RTP_HZ,
+        },
+      );
+      const stereo = channels === 2;
+      const track: Track = {
+        info,
+        fd,
+        writer,
+        nextTimestamp: -1,
+        ssrc: -1,
+        lastAt: this.#now(),
+        behind: 0,
+        silence120: stereo ? SILENCE_120_STEREO : SILENCE_120_MONO,
+        silence20: stereo ? SILENCE_20_STEREO : SILENCE_20_MONO,
+        failed: false,
+      };
+      this.#tracks.set(participantId, track);
+      this.manifest.files.push(info);
+      this.#writeManifestSafely();
+      return track;
     } catch (error) {
-      log.error({ err: error, file: info.file }, 'recording: cannot create file');
+      log.error({ err: error, file: info.file }, 'recording: cannot create file; this participant is not recorded');
+      if (fd >= 0) {
+        try {
+          closeSync(fd);
+        } catch {
+          // already reported above
+        }
+      }
       return null;
     }
-    const writer = new OggOpusWriter(
-      (page) => {
-        writeSync(fd, page);
-        info.bytes += page.length;
-      },
-      {
-        channels,
-        // The senders' encoders (libopus in browsers and our SDK) delay their output by 6.5 ms; RFC 7845
-        // §4.2 wants that trimmed, and players (opusinfo) flag a pre-skip below it.
-        preSkip: 312,
-        tags: { ROOM: this.manifest.roomId, PARTICIPANT: participantId, RECORDING: this.manifest.id },
-        // Pages close by the flush timer; this is only the ceiling for a participant who talks without pause.
-        maxPageSamples: OPUS_RTP_HZ,
-      },
-    );
-    const track: Track = { info, fd, writer, nextTimestamp: -1, ssrc: -1, silence: channels === 2 ? SILENCE_STEREO : SILENCE_MONO, failed: false };
-    this.#tracks.set(participantId, track);
-    this.manifest.files.push(info);
-    this.#writeManifest();
-    return track;
   }
 
   /** Keeps the file's timeline over `samples` without packets: concealment for a loss, silence for a pause. */
   #fill(track: Track, samples: number): void {
+    if (samples <= 0) return;
     if (samples <= MAX_CONCEALED_SAMPLES) {
-      if (samples > 0) track.writer.gap(samples);
+      track.writer.gap(samples);
       return;
     }
-    for (let frames = Math.floor(samples / SILENCE_SAMPLES); frames > 0; frames--) track.writer.write(track.silence);
+    let frames = Math.floor(samples / 960);
+    for (; frames >= 6; frames -= 6) track.writer.write(track.silence120);
+    for (; frames > 0; frames--) track.writer.write(track.silence20);
   }
 
-  #flushTrack(track: Track): void {
-    if (track.failed) return;
+  #fail(track: Track, error: unknown): void {
+    if (isVoxError(error, 'CODEC_BAD_ARGUMENT')) {
+      log.debug({ err: error, file: track.info.file }, 'recording: packet skipped');
+      return;
+    }
+    track.failed = true;
+    log.error({ err: error, file: track.info.file }, 'recording: file write failed; this participant is no longer recorded');
+  }
+
+  #writeManifestSafely(): void {
     try {
-      track.writer.flush();
-      track.info.samples = track.writer.granule;
+      this.#writeManifest();
     } catch (error) {
-      track.failed = true;
-      log.error({ err: error, file: track.info.file }, 'recording: flush failed; this participant is no longer recorded');
+      log.error({ err: error, folder: this.#folder }, 'recording: manifest not written');
     }
   }
 

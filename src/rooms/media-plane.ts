@@ -206,8 +206,10 @@ export class PooledMediaPlane implements MediaPlane {
 
   async record(roomId: string, participantId: string, action: 'start' | 'stop'): Promise<RecordingState | null> {
     const [state, member] = this.#member(roomId, participantId);
+    // A stop is a stop even if its request fails (e.g. the worker died): recovery must not restart it.
+    if (action === 'stop') state.recordingBy = null;
     const result = await this.#request(state, member, 'record', { action, participantId });
-    state.recordingBy = action === 'start' && result !== null ? result.startedBy : null;
+    if (action === 'start' && result !== null) state.recordingBy = result.startedBy;
     return result;
   }
 
@@ -358,6 +360,7 @@ export class PooledMediaPlane implements MediaPlane {
       task = this.#startTask(state);
     } catch (startError) {
       log.error({ room: state.roomId, err: startError }, 'media room re-placement failed');
+      this.#recordingLost(state);
       return Promise.resolve();
     }
     state.task = task;
@@ -408,8 +411,16 @@ export class PooledMediaPlane implements MediaPlane {
     this.#sink?.toRoom(state.roomId, message);
   }
 
+  /** The room's recording ended without a stop (its room failed for good): tell the room. */
+  #recordingLost(state: RoomState): void {
+    if (state.recordingBy === null) return;
+    state.recordingBy = null;
+    this.#sink?.toRoom(state.roomId, { op: 'recording', room: state.roomId, recording: false });
+  }
+
   /** Forgets a room whose task is already gone. */
   #drop(state: RoomState): void {
+    this.#recordingLost(state);
     if (this.#rooms.get(state.roomId) === state) this.#rooms.delete(state.roomId);
     state.members.clear();
     this.pool.metrics.roomClosed(state.roomId);

@@ -616,9 +616,10 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
     mediaPlane.record(msg.room, participantId, msg.action).then(
       (result) => {
         const presence = registry.get(msg.room);
-        if (presence === undefined || session.ended) return;
         const recording = msg.action === 'start' && result !== null;
-        presence.recording = recording ? { id: result.id, startedBy: result.startedBy, startedAt: result.startedAt } : null;
+        // A start that found one running, or a stop with nothing running, changes nothing: only the asker hears.
+        const changed =
+          presence !== undefined && (recording ? presence.recording?.id !== result.id : result !== null || presence.recording !== null);
         const message: UnstampedServerMessage = {
           op: 'recording',
           room: msg.room,
@@ -627,14 +628,18 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
           ...(result === null ? {} : { id: result.id, startedAt: result.startedAt }),
           ...(recording || result === null ? {} : { files: result.files.length }),
         };
-        sendTo(session, { ...message, ref: msg.ref });
-        broadcast(msg.room, message, participantId);
+        if (presence !== undefined && changed) {
+          // Told even when the asker is gone by now: nobody is recorded without being told.
+          presence.recording = recording ? { id: result.id, startedBy: result.startedBy, startedAt: result.startedAt } : null;
+          broadcast(msg.room, message, session.ended ? undefined : participantId);
+        }
+        if (!session.ended) sendTo(session, { ...message, ref: msg.ref });
       },
       (err: unknown) => {
         log.warn({ err, roomId: msg.room, action: msg.action }, 'record failed');
         if (session.ended) return;
         metrics.errors.inc({ code: 'MEDIA_FAILED' });
-        const why = isVoxError(err) && err.code.startsWith('RECORDING_') ? `: ${err.message}` : '';
+        const why = isVoxError(err, 'RECORDING_UNAVAILABLE') ? ': recording is disabled on this server' : '';
         sendTo(session, { op: 'error', code: 'MEDIA_FAILED', message: `record ${msg.action} failed${why}`, ref: msg.ref, room: msg.room, about: 'record' });
       },
     );

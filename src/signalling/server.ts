@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import { resolveAuthKeys, type AuthKeys } from '../auth/keys.ts';
 import { dataDirSecret, TURN_SECRET_FILE } from '../auth/keys.ts';
@@ -236,6 +236,59 @@ function sendJson(res: HttpResponse, status: string, body: unknown, aborted?: { 
   });
 }
 
+/**
+ * Sends a file in 64 KiB reads with uWS backpressure (`tryEnd` + `onWritable`), so a long recording
+ * never sits in memory whole and a slow client only holds one chunk. The size is taken when the
+ * request starts (a running recording keeps growing; the client gets what existed then).
+ */
+async function streamFile(
+  res: HttpResponse,
+  path: string,
+  headers: Record<string, string>,
+  aborted: { value: boolean; onAbort: () => void },
+): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    const size = (await handle.stat()).size;
+    const chunk = Buffer.allocUnsafe(64 * 1024);
+    let position = 0;
+    let started = false;
+    while (!aborted.value) {
+      const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, size - position), position);
+      if (aborted.value) return;
+      const data = chunk.subarray(0, bytesRead);
+      let ok = false;
+      let done = false;
+      let writeOffset = 0;
+      res.cork(() => {
+        if (!started) {
+          res.writeStatus('200 OK').writeHeader('cache-control', 'no-store');
+          for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
+          started = true;
+        }
+        writeOffset = res.getWriteOffset();
+        [ok, done] = res.tryEnd(data, size);
+      });
+      position += bytesRead;
+      if (done || (bytesRead === 0 && position >= size)) return;
+      if (!ok) {
+        // The socket is full: resume from where uWS stopped once it drains (the chunk stays untouched meanwhile).
+        await new Promise<void>((resolve) => {
+          aborted.onAbort = resolve;
+          res.onWritable((offset) => {
+            const [retryOk, retryDone] = res.tryEnd(data.subarray(offset - writeOffset), size);
+            if (retryDone || retryOk) resolve();
+            return retryOk;
+          });
+        });
+      }
+      if (bytesRead === 0) return; // the file shrank under us; the client sees a short body
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
 function bearer(req: HttpRequest): string | undefined {
   const header = req.getHeader('authorization');
   const match = /^Bearer\s+(\S+)$/i.exec(header);
@@ -421,25 +474,19 @@ export function startServer(config: VoxConfig, options: StartServerOptions = {})
     );
   });
   const recordingDir = recordingDirOf(config);
-  /** `Authorization: Bearer <token>` with the `record` grant for `roomId`, or a 401/403 already sent. */
-  const recordGrant = async (token: string | undefined, roomId: string, res: HttpResponse, aborted: { value: boolean }): Promise<boolean> => {
+  /** The identity of `Authorization: Bearer <token>`, or null with the 401 already sent. */
+  const bearerIdentity = async (token: string | undefined, res: HttpResponse, aborted: { value: boolean }): Promise<Identity | null> => {
     if (!token) {
       sendJson(res, '401 Unauthorized', { error: 'AUTH_FAILED', message: 'Authorization: Bearer <token> required' }, aborted);
-      return false;
+      return null;
     }
-    let identity: Identity;
     try {
-      identity = await verifyToken(token, keys.verify);
+      return await verifyToken(token, keys.verify);
     } catch (err) {
       signallingMetrics.authFailures.inc({ reason: 'recordings' });
       sendJson(res, '401 Unauthorized', { error: 'AUTH_FAILED', message: isVoxError(err) ? err.message : 'token rejected' }, aborted);
-      return false;
+      return null;
     }
-    if (!grantsForRoom(identity, roomId).has('record')) {
-      sendJson(res, '403 Forbidden', { error: 'FORBIDDEN', message: `the token has no record grant for room "${roomId}"` }, aborted);
-      return false;
-    }
-    return true;
   };
   // GET /recordings?room=<room>: that room's recordings, newest first (docs/recording.md).
   app.get('/recordings', (res, req) => {
@@ -458,7 +505,12 @@ export function startServer(config: VoxConfig, options: StartServerOptions = {})
       return;
     }
     void (async () => {
-      if (!(await recordGrant(token, roomId, res, aborted))) return;
+      const identity = await bearerIdentity(token, res, aborted);
+      if (identity === null) return;
+      if (!grantsForRoom(identity, roomId).has('record')) {
+        sendJson(res, '403 Forbidden', { error: 'FORBIDDEN', message: `the token has no record grant for room "${roomId}"` }, aborted);
+        return;
+      }
       const recordings = await listRecordings(recordingDir, roomId);
       sendJson(res, '200 OK', { room: roomId, recordings }, aborted);
     })().catch((err: unknown) => {
@@ -466,40 +518,35 @@ export function startServer(config: VoxConfig, options: StartServerOptions = {})
       sendJson(res, '500 Internal Server Error', { error: 'INTERNAL' }, aborted);
     });
   });
-  // GET /recordings/<id>/<file>: one Ogg Opus file (audio/ogg), for a token with the record grant for its room.
+  // GET /recordings/<id>/<file>: one Ogg Opus file (audio/ogg), streamed, for a token with the record grant for its room.
   app.get('/recordings/:id/:file', (res, req) => {
     const token = bearer(req);
     const id = req.getParameter(0) ?? '';
     const file = req.getParameter(1) ?? '';
-    const aborted = { value: false };
+    const aborted = { value: false, onAbort: (): void => undefined };
     res.onAborted(() => {
       aborted.value = true;
+      aborted.onAbort();
     });
     if (recordingDir === undefined) {
       sendJson(res, '404 Not Found', { error: 'RECORDING_DISABLED', message: 'recording is off (recording.enabled)' }, aborted);
       return;
     }
     void (async () => {
-      let found: { roomId: string; path: string };
-      try {
-        found = await findRecordingFile(recordingDir, id, file);
-      } catch (err) {
-        if (!isVoxError(err, 'RECORDING_NOT_FOUND')) throw err;
-        // Same answer with or without a token: ids are not for probing.
-        sendJson(res, '404 Not Found', { error: 'NOT_FOUND', message: err.message }, aborted);
+      // The token first, then the disk: without one nothing is looked up, and "no such file" and
+      // "not your room" look the same (404), so ids and room names cannot be probed.
+      const identity = await bearerIdentity(token, res, aborted);
+      if (identity === null) return;
+      const found = await findRecordingFile(recordingDir, id, file).catch((err: unknown) => {
+        if (isVoxError(err, 'RECORDING_NOT_FOUND')) return null;
+        throw err;
+      });
+      if (found === null || !grantsForRoom(identity, found.roomId).has('record')) {
+        sendJson(res, '404 Not Found', { error: 'NOT_FOUND', message: 'no such recording file' }, aborted);
         return;
       }
-      if (!(await recordGrant(token, found.roomId, res, aborted))) return;
-      const bytes = await readFile(found.path);
       if (aborted.value) return;
-      res.cork(() => {
-        res
-          .writeStatus('200 OK')
-          .writeHeader('content-type', 'audio/ogg; codecs=opus')
-          .writeHeader('content-disposition', `attachment; filename="${id}-${file}"`)
-          .writeHeader('cache-control', 'no-store')
-          .end(bytes);
-      });
+      await streamFile(res, found.path, { 'content-type': 'audio/ogg; codecs=opus', 'content-disposition': `attachment; filename="${id}-${file}"` }, aborted);
     })().catch((err: unknown) => {
       log.error({ err }, 'serving a recording failed');
       sendJson(res, '500 Internal Server Error', { error: 'INTERNAL' }, aborted);

@@ -17,6 +17,7 @@ import {
 } from '../../src/codec/index.ts';
 import { bestDelay, channelOf, dominantFrequency, meanPower, powerAt, snrDb, toneFloat32 } from './signal.ts';
 import { decodeAll, encodeAll } from './stream.ts';
+import { thrown } from './thrown.ts';
 
 // Ogg Opus files are checked three ways: our reader (structure, CRCs, packets byte for byte), an
 // independent page splitter and bit-by-bit CRC below (so a bug shared by writer and reader cannot
@@ -27,15 +28,6 @@ const tmp = mkdtempSync(join(tmpdir(), 'voxlink-ogg-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 // ---- helpers ----
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected an error');
-}
 
 function expectCode(fn: () => unknown, code: string, message?: RegExp): void {
   const error = thrown(fn);

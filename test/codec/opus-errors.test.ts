@@ -3,15 +3,7 @@ import { isVoxError } from '../../src/errors.ts';
 import { OpusDecoder, OpusEncoder, OpusError, getOpusRuntime } from '../../src/codec/index.ts';
 import { bestDelay, dominantFrequency, snrDb, toneFloat32 } from './signal.ts';
 import { decodeAll, encodeAll } from './stream.ts';
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected an error');
-}
+import { thrown } from './thrown.ts';
 
 function expectCode(fn: () => unknown, code: string, opusCode?: number): void {
   const error = thrown(fn);

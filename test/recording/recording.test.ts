@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,6 +111,10 @@ describe('recording over signalling and HTTP (SDK, real media)', () => {
     await waitFor(() => told.length === 2, 5000, 'the guest is told it stopped');
     expect(told[1]).toMatchObject({ recording: null });
     expect(guest.client.room(ROOM)?.recording).toBeNull();
+    // A stop with nothing running changes nothing: only the asker gets an answer.
+    expect(await host.client.record(ROOM, 'stop')).toBeNull();
+    await sleep(300);
+    expect(told).toHaveLength(2);
   }, 40_000);
 
   it('lists and serves the files over HTTP only to tokens with the record grant for the room', async () => {
@@ -135,8 +139,12 @@ describe('recording over signalling and HTTP (SDK, real media)', () => {
     const hostFile = rec.files.find((f) => f.participantId === hostId)!;
     const url = `/recordings/${rec.id}/${hostFile.file}`;
     expect((await http(url)).status).toBe(401);
-    expect((await http(url, otherRoom)).status).toBe(403);
-    // Unknown ids and anything shaped like a path are 404, with or without a token.
+    expect((await http(url, 'not-a-jwt')).status).toBe(401);
+    // Another room's token cannot tell this file from a missing one.
+    const refused = await http(url, otherRoom);
+    expect(refused.status).toBe(404);
+    expect(await refused.text()).not.toContain(ROOM);
+    // Unknown ids and anything shaped like a path are 404.
     for (const bad of [`/recordings/${rec.id}/99-nobody.opus`, `/recordings/${rec.id}/..%2Fmanifest.json`, '/recordings/short/01-a.opus']) {
       expect((await http(bad, withGrant)).status, bad).toBe(404);
     }
@@ -146,6 +154,19 @@ describe('recording over signalling and HTTP (SDK, real media)', () => {
     expect(response.headers.get('content-type')).toBe('audio/ogg; codecs=opus');
     const bytes = new Uint8Array(await response.arrayBuffer());
     expect(bytes.length).toBe(hostFile.bytes);
+
+    // Large files are streamed in chunks, byte for byte (a 3 MB file planted next to the real ones).
+    const big = new Uint8Array(3 * 1024 * 1024 + 123);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 2654435761) >>> 24;
+    const bigFolder = join(recordingDirOf({ dataDir, recording: { enabled: true } })!, 'zz-big-0000');
+    mkdirSync(bigFolder);
+    writeFileSync(join(bigFolder, '01-big.opus'), big);
+    const bigManifest = { id: 'zz-big-0000', roomId: ROOM, startedBy: 'x', stoppedBy: 'x', startedAt: 1, stoppedAt: 2, files: [{ participantId: 'x', file: '01-big.opus', samples: 0, packets: 0, bytes: big.length }] };
+    writeFileSync(join(bigFolder, 'manifest.json'), JSON.stringify(bigManifest));
+    const streamed = await http('/recordings/zz-big-0000/01-big.opus', withGrant);
+    expect(streamed.status).toBe(200);
+    expect(Buffer.from(await streamed.arrayBuffer()).equals(Buffer.from(big))).toBe(true);
+    rmSync(bigFolder, { recursive: true });
 
     // Our reader and decoder: the host's 440 Hz, not the guest's 660 Hz.
     const { file, pcm } = decodeRecording(bytes);
@@ -161,7 +182,11 @@ describe('recording over signalling and HTTP (SDK, real media)', () => {
       writeFileSync(path, bytes);
       const info = execFileSync('opusinfo', [path], { encoding: 'utf8' });
       expect(info).not.toMatch(/WARNING|ERROR/i);
-      expect(info).toMatch(/Playback length: 0m:0[23]\.\d+s/);
+      // The file runs from the recording's start to its stop.
+      const length = /Playback length: (\d+)m:(\d+\.\d+)s/.exec(info);
+      expect(length, info).not.toBeNull();
+      const playbackSec = Number(length![1]) * 60 + Number(length![2]);
+      expect(Math.abs(playbackSec - (rec.stoppedAt! - rec.startedAt) / 1000)).toBeLessThan(0.3);
       const raw = execFileSync('opusdec', ['--quiet', '--rate', '48000', '--force-wav', path, '-'], { maxBuffer: 1 << 24 });
       // Skip the 44-byte RIFF header; 16-bit PCM, mono or stereo as in OpusHead.
       const samples = new Int16Array(raw.buffer, raw.byteOffset + 44, Math.floor((raw.length - 44) / 2));
