@@ -101,6 +101,12 @@ const log = logger('media-room');
 
 /** Recordings write their pages at least this often, so a crashed worker loses at most this much (DESIGN.md). */
 const RECORDING_FLUSH_MS = 1000;
+/**
+ * The mixer listener whose packets are a `mix` room's recorded mix. Not a participant id the
+ * signalling layer makes (those are random base64url), and it publishes nothing, so its mix is the
+ * one every non-speaker hears: a shared encode that costs the mixer nothing extra.
+ */
+const RECORDING_MIX_LISTENER = '~room-mix';
 
 /** RFC 6464 level (−dBov) → the protocol's linear 0…1 scale (`speaking.level`). */
 function linearLevel(level: number): number {
@@ -564,6 +570,7 @@ class SfuRoom implements MediaRoom {
       const recorder = this.#recorder;
       if (recorder === null) return null;
       this.#recorder = null;
+      this.#mix?.removeParticipant(RECORDING_MIX_LISTENER);
       return recorder.stop(byParticipantId);
     }
     if (this.#recorder !== null) return this.#recorder.manifest;
@@ -577,6 +584,11 @@ class SfuRoom implements MediaRoom {
       throw new VoxError('RECORDING_FAILED', `cannot start recording in ${dir}: ${(error as Error).message}`, { cause: error });
     }
     this.#recorderFlushedAt = performance.now();
+    // `mix` rooms also record the room as heard: the mix of everyone (hybrid mixes leave out the slot speakers).
+    if (this.#mix !== null && this.#options.mode === 'mix') {
+      this.#mix.addParticipant(RECORDING_MIX_LISTENER, { codec: 'opus', publish: false, subscribe: true });
+      if (!this.#mix.running) this.#mix.start();
+    }
     return this.#recorder.manifest;
   }
 
@@ -705,7 +717,10 @@ class SfuRoom implements MediaRoom {
     return new MixRoomAudio({
       ...this.#options.mixing,
       mode,
-      onPacket: (id, payload, seq, ts) => this.#sendMix(id, payload, seq, ts),
+      onPacket: (id, payload, seq, ts) => {
+        if (id === RECORDING_MIX_LISTENER) this.#recorder?.onMix(payload, ts);
+        else this.#sendMix(id, payload, seq, ts);
+      },
     });
   }
 

@@ -103,8 +103,12 @@ interface Track {
   failed: boolean;
 }
 
+/** The manifest's participantId of the room-mix file (no real participant id has a `~`). */
+export const MIX_TRACK = '~mix';
+
 /** File names from participant ids: letters, digits, `._-` kept, the rest `_`; an index keeps them unique. */
 function fileNameFor(index: number, participantId: string): string {
+  if (participantId === MIX_TRACK) return '00-mix.opus';
   const safe = participantId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 48);
   return `${String(index).padStart(2, '0')}-${safe}.opus`;
 }
@@ -191,6 +195,14 @@ export class RoomRecorder {
     } catch (error) {
       this.#fail(track, error);
     }
+  }
+
+  /**
+   * One packet of the room's own mix (`mix` rooms), written to `00-mix.opus` (participantId
+   * `~mix` in the manifest): the same remux, the mixer's RTP timestamps, 20 ms frames.
+   */
+  onMix(payload: Uint8Array, rtpTimestamp: number): void {
+    this.onAudio(MIX_TRACK, payload, 0, rtpTimestamp);
   }
 
   /** Closes and writes the current page of every file and the manifest (the room's 1 s timer). */

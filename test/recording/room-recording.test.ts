@@ -114,6 +114,36 @@ describe('recording a media room (real werift peers)', () => {
     for (const f of manifest.files) expect(readOggOpus(readFileSync(join(dir, running.id, f.file))).ended).toBe(true);
   }, 20_000);
 
+  it("a mix room also records the room as heard: 00-mix.opus carries every speaker", async () => {
+    const mixed = new RoomHarness({ roomId: 'rec-mix', mode: 'mix', recordingDir: dir, ...portRange(48550, 50) });
+    try {
+      for (const id of ['a', 'b']) await mixed.join(id);
+      await Promise.all([...mixed.clients.values()].map((c) => c.connected()));
+      mixed.clients.get('a')!.publish(new ToneSource(TONES.a));
+      mixed.clients.get('b')!.publish(new ToneSource(TONES.b));
+      // Each hears the other through the mix before the recording starts.
+      await waitFor(() => mixed.clients.get('a')!.audioOfSlot(0, 0.5).length > 0, 10_000, 'a hears the mix');
+      const started = (await mixed.room.record('start', 'a'))!;
+      await sleep(2000);
+      const stopped = (await mixed.room.record('stop', 'a'))!;
+      const mixFile = stopped.files.find((f) => f.participantId === '~mix');
+      expect(mixFile?.file).toBe('00-mix.opus');
+      const { file, pcm } = decodeRecordingFile(join(dir, started.id, mixFile!.file));
+      expect(file.ended).toBe(true);
+      const wallSec = (stopped.stoppedAt! - stopped.startedAt) / 1000;
+      expect(Math.abs(file.granule / 48000 - wallSec)).toBeLessThan(0.3);
+      const heard = seconds(pcm, 0.5, 1.8);
+      expect(powerAt(heard, 48000, TONES.a), 'a in the mix').toBeGreaterThan(PRESENT);
+      expect(powerAt(heard, 48000, TONES.b), 'b in the mix').toBeGreaterThan(PRESENT);
+      expect(powerAt(heard, 48000, TONES.c), 'nobody else').toBeLessThan(ABSENT);
+      // And each speaker's own file, as in sfu rooms.
+      expect(stopped.files.map((f) => f.participantId).sort()).toEqual(['a', 'b', '~mix']);
+      expect(mixed.errors).toEqual([]);
+    } finally {
+      await mixed.close();
+    }
+  }, 30_000);
+
   it('refuses to record without a recordings folder', async () => {
     const plain = new RoomHarness({ roomId: 'no-rec', ...portRange(48500, 50) });
     try {
