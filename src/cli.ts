@@ -13,9 +13,16 @@ import { grantNames, type Grant } from './protocol/messages.ts';
  *   voxlink token [options]       mint an access token with the server's key (same config/data dir)
  */
 const usage = `Usage:
-  voxlink start
+  voxlink start [--config <file>] [--data-dir <dir>]
   voxlink token --room <room|prefix*|*> --user <id> [--name <display name>]
                 [--grants join,publish,subscribe,record,admin] [--ttl 1h] [--key-file ed25519-private.pem]
+                [--config <file>] [--data-dir <dir>]
+
+From a checkout: npx voxlink …   From the bundle: node dist/src/cli.js …
+
+Both read the configuration the way the server does (defaults, then the file named by --config or
+VOXLINK_CONFIG, then VOXLINK_* variables), so a token is signed with the key the server checks.
+--data-dir overrides dataDir (VOXLINK_DATA_DIR), where a dev server keeps its generated secret.
 
 Token options:
   --room      room id, "prefix*" or "*"                 (default: *)
@@ -37,6 +44,7 @@ async function tokenCommand(args: string[]): Promise<void> {
       grants: { type: 'string', default: 'join,publish,subscribe' },
       ttl: { type: 'string', default: '1h' },
       'key-file': { type: 'string' },
+      ...configOptions,
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -51,13 +59,14 @@ async function tokenCommand(args: string[]): Promise<void> {
     if (!(grantNames as readonly string[]).includes(grant)) throw new UsageError(`unknown grant "${grant}" (one of ${grantNames.join(', ')})`);
   }
   const ttl = /^\d+$/.test(values.ttl) ? Number(values.ttl) : values.ttl;
-  if (typeof ttl === 'string' && !/^\d+\s*(s|sec|m|min|h|hr|d|day|w|week)s?$/i.test(ttl)) throw new UsageError(`bad --ttl "${ttl}"`);
-  const config = loadConfig();
+  if (typeof ttl === 'string' && !/^\d+\s*(s|sec|m|min|h|hr|d|day|w|week)s?$/i.test(ttl)) throw new UsageError(`bad --ttl "${ttl}" (seconds, or 30m, 1h, 7d)`);
+  if (ttl === 0 || (typeof ttl === 'string' && /^0+\s*[a-z]/i.test(ttl))) throw new UsageError(`--ttl ${values.ttl} would mint a token that has already expired: give a positive lifetime`);
+  const config = cliConfig(values);
   let key: string | ReturnType<typeof createPrivateKey>;
   if (values['key-file']) {
     key = createPrivateKey(readFileSync(values['key-file'], 'utf8'));
   } else {
-    const keys = resolveAuthKeys(config);
+    const keys = resolveAuthKeys(config, { createDevSecret: false });
     if (keys.hs256Secret === undefined) throw new UsageError('the server verifies EdDSA tokens: pass --key-file with the Ed25519 private key');
     key = keys.hs256Secret;
   }
@@ -76,10 +85,31 @@ async function tokenCommand(args: string[]): Promise<void> {
 
 class UsageError extends Error {}
 
+const configOptions = {
+  config: { type: 'string' },
+  'data-dir': { type: 'string' },
+} as const;
+
+/** The server's configuration, with --config / --data-dir applied as VOXLINK_CONFIG / VOXLINK_DATA_DIR would be. */
+function cliConfig(values: { config?: string; 'data-dir'?: string }): ReturnType<typeof loadConfig> {
+  const env = { ...process.env };
+  if (values.config !== undefined) env.VOXLINK_CONFIG = values.config;
+  if (values['data-dir'] !== undefined) env.VOXLINK_DATA_DIR = values['data-dir'];
+  return loadConfig({ env });
+}
+
+/** `voxlink start [--config f] [--data-dir d]`: the same as VOXLINK_CONFIG / VOXLINK_DATA_DIR. */
+function startOptions(args: string[]): void {
+  const { values } = parseArgs({ args, options: configOptions, strict: true });
+  if (values.config !== undefined) process.env.VOXLINK_CONFIG = values.config;
+  if (values['data-dir'] !== undefined) process.env.VOXLINK_DATA_DIR = values['data-dir'];
+}
+
 async function run(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'start':
+      startOptions(rest);
       await import('./main.ts');
       return;
     case 'token':

@@ -26,6 +26,25 @@ export const configSchema = z.object({
       port: portSchema.default(7880),
       /** Base URL printed in the dev demo link; derived from host/port when unset. */
       publicUrl: z.string().url().optional(),
+      /**
+       * HTTPS for the page, /ws and the HTTP API (docs/configuration.md "HTTPS"). Browsers grant the
+       * microphone only to a secure context: https://, or http:// on loopback.
+       */
+      tls: z
+        .object({
+          /** PEM certificate chain and private key. Both or neither. */
+          certFile: z.string().min(1).optional(),
+          keyFile: z.string().min(1).optional(),
+          /** Passphrase of an encrypted key file. */
+          passphrase: z.string().optional(),
+          /**
+           * Without certFile/keyFile: generate a self-signed certificate once into `<dataDir>/tls/`.
+           * `auto` (default) does it in dev mode on a non-loopback host, where plain http would make
+           * the demo unusable; `true` always; `false` never (plain http, e.g. behind a TLS proxy).
+           */
+          selfSigned: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+        })
+        .prefault({}),
     })
     .prefault({}),
   /** Where the dev signing secret (and other generated state) lives. */
@@ -155,6 +174,11 @@ export const configSchema = z.object({
        * in scrape_config). Unset: open, for a scraper on a private network.
        */
       token: z.string().min(16).optional(),
+      /**
+       * Label per-room series with the room name. Off: those series are summed over rooms (no room
+       * names reach the scraper, and a server with many rooms keeps a bounded number of series).
+       */
+      roomLabels: z.boolean().default(true),
     })
     .prefault({}),
 });
@@ -162,12 +186,15 @@ export const configSchema = z.object({
 export type VoxConfig = z.infer<typeof configSchema>;
 export type VoxConfigInput = z.input<typeof configSchema>;
 
-type EnvKind = 'string' | 'int' | 'number' | 'bool' | 'list';
+type EnvKind = 'string' | 'int' | 'number' | 'bool' | 'tristate' | 'list';
 /** Environment variables → config paths. docs/configuration.md lists the same table. */
 export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_HOST: { path: 'server.host', kind: 'string' },
   VOXLINK_PORT: { path: 'server.port', kind: 'int' },
   VOXLINK_PUBLIC_URL: { path: 'server.publicUrl', kind: 'string' },
+  VOXLINK_TLS_CERT: { path: 'server.tls.certFile', kind: 'string' },
+  VOXLINK_TLS_KEY: { path: 'server.tls.keyFile', kind: 'string' },
+  VOXLINK_TLS_SELF_SIGNED: { path: 'server.tls.selfSigned', kind: 'tristate' },
   VOXLINK_DATA_DIR: { path: 'dataDir', kind: 'string' },
   VOXLINK_DEV_MODE: { path: 'auth.devMode', kind: 'bool' },
   VOXLINK_SECRET: { path: 'auth.hs256Secret', kind: 'string' },
@@ -212,6 +239,7 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_MIX_OPUS_PROFILE: { path: 'media.mixing.opusProfile', kind: 'string' },
   VOXLINK_METRICS: { path: 'metrics.enabled', kind: 'bool' },
   VOXLINK_METRICS_TOKEN: { path: 'metrics.token', kind: 'string' },
+  VOXLINK_METRICS_ROOM_LABELS: { path: 'metrics.roomLabels', kind: 'bool' },
 };
 
 function parseEnvValue(name: string, raw: string, kind: EnvKind): unknown {
@@ -224,6 +252,9 @@ function parseEnvValue(name: string, raw: string, kind: EnvKind): unknown {
       if (/^(1|true|yes|on)$/i.test(raw)) return true;
       if (/^(0|false|no|off)$/i.test(raw)) return false;
       throw new VoxError('CONFIG_INVALID', `${name}=${JSON.stringify(raw)}: expected true/false`);
+    case 'tristate':
+      if (/^auto$/i.test(raw)) return 'auto';
+      return parseEnvValue(name, raw, 'bool');
     case 'int':
     case 'number': {
       const value = Number(raw);
@@ -266,11 +297,12 @@ function deepMerge(base: Record<string, unknown>, extra: Record<string, unknown>
   return out;
 }
 
-/** Validate a config object (defaults filled in). Throws VoxError CONFIG_INVALID naming the bad key. */
-function isLoopback(host: string): boolean {
+/** A loopback host name or address: browsers treat http:// there as a secure context. */
+export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
+/** Validate a config object (defaults filled in). Throws VoxError CONFIG_INVALID naming the bad key. */
 export function parseConfig(input: unknown, source = 'config'): VoxConfig {
   const parsed = configSchema.safeParse(input);
   if (!parsed.success) {
@@ -280,6 +312,9 @@ export function parseConfig(input: unknown, source = 'config'): VoxConfig {
   const config = parsed.data;
   if (config.signalling.heartbeatTimeoutMs <= config.signalling.heartbeatIntervalMs) {
     throw new VoxError('CONFIG_INVALID', `invalid ${source}:\n  signalling.heartbeatTimeoutMs must exceed signalling.heartbeatIntervalMs`);
+  }
+  if ((config.server.tls.certFile === undefined) !== (config.server.tls.keyFile === undefined)) {
+    throw new VoxError('CONFIG_INVALID', `invalid ${source}:\n  server.tls: set both certFile and keyFile, or neither`);
   }
   if (config.media.rtcMinPort > config.media.rtcMaxPort) {
     throw new VoxError('CONFIG_INVALID', `invalid ${source}:\n  media.rtcMinPort must be ≤ media.rtcMaxPort`);

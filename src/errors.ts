@@ -19,6 +19,7 @@ export type VoxErrorCode =
   | 'POOL_CLOSED'
   // signalling, auth, config (src/signalling, src/auth, src/config.ts)
   | 'CONFIG_INVALID'
+  | 'PORT_IN_USE'
   | 'AUTH_FAILED'
   | 'AUTH_KEY_MISSING'
   | 'PROTOCOL_ERROR'

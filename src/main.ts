@@ -1,4 +1,5 @@
 import './js-only.ts';
+import { resolve } from 'node:path';
 import { resolveAuthKeys } from './auth/keys.ts';
 import { mintToken } from './auth/tokens.ts';
 import { loadConfig, recordingDirOf, type VoxConfig } from './config.ts';
@@ -31,6 +32,12 @@ async function startMediaPlane(config: VoxConfig): Promise<MediaPlane | undefine
   }
 }
 
+/** The CLI flags that make `voxlink token` find this server's secret from any directory. */
+function cliFlags(config: VoxConfig): string {
+  if (process.env.VOXLINK_CONFIG) return ` --config ${resolve(process.env.VOXLINK_CONFIG)}${process.env.VOXLINK_DATA_DIR ? ` --data-dir ${config.dataDir}` : ''}`;
+  return config.dataDir === resolve('.voxlink') ? '' : ` --data-dir ${config.dataDir}`;
+}
+
 async function main(): Promise<void> {
   let config: VoxConfig;
   try {
@@ -46,9 +53,15 @@ async function main(): Promise<void> {
   const mediaPlane = await startMediaPlane(config);
   const server = await startServer(config, { keys, mediaPlane, routes: webRoutes(config, keys) });
   log.info(
-    { url: server.url, native: server.native, auth: keys.source, devMode: config.auth.devMode, media: mediaPlane !== undefined },
+    { url: server.urls[0], urls: server.urls, native: server.native, auth: keys.source, devMode: config.auth.devMode, media: mediaPlane !== undefined },
     'VoxLink ready',
   );
+  if (server.tls?.selfSigned) {
+    log.warn(
+      { certFile: server.tls.certFile, fingerprint: server.tls.fingerprint },
+      'HTTPS with a self-signed certificate: browsers warn once and then connect (accept it on the page). Use server.tls.certFile/keyFile or a reverse proxy for a trusted one.',
+    );
+  }
 
   if (config.auth.devMode && keys.hs256Secret !== undefined) {
     log.warn(
@@ -65,9 +78,11 @@ async function main(): Promise<void> {
       audience: config.auth.audience,
     });
     // Printed on stdout for a human, never through the structured logger (logs carry no tokens).
-    const base = config.server.publicUrl ?? server.url;
+    const [base, ...others] = server.urls;
+    const also = others.length > 0 ? `  Also reachable at: ${others.join(', ')}\n` : '';
+    const selfSigned = server.tls?.selfSigned ? `  Self-signed certificate (SHA-256 ${server.tls.fingerprint}): accept the browser's warning once.\n` : '';
     process.stdout.write(
-      `\n  VoxLink dev server: ${base}\n  Demo (open in two tabs): ${base}/?room=demo\n  With a ready token: ${base}/?room=demo&token=${token}\n  More tokens: npx voxlink token --room demo --user alice\n\n`,
+      `\n  VoxLink dev server: ${base}\n${also}${selfSigned}  Demo (open in two tabs): ${base}/?room=demo\n  With a ready token: ${base}/?room=demo&token=${token}\n  More tokens: npx voxlink token${cliFlags(config)} --room demo --user alice\n\n`,
     );
   }
 

@@ -22,7 +22,7 @@ export const TURN_SECRET_FILE = 'turn-secret';
  * Read a secret kept in the data dir, or create it (32 random bytes, hex, mode 0600). The data dir is
  * gitignored; it lets a dev server and `voxlink token` agree on a secret without any setup.
  */
-export function dataDirSecret(dataDir: string, file: string): { secret: string; path: string; generated: boolean } {
+export function dataDirSecret(dataDir: string, file: string, create = true): { secret: string; path: string; generated: boolean } {
   const path = join(dataDir, file);
   try {
     const secret = readFileSync(path, 'utf8').trim();
@@ -32,13 +32,24 @@ export function dataDirSecret(dataDir: string, file: string): { secret: string; 
       throw new VoxError('AUTH_KEY_MISSING', `cannot read ${path}: ${(err as Error).message}`, { cause: err });
     }
   }
+  if (!create) {
+    throw new VoxError(
+      'AUTH_KEY_MISSING',
+      `no dev secret at ${path}: the server creates it when it first starts in dev mode. Point at the server's data dir ` +
+        '(--data-dir, VOXLINK_DATA_DIR) or config file (--config, VOXLINK_CONFIG), or run from the directory the server runs in.',
+    );
+  }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(32).toString('hex');
   writeFileSync(path, `${secret}\n`, { mode: 0o600 });
   return { secret, path, generated: true };
 }
 
-export function resolveAuthKeys(config: VoxConfig): AuthKeys {
+/**
+ * The keys `config` verifies with. `createDevSecret: false` (the CLI) reads the dev secret but never
+ * makes one: a token signed with a fresh secret that no server knows would only be rejected later.
+ */
+export function resolveAuthKeys(config: VoxConfig, options: { createDevSecret?: boolean } = {}): AuthKeys {
   const { auth } = config;
   const common = { issuer: auth.issuer, audience: auth.audience, clockToleranceSec: auth.clockToleranceSec };
   if (auth.hs256Secret !== undefined) {
@@ -63,7 +74,7 @@ export function resolveAuthKeys(config: VoxConfig): AuthKeys {
   if (!auth.devMode) {
     throw new VoxError('AUTH_KEY_MISSING', 'no auth.hs256Secret or auth.eddsaPublicKey configured and dev mode is off');
   }
-  const dev = dataDirSecret(config.dataDir, DEV_SECRET_FILE);
+  const dev = dataDirSecret(config.dataDir, DEV_SECRET_FILE, options.createDevSecret ?? true);
   return {
     verify: { alg: 'HS256', key: secretKey(dev.secret), ...common },
     hs256Secret: dev.secret,

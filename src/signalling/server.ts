@@ -1,12 +1,13 @@
 import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { open } from 'node:fs/promises';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import { resolveAuthKeys, type AuthKeys } from '../auth/keys.ts';
 import { dataDirSecret, TURN_SECRET_FILE } from '../auth/keys.ts';
 import { grantsForRoom, verifyToken, type Identity } from '../auth/tokens.ts';
-import { recordingDirOf, type VoxConfig } from '../config.ts';
-import { isVoxError } from '../errors.ts';
+import { isLoopback, recordingDirOf, type VoxConfig } from '../config.ts';
+import { isVoxError, VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { collectProcessMetrics, metricsContentType, metricsText, signallingMetrics } from '../metrics/registry.ts';
 import { stampSeqInto } from '../protocol/codec.ts';
@@ -16,7 +17,8 @@ import { turnCredentials } from '../turn/credentials.ts';
 import { createSignallingCore, type SignallingCore } from './core.ts';
 import type { MediaPlane } from './media-plane.ts';
 import type { Connection } from './transport.ts';
-import { uws, uwsBinaryName, uwsNative } from './uws.ts';
+import { announcedIpProblem, reachableUrls, resolveTls, type TlsFiles } from './tls.ts';
+import { listenExclusive, uws, uwsBinaryName, uwsNative } from './uws.ts';
 
 const log = logger('server');
 
@@ -35,8 +37,12 @@ export interface StartServerOptions {
 export interface VoxServer {
   /** The bound port (useful with port 0). */
   readonly port: number;
-  /** http://host:port */
+  /** http(s)://host:port, reachable from this host (loopback when bound to every interface). */
   readonly url: string;
+  /** URLs people can open, the one to print first (server.publicUrl, else the interface addresses). */
+  readonly urls: readonly string[];
+  /** The TLS certificate in use, or undefined for plain http. */
+  readonly tls: TlsFiles | undefined;
   readonly core: SignallingCore;
   readonly app: TemplatedApp;
   readonly keys: AuthKeys;
@@ -295,8 +301,14 @@ function bearer(req: HttpRequest): string | undefined {
   return match?.[1];
 }
 
-/** Start the uWS app: /ws (signalling), /healthz, /metrics, /turn, plus `options.routes`. */
-export function startServer(config: VoxConfig, options: StartServerOptions = {}): Promise<VoxServer> {
+/**
+ * Start the uWS app: /ws (signalling), /healthz, /metrics, /turn, plus `options.routes`; over HTTPS
+ * when `server.tls` asks for it. The port is taken exclusively: a second server on a port in use
+ * fails with PORT_IN_USE instead of sharing it (uWS listens with SO_REUSEPORT otherwise, and the
+ * kernel would split connections between the two).
+ */
+export async function startServer(config: VoxConfig, options: StartServerOptions = {}): Promise<VoxServer> {
+  const tls = await resolveTls(config);
   const keys = options.keys ?? resolveAuthKeys(config);
   const turnSecret =
     config.turn.secret ??
@@ -309,7 +321,15 @@ export function startServer(config: VoxConfig, options: StartServerOptions = {})
   }
   if (config.metrics.enabled && config.metrics.defaultMetrics) collectProcessMetrics();
 
-  const app = uws.App();
+  const problem = announcedIpProblem(config);
+  if (problem !== undefined) log.warn(problem);
+  if (config.metrics.enabled && config.metrics.token === undefined && !isLoopback(config.server.host)) {
+    log.warn(
+      { host: config.server.host },
+      '/metrics IS PUBLIC on a non-loopback address: anyone who reaches this port can read room and load figures. Set metrics.token (VOXLINK_METRICS_TOKEN), metrics.enabled false, or keep the port behind a firewall.',
+    );
+  }
+  const app = tls === undefined ? uws.App() : uws.SSLApp({ cert_file_name: tls.certFile, key_file_name: tls.keyFile, passphrase: tls.passphrase });
   const core = createSignallingCore(config, {
     keys,
     mediaPlane: options.mediaPlane,
@@ -559,31 +579,54 @@ export function startServer(config: VoxConfig, options: StartServerOptions = {})
     sendJson(res, '404 Not Found', { error: 'NOT_FOUND' });
   });
 
-  return new Promise((resolvePromise, reject) => {
-    app.listen(config.server.host, config.server.port, (listenSocket: us_listen_socket | false) => {
-      if (!listenSocket) {
-        reject(new Error(`cannot listen on ${config.server.host}:${config.server.port}`));
-        return;
-      }
-      const port = uws.us_socket_local_port(listenSocket);
-      const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
-      let closed = false;
-      const server: VoxServer = {
-        port,
-        url: `http://${host}:${port}`,
-        core,
-        app,
-        keys,
-        native: uwsNative,
-        async close(): Promise<void> {
-          if (closed) return;
-          closed = true;
-          uws.us_listen_socket_close(listenSocket);
-          core.close();
-        },
-      };
-      log.info({ port, native: uwsNative }, 'listening');
-      resolvePromise(server);
-    });
+  const listenSocket = await listenExclusive(app, config.server.host, config.server.port);
+  if (!listenSocket) {
+    core.close();
+    throw await listenError(config.server.host, config.server.port);
+  }
+  const port = uws.us_socket_local_port(listenSocket);
+  const localHost = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
+  const scheme = tls === undefined ? 'http' : 'https';
+  let closed = false;
+  const server: VoxServer = {
+    port,
+    url: `${scheme}://${localHost.includes(':') ? `[${localHost}]` : localHost}:${port}`,
+    urls: reachableUrls(config, port, tls !== undefined),
+    tls,
+    core,
+    app,
+    keys,
+    native: uwsNative,
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      uws.us_listen_socket_close(listenSocket);
+      core.close();
+    },
+  };
+  log.info({ port, native: uwsNative, tls: tls === undefined ? false : tls.selfSigned ? 'self-signed' : 'configured' }, 'listening');
+  return server;
+}
+
+/**
+ * uWS says only "no" when a listen fails; binding the same address with Node's net module tells
+ * why (EADDRINUSE, EACCES, EADDRNOTAVAIL), so the message can say what to do.
+ */
+async function listenError(host: string, port: number): Promise<VoxError> {
+  const code = await new Promise<string | undefined>((resolveCode) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => resolveCode(err.code));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolveCode(undefined)));
   });
+  const where = `${host}:${port}`;
+  switch (code) {
+    case 'EADDRINUSE':
+      return new VoxError('PORT_IN_USE', `port ${port} is already in use on ${host} (another VoxLink or another program): stop it, or choose another port with server.port / VOXLINK_PORT`);
+    case 'EACCES':
+      return new VoxError('PORT_IN_USE', `not allowed to listen on port ${port} (ports below 1024 need privileges): choose another port with server.port / VOXLINK_PORT`);
+    case 'EADDRNOTAVAIL':
+      return new VoxError('PORT_IN_USE', `cannot listen on ${where}: ${host} is not an address of this host (server.host / VOXLINK_HOST)`);
+    default:
+      return new VoxError('PORT_IN_USE', `cannot listen on ${where}${code ? ` (${code})` : ''}`);
+  }
 }

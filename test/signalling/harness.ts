@@ -51,8 +51,8 @@ export class RawClient {
   #waiters: { pred: (m: ServerMessage) => boolean; resolve: (m: ServerMessage) => void; from: number }[] = [];
   #ref = 1;
 
-  constructor(url: string, protocols: string | string[] = 'voxlink.v1') {
-    this.ws = new WebSocket(url, protocols);
+  constructor(url: string, protocols: string | string[] = 'voxlink.v1', options?: WebSocket.ClientOptions) {
+    this.ws = new WebSocket(url, protocols, options);
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
       this.ws.once('error', reject);
@@ -75,8 +75,8 @@ export class RawClient {
     });
   }
 
-  static async connect(url: string): Promise<RawClient> {
-    const client = new RawClient(url);
+  static async connect(url: string, options?: WebSocket.ClientOptions): Promise<RawClient> {
+    const client = new RawClient(url, 'voxlink.v1', options);
     await client.opened;
     return client;
   }
