@@ -36,6 +36,10 @@ const ui = {
   roomMode: byId<HTMLSpanElement>('room-mode'),
   mediaState: byId<HTMLSpanElement>('media-state'),
   muteButton: byId<HTMLButtonElement>('mute-button'),
+  recordButton: byId<HTMLButtonElement>('record-button'),
+  recording: byId<HTMLSpanElement>('recording'),
+  slotsTitle: byId<HTMLHeadingElement>('slots-title'),
+  slotsHint: byId<HTMLParagraphElement>('slots-hint'),
   roomMic: byId<HTMLSelectElement>('room-mic'),
   leaveButton: byId<HTMLButtonElement>('leave-button'),
   banner: byId<HTMLParagraphElement>('banner'),
@@ -86,6 +90,9 @@ function setup(): void {
     void join();
   });
   ui.muteButton.addEventListener('click', () => void toggleMute());
+  ui.recordButton.addEventListener('click', () => void toggleRecording());
+  // Closing the tab leaves the room at once instead of leaving a ghost for the resume grace period.
+  window.addEventListener('pagehide', () => call?.hangUp());
   ui.leaveButton.addEventListener('click', () => void call?.leave());
   ui.roomMic.addEventListener('change', () => {
     ui.mic.value = ui.roomMic.value;
@@ -202,6 +209,30 @@ async function toggleMute(): Promise<void> {
   }
 }
 
+async function toggleRecording(): Promise<void> {
+  const current = call;
+  if (!current?.room) return;
+  ui.recordButton.disabled = true;
+  try {
+    await current.setRecording(current.room.recording === null);
+  } catch (error) {
+    addActivity({ at: new Date(), text: `Recording: ${message(error)}`, tone: 'bad' });
+  } finally {
+    ui.recordButton.disabled = false;
+    render();
+  }
+}
+
+/** What the slots panel says in each room mode (docs/media.md "Room modes"). */
+const MODE_VIEW: Record<string, { title: string; hint: (k: number) => string }> = {
+  sfu: { title: 'Audio slots', hint: () => 'The server forwards the loudest speakers to you on a fixed set of tracks.' },
+  mix: { title: 'Room mix', hint: () => 'The server mixes everyone into one track for you (without your own voice).' },
+  hybrid: {
+    title: 'Audio slots and mix',
+    hint: (k) => `The ${k} loudest speakers come on their own tracks; the server mixes everyone else into one more.`,
+  },
+};
+
 function renderConnection(state: string): void {
   ui.connection.dataset.state = state;
   ui.connection.textContent = CONNECTION_TEXT[state] ?? state;
@@ -218,6 +249,12 @@ function render(): void {
   ui.muteButton.setAttribute('aria-pressed', String(current.muted));
   if (!room) return;
   ui.roomMode.textContent = `Mode: ${room.mode}`;
+  const recording = room.recording;
+  ui.recording.hidden = recording === null;
+  ui.recording.title = recording ? `Everyone in this room is being recorded since ${new Date(recording.startedAt).toLocaleTimeString()}` : '';
+  ui.recordButton.hidden = !current.canRecord;
+  ui.recordButton.textContent = recording ? 'Stop recording' : 'Record';
+  ui.recordButton.setAttribute('aria-pressed', String(recording !== null));
   ui.count.textContent = String(room.participants.size);
 
   const seen = new Set<string>();
@@ -238,6 +275,7 @@ function render(): void {
     item.querySelector('.name')!.textContent = p.name;
     setTag(item, '.you', self, 'you');
     setTag(item, '.slot', !self && slot >= 0, `slot ${slot + 1}`);
+    setTag(item, '.mixed', !self && slot < 0 && current.mixTrack >= 0, 'in the mix');
     setTag(item, '.muted', p.muted, 'muted');
     setTag(item, '.speaking', p.speaking && !p.muted, 'speaking');
     setTag(item, '.listen', !self && !p.grants.includes('publish'), 'listener');
@@ -247,24 +285,39 @@ function render(): void {
     if (!seen.has(item.dataset.participantId ?? '')) item.remove();
   }
 
-  const slots = room.slots.length > 0 ? room.slots : [];
-  ui.slots.replaceChildren(
-    ...slots.map(({ slot, participantId }) => {
-      const li = document.createElement('li');
-      li.dataset.slot = String(slot);
-      li.dataset.participantId = participantId ?? '';
-      const p = participantId === null ? undefined : room.participants.get(participantId);
-      li.textContent = `Slot ${slot + 1}: ${p ? p.name : 'empty'}`;
-      li.className = p ? (p.speaking ? 'busy speaking' : 'busy') : 'empty';
-      return li;
-    }),
-  );
-  if (slots.length === 0) {
+  const view = MODE_VIEW[room.mode] ?? MODE_VIEW.sfu;
+  ui.slotsTitle.textContent = view.title;
+  ui.slotsHint.textContent = view.hint(room.slots.length);
+  const items = room.slots.map(({ slot, participantId }) => {
+    const li = document.createElement('li');
+    li.dataset.slot = String(slot);
+    li.dataset.participantId = participantId ?? '';
+    const p = participantId === null ? undefined : room.participants.get(participantId);
+    li.textContent = `Slot ${slot + 1}: ${p ? p.name : 'empty'}`;
+    li.className = p ? (p.speaking ? 'busy speaking' : 'busy') : 'empty';
+    return li;
+  });
+  const mixTrack = current.mixTrack;
+  if (mixTrack >= 0) {
+    // The mixed track carries everyone no slot carries (everyone but you in a mix room).
+    const inSlots = new Set(room.slots.map((s) => s.participantId));
+    const mixed = [...room.participants.values()].filter((p) => p.participantId !== room.participantId && !inSlots.has(p.participantId));
+    const speaking = mixed.filter((p) => p.speaking && !p.muted);
+    const li = document.createElement('li');
+    li.dataset.slot = String(mixTrack);
+    li.dataset.mix = 'true';
+    li.className = speaking.length > 0 ? 'busy speaking' : mixed.length > 0 ? 'busy' : 'empty';
+    const label = room.mode === 'mix' ? 'Mix' : 'Mix of everyone else';
+    li.textContent = mixed.length === 0 ? `${label}: nobody yet` : `${label}: ${speaking.length > 0 ? speaking.map((p) => p.name).join(', ') : `${mixed.length} quiet`}`;
+    items.push(li);
+  }
+  if (items.length === 0) {
     const li = document.createElement('li');
     li.className = 'empty';
     li.textContent = 'No audio slots yet';
-    ui.slots.append(li);
+    items.push(li);
   }
+  ui.slots.replaceChildren(...items);
 }
 
 function participantItem(participantId: string): HTMLLIElement {
@@ -274,7 +327,7 @@ function participantItem(participantId: string): HTMLLIElement {
   item.innerHTML =
     '<span class="avatar" aria-hidden="true"></span>' +
     '<span class="who"><span class="name"></span> <span class="tag you" hidden></span></span>' +
-    '<span class="tags"><span class="tag slot" hidden></span><span class="tag listen" hidden></span>' +
+    '<span class="tags"><span class="tag slot" hidden></span><span class="tag mixed" hidden></span><span class="tag listen" hidden></span>' +
     '<span class="tag muted" hidden></span><span class="tag speaking" hidden></span></span>' +
     '<span class="meter" role="meter" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0"><span class="fill"></span></span>';
   return item;

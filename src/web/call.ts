@@ -76,6 +76,8 @@ export class Call extends TypedEmitter<CallEvents> {
   #media: BrowserMediaClient | null = null;
   readonly #slots: SlotPlayback[] = [];
   readonly #names = new Map<string, string>();
+  /** The level (0…1) of each participant's last `speaking` event, for those no slot carries to us. */
+  readonly #serverLevels = new Map<string, { level: number }>();
   #mediaState: MediaState = 'new';
   /** The PeerConnection whose state events we follow (BrowserMediaClient replaces it on a restart offer). */
   #watchedPeer: RTCPeerConnection | null = null;
@@ -150,7 +152,50 @@ export class Call extends TypedEmitter<CallEvents> {
       const playback = this.#slots[slot];
       if (participantId !== null && playback) levels.set(participantId, playback.meter.read());
     }
+    // Everyone else reaches us mixed into one track (mix and hybrid rooms): while the server says
+    // they speak, the mix track's live level (the level the server measured before it has played).
+    const mix = this.#slots[this.mixTrack];
+    const mixLevel = mix ? mix.meter.read() : undefined;
+    for (const p of room.participants.values()) {
+      if (levels.has(p.participantId)) continue;
+      levels.set(p.participantId, p.speaking && !p.muted ? (mixLevel ?? this.#serverLevels.get(p.participantId)?.level ?? 0) : 0);
+    }
     return levels;
+  }
+
+  /** The slot index of the mixed track (everyone the slots do not carry), or -1 in an `sfu` room. */
+  get mixTrack(): number {
+    const room = this.room;
+    if (!room) return -1;
+    if (room.mode === 'mix') return 0;
+    if (room.mode === 'hybrid') return room.slots.length;
+    return -1;
+  }
+
+  /** May we start and stop recordings here (the `record` grant)? */
+  get canRecord(): boolean {
+    return this.room?.self?.grants.includes('record') ?? false;
+  }
+
+  /** Start or stop recording the room; everyone in it is told (room.recording). */
+  async setRecording(on: boolean): Promise<void> {
+    await this.client.record(this.roomId, on ? 'start' : 'stop');
+  }
+
+  /**
+   * The page is going away (tab closed, navigated off): leave at once, so the others do not watch
+   * a "reconnecting" participant for the whole grace period. Synchronous sends only: the page may
+   * be frozen as soon as this returns.
+   */
+  hangUp(): void {
+    if (this.#ended) return;
+    this.#leaving = true;
+    try {
+      if (this.client.state === 'connected' || this.client.state === 'resumed') void this.client.leave(this.roomId).catch(() => undefined);
+    } catch {
+      // the connection is already gone
+    }
+    void this.#end('You left the room');
   }
 
   async setMuted(muted: boolean): Promise<void> {
@@ -219,8 +264,14 @@ export class Call extends TypedEmitter<CallEvents> {
       this.#note(`${participant.name} joined`, 'info');
       this.emit('change');
     });
+    client.on('recording', ({ room, recording }) => {
+      if (room !== this.roomId) return;
+      this.#note(recording ? 'This room is now being recorded' : 'Recording stopped', recording ? 'warn' : 'info');
+      this.emit('change');
+    });
     client.on('participant_left', ({ room, participantId, reason }) => {
       if (room !== this.roomId) return;
+      this.#serverLevels.delete(participantId);
       this.#note(`${this.#names.get(participantId) ?? 'Someone'} left${reason === 'left' ? '' : ` (${reason})`}`, 'info');
       this.emit('change');
     });
@@ -231,6 +282,7 @@ export class Call extends TypedEmitter<CallEvents> {
     });
     client.on('speaking', (event) => {
       if (event.room !== this.roomId) return;
+      this.#serverLevels.set(event.participantId, { level: event.speaking ? event.level : 0 });
       this.#feed({ op: 'speaking', room: event.room, participantId: event.participantId, speaking: event.speaking, level: event.level });
       this.emit('change');
     });

@@ -81,7 +81,8 @@ export class DevTokenDesk {
       key: secret,
       userId,
       name,
-      rooms: [{ room, grants: ['join', 'publish', 'subscribe'] }],
+      // Dev mode is a demo: anyone may record, and the page shows everyone that the room is recorded.
+      rooms: [{ room, grants: ['join', 'publish', 'subscribe', 'record'] }],
       ttl: this.#ttlSec,
       issuer: this.#config.auth.issuer,
       audience: this.#config.auth.audience,

@@ -391,7 +391,7 @@ describe('POST /dev/token', () => {
     const { token, room } = (await ok.json()) as { token: string; room: string };
     expect(room).toBe('r1');
     const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { rooms: unknown; name: string; exp: number; iat: number };
-    expect(claims).toMatchObject({ name: 'Ann', rooms: [{ room: 'r1', grants: ['join', 'publish', 'subscribe'] }] });
+    expect(claims).toMatchObject({ name: 'Ann', rooms: [{ room: 'r1', grants: ['join', 'publish', 'subscribe', 'record'] }] });
     expect(claims.exp - claims.iat).toBe(600);
 
     const bad = await devToken(dev.server.url, { room: 'no spaces allowed', name: 'Ann' });
