@@ -52,8 +52,8 @@ function releaseEnv(): NodeJS.ProcessEnv {
     VOXLINK_DATA_DIR: join(release, 'state'),
     VOXLINK_RECORDING_DIR: join(release, 'state/recordings'),
     VOXLINK_ANNOUNCED_IP: '127.0.0.1',
-    VOXLINK_RTC_MIN_PORT: '48600',
-    VOXLINK_RTC_MAX_PORT: '48799',
+    VOXLINK_RTC_MIN_PORT: '45000',
+    VOXLINK_RTC_MAX_PORT: '45199',
     VOXLINK_MEDIA_WORKERS: '1',
     VOXLINK_TURN_SECRET: 'deploy-test-turn-secret-0123456789',
   };
