@@ -13,6 +13,8 @@ command -v sox >/dev/null || need+=(sox)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 # The Ogg Opus tests validate the files we write with opusinfo and decode them with opusdec.
 command -v opusinfo >/dev/null || need+=(opus-tools)
+# The deploy tests check deploy/voxlink.service with systemd-analyze verify / security.
+command -v systemd-analyze >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update

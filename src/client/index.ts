@@ -17,7 +17,8 @@ export type {
 export type { RoomState, SlotAssignment } from './room.ts';
 export { ExponentialBackoffPolicy, noReconnect } from './reconnect-policy.ts';
 export type { ReconnectPolicy, ReconnectContext, BackoffOptions } from './reconnect-policy.ts';
-export { SignallingError } from './errors.ts';
+export { SignallingError, errorSentences } from './errors.ts';
+export type { ErrorSentenceKey, SignallingErrorDetails } from './errors.ts';
 export { TypedEmitter } from './emitter.ts';
 export type { EventMap, Listener } from './emitter.ts';
 export type { WebSocketLike, WebSocketConstructor } from './transport.ts';

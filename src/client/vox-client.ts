@@ -3,6 +3,7 @@ import {
   PROTOCOL_VERSION,
   decodeServerMessage,
   encodeMessage,
+  closeCodeInfo,
   isResumableClose,
   type ClientMessage,
   type IceServer,
@@ -172,10 +173,9 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
     });
     const WebSocketImpl = options.WebSocket ?? defaultWebSocket();
     if (!WebSocketImpl) {
-      throw new SignallingError(
-        'INVALID_ARGUMENT',
-        'no WebSocket implementation: pass options.WebSocket (in Node 20 use the voxlink client node entry, which passes ws)',
-      );
+      throw new SignallingError('INVALID_ARGUMENT', {
+        detail: 'no WebSocket implementation: pass options.WebSocket (in Node 20 use createNodeClient from voxlink/client/node, which passes ws)',
+      });
     }
     this.#WebSocket = WebSocketImpl;
     this.#policy = options.reconnectPolicy ?? new ExponentialBackoffPolicy();
@@ -235,7 +235,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
    */
   async connect(url: string, token: TokenSource): Promise<SessionInfo> {
     if (this.#state !== 'disconnected' && this.#state !== 'failed') {
-      throw new SignallingError('INVALID_ARGUMENT', `connect() while ${this.#state}`);
+      throw new SignallingError('INVALID_ARGUMENT', { detail: `connect() while ${this.#state}` });
     }
     this.#url = url;
     this.#token = token;
@@ -251,7 +251,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
       }
       throw error;
     }
-    if (epoch !== this.#epoch) throw new SignallingError('CLIENT_CONNECTION_CLOSED', 'disconnect() called during connect()');
+    if (epoch !== this.#epoch) throw new SignallingError('CLIENT_CONNECTION_CLOSED', { sentence: 'client:disconnected', detail: 'disconnect() called during connect()' });
     this.#setState('connected');
     return this.session!;
   }
@@ -265,7 +265,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
       this.#joinOptions.delete(room);
     }
     const state = this.#rooms.get(room);
-    if (!state) throw new SignallingError('CLIENT_PROTOCOL_ERROR', `joined ${room} but the room is not in the model`);
+    if (!state) throw new SignallingError('CLIENT_PROTOCOL_ERROR', { detail: `joined ${room} but the room is not in the model` });
     return state;
   }
 
@@ -298,7 +298,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
    */
   sendMedia(message: WithoutRef<Extract<ClientMessage, { op: 'media' }>>): void {
     if (this.#state !== 'connected' && this.#state !== 'resumed') {
-      throw new SignallingError('CLIENT_NOT_CONNECTED', `cannot send media: client is ${this.#state}`);
+      throw new SignallingError('CLIENT_NOT_CONNECTED', { detail: `cannot send media: client is ${this.#state}` });
     }
     this.#send({ ...message, ref: this.#nextRef++ });
   }
@@ -307,7 +307,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
   async disconnect(): Promise<void> {
     this.#epoch++;
     this.#cancelSleep();
-    const closed = new SignallingError('CLIENT_CONNECTION_CLOSED', 'disconnect() called');
+    const closed = new SignallingError('CLIENT_CONNECTION_CLOSED', { sentence: 'client:disconnected', detail: 'disconnect() called' });
     this.#handshake?.reject(closed);
     this.#handshake = null;
     this.#dropSocket(1000, 'client disconnect', closed);
@@ -335,7 +335,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
       try {
         ws = new this.#WebSocket(this.#url, SUBPROTOCOL);
       } catch (error) {
-        reject(new SignallingError('CLIENT_CONNECT_FAILED', `cannot open ${this.#url}`, { cause: error }));
+        reject(new SignallingError('CLIENT_CONNECT_FAILED', { detail: `cannot open ${this.#url}`, cause: error }));
         return;
       }
       ws.binaryType = 'arraybuffer';
@@ -349,7 +349,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
       const abort = (error: SignallingError) => settle(error);
       this.#abortOpen = abort;
       const timer = setTimeout(() => {
-        const error = new SignallingError('CLIENT_CONNECT_FAILED', `timed out opening ${this.#url}`);
+        const error = new SignallingError('CLIENT_CONNECT_FAILED', { detail: `timed out opening ${this.#url}` });
         if (this.#socket === ws) this.#dropSocket(4000, 'open timeout', error);
         settle(error);
       }, this.#connectTimeoutMs);
@@ -359,7 +359,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
       ws.onmessage = (event) => this.#onFrame(ws, event.data);
       ws.onclose = (event) => {
         if (this.#socket === ws) this.#socket = null;
-        settle(closeError('CLIENT_CONNECT_FAILED', event.code, event.reason, `cannot connect to ${this.#url}`));
+        settle(closeError('CLIENT_CONNECT_FAILED', event.code, event.reason, `connecting to ${this.#url}`));
       };
       ws.onopen = () => {
         ws.onclose = (event) => this.#onSocketClosed(ws, event.code, event.reason);
@@ -378,7 +378,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
       client: this.#clientInfo,
       protocol: PROTOCOL_VERSION,
     });
-    if (outcome.kind !== 'ready') throw new SignallingError('CLIENT_PROTOCOL_ERROR', `expected ready, got ${outcome.kind}`);
+    if (outcome.kind !== 'ready') throw new SignallingError('CLIENT_PROTOCOL_ERROR', { detail: `expected ready, got ${outcome.kind}` });
     const m = outcome.message;
     this.#session = {
       sessionId: m.sessionId,
@@ -397,7 +397,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
     return new Promise<HandshakeOutcome>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#handshake = null;
-        reject(new SignallingError('TIMEOUT', `no reply to ${message.op} within ${this.#connectTimeoutMs} ms`));
+        reject(new SignallingError('TIMEOUT', { detail: `no reply to ${message.op} within ${this.#connectTimeoutMs} ms` }));
         this.#dropSocket(4000, `${message.op} timeout`);
       }, this.#connectTimeoutMs);
       this.#handshake = {
@@ -424,7 +424,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
     if (this.#socket !== ws) return;
     this.#socket = null;
     this.#stopHeartbeat();
-    const error = closeError('CLIENT_CONNECTION_CLOSED', code, reason, 'signalling connection closed');
+    const error = closeError('CLIENT_CONNECTION_CLOSED', code, reason, 'signalling');
     this.#rejectPending(error);
     this.#log?.debug({ code, reason }, 'signalling socket closed');
     if (this.#handshake) {
@@ -462,7 +462,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
       const delay = this.#policy.nextRetryDelayMs({ retryCount, elapsedMs: Date.now() - since, reason, url: this.#url });
       if (delay === null) {
         this.#fail(
-          new SignallingError('CLIENT_RECONNECT_FAILED', `gave up reconnecting after ${retryCount} attempts (last: ${reason})`),
+          new SignallingError('CLIENT_RECONNECT_FAILED', { detail: `gave up reconnecting after ${retryCount} attempts (last: ${reason})` }),
           'failed',
         );
         return;
@@ -485,7 +485,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
           this.#fail(error as SignallingError, 'failed');
           return;
         }
-        reason = error instanceof Error ? error.message : String(error);
+        reason = error instanceof SignallingError ? error.detail : error instanceof Error ? error.message : String(error);
         this.#log?.debug({ retryCount, reason }, 'reconnect attempt failed');
       }
     }
@@ -521,7 +521,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
       this.#abandonSession();
       // The server may keep the socket for a fresh hello or close it; a close lands in the catch of the loop.
       if (!this.#socket || this.#socket.readyState !== WS_OPEN) {
-        throw new SignallingError('CLIENT_CONNECTION_CLOSED', 'socket closed after invalid_session');
+        throw new SignallingError('CLIENT_CONNECTION_CLOSED', { detail: 'socket closed after invalid_session' });
       }
     }
     await this.#hello();
@@ -583,7 +583,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
     this.#stopHeartbeat();
     const ws = this.#socket;
     this.#socket = null;
-    const error = pendingError ?? new SignallingError('CLIENT_CONNECTION_CLOSED', `signalling connection closed: ${reason}`);
+    const error = pendingError ?? new SignallingError('CLIENT_CONNECTION_CLOSED', { detail: `signalling connection closed: ${reason}` });
     this.#rejectPending(error);
     this.#abortOpen?.(error);
     if (!ws) return;
@@ -653,20 +653,20 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
 
   #send(message: ClientMessage): void {
     const ws = this.#socket;
-    if (!ws || ws.readyState !== WS_OPEN) throw new SignallingError('CLIENT_NOT_CONNECTED', `cannot send ${message.op}: not connected`);
+    if (!ws || ws.readyState !== WS_OPEN) throw new SignallingError('CLIENT_NOT_CONNECTED', { detail: `cannot send ${message.op}: not connected` });
     ws.send(encodeMessage(message));
   }
 
   #request(message: ClientRequest, duringReconnect: boolean): Promise<ServerMessage> {
     const usable = this.#state === 'connected' || this.#state === 'resumed' || (duringReconnect && this.#session !== null);
     if (!usable) {
-      return Promise.reject(new SignallingError('CLIENT_NOT_CONNECTED', `cannot ${message.op}: client is ${this.#state}`));
+      return Promise.reject(new SignallingError('CLIENT_NOT_CONNECTED', { detail: `cannot ${message.op}: client is ${this.#state}` }));
     }
     const ref = this.#nextRef++;
     return new Promise<ServerMessage>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(ref);
-        reject(new SignallingError('TIMEOUT', `no reply to ${message.op} within ${this.#requestTimeoutMs} ms`));
+        reject(new SignallingError('TIMEOUT', { detail: `no reply to ${message.op} within ${this.#requestTimeoutMs} ms` }));
       }, this.#requestTimeoutMs);
       this.#pending.set(ref, { op: message.op, resolve, reject, timer });
       try {
@@ -685,7 +685,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
     this.#pending.clear();
     for (const p of pending) {
       clearTimeout(p.timer);
-      p.reject(new SignallingError(error.code, `${p.op}: ${error.message}`, { closeCode: error.closeCode, cause: error }));
+      p.reject(error.forOperation(p.op));
     }
   }
 
@@ -698,12 +698,12 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
     this.#awaitingAck = false;
     const bytes = toBytes(data);
     if (!bytes) {
-      this.emit('error', new SignallingError('CLIENT_PROTOCOL_ERROR', 'non-binary frame from the server'));
+      this.emit('error', new SignallingError('CLIENT_PROTOCOL_ERROR', { detail: 'non-binary frame from the server' }));
       return;
     }
     const decoded = decodeServerMessage(bytes);
     if (!decoded.ok) {
-      this.emit('error', new SignallingError('CLIENT_PROTOCOL_ERROR', `bad server message: ${decoded.message}`));
+      this.emit('error', new SignallingError('CLIENT_PROTOCOL_ERROR', { detail: `bad server message: ${decoded.message}` }));
       return;
     }
     const message = decoded.message;
@@ -816,8 +816,9 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
         break;
       }
       case 'error': {
-        const error = new SignallingError('CLIENT_REQUEST_FAILED', `${message.about ?? 'request'} failed: ${message.code}: ${message.message}`, {
+        const error = new SignallingError('CLIENT_REQUEST_FAILED', {
           serverCode: message.code,
+          detail: `${message.about ?? 'request'}: ${message.code}: ${message.message}`,
         });
         const pending = message.ref === undefined ? undefined : this.#pending.get(message.ref);
         if (pending) {
@@ -884,10 +885,13 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
 }
 
 function closeError(code: 'CLIENT_CONNECT_FAILED' | 'CLIENT_CONNECTION_CLOSED', closeCode: number, reason: string, what: string): SignallingError {
-  if (!isResumableClose(closeCode)) {
-    return new SignallingError('CLIENT_TERMINAL_CLOSE', `${what}: ${describeClose(closeCode, reason)}`, { closeCode });
+  const detail = `${what}: closed ${describeClose(closeCode, reason)}`;
+  const terminal = !isResumableClose(closeCode);
+  // A first connect that never got a close frame (1006: nothing listening, DNS, TLS) is "could not reach".
+  if (!terminal && code === 'CLIENT_CONNECT_FAILED' && closeCodeInfo(closeCode) === undefined) {
+    return new SignallingError(code, { sentence: 'CLIENT_CONNECT_FAILED', closeCode, closeReason: reason, detail });
   }
-  return new SignallingError(code, `${what}: ${describeClose(closeCode, reason)}`, { closeCode });
+  return new SignallingError(terminal ? 'CLIENT_TERMINAL_CLOSE' : code, { closeCode, closeReason: reason, detail });
 }
 
 function isTerminal(error: unknown): boolean {
