@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, type Extensions, type RtpPacket, type RTCRtpTransceiver } from 'werift';
+import { RTCPeerConnection, RTCRtpCodecParameters, type Extensions, type RtpPacket, type RTCRtpTransceiver } from 'werift';
 import type { ClientMediaMessage, ServerMediaMessage } from '../protocol/index.ts';
 import { VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
@@ -13,6 +13,7 @@ import { SlotOutput } from './slot-output.ts';
 import { SlotRouter } from './slot-router.ts';
 import { SpeakerDetector, type SpeakerDetectorOptions } from './speaker-detector.ts';
 import { VideoForwarder } from './video.ts';
+import { addReceiveStats, installForgedDtlsFilter, installRtpHeaderGuard, type ReceiveStats } from './werift-adapter.ts';
 import { RoomRecorder, type RecordingManifest } from '../recording/recorder.ts';
 
 export type { ClientMediaMessage, ServerMediaMessage };
@@ -166,45 +167,6 @@ interface Participant {
 }
 
 /**
- * Garbage guard for werift 0.24: `RtpHeader.deSerialize` walks a header extension's declared length
- * past the end of the packet, copying its extension array each step (quadratic). SRTP parses the
- * header before authenticating, so one unauthenticated 60-byte datagram from anyone (X=1, profile
- * 0xBEDE, length 0xFFFF) froze the process for ~30 minutes (test/media/garbage-udp.test.ts). Refuse
- * headers whose CSRCs or extension overrun the packet; werift turns the throw into an SRTP
- * authentication failure and drops the datagram.
- */
-const deSerializeRtpHeader = RtpHeader.deSerialize.bind(RtpHeader);
-RtpHeader.deSerialize = (raw: Buffer): RtpHeader => {
-  const b0 = raw[0] ?? 0;
-  if ((b0 & 0x10) !== 0) {
-    const ext = 12 + 4 * (b0 & 0x0f);
-    if (raw.length < ext + 4 || ext + 4 + 4 * raw.readUInt16BE(ext + 2) > raw.length) {
-      throw new VoxError('PROTOCOL_ERROR', 'RTP header extension overruns the packet');
-    }
-  }
-  return deSerializeRtpHeader(raw);
-};
-
-/**
- * True for a DTLS-range datagram werift would wrongly treat as a close: a record of unknown content
- * type, or once connected any alert. werift closes on an alert whose first two bytes look like a
- * plaintext warning without authenticating it; dropping genuine (encrypted) alerts too only leaves a
- * peer's close_notify to signalling `leave` and ICE failure.
- */
-function isForgedDtls(data: Buffer, connected: boolean): boolean {
-  const b0 = data[0] ?? 0;
-  if (b0 < 20 || b0 >= 64) return false;
-  for (let at = 0; at + 13 <= data.length; ) {
-    const type = data[at]!;
-    const length = data.readUInt16BE(at + 11);
-    if (type < 20 || type > 23) return true;
-    if (type === 21 && connected) return true;
-    at += 13 + length;
-  }
-  return false;
-}
-
-/**
  * A media room inside a worker: one werift peer per participant, audio slots, speaker detection,
  * video forwarding, and in `mix`/`hybrid` rooms a server mix (MixRoomAudio). The server offers
  * (docs/media.md): m-line 0 receives the participant's mic, then the K slots (`sfu`, `hybrid`),
@@ -254,6 +216,7 @@ class SfuRoom implements MediaRoom {
       throw new VoxError('INVALID_ARGUMENT', `slots must be 1…16, got ${options.slots}`);
     }
     mediaPeerConfig(options); // validates the port range up front
+    installRtpHeaderGuard();
     this.#options = options;
     this.#ports = portAllocator(options.rtcMinPort, options.rtcMaxPort);
     this.#emit = (e) => {
@@ -347,17 +310,7 @@ class SfuRoom implements MediaRoom {
         mix = new SlotOutput(participant.id, slots, pc.addTransceiver('audio', { direction: 'sendonly' }));
       }
     }
-    // Garbage guard for werift 0.24's DTLS, which takes anyone's datagrams: a record of unknown content
-    // type (first byte 24..63) is handled as an alert, an alert is closed on without authentication,
-    // and either closes the session. One forged 13..15-byte datagram silenced a participant
-    // (test/media/garbage-udp.test.ts). Drop those before werift sees them.
-    for (const ice of pc.iceTransports) {
-      const onData = ice.connection.onData as unknown as { execute: (data: Buffer) => void };
-      const deliver = onData.execute;
-      onData.execute = (data: Buffer) => {
-        if (!isForgedDtls(data, pc.dtlsTransports[0]?.state === 'connected')) deliver(data);
-      };
-    }
+    installForgedDtlsFilter(pc);
     const peer: Peer = { pc, mic, outputs, mix, port };
     mic.onTrack.subscribe((track) => {
       track.onReceiveRtp.subscribe((rtp, extensions) => {
@@ -521,10 +474,7 @@ class SfuRoom implements MediaRoom {
   stats(): MediaRoomStats {
     let packetsOut = this.#retiredOut.packets;
     let bytesOut = this.#retiredOut.bytes;
-    let lost = 0;
-    let expected = 0;
-    let jitterSum = 0;
-    let jitterCount = 0;
+    const received: ReceiveStats = { lost: 0, expected: 0, jitterMsSum: 0, streams: 0 };
     let rttSum = 0;
     let rttCount = 0;
     for (const p of this.#participants.values()) {
@@ -537,13 +487,7 @@ class SfuRoom implements MediaRoom {
           rttCount++;
         }
       }
-      const streams = (p.peer.mic.receiver as unknown as { remoteStreams: Record<string, ReceiveStatistics> }).remoteStreams;
-      for (const s of Object.values(streams ?? {})) {
-        lost += Math.max(0, s.packets_lost);
-        expected += s.packets_expected;
-        jitterSum += (s.jitter / s.clockRate) * 1000;
-        jitterCount++;
-      }
+      addReceiveStats(p.peer.mic.receiver, received);
     }
     const v = this.#video.stats();
     return {
@@ -552,8 +496,8 @@ class SfuRoom implements MediaRoom {
       packetsOut: packetsOut + v.packetsOut,
       bytesIn: this.#bytesIn + v.bytesIn,
       bytesOut: bytesOut + v.bytesOut,
-      lossPct: expected > 0 ? (lost / expected) * 100 : 0,
-      jitterMs: jitterCount > 0 ? jitterSum / jitterCount : 0,
+      lossPct: received.expected > 0 ? (received.lost / received.expected) * 100 : 0,
+      jitterMs: received.streams > 0 ? received.jitterMsSum / received.streams : 0,
       rttMs: rttCount > 0 ? rttSum / rttCount : 0,
       slotSwitches: this.#router.switches,
       offers: this.#offers,
@@ -872,9 +816,3 @@ class SfuRoom implements MediaRoom {
   }
 }
 
-interface ReceiveStatistics {
-  packets_lost: number;
-  packets_expected: number;
-  jitter: number;
-  clockRate: number;
-}

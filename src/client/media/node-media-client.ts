@@ -21,6 +21,7 @@ import {
 import { VoxError } from '../../errors.ts';
 import { clientPeerConfig, keepHostCandidates, waitGathered } from '../../media/peer-config.ts';
 import { AUDIO_LEVEL_URI } from '../../media/rtp.ts';
+import { isKeyFrameRequest, preventInactiveReuse } from '../../media/werift-adapter.ts';
 import { TypedEmitter } from '../emitter.ts';
 import { audioLevelOf } from './audio-level.ts';
 import { PcmRecorder } from './pcm-recorder.ts';
@@ -103,10 +104,6 @@ export interface NodeMediaClientEvents {
   keyframeRequest: [];
 }
 
-/** RFC 4585 §6.1 payload-specific feedback; PLI is FMT 1 (§6.3.1), FIR FMT 4 (RFC 5104 §4.3.1). */
-const RTCP_PSFB = 206;
-const FMT_PLI = 1;
-const FMT_FIR = 4;
 const SAMPLE_RATE = 48_000;
 const FRAME_SAMPLES = 960; // 20 ms at 48 kHz (RFC 7587 §4.2 ptime default)
 const FRAME_MS = 20;
@@ -470,7 +467,7 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
     this.emit('offer', negotiationId);
     // werift 0.24 lets a new remote m-line take over any transceiver negotiated `inactive`
     // (transceiverManager "reuse inactive"), which would scramble the m-line → slot mapping.
-    for (const t of this.#pc.getTransceivers()) t.usedForSender = true;
+    preventInactiveReuse(this.#pc);
     await this.#pc.setRemoteDescription({ type: 'offer', sdp });
     const transceivers = [...this.#pc.getTransceivers()].sort((a, b) => (a.mLineIndex ?? 0) - (b.mLineIndex ?? 0));
     let audioIndex = 0;
@@ -491,10 +488,7 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
           // werift 0.24 routes PSFB by sender SSRC first (RtpRouter.routeRtcp), so a PLI/FIR from
           // the server lands on this m-line's receiver when the server listed an SSRC for it.
           t.receiver.onRtcp.subscribe((packet) => {
-            const fb = packet as unknown as { type: number; feedback?: { count?: number } };
-            if (fb.type === RTCP_PSFB && (fb.feedback?.count === FMT_PLI || fb.feedback?.count === FMT_FIR)) {
-              this.emit('keyframeRequest');
-            }
+            if (isKeyFrameRequest(packet)) this.emit('keyframeRequest');
           });
         }
       } else {
