@@ -1,4 +1,5 @@
 import { VoxError } from '../errors.ts';
+import type { MediaRoomMode } from '../rooms/media-contract.ts';
 import { G711_PAYLOAD_TYPE } from '../codec/g711.ts';
 import type { OpusProfileName } from '../codec/profiles.ts';
 import { MixClock, type MixClockOptions, type MixClockStats } from './mix-clock.ts';
@@ -22,7 +23,8 @@ import { RoomMixer, type RoomMixerOptions, type RoomMixerStats } from './mix.ts'
  * valid only during the `onPacket` call (werift serialises them into the SRTP packet synchronously).
  */
 
-export type MixRoomMode = 'mix' | 'hybrid';
+/** The room modes that mix (RoomMode is defined once, in src/protocol/messages.ts). */
+export type MixRoomMode = Exclude<MediaRoomMode, 'sfu'>;
 /** What a participant's peer negotiated for audio. */
 export type MixPeerCodec = MixInputCodec;
 

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { RTCPeerConnection, RTCRtpCodecParameters, type Extensions, type RtpPacket, type RTCRtpTransceiver } from 'werift';
 import type { ClientMediaMessage, ServerMediaMessage } from '../protocol/index.ts';
 import { VoxError } from '../errors.ts';
@@ -14,12 +13,13 @@ import { SlotRouter } from './slot-router.ts';
 import { SpeakerDetector, type SpeakerDetectorOptions } from './speaker-detector.ts';
 import { VideoForwarder } from './video.ts';
 import { addReceiveStats, installForgedDtlsFilter, installRtpHeaderGuard, type ReceiveStats } from './werift-adapter.ts';
-import { RoomRecorder, type RecordingManifest } from '../recording/recorder.ts';
+import { RoomRecorder } from '../recording/recorder.ts';
+import { newRecordingId } from '../recording/layout.ts';
 
 export type { ClientMediaMessage, ServerMediaMessage };
 
-import type { MediaGrants, MediaParticipant } from '../signalling/media-plane.ts';
-export type { MediaGrants, MediaParticipant };
+import type { MediaGrants, MediaParticipant, MediaRoomMode, RecordingState } from '../rooms/media-contract.ts';
+export type { MediaGrants, MediaParticipant, MediaRoomMode, RecordingState };
 
 export interface MediaRoomOptions {
   roomId: string;
@@ -35,7 +35,7 @@ export interface MediaRoomOptions {
    * a server mix (N−1 for active speakers). `hybrid`: K slots plus one mix track with everyone the
    * slots do not carry. `mix`/`hybrid` also negotiate PCMU/PCMA for peers without Opus.
    */
-  mode: 'sfu' | 'mix' | 'hybrid';
+  mode: MediaRoomMode;
   /** Mixer tuning for `mix`/`hybrid` rooms (jitter buffer, limiter, VAD, clock, Opus profile; defaults in docs/audio.md). */
   mixing?: Pick<MixRoomAudioOptions, 'mixer' | 'clock' | 'opusProfile' | 'codecs'>;
   /** Advertise Opus DTX. Default false. */
@@ -51,9 +51,6 @@ export interface MediaRoomOptions {
   /** Folder recordings are written to (config `recording.dir`); unset → `record` fails with RECORDING_UNAVAILABLE. */
   recordingDir?: string;
 }
-
-/** What `MediaRoom.record` reports: the recording's manifest so far (files, samples), or null when none ran. */
-export type RecordingState = RecordingManifest;
 
 export type MediaRoomEvent =
   | { to: 'participant'; participantId: string; message: ServerMediaMessage }
@@ -520,8 +517,7 @@ class SfuRoom implements MediaRoom {
     if (this.#recorder !== null) return this.#recorder.manifest;
     const dir = this.#options.recordingDir;
     if (dir === undefined || dir === '') throw new VoxError('RECORDING_UNAVAILABLE', 'this server records nothing (recording.dir is unset)');
-    // Sortable by start time, unguessable: base36 milliseconds plus 48 random bits.
-    const id = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
+    const id = newRecordingId();
     try {
       this.#recorder = new RoomRecorder({ dir, id, roomId: this.#options.roomId, startedBy: byParticipantId });
     } catch (error) {
