@@ -2,6 +2,7 @@ import { RtpHeader, type RTCRtpTransceiver } from 'werift';
 import { DirectRtpSender } from './werift-adapter.ts';
 import { SlotStream, type SlotHeader } from './slot-stream.ts';
 import type { SlotBinding } from './slot-router.ts';
+import type { G711Law } from '../codec/g711.ts';
 import { AUDIO_LEVEL_URI } from './rtp.ts';
 
 /** Refresh the SR's NTP/RTP pair every this many packets (~0.3 s of 20 ms audio), not per packet. */
@@ -19,6 +20,11 @@ export class SlotOutput implements SlotBinding {
   #midExt: { id: number; payload: Buffer } | null = null;
   #levelExt: { id: number; payload: Buffer } | null = null;
   #configured = false;
+  /**
+   * What this subscriber's peer negotiated for this track: null for Opus, else the G.711 law. A
+   * G.711 subscriber's slots carry forwarded voices transcoded (SlotForwarder), on an 8 kHz clock.
+   */
+  law: G711Law | null = null;
   packets = 0;
   bytes = 0;
 
@@ -32,6 +38,13 @@ export class SlotOutput implements SlotBinding {
       initialSequence: (Math.random() * 0x10000) | 0,
       initialTimestamp: (Math.random() * 0x1_0000_0000) >>> 0,
     });
+  }
+
+  /** The codec the answer negotiated: transcoded slot packets run on G.711's 8 kHz clock, so must the slot's switch arithmetic. */
+  setCodec(codec: 'opus' | G711Law): void {
+    this.law = codec === 'opus' ? null : codec;
+    if (codec === 'opus') this.stream.setClock(48_000, 960);
+    else this.stream.setClock(8_000, 160);
   }
 
   get ready(): boolean {
@@ -80,4 +93,12 @@ export class SlotOutput implements SlotBinding {
       }
     }
   }
+}
+
+/** Buffer views on codec output (wasm memory views), cached by view: the encoders reuse one view per length. */
+const payloadBuffers = new WeakMap<Uint8Array, Buffer>();
+export function asBuffer(payload: Uint8Array): Buffer {
+  let b = payloadBuffers.get(payload);
+  if (b === undefined) payloadBuffers.set(payload, (b = Buffer.from(payload.buffer, payload.byteOffset, payload.length)));
+  return b;
 }

@@ -28,9 +28,9 @@ export { MIX_TRACK, type RecordingFile, type RecordingManifest };
  * the time since the recording started. A publisher sending wild timestamps gets its packets
  * placed by wall clock; it cannot make the recorder write more than real time.
  *
- * Crash safety: pages are closed and written with a synchronous write when the room's timer calls
- * `flush()` (every second), together with the manifest (write + rename); a worker that dies loses
- * at most that much.
+ * Crash safety: pages are closed and written with a synchronous write when the recorder tap's own
+ * timer (src/media/recording-tap.ts) calls `flush()` every second, together with the manifest
+ * (write + rename); a worker that dies loses at most that much.
  */
 
 export interface RoomRecorderOptions {
@@ -179,14 +179,15 @@ export class RoomRecorder {
   }
 
   /**
-   * One packet of the room's own mix (`mix` rooms), written to `00-mix.opus` (participantId
-   * `~mix` in the manifest): the same remux, the mixer's RTP timestamps, 20 ms frames.
+   * One packet of the room's own mix (`mix` rooms: the mixer's room output, which the recorder
+   * tap subscribes to), written to `00-mix.opus` (participantId `~mix` in the manifest): the same
+   * remux, the mixer's RTP timestamps, 20 ms frames.
    */
   onMix(payload: Uint8Array, rtpTimestamp: number): void {
     this.onAudio(MIX_TRACK, payload, 0, rtpTimestamp);
   }
 
-  /** Closes and writes the current page of every file and the manifest (the room's 1 s timer). */
+  /** Closes and writes the current page of every file and the manifest (the recorder tap's 1 s timer). */
   flush(): void {
     if (this.#stopped) return;
     for (const track of this.#tracks.values()) {
