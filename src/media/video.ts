@@ -19,7 +19,7 @@ interface Forward {
 }
 
 /**
- * Video forwarding (never transcoded, DESIGN.md): each publisher has one recvonly video m-line
+ * Video forwarding (never transcoded, docs/architecture.md): each publisher has one recvonly video m-line
  * from the start; a subscriber who sends `subscribe_video` gets a sendonly video m-line for that
  * publisher, which is a renegotiation (allowed for video, unlike audio). Key-frame requests from
  * subscribers (PLI, FIR) and a new subscription turn into a PLI upstream; NACKs are answered by
