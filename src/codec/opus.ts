@@ -187,8 +187,8 @@ class OpusHandle {
   }
 }
 
-/** Key of the encoder's/decoder's ctl handle for the accessors below; not exported, so not public API. */
-const CTL = Symbol('opus ctl');
+/** Each encoder's/decoder's ctl handle, for the accessors below (module-private, so not public API). */
+const ctlHandles = new WeakMap<object, OpusHandle>();
 
 /** Installs one accessor per table row (opus-ctl.ts CtlSetting) on a class whose instances have a ctl handle. */
 function installCtlAccessors(prototype: object, table: Record<string, CtlSetting>): void {
@@ -201,15 +201,15 @@ function installCtlAccessors(prototype: object, table: Record<string, CtlSetting
       get:
         get === undefined
           ? undefined
-          : function (this: { [CTL]: OpusHandle }) {
-              const raw = this[CTL].get(get);
+          : function (this: object) {
+              const raw = ctlHandles.get(this)!.get(get);
               return read === undefined ? raw : read(raw);
             },
       set:
         set === undefined
           ? undefined
-          : function (this: { [CTL]: OpusHandle }, value: unknown) {
-              this[CTL].set(set, toInt === undefined ? (value as number) : toInt(value), name);
+          : function (this: object, value: unknown) {
+              ctlHandles.get(this)!.set(set, toInt === undefined ? (value as number) : toInt(value), name);
             },
     });
   }
@@ -344,6 +344,7 @@ export class OpusEncoder {
     const err = rt.scratchInt();
     if (state === 0 || err !== 0) throw new OpusError('opus_encoder_create', err, rt.strerror(err));
     this.#h = new OpusHandle(rt, 'encoder', state);
+    ctlHandles.set(this, this.#h);
     this.#held = { rt, state, destroy: 'encoder', buffers: [], dred: 0, dredDecoder: 0 };
     leakRegistry.register(this, this.#held, this);
     try {
@@ -484,11 +485,6 @@ export class OpusEncoder {
 
   // ---- settings: OPUS_SET_* / OPUS_GET_* accessors installed from ENCODER_SETTINGS (opus-ctl.ts) ----
 
-  /** @internal the ctl handle the table-driven accessors use. */
-  get [CTL](): OpusHandle {
-    return this.#h;
-  }
-
   // ---- internals ----
 
   #ensurePcmCapacity(samplesPerChannel: number): void {
@@ -570,6 +566,7 @@ export class OpusDecoder {
     const err = rt.scratchInt();
     if (state === 0 || err !== 0) throw new OpusError('opus_decoder_create', err, rt.strerror(err));
     this.#h = new OpusHandle(rt, 'decoder', state);
+    ctlHandles.set(this, this.#h);
     this.#held = { rt, state, destroy: 'decoder', buffers: [], dred: 0, dredDecoder: 0 };
     leakRegistry.register(this, this.#held, this);
     try {
@@ -768,11 +765,6 @@ export class OpusDecoder {
   }
 
   // ---- settings: accessors installed from DECODER_SETTINGS (opus-ctl.ts) ----
-
-  /** @internal the ctl handle the table-driven accessors use. */
-  get [CTL](): OpusHandle {
-    return this.#h;
-  }
 
   // ---- internals ----
 
