@@ -24,13 +24,16 @@ export interface RoomModeRow {
   g711: boolean;
   /** The recorder also records the room as heard (the mixer's room output, `00-mix.opus`). */
   recordsMix: boolean;
-  /** A subscriber may switch between slots and a mix of its own (`ice_restart` options.audio). */
-  layoutSwitch: boolean;
+  /**
+   * A subscriber may switch between slots and mixed audio (`ice_restart` options.audio); the
+   * mixer then started on demand mixes this way. null: no switching.
+   */
+  layoutSwitch: MixRoomMode | null;
 }
 
 export const ROOM_MODES: Readonly<Record<MediaRoomMode, Readonly<RoomModeRow>>> = {
-  sfu: { slots: true, mixer: null, slotFillIn: true, g711: false, recordsMix: false, layoutSwitch: true },
-  mix: { slots: false, mixer: 'mix', slotFillIn: true, g711: true, recordsMix: true, layoutSwitch: false },
+  sfu: { slots: true, mixer: null, slotFillIn: true, g711: false, recordsMix: false, layoutSwitch: 'mix' },
+  mix: { slots: false, mixer: 'mix', slotFillIn: true, g711: true, recordsMix: true, layoutSwitch: null },
   // A hybrid mix leaves out the slot speakers, so recording it would miss them (docs/recording.md).
-  hybrid: { slots: true, mixer: 'hybrid', slotFillIn: false, g711: true, recordsMix: false, layoutSwitch: false },
+  hybrid: { slots: true, mixer: 'hybrid', slotFillIn: false, g711: true, recordsMix: false, layoutSwitch: null },
 };

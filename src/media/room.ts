@@ -4,7 +4,7 @@ import type { MediaGrants, MediaParticipant, MediaRoomMode, RecordingState } fro
 import { VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { inboundAudio, type AudioTap } from './audio-tap.ts';
-import { MixRoomAudio, type MixRoomAudioOptions, type MixRoomAudioStats } from './mix-room.ts';
+import { MixRoomAudio, type MixRoomAudioOptions, type MixRoomAudioStats, type MixRoomMode } from './mix-room.ts';
 import { closePeer, negotiatedCodec, openPeer, peerOutputs, type Peer } from './peer.ts';
 import { keepHostCandidates, mediaPeerConfig, waitGathered } from './peer-config.ts';
 import { portAllocator, type PortAllocator } from './port-allocator.ts';
@@ -553,7 +553,7 @@ class ComposedMediaRoom implements MediaRoom {
     for (let i = 0; i < taps.length; i++) if (taps[i] !== this.#forwarder) taps[i]!.rank?.(ranking, this.#eligible);
   }
 
-  #createMix(mode: 'mix' | 'hybrid'): MixRoomAudio {
+  #createMix(mode: MixRoomMode): MixRoomAudio {
     return new MixRoomAudio({
       ...this.#options.mixing,
       mode,
@@ -574,7 +574,8 @@ class ComposedMediaRoom implements MediaRoom {
    */
   #setLayout(p: Participant, layout: 'mix' | 'slots'): void {
     const mixOnly = layout === 'mix';
-    if (!this.#mode.layoutSwitch) {
+    const onDemand = this.#mode.layoutSwitch;
+    if (onDemand === null) {
       if (mixOnly === p.mixOnly) return;
       throw new VoxError('MEDIA_UNSUPPORTED', `a ${this.#options.mode} room cannot give ${p.id} ${layout} audio`);
     }
@@ -582,7 +583,7 @@ class ComposedMediaRoom implements MediaRoom {
     p.mixOnly = mixOnly;
     if (mixOnly && this.#mix === null) {
       // Mixed for whoever asks: every publisher becomes an input (silent ones cost no decode, RFC 6464).
-      const mix = this.#createMix('mix');
+      const mix = this.#createMix(onDemand);
       for (const q of this.#participants.values()) {
         mix.addParticipant(q.id, { codec: 'opus', publish: q.grants.publish, subscribe: this.#hearsMix(q) });
       }
