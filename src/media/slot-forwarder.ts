@@ -69,26 +69,29 @@ export class SlotForwarder implements AudioTap {
   /** Per packet: to every ready slot carrying this publisher, rewritten (and transcoded for G.711 subscribers). */
   onAudio(from: string, a: Readonly<InboundAudio>): void {
     const routes = this.#router.routes(from);
+    const n = routes.length;
+    if (n === 0) return;
+    const { payload, ssrc, sequenceNumber, timestamp, marker, level, now } = a;
     let pcmu: readonly TranscodedPacket[] | null = null;
     let pcma: readonly TranscodedPacket[] | null = null;
-    for (let i = 0; i < routes.length; i++) {
+    for (let i = 0; i < n; i++) {
       const out = routes[i]!;
       if (!out.ready) continue;
       const law = out.law;
-      if (law !== null) {
-        const packets =
-          law === 'pcmu'
-            ? (pcmu ??= this.#transcoder(from, law).process(a.payload, a.sequenceNumber, a.timestamp))
-            : (pcma ??= this.#transcoder(from, law).process(a.payload, a.sequenceNumber, a.timestamp));
-        for (let j = 0; j < packets.length; j++) {
-          const t = packets[j]!;
-          const h = out.stream.rewriteFields(a.ssrc, t.sequenceNumber, t.timestamp, a.marker, a.now);
-          if (h !== null) out.send(asBuffer(t.payload), h, a.level);
-        }
+      if (law === null) {
+        const h = out.stream.rewriteFields(ssrc, sequenceNumber, timestamp, marker, now);
+        if (h !== null) out.send(payload, h, level);
         continue;
       }
-      const h = out.stream.rewriteFields(a.ssrc, a.sequenceNumber, a.timestamp, a.marker, a.now);
-      if (h !== null) out.send(a.payload, h, a.level);
+      const packets =
+        law === 'pcmu'
+          ? (pcmu ??= this.#transcoder(from, law).process(payload, sequenceNumber, timestamp))
+          : (pcma ??= this.#transcoder(from, law).process(payload, sequenceNumber, timestamp));
+      for (let j = 0; j < packets.length; j++) {
+        const t = packets[j]!;
+        const h = out.stream.rewriteFields(ssrc, t.sequenceNumber, t.timestamp, marker, now);
+        if (h !== null) out.send(asBuffer(t.payload), h, level);
+      }
     }
   }
 
