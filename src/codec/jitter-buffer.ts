@@ -1,5 +1,6 @@
 import type { FrameDecoder } from './frame-codec.ts';
 import { framePower } from './mixer.ts';
+import { SEQ_MOD, TS_MOD, unwrap } from './rtp-numbers.ts';
 
 /**
  * Adaptive jitter buffer for one incoming audio stream, as a pure processor: `push()` RTP payloads
@@ -84,20 +85,11 @@ export interface JitterBufferStats {
   depthFrames: number;
 }
 
-const SEQ_MOD = 0x1_0000;
-const TS_MOD = 0x1_0000_0000;
 /** An Opus packet of at most this many bytes is a DTX / comfort-noise frame (TOC byte only). */
 const DTX_MAX_BYTES = 2;
 const INITIAL_SLOT_BYTES = 256;
 /** Longest packet decoded whole (RFC 6716 §3.2: 120 ms), in 20 ms frames. */
 const MAX_PACKET_FRAMES = 6;
-
-function unwrap(value: number, lastExt: number, modulus: number): number {
-  let diff = (value - lastExt) % modulus;
-  if (diff < 0) diff += modulus;
-  if (diff >= modulus / 2) diff -= modulus;
-  return lastExt + diff;
-}
 
 class Slot {
   data = new Uint8Array(INITIAL_SLOT_BYTES);

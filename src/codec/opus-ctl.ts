@@ -123,3 +123,114 @@ export type OpusSampleRate = (typeof OPUS_SAMPLE_RATES)[number];
 export const OPUS_MAX_PACKET_BYTES = 4000;
 /** Longest Opus packet duration: 120 ms (RFC 6716 section 3.2.5 limits a packet to 120 ms). */
 export const OPUS_MAX_FRAME_MS = 120;
+
+/**
+ * One OPUS_GET_x / OPUS_SET_x pair as a property of OpusEncoder / OpusDecoder: which request ids,
+ * and how the property's value maps to the int libopus takes and gives (identity when unset).
+ * opus.ts installs one accessor per row, so a setting is a line here, not a getter and a setter.
+ */
+export interface CtlSetting {
+  get?: number;
+  set?: number;
+  /** libopus int → property value. */
+  read?: (raw: number) => unknown;
+  /** property value → libopus int. */
+  write?: (value: never) => number;
+}
+
+const bool: Pick<CtlSetting, 'read' | 'write'> = { read: (raw) => raw !== 0, write: (value: boolean) => (value ? 1 : 0) };
+const C = OpusCtl;
+
+/** Settings an encoder and a decoder share. */
+const SHARED_SETTINGS = {
+  complexity: { get: C.GET_COMPLEXITY, set: C.SET_COMPLEXITY },
+  phaseInversionDisabled: { get: C.GET_PHASE_INVERSION_DISABLED, set: C.SET_PHASE_INVERSION_DISABLED, ...bool },
+  /** Range coder state after the last packet: unsigned, equal on both sides when bit-exact. */
+  finalRange: { get: C.GET_FINAL_RANGE, read: (raw: number) => raw >>> 0 },
+} satisfies Record<string, CtlSetting>;
+
+export const ENCODER_SETTINGS = {
+  ...SHARED_SETTINGS,
+  bitrate: {
+    get: C.GET_BITRATE,
+    set: C.SET_BITRATE,
+    write: (v: number | 'auto' | 'max') => (v === 'auto' ? OPUS_AUTO : v === 'max' ? OPUS_BITRATE_MAX : v),
+  },
+  application: { get: C.GET_APPLICATION, set: C.SET_APPLICATION },
+  vbr: { get: C.GET_VBR, set: C.SET_VBR, ...bool },
+  vbrConstraint: { get: C.GET_VBR_CONSTRAINT, set: C.SET_VBR_CONSTRAINT, ...bool },
+  maxBandwidth: { get: C.GET_MAX_BANDWIDTH, set: C.SET_MAX_BANDWIDTH },
+  bandwidth: { get: C.GET_BANDWIDTH, set: C.SET_BANDWIDTH },
+  signal: { get: C.GET_SIGNAL, set: C.SET_SIGNAL },
+  inbandFec: { get: C.GET_INBAND_FEC, set: C.SET_INBAND_FEC, write: (v: boolean | number) => (v === true ? 1 : v === false ? 0 : v) },
+  packetLossPercent: { get: C.GET_PACKET_LOSS_PERC, set: C.SET_PACKET_LOSS_PERC },
+  dtx: { get: C.GET_DTX, set: C.SET_DTX, ...bool },
+  inDtx: { get: C.GET_IN_DTX, read: bool.read },
+  dredDuration: { get: C.GET_DRED_DURATION, set: C.SET_DRED_DURATION },
+  lsbDepth: { get: C.GET_LSB_DEPTH, set: C.SET_LSB_DEPTH },
+  predictionDisabled: { get: C.GET_PREDICTION_DISABLED, set: C.SET_PREDICTION_DISABLED, ...bool },
+  forceChannels: {
+    get: C.GET_FORCE_CHANNELS,
+    set: C.SET_FORCE_CHANNELS,
+    read: (raw: number) => (raw === OPUS_AUTO ? 'auto' : raw),
+    write: (v: 'auto' | 1 | 2) => (v === 'auto' ? OPUS_AUTO : v),
+  },
+  expertFrameDuration: { get: C.GET_EXPERT_FRAME_DURATION, set: C.SET_EXPERT_FRAME_DURATION },
+  lookahead: { get: C.GET_LOOKAHEAD },
+} satisfies Record<string, CtlSetting>;
+
+export const DECODER_SETTINGS = {
+  ...SHARED_SETTINGS,
+  gain: { get: C.GET_GAIN, set: C.SET_GAIN },
+  bandwidth: { get: C.GET_BANDWIDTH },
+  lastPacketDuration: { get: C.GET_LAST_PACKET_DURATION },
+  pitch: { get: C.GET_PITCH },
+} satisfies Record<string, CtlSetting>;
+
+/** The typed properties ENCODER_SETTINGS installs on OpusEncoder (OPUS_SET_* / OPUS_GET_*). */
+export interface OpusEncoderSettings {
+  /** bits/s; reading gives the bitrate libopus uses (resolves 'auto'). Set 'auto' or 'max' too. */
+  get bitrate(): number;
+  set bitrate(value: number | 'auto' | 'max');
+  application: OpusApplication;
+  vbr: boolean;
+  vbrConstraint: boolean;
+  complexity: number;
+  maxBandwidth: OpusBandwidth;
+  /** Reading gives the bandwidth of the last encoded frame (OPUS_GET_BANDWIDTH). */
+  bandwidth: OpusBandwidth;
+  signal: OpusSignal;
+  /** 0 off, 1 on, 2 on without forcing SILK (Opus 1.5). */
+  get inbandFec(): number;
+  set inbandFec(value: boolean | number);
+  packetLossPercent: number;
+  dtx: boolean;
+  /** True while DTX is suppressing frames (OPUS_GET_IN_DTX). */
+  readonly inDtx: boolean;
+  /** DRED depth in 10 ms units (0–104). Throws OpusError -5 (unimplemented) on a build without DRED. */
+  dredDuration: number;
+  lsbDepth: number;
+  predictionDisabled: boolean;
+  phaseInversionDisabled: boolean;
+  forceChannels: 'auto' | 1 | 2;
+  expertFrameDuration: OpusFrameDuration;
+  /** Samples per channel (at `sampleRate`) the encoder delays its input (OPUS_GET_LOOKAHEAD). */
+  readonly lookahead: number;
+  /** Range coder state after the last packet (OPUS_GET_FINAL_RANGE); equals the decoder's if bit-exact. */
+  readonly finalRange: number;
+}
+
+/** The typed properties DECODER_SETTINGS installs on OpusDecoder. */
+export interface OpusDecoderSettings {
+  /** Q8 dB. */
+  gain: number;
+  complexity: number;
+  phaseInversionDisabled: boolean;
+  /** Bandwidth of the last packet (OPUS_GET_BANDWIDTH). */
+  readonly bandwidth: OpusBandwidth;
+  /** Samples per channel of the last decoded packet (OPUS_GET_LAST_PACKET_DURATION). */
+  readonly lastPacketDuration: number;
+  /** Pitch period of the last frame in samples at 48 kHz, 0 if unvoiced (OPUS_GET_PITCH). */
+  readonly pitch: number;
+  readonly finalRange: number;
+}

@@ -54,13 +54,16 @@
 import { VoxError } from '../errors.ts';
 import { getOpusRuntime, type OpusRuntime, type OpusWasmExports } from './wasm.ts';
 import {
-  OPUS_AUTO,
-  OPUS_BITRATE_MAX,
   OPUS_MAX_PACKET_BYTES,
   OPUS_SAMPLE_RATES,
   OpusApplication,
   OpusCtl,
+  DECODER_SETTINGS,
+  ENCODER_SETTINGS,
+  type CtlSetting,
   type OpusBandwidth,
+  type OpusDecoderSettings,
+  type OpusEncoderSettings,
   type OpusFrameDuration,
   type OpusSampleRate,
   type OpusSignal,
@@ -184,6 +187,34 @@ class OpusHandle {
   }
 }
 
+/** Each encoder's/decoder's ctl handle, for the accessors below (module-private, so not public API). */
+const ctlHandles = new WeakMap<object, OpusHandle>();
+
+/** Installs one accessor per table row (opus-ctl.ts CtlSetting) on a class whose instances have a ctl handle. */
+function installCtlAccessors(prototype: object, table: Record<string, CtlSetting>): void {
+  for (const [name, row] of Object.entries(table)) {
+    const { get, set, read, write } = row;
+    const toInt = write as ((value: unknown) => number) | undefined;
+    Object.defineProperty(prototype, name, {
+      configurable: true,
+      enumerable: false,
+      get:
+        get === undefined
+          ? undefined
+          : function (this: object) {
+              const raw = ctlHandles.get(this)!.get(get);
+              return read === undefined ? raw : read(raw);
+            },
+      set:
+        set === undefined
+          ? undefined
+          : function (this: object, value: unknown) {
+              ctlHandles.get(this)!.set(set, toInt === undefined ? (value as number) : toInt(value), name);
+            },
+    });
+  }
+}
+
 function releaseAllocations(held: WasmAllocations): void {
   const ex = held.rt.exports;
   if (held.state !== 0) {
@@ -277,6 +308,7 @@ export interface OpusEncoderOptions {
   expertFrameDuration?: OpusFrameDuration;
 }
 
+export interface OpusEncoder extends OpusEncoderSettings {}
 export class OpusEncoder {
   readonly sampleRate: OpusSampleRate;
   readonly channels: OpusChannels;
@@ -312,6 +344,7 @@ export class OpusEncoder {
     const err = rt.scratchInt();
     if (state === 0 || err !== 0) throw new OpusError('opus_encoder_create', err, rt.strerror(err));
     this.#h = new OpusHandle(rt, 'encoder', state);
+    ctlHandles.set(this, this.#h);
     this.#held = { rt, state, destroy: 'encoder', buffers: [], dred: 0, dredDecoder: 0 };
     leakRegistry.register(this, this.#held, this);
     try {
@@ -450,127 +483,7 @@ export class OpusEncoder {
     this.#packets.clear();
   }
 
-  // ---- settings (OPUS_SET_* / OPUS_GET_*) ----
-
-  /** bits/s; reading gives the bitrate libopus uses (resolves 'auto'). Set 'auto' or 'max' too. */
-  get bitrate(): number {
-    return this.#h.get(OpusCtl.GET_BITRATE);
-  }
-  set bitrate(value: number | 'auto' | 'max') {
-    this.#h.set(OpusCtl.SET_BITRATE, value === 'auto' ? OPUS_AUTO : value === 'max' ? OPUS_BITRATE_MAX : value, 'bitrate');
-  }
-  get application(): OpusApplication {
-    return this.#h.get(OpusCtl.GET_APPLICATION) as OpusApplication;
-  }
-  set application(value: OpusApplication) {
-    this.#h.set(OpusCtl.SET_APPLICATION, value, 'application');
-  }
-  get vbr(): boolean {
-    return this.#h.get(OpusCtl.GET_VBR) !== 0;
-  }
-  set vbr(value: boolean) {
-    this.#h.set(OpusCtl.SET_VBR, value ? 1 : 0, 'vbr');
-  }
-  get vbrConstraint(): boolean {
-    return this.#h.get(OpusCtl.GET_VBR_CONSTRAINT) !== 0;
-  }
-  set vbrConstraint(value: boolean) {
-    this.#h.set(OpusCtl.SET_VBR_CONSTRAINT, value ? 1 : 0, 'vbrConstraint');
-  }
-  get complexity(): number {
-    return this.#h.get(OpusCtl.GET_COMPLEXITY);
-  }
-  set complexity(value: number) {
-    this.#h.set(OpusCtl.SET_COMPLEXITY, value, 'complexity');
-  }
-  get maxBandwidth(): OpusBandwidth {
-    return this.#h.get(OpusCtl.GET_MAX_BANDWIDTH) as OpusBandwidth;
-  }
-  set maxBandwidth(value: OpusBandwidth) {
-    this.#h.set(OpusCtl.SET_MAX_BANDWIDTH, value, 'maxBandwidth');
-  }
-  /** Reading gives the bandwidth of the last encoded frame (OPUS_GET_BANDWIDTH). */
-  get bandwidth(): OpusBandwidth {
-    return this.#h.get(OpusCtl.GET_BANDWIDTH) as OpusBandwidth;
-  }
-  set bandwidth(value: OpusBandwidth) {
-    this.#h.set(OpusCtl.SET_BANDWIDTH, value, 'bandwidth');
-  }
-  get signal(): OpusSignal {
-    return this.#h.get(OpusCtl.GET_SIGNAL) as OpusSignal;
-  }
-  set signal(value: OpusSignal) {
-    this.#h.set(OpusCtl.SET_SIGNAL, value, 'signal');
-  }
-  /** 0 off, 1 on, 2 on without forcing SILK (Opus 1.5). */
-  get inbandFec(): number {
-    return this.#h.get(OpusCtl.GET_INBAND_FEC);
-  }
-  set inbandFec(value: boolean | number) {
-    this.#h.set(OpusCtl.SET_INBAND_FEC, value === true ? 1 : value === false ? 0 : value, 'inbandFec');
-  }
-  get packetLossPercent(): number {
-    return this.#h.get(OpusCtl.GET_PACKET_LOSS_PERC);
-  }
-  set packetLossPercent(value: number) {
-    this.#h.set(OpusCtl.SET_PACKET_LOSS_PERC, value, 'packetLossPercent');
-  }
-  get dtx(): boolean {
-    return this.#h.get(OpusCtl.GET_DTX) !== 0;
-  }
-  set dtx(value: boolean) {
-    this.#h.set(OpusCtl.SET_DTX, value ? 1 : 0, 'dtx');
-  }
-  /** True while DTX is suppressing frames (OPUS_GET_IN_DTX). */
-  get inDtx(): boolean {
-    return this.#h.get(OpusCtl.GET_IN_DTX) !== 0;
-  }
-  /** DRED depth in 10 ms units (0–104). Throws OpusError -5 (unimplemented) on a build without DRED. */
-  get dredDuration(): number {
-    return this.#h.get(OpusCtl.GET_DRED_DURATION);
-  }
-  set dredDuration(value: number) {
-    this.#h.set(OpusCtl.SET_DRED_DURATION, value, 'dredDuration');
-  }
-  get lsbDepth(): number {
-    return this.#h.get(OpusCtl.GET_LSB_DEPTH);
-  }
-  set lsbDepth(value: number) {
-    this.#h.set(OpusCtl.SET_LSB_DEPTH, value, 'lsbDepth');
-  }
-  get predictionDisabled(): boolean {
-    return this.#h.get(OpusCtl.GET_PREDICTION_DISABLED) !== 0;
-  }
-  set predictionDisabled(value: boolean) {
-    this.#h.set(OpusCtl.SET_PREDICTION_DISABLED, value ? 1 : 0, 'predictionDisabled');
-  }
-  get phaseInversionDisabled(): boolean {
-    return this.#h.get(OpusCtl.GET_PHASE_INVERSION_DISABLED) !== 0;
-  }
-  set phaseInversionDisabled(value: boolean) {
-    this.#h.set(OpusCtl.SET_PHASE_INVERSION_DISABLED, value ? 1 : 0, 'phaseInversionDisabled');
-  }
-  get forceChannels(): 'auto' | OpusChannels {
-    const v = this.#h.get(OpusCtl.GET_FORCE_CHANNELS);
-    return v === OPUS_AUTO ? 'auto' : (v as OpusChannels);
-  }
-  set forceChannels(value: 'auto' | OpusChannels) {
-    this.#h.set(OpusCtl.SET_FORCE_CHANNELS, value === 'auto' ? OPUS_AUTO : value, 'forceChannels');
-  }
-  get expertFrameDuration(): OpusFrameDuration {
-    return this.#h.get(OpusCtl.GET_EXPERT_FRAME_DURATION) as OpusFrameDuration;
-  }
-  set expertFrameDuration(value: OpusFrameDuration) {
-    this.#h.set(OpusCtl.SET_EXPERT_FRAME_DURATION, value, 'expertFrameDuration');
-  }
-  /** Samples per channel (at `sampleRate`) the encoder delays its input (OPUS_GET_LOOKAHEAD). */
-  get lookahead(): number {
-    return this.#h.get(OpusCtl.GET_LOOKAHEAD);
-  }
-  /** Range coder state after the last packet (OPUS_GET_FINAL_RANGE); equals the decoder's if bit-exact. */
-  get finalRange(): number {
-    return this.#h.get(OpusCtl.GET_FINAL_RANGE) >>> 0;
-  }
+  // ---- settings: OPUS_SET_* / OPUS_GET_* accessors installed from ENCODER_SETTINGS (opus-ctl.ts) ----
 
   // ---- internals ----
 
@@ -594,6 +507,7 @@ export class OpusEncoder {
     this.#pcmI16 = new Int16Array(buffer, this.#pcmPtr, this.#frameSize * this.channels);
   }
 }
+installCtlAccessors(OpusEncoder.prototype, ENCODER_SETTINGS);
 
 export interface OpusDecoderOptions {
   /** Output sample rate (any packet decodes at any rate). Default 48000. */
@@ -616,6 +530,7 @@ export interface OpusDecoderOptions {
 /** Opus packets are at most 120 ms (RFC 6716 section 3.2.5). */
 const MAX_DECODE_MS = 120;
 
+export interface OpusDecoder extends OpusDecoderSettings {}
 export class OpusDecoder {
   readonly sampleRate: OpusSampleRate;
   readonly channels: OpusChannels;
@@ -651,6 +566,7 @@ export class OpusDecoder {
     const err = rt.scratchInt();
     if (state === 0 || err !== 0) throw new OpusError('opus_decoder_create', err, rt.strerror(err));
     this.#h = new OpusHandle(rt, 'decoder', state);
+    ctlHandles.set(this, this.#h);
     this.#held = { rt, state, destroy: 'decoder', buffers: [], dred: 0, dredDecoder: 0 };
     leakRegistry.register(this, this.#held, this);
     try {
@@ -848,42 +764,7 @@ export class OpusDecoder {
     this.#outI16 = [];
   }
 
-  // ---- settings ----
-
-  /** Q8 dB. */
-  get gain(): number {
-    return this.#h.get(OpusCtl.GET_GAIN);
-  }
-  set gain(value: number) {
-    this.#h.set(OpusCtl.SET_GAIN, value, 'gain');
-  }
-  get complexity(): number {
-    return this.#h.get(OpusCtl.GET_COMPLEXITY);
-  }
-  set complexity(value: number) {
-    this.#h.set(OpusCtl.SET_COMPLEXITY, value, 'complexity');
-  }
-  get phaseInversionDisabled(): boolean {
-    return this.#h.get(OpusCtl.GET_PHASE_INVERSION_DISABLED) !== 0;
-  }
-  set phaseInversionDisabled(value: boolean) {
-    this.#h.set(OpusCtl.SET_PHASE_INVERSION_DISABLED, value ? 1 : 0, 'phaseInversionDisabled');
-  }
-  /** Bandwidth of the last packet (OPUS_GET_BANDWIDTH). */
-  get bandwidth(): OpusBandwidth {
-    return this.#h.get(OpusCtl.GET_BANDWIDTH) as OpusBandwidth;
-  }
-  /** Samples per channel of the last decoded packet (OPUS_GET_LAST_PACKET_DURATION). */
-  get lastPacketDuration(): number {
-    return this.#h.get(OpusCtl.GET_LAST_PACKET_DURATION);
-  }
-  /** Pitch period of the last frame in samples at 48 kHz, 0 if unvoiced (OPUS_GET_PITCH). */
-  get pitch(): number {
-    return this.#h.get(OpusCtl.GET_PITCH);
-  }
-  get finalRange(): number {
-    return this.#h.get(OpusCtl.GET_FINAL_RANGE) >>> 0;
-  }
+  // ---- settings: accessors installed from DECODER_SETTINGS (opus-ctl.ts) ----
 
   // ---- internals ----
 
@@ -967,6 +848,7 @@ export class OpusDecoder {
     this.#outI16 = [];
   }
 }
+installCtlAccessors(OpusDecoder.prototype, DECODER_SETTINGS);
 
 /** TOC-level facts about a packet (RFC 6716 section 3.1), read by libopus without decoding. */
 export interface OpusPacketInfo {

@@ -18,3 +18,7 @@ export { MixClock, type MixClockOptions, type MixClockStats } from './mix-clock.
 export { createMixCodecs, rtpClockRate, type MixCodecs, type MixInputCodec, type MixOutputFormat } from './mix-codecs.ts';
 export { MixRoomAudio, type MixRoomAudioOptions, type MixRoomAudioStats, type MixRoomMode } from './mix-room.ts';
 export { Transcoder, type TranscoderOptions, type TranscodedPacket, type TranscoderStats } from './transcode.ts';
+export { type AudioTap, type InboundAudio } from './audio-tap.ts';
+export { ROOM_MODES, type RoomModeRow } from './room-modes.ts';
+export { SlotForwarder, type SlotForwarderOptions } from './slot-forwarder.ts';
+export { RecordingTap, type RecordingTapOptions } from './recording-tap.ts';

@@ -1,8 +1,10 @@
 import { VoxError } from '../errors.ts';
+import type { MediaRoomMode } from '../rooms/media-contract.ts';
 import { G711_PAYLOAD_TYPE } from '../codec/g711.ts';
 import type { OpusProfileName } from '../codec/profiles.ts';
 import { MixClock, type MixClockOptions, type MixClockStats } from './mix-clock.ts';
 import { createMixCodecs, type MixCodecs, type MixInputCodec, type MixOutputFormat } from './mix-codecs.ts';
+import type { AudioTap, InboundAudio } from './audio-tap.ts';
 import { RoomMixer, type RoomMixerOptions, type RoomMixerStats } from './mix.ts';
 
 /**
@@ -20,11 +22,19 @@ import { RoomMixer, type RoomMixerOptions, type RoomMixerStats } from './mix.ts'
  *
  * Sequence numbers and timestamps are per listener and continuous (RoomMixer); payload views are
  * valid only during the `onPacket` call (werift serialises them into the SRTP packet synchronously).
+ *
+ * In a media room it is the mixer tap (audio-tap.ts): `onAudio` per packet, `rank` per ranking
+ * change (hybrid: the top K eligible speakers are forwarded, so left out of the mix). The room's
+ * own mix is an output anyone may subscribe to (`subscribeRoomMix`; the recorder does).
  */
 
-export type MixRoomMode = 'mix' | 'hybrid';
+/** The room modes that mix (RoomMode is defined once, in src/protocol/messages.ts). */
+export type MixRoomMode = Exclude<MediaRoomMode, 'sfu'>;
 /** What a participant's peer negotiated for audio. */
 export type MixPeerCodec = MixInputCodec;
+
+/** Receives the room's own mix, one 20 ms Opus packet per tick (RFC 7587 timestamps). `payload` is valid only during the call. */
+export type RoomMixSink = (payload: Uint8Array, timestamp: number) => void;
 
 /** Called once per listener per tick. `payload` is valid only during the call. */
 export type MixPacketSink = (
@@ -49,6 +59,8 @@ export interface MixRoomAudioOptions {
   opusProfile?: OpusProfileName;
   /** Dynamic payload type used for Opus when the participant's own is not given (default 111). */
   opusPayloadType?: number;
+  /** Hybrid rooms: K, how many of the top eligible speakers `rank` takes as forwarded (default 3). */
+  forwardSlots?: number;
 }
 
 export interface MixParticipantOptions {
@@ -81,8 +93,11 @@ interface MixMember {
   format: MixOutputFormat;
 }
 
-export class MixRoomAudio {
+export class MixRoomAudio implements AudioTap {
   readonly mode: MixRoomMode;
+  readonly #forwardSlots: number;
+  readonly #roomMixSinks: RoomMixSink[] = [];
+  readonly #rankForwarded: string[] = [];
   readonly #onPacket: MixPacketSink;
   readonly #mixer: RoomMixer;
   readonly #clock: MixClock;
@@ -100,6 +115,7 @@ export class MixRoomAudio {
     this.#onPacket = options.onPacket;
     this.#opusProfile = options.opusProfile ?? 'normal';
     this.#opusPayloadType = options.opusPayloadType ?? 111;
+    this.#forwardSlots = options.forwardSlots ?? 3;
     this.#mixer = new RoomMixer({ ...options.mixer, codecs: options.codecs ?? createMixCodecs() });
     this.#clock = new MixClock(() => this.tick(), { ...options.clock, onSkip: (ticks) => this.#mixer.skip(ticks) });
   }
@@ -167,6 +183,38 @@ export class MixRoomAudio {
     this.#mixer.push(id, payload, sequenceNumber, timestamp, arrivalMs, audioLevel);
   }
 
+  /** The mixer tap's per-packet call (audio-tap.ts). */
+  onAudio(from: string, a: Readonly<InboundAudio>): void {
+    this.onAudioRtp(from, a.payload, a.sequenceNumber, a.timestamp, a.level, a.now);
+  }
+
+  /** The room's ranking changed: in hybrid rooms the top K eligible speakers are the slots' (docs/audio.md, hybrid). */
+  rank(ranking: readonly string[], eligible: (participantId: string) => boolean): void {
+    if (this.mode !== 'hybrid') return;
+    const forwarded = this.#rankForwarded;
+    forwarded.length = 0;
+    for (let i = 0; i < ranking.length && forwarded.length < this.#forwardSlots; i++) {
+      if (eligible(ranking[i]!)) forwarded.push(ranking[i]!);
+    }
+    this.setForwarded(forwarded);
+  }
+
+  /**
+   * Subscribes to the room's own mix (everyone in the mix, as a non-publishing listener hears it:
+   * the shared encode). Returns the unsubscribe. The mixer encodes it only while someone listens.
+   */
+  subscribeRoomMix(sink: RoomMixSink): () => void {
+    this.#live();
+    this.#roomMixSinks.push(sink);
+    this.#mixer.openRoomOutput();
+    return () => {
+      const i = this.#roomMixSinks.indexOf(sink);
+      if (i < 0) return;
+      this.#roomMixSinks.splice(i, 1);
+      if (this.#roomMixSinks.length === 0 && !this.#closed) this.#mixer.closeRoomOutput();
+    };
+  }
+
   /**
    * Hybrid rooms: the speakers the slot router forwards right now (top K). They are kept out of
    * every mix from the next tick on. Ignored in `mix` rooms.
@@ -211,6 +259,16 @@ export class MixRoomAudio {
         // One listener's broken transport must not starve the others of this tick.
       }
     }
+    const room = this.#mixer.roomPacket;
+    if (room === null) return;
+    const sinks = this.#roomMixSinks;
+    for (let i = 0; i < sinks.length; i++) {
+      try {
+        sinks[i]!(room.payload, room.timestamp);
+      } catch {
+        // A failing subscriber (a recorder's disk) must not stop the mix.
+      }
+    }
   }
 
   /** Ids mixed in the last tick (active speakers not forwarded as slots). */
@@ -237,6 +295,7 @@ export class MixRoomAudio {
     this.#closed = true;
     this.#members.clear();
     this.#forwarded.clear();
+    this.#roomMixSinks.length = 0;
     this.#mixer.close();
   }
 

@@ -98,25 +98,17 @@ class MixStream {
   }
 }
 
-class Participant {
-  readonly pcm = new Float32Array(FRAME);
+/** One output's RTP numbering: its own sequence number and timestamp, continuous across stream switches. */
+class OutputStream {
   readonly packet: MixPacket;
-  hangover = 0;
-  inMix = false;
-  stream: MixStream | undefined;
+  format: MixOutputFormat;
   #tsStep: number;
 
-  constructor(
-    readonly id: string,
-    readonly codec: MixInputCodec,
-    readonly decoder: FrameDecoder,
-    readonly jitter: JitterBuffer,
-    public format: MixOutputFormat,
-    readonly receive: boolean,
-  ) {
+  constructor(listenerId: string, format: MixOutputFormat) {
+    this.format = format;
     // RFC 3550 §5.1: random initial sequence number and timestamp.
     this.packet = {
-      listenerId: id,
+      listenerId,
       payload: new Uint8Array(0),
       sequenceNumber: Math.floor(Math.random() * 0x1_0000),
       timestamp: Math.floor(Math.random() * 0x1_0000_0000),
@@ -146,6 +138,27 @@ class Participant {
   }
 }
 
+class Participant extends OutputStream {
+  readonly pcm = new Float32Array(FRAME);
+  hangover = 0;
+  inMix = false;
+  stream: MixStream | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly codec: MixInputCodec,
+    readonly decoder: FrameDecoder,
+    readonly jitter: JitterBuffer,
+    format: MixOutputFormat,
+    readonly receive: boolean,
+  ) {
+    super(id, format);
+  }
+}
+
+/** The listener id of the room output's packets (not a participant: nobody by that id is in the mixer). */
+export const ROOM_OUTPUT_ID = '';
+
 export class RoomMixer {
   readonly #codecs: MixCodecs;
   readonly #jitterOptions: JitterBufferOptions | undefined;
@@ -160,6 +173,8 @@ export class RoomMixer {
   readonly #streamPool: MixStream[] = [];
   readonly #encoderPool = new Map<MixOutputFormat, FrameEncoder[]>();
   readonly #out: MixPacket[] = [];
+  /** The room's own mix (`openRoomOutput`), or null. */
+  #roomOutput: OutputStream | null = null;
   #tick = 0;
   #closed = false;
   #stats = {
@@ -215,6 +230,26 @@ export class RoomMixer {
     this.#codecs.release?.(p.decoder);
   }
 
+  /**
+   * Opens the room's own output: the mix of everyone in it, as a listener who publishes nothing
+   * would hear it (so it is the shared stream's encode and costs nothing extra when anyone else
+   * hears the shared mix). Its packet, with its own sequence numbers and timestamps, is
+   * `roomPacket` after each tick. Idempotent. The recorder records a `mix` room through it.
+   */
+  openRoomOutput(format: MixOutputFormat = 'normal'): void {
+    this.#live();
+    this.#roomOutput ??= new OutputStream(ROOM_OUTPUT_ID, format);
+  }
+
+  closeRoomOutput(): void {
+    this.#roomOutput = null;
+  }
+
+  /** The room output's packet of the last tick (null while closed). Reused by the next tick. */
+  get roomPacket(): MixPacket | null {
+    return this.#roomOutput?.packet ?? null;
+  }
+
   /** Changes what a listener receives (e.g. the ProfilePicker stepped down to `low`). */
   setFormat(id: string, format: MixOutputFormat): void {
     const p = this.#participants.get(id);
@@ -241,6 +276,7 @@ export class RoomMixer {
   skip(ticks: number): void {
     if (!Number.isInteger(ticks) || ticks <= 0) return;
     for (const p of this.#participants.values()) p.skip(ticks);
+    this.#roomOutput?.skip(ticks);
   }
 
   /**
@@ -295,11 +331,7 @@ export class RoomMixer {
       const p = list[i]!;
       if (!p.receive) continue;
       const stream = p.stream ?? shared;
-      let slot = stream.slots.get(p.format);
-      if (!slot) {
-        slot = new EncodeSlot(this.#acquireEncoder(p.format));
-        stream.slots.set(p.format, slot);
-      }
+      const slot = this.#encodeSlot(stream, p.format);
       if (slot.tick !== tickNo) {
         slot.payload = slot.encoder.encode(stream.pcm);
         slot.tick = tickNo;
@@ -307,6 +339,16 @@ export class RoomMixer {
       }
       p.advance(slot.payload, p.stream ? p.id : null);
       out.push(p.packet);
+    }
+    const room = this.#roomOutput;
+    if (room !== null) {
+      const slot = this.#encodeSlot(shared, room.format);
+      if (slot.tick !== tickNo) {
+        slot.payload = slot.encoder.encode(shared.pcm);
+        slot.tick = tickNo;
+        encodes++;
+      }
+      room.advance(slot.payload, null);
     }
     const t3 = performance.now();
 
@@ -372,6 +414,15 @@ export class RoomMixer {
       ...agg,
       limitedFrames,
     };
+  }
+
+  #encodeSlot(stream: MixStream, format: MixOutputFormat): EncodeSlot {
+    let slot = stream.slots.get(format);
+    if (!slot) {
+      slot = new EncodeSlot(this.#acquireEncoder(format));
+      stream.slots.set(format, slot);
+    }
+    return slot;
   }
 
   #acquireStream(): MixStream {

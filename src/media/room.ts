@@ -1,24 +1,25 @@
-import { randomBytes } from 'node:crypto';
-import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, type Extensions, type RtpPacket, type RTCRtpTransceiver } from 'werift';
+import type { Extensions, RtpPacket } from 'werift';
 import type { ClientMediaMessage, ServerMediaMessage } from '../protocol/index.ts';
+import type { MediaGrants, MediaParticipant, MediaRoomMode, RecordingState } from '../rooms/media-contract.ts';
 import { VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
+import { inboundAudio, type AudioTap } from './audio-tap.ts';
+import { MixRoomAudio, type MixRoomAudioOptions, type MixRoomAudioStats, type MixRoomMode } from './mix-room.ts';
+import { closePeer, negotiatedCodec, openPeer, peerOutputs, type Peer } from './peer.ts';
 import { keepHostCandidates, mediaPeerConfig, waitGathered } from './peer-config.ts';
 import { portAllocator, type PortAllocator } from './port-allocator.ts';
+import { RecordingTap } from './recording-tap.ts';
+import { ROOM_MODES, type RoomModeRow } from './room-modes.ts';
 import { AUDIO_LEVEL_SILENCE, AUDIO_LEVEL_URI } from './rtp.ts';
-import { MixRoomAudio, type MixPeerCodec, type MixRoomAudioOptions, type MixRoomAudioStats } from './mix-room.ts';
+import { SlotForwarder } from './slot-forwarder.ts';
 import type { SlotHeader } from './slot-stream.ts';
-import { Transcoder, type TranscodedPacket } from './transcode.ts';
-import { SlotOutput } from './slot-output.ts';
-import { SlotRouter } from './slot-router.ts';
+import { asBuffer } from './slot-output.ts';
 import { SpeakerDetector, type SpeakerDetectorOptions } from './speaker-detector.ts';
 import { VideoForwarder } from './video.ts';
-import { RoomRecorder, type RecordingManifest } from '../recording/recorder.ts';
+import { addReceiveStats, installRtpHeaderGuard, type ReceiveStats } from './werift-adapter.ts';
 
 export type { ClientMediaMessage, ServerMediaMessage };
-
-import type { MediaGrants, MediaParticipant } from '../signalling/media-plane.ts';
-export type { MediaGrants, MediaParticipant };
+export type { MediaGrants, MediaParticipant, MediaRoomMode, RecordingState };
 
 export interface MediaRoomOptions {
   roomId: string;
@@ -32,9 +33,10 @@ export interface MediaRoomOptions {
   /**
    * `sfu`: K forwarded slots per subscriber. `mix`: one outgoing audio track per subscriber carrying
    * a server mix (N−1 for active speakers). `hybrid`: K slots plus one mix track with everyone the
-   * slots do not carry. `mix`/`hybrid` also negotiate PCMU/PCMA for peers without Opus.
+   * slots do not carry. `mix`/`hybrid` also negotiate PCMU/PCMA for peers without Opus. What each
+   * mode has is its row in room-modes.ts.
    */
-  mode: 'sfu' | 'mix' | 'hybrid';
+  mode: MediaRoomMode;
   /** Mixer tuning for `mix`/`hybrid` rooms (jitter buffer, limiter, VAD, clock, Opus profile; defaults in docs/audio.md). */
   mixing?: Pick<MixRoomAudioOptions, 'mixer' | 'clock' | 'opusProfile' | 'codecs'>;
   /** Advertise Opus DTX. Default false. */
@@ -50,9 +52,6 @@ export interface MediaRoomOptions {
   /** Folder recordings are written to (config `recording.dir`); unset → `record` fails with RECORDING_UNAVAILABLE. */
   recordingDir?: string;
 }
-
-/** What `MediaRoom.record` reports: the recording's manifest so far (files, samples), or null when none ran. */
-export type RecordingState = RecordingManifest;
 
 export type MediaRoomEvent =
   | { to: 'participant'; participantId: string; message: ServerMediaMessage }
@@ -99,54 +98,10 @@ export interface MediaRoom {
 
 const log = logger('media-room');
 
-/** Recordings write their pages at least this often, so a crashed worker loses at most this much (DESIGN.md). */
-const RECORDING_FLUSH_MS = 1000;
-/**
- * The mixer listener whose packets are a `mix` room's recorded mix. Not a participant id the
- * signalling layer makes (those are random base64url), and it publishes nothing, so its mix is the
- * one every non-speaker hears: a shared encode that costs the mixer nothing extra.
- */
-const RECORDING_MIX_LISTENER = '~room-mix';
-
 /** RFC 6464 level (−dBov) → the protocol's linear 0…1 scale (`speaking.level`). */
 function linearLevel(level: number): number {
   if (level >= AUDIO_LEVEL_SILENCE) return 0;
   return Math.round(10 ** (-level / 20) * 1000) / 1000;
-}
-
-interface Peer {
-  readonly pc: RTCPeerConnection;
-  readonly mic: RTCRtpTransceiver;
-  readonly outputs: SlotOutput[];
-  /** The mix track (`mix`/`hybrid` rooms, subscribe grant), after the K slots. */
-  readonly mix: SlotOutput | null;
-  readonly port: number;
-}
-
-/**
- * G.711 for telephony peers (RFC 3551 §4.5.14, static payload types 0 and 8, 8 kHz mono), offered
- * after Opus in `mix`/`hybrid` rooms: a peer that answers with only PCMU/PCMA gets the mix as G.711.
- */
-const G711_CODECS = [
-  new RTCRtpCodecParameters({ mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, payloadType: 0 }),
-  new RTCRtpCodecParameters({ mimeType: 'audio/PCMA', clockRate: 8000, channels: 1, payloadType: 8 }),
-];
-
-/** The audio codec a transceiver negotiated (its first codec after the answer). */
-function negotiatedCodec(t: RTCRtpTransceiver): { codec: MixPeerCodec; payloadType: number } | null {
-  const c = t.codecs[0];
-  if (c === undefined) return null;
-  const mime = c.mimeType.toLowerCase();
-  const codec: MixPeerCodec = mime === 'audio/pcmu' ? 'pcmu' : mime === 'audio/pcma' ? 'pcma' : 'opus';
-  return { codec, payloadType: c.payloadType };
-}
-
-/** Buffer views on the mixer's payloads, cached by view (its encoders reuse one view per length). */
-const payloadBuffers = new WeakMap<Uint8Array, Buffer>();
-function asBuffer(payload: Uint8Array): Buffer {
-  let b = payloadBuffers.get(payload);
-  if (b === undefined) payloadBuffers.set(payload, (b = Buffer.from(payload.buffer, payload.byteOffset, payload.length)));
-  return b;
 }
 
 interface Participant {
@@ -155,87 +110,52 @@ interface Participant {
   /** Replaced on media reconnect (`ice_restart`). */
   peer: Peer;
   muted: boolean;
+  /** What the peer's answer negotiated for audio: a G.711 publisher is mixed, never forwarded as a slot. */
+  codec: 'opus' | 'pcmu' | 'pcma';
   negotiationId: number;
   negotiating: Promise<void>;
   restarting: boolean;
   /**
-   * Receives one mixed track instead of K slots: always in `mix` rooms; in `sfu` rooms when the
-   * subscriber asked for it (`ice_restart` with `options.audio = 'mix'`, e.g. a weak link).
+   * Receives one mixed track instead of K slots: always in modes without slots; in `sfu` rooms
+   * when the subscriber asked for it (`ice_restart` with `options.audio = 'mix'`, e.g. a weak link).
    */
   mixOnly: boolean;
 }
 
 /**
- * Garbage guard for werift 0.24: `RtpHeader.deSerialize` walks a header extension's declared length
- * past the end of the packet, copying its extension array each step (quadratic). SRTP parses the
- * header before authenticating, so one unauthenticated 60-byte datagram from anyone (X=1, profile
- * 0xBEDE, length 0xFFFF) froze the process for ~30 minutes (test/media/garbage-udp.test.ts). Refuse
- * headers whose CSRCs or extension overrun the packet; werift turns the throw into an SRTP
- * authentication failure and drops the datagram.
- */
-const deSerializeRtpHeader = RtpHeader.deSerialize.bind(RtpHeader);
-RtpHeader.deSerialize = (raw: Buffer): RtpHeader => {
-  const b0 = raw[0] ?? 0;
-  if ((b0 & 0x10) !== 0) {
-    const ext = 12 + 4 * (b0 & 0x0f);
-    if (raw.length < ext + 4 || ext + 4 + 4 * raw.readUInt16BE(ext + 2) > raw.length) {
-      throw new VoxError('PROTOCOL_ERROR', 'RTP header extension overruns the packet');
-    }
-  }
-  return deSerializeRtpHeader(raw);
-};
-
-/**
- * True for a DTLS-range datagram werift would wrongly treat as a close: a record of unknown content
- * type, or once connected any alert. werift closes on an alert whose first two bytes look like a
- * plaintext warning without authenticating it; dropping genuine (encrypted) alerts too only leaves a
- * peer's close_notify to signalling `leave` and ICE failure.
- */
-function isForgedDtls(data: Buffer, connected: boolean): boolean {
-  const b0 = data[0] ?? 0;
-  if (b0 < 20 || b0 >= 64) return false;
-  for (let at = 0; at + 13 <= data.length; ) {
-    const type = data[at]!;
-    const length = data.readUInt16BE(at + 11);
-    if (type < 20 || type > 23) return true;
-    if (type === 21 && connected) return true;
-    at += 13 + length;
-  }
-  return false;
-}
-
-/**
- * A media room inside a worker: one werift peer per participant, audio slots, speaker detection,
- * video forwarding, and in `mix`/`hybrid` rooms a server mix (MixRoomAudio). The server offers
- * (docs/media.md): m-line 0 receives the participant's mic, then the K slots (`sfu`, `hybrid`),
- * then the mix track (`mix`, `hybrid`); video m-lines follow on demand.
+ * A media room inside a worker, as a composition (docs/architecture.md): one werift peer per
+ * participant (peer.ts), the speaker detector, video forwarding (video.ts), and the audio taps its
+ * mode's row names (room-modes.ts): the slot forwarder, the mixer, the recorder. Inbound audio is
+ * checked here once, then handed to every tap.
  */
 export function createMediaRoom(options: MediaRoomOptions, onEvent: (e: MediaRoomEvent) => void): MediaRoom {
-  return new SfuRoom(options, onEvent);
+  return new ComposedMediaRoom(options, onEvent);
 }
 
-class SfuRoom implements MediaRoom {
+class ComposedMediaRoom implements MediaRoom {
   readonly #options: MediaRoomOptions;
+  readonly #mode: RoomModeRow;
   readonly #emit: (e: MediaRoomEvent) => void;
   readonly #participants = new Map<string, Participant>();
-  readonly #router: SlotRouter<SlotOutput>;
   readonly #detector: SpeakerDetector;
   readonly #video: VideoForwarder;
   readonly #timer: NodeJS.Timeout;
   readonly #ports: PortAllocator;
-  /** The mixer of `mix`/`hybrid` rooms; in `sfu` rooms only while a subscriber asked for a mix. */
+  /** The slot forwarder tap, in modes with slots. */
+  readonly #forwarder: SlotForwarder | null;
+  /** The mixer tap: from the start in mixing modes; in `sfu` rooms only while a subscriber asked for a mix. */
   #mix: MixRoomAudio | null = null;
+  /** The recorder tap while recording. */
+  #recording: RecordingTap | null = null;
+  /** The taps every accepted inbound audio packet goes to, in this order: mixer, recorder, forwarder. */
+  #taps: AudioTap[] = [];
+  readonly #inbound = inboundAudio();
   readonly #mixHeader: SlotHeader = { ssrc: 0, sequenceNumber: 0, timestamp: 0, marker: false };
-  readonly #forwarded: string[] = [];
   readonly #eligible = (id: string): boolean => {
     const p = this.#participants.get(id);
     // A G.711 publisher is never forwarded as a slot (Opus subscribers could not decode it): it is mixed.
-    return p !== undefined && p.grants.publish && !p.muted && !this.#g711.has(id);
+    return p !== undefined && p.grants.publish && !p.muted && p.codec === 'opus';
   };
-  /** Participants whose peer negotiated G.711 (`mix`/`hybrid` rooms), by id. */
-  readonly #g711 = new Map<string, 'pcmu' | 'pcma'>();
-  /** Hybrid rooms: one Opus → G.711 Transcoder per (forwarded publisher, law), shared by all G.711 subscribers. */
-  readonly #transcoders = new Map<string, { pcmu?: Transcoder; pcma?: Transcoder }>();
   #membershipChanged = false;
   readonly #joining = new Set<string>();
   #closed = false;
@@ -246,15 +166,17 @@ class SfuRoom implements MediaRoom {
   #reconnects = 0;
   /** Outputs of participants who left: their counters still belong to the room's totals. */
   #retiredOut = { packets: 0, bytes: 0 };
-  #recorder: RoomRecorder | null = null;
-  #recorderFlushedAt = 0;
 
   constructor(options: MediaRoomOptions, onEvent: (e: MediaRoomEvent) => void) {
     if (!Number.isInteger(options.slots) || options.slots < 1 || options.slots > 16) {
       throw new VoxError('INVALID_ARGUMENT', `slots must be 1…16, got ${options.slots}`);
     }
+    const mode = ROOM_MODES[options.mode];
+    if (mode === undefined) throw new VoxError('INVALID_ARGUMENT', `unknown media room mode ${String(options.mode)}`);
     mediaPeerConfig(options); // validates the port range up front
+    installRtpHeaderGuard();
     this.#options = options;
+    this.#mode = mode;
     this.#ports = portAllocator(options.rtcMinPort, options.rtcMaxPort);
     this.#emit = (e) => {
       try {
@@ -263,13 +185,15 @@ class SfuRoom implements MediaRoom {
         log.error({ err: error, roomId: options.roomId }, 'media event listener threw');
       }
     };
-    // Hybrid: a top-K speaker's own slot stays empty rather than carrying speaker K+1, who is in the mix.
-    this.#router = new SlotRouter<SlotOutput>(options.slots, { fillIn: options.mode !== 'hybrid' });
+    this.#forwarder = mode.slots
+      ? new SlotForwarder({ slots: options.slots, fillIn: mode.slotFillIn, onSlotsChanged: (id) => this.#sendSlots(id) })
+      : null;
     this.#detector = new SpeakerDetector(options.speaker);
     // One of the top K+1 may be the subscriber themself, so K+1 places are sticky.
     this.#detector.stickyPlaces = options.slots + 1;
     this.#video = new VideoForwarder(options.roomId, (participantId) => this.#renegotiate(participantId));
-    if (options.mode !== 'sfu') this.#mix = this.#createMix(options.mode);
+    if (mode.mixer !== null) this.#setMix(this.#createMix(mode.mixer));
+    else this.#rebuildTaps();
     this.#timer = setInterval(() => this.#tick(), options.rankIntervalMs ?? 100);
     this.#timer.unref();
   }
@@ -284,10 +208,11 @@ class SfuRoom implements MediaRoom {
       grants: { ...p.grants },
       peer: null as unknown as Peer,
       muted: false,
+      codec: 'opus',
       negotiationId: 0,
       negotiating: Promise.resolve(),
       restarting: false,
-      mixOnly: this.#options.mode === 'mix',
+      mixOnly: !this.#mode.slots,
     };
     this.#joining.add(p.participantId);
     try {
@@ -302,7 +227,7 @@ class SfuRoom implements MediaRoom {
     this.#participants.set(p.participantId, participant);
     this.#video.attach(p.participantId, participant.peer.pc, p.grants.publish, p.grants.subscribe);
     if (p.grants.subscribe && participant.peer.outputs.length > 0) {
-      this.#router.addSubscriber(p.participantId, participant.peer.outputs);
+      this.#forwarder?.addSubscriber(p.participantId, participant.peer.outputs);
       this.#membershipChanged = true;
     }
     if (this.#mix !== null) {
@@ -318,54 +243,26 @@ class SfuRoom implements MediaRoom {
     }
     // Tell the newcomer what its slots carry right away instead of at the next tick.
     this.#tick();
-    if (this.#router.hasSubscriber(p.participantId)) this.#sendSlots(p.participantId);
+    if (this.#forwarder?.hasSubscriber(p.participantId)) this.#sendSlots(p.participantId);
   }
 
-  /** One participant's werift peer: mic m-line, K slot m-lines, UDP port, state watch. */
+  /** One participant's werift peer (peer.ts) with the m-lines its grants and the room's mode call for, and its inbound audio wired to the taps. */
   async #createPeer(participant: Participant): Promise<Peer> {
-    let port: number;
-    try {
-      port = await this.#ports.acquire(this.#options.bindIp);
-    } catch (error) {
-      throw new VoxError('MEDIA_NEGOTIATION_FAILED', `no UDP port for ${participant.id}`, { cause: error });
-    }
-    const config = mediaPeerConfig(this.#options, port);
-    const mode = this.#options.mode;
-    if (mode !== 'sfu') config.codecs = { ...config.codecs, audio: [...(config.codecs?.audio ?? []), ...G711_CODECS] };
-    const pc = new RTCPeerConnection(config);
-    const { publish, subscribe } = participant.grants;
-    const mic = pc.addTransceiver('audio', { direction: publish ? 'recvonly' : 'inactive' });
-    const outputs: SlotOutput[] = [];
-    let mix: SlotOutput | null = null;
-    if (subscribe) {
-      const slots = participant.mixOnly ? 0 : this.#options.slots;
-      for (let k = 0; k < slots; k++) {
-        outputs.push(new SlotOutput(participant.id, k, pc.addTransceiver('audio', { direction: 'sendonly' })));
-      }
-      // The mix track is the last audio m-line: slot K in `hybrid`, slot 0 for mix-only subscribers (offer option `mixSlot`).
-      if (mode !== 'sfu' || participant.mixOnly) {
-        mix = new SlotOutput(participant.id, slots, pc.addTransceiver('audio', { direction: 'sendonly' }));
-      }
-    }
-    // Garbage guard for werift 0.24's DTLS, which takes anyone's datagrams: a record of unknown content
-    // type (first byte 24..63) is handled as an alert, an alert is closed on without authentication,
-    // and either closes the session. One forged 13..15-byte datagram silenced a participant
-    // (test/media/garbage-udp.test.ts). Drop those before werift sees them.
-    for (const ice of pc.iceTransports) {
-      const onData = ice.connection.onData as unknown as { execute: (data: Buffer) => void };
-      const deliver = onData.execute;
-      onData.execute = (data: Buffer) => {
-        if (!isForgedDtls(data, pc.dtlsTransports[0]?.state === 'connected')) deliver(data);
-      };
-    }
-    const peer: Peer = { pc, mic, outputs, mix, port };
-    mic.onTrack.subscribe((track) => {
+    const slots = participant.mixOnly ? 0 : this.#options.slots;
+    const peer = await openPeer(this.#options, this.#ports, participant.id, {
+      publish: participant.grants.publish,
+      subscribe: participant.grants.subscribe,
+      slots,
+      mixTrack: this.#mode.mixer !== null || participant.mixOnly,
+      g711: this.#mode.g711,
+    });
+    peer.mic.onTrack.subscribe((track) => {
       track.onReceiveRtp.subscribe((rtp, extensions) => {
         // Packets of a replaced peer (media reconnect) still in flight are not this participant's voice any more.
         if (participant.peer === peer) this.#onAudio(participant, rtp, extensions);
       });
     });
-    pc.connectionStateChange.subscribe((state) => {
+    peer.pc.connectionStateChange.subscribe((state) => {
       log.debug({ roomId: this.#options.roomId, participantId: participant.id, state }, 'peer state');
       if (state === 'failed' && participant.peer === peer && this.#participants.get(participant.id) === participant) {
         this.#emit({
@@ -379,12 +276,11 @@ class SfuRoom implements MediaRoom {
   }
 
   async #closePeer(peer: Peer): Promise<void> {
-    for (const o of peer.mix === null ? peer.outputs : [...peer.outputs, peer.mix]) {
+    for (const o of peerOutputs(peer)) {
       this.#retiredOut.packets += o.packets;
       this.#retiredOut.bytes += o.bytes;
     }
-    await peer.pc.close().catch((error: unknown) => log.warn({ err: error }, 'peer close failed'));
-    this.#ports.release(peer.port);
+    await closePeer(peer, this.#ports);
   }
 
   /**
@@ -408,13 +304,13 @@ class SfuRoom implements MediaRoom {
       p.negotiating = Promise.resolve();
       this.#video.detach(p.id);
       this.#video.attach(p.id, peer.pc, p.grants.publish, p.grants.subscribe);
-      this.#router.removeSubscriber(p.id);
-      if (p.grants.subscribe && peer.outputs.length > 0) this.#router.addSubscriber(p.id, peer.outputs);
+      this.#forwarder?.removeSubscriber(p.id);
+      if (p.grants.subscribe && peer.outputs.length > 0) this.#forwarder?.addSubscriber(p.id, peer.outputs);
       this.#membershipChanged = true;
       void this.#closePeer(old);
       await this.#offer(p, { restart: true });
       this.#tick();
-      if (this.#router.hasSubscriber(p.id)) this.#sendSlots(p.id);
+      if (this.#forwarder?.hasSubscriber(p.id)) this.#sendSlots(p.id);
     } finally {
       p.restarting = false;
     }
@@ -431,12 +327,11 @@ class SfuRoom implements MediaRoom {
       });
     }
     this.#detector.remove(participantId);
-    this.#router.removeSubscriber(participantId);
+    this.#forwarder?.removeSubscriber(participantId);
+    this.#forwarder?.removePublisher(participantId);
     this.#video.detach(participantId);
     if (this.#mix !== null) {
       this.#mix.removeParticipant(participantId);
-      this.#g711.delete(participantId);
-      this.#closeTranscoders(participantId);
       // An empty room's clock would tick for nobody.
       if (this.#participants.size === 0) this.#mix.stop();
       this.#dropIdleMix();
@@ -521,14 +416,11 @@ class SfuRoom implements MediaRoom {
   stats(): MediaRoomStats {
     let packetsOut = this.#retiredOut.packets;
     let bytesOut = this.#retiredOut.bytes;
-    let lost = 0;
-    let expected = 0;
-    let jitterSum = 0;
-    let jitterCount = 0;
+    const received: ReceiveStats = { lost: 0, expected: 0, jitterMsSum: 0, streams: 0 };
     let rttSum = 0;
     let rttCount = 0;
     for (const p of this.#participants.values()) {
-      for (const o of p.peer.mix === null ? p.peer.outputs : [...p.peer.outputs, p.peer.mix]) {
+      for (const o of peerOutputs(p.peer)) {
         packetsOut += o.packets;
         bytesOut += o.bytes;
         const rtt = o.rttMs;
@@ -537,13 +429,7 @@ class SfuRoom implements MediaRoom {
           rttCount++;
         }
       }
-      const streams = (p.peer.mic.receiver as unknown as { remoteStreams: Record<string, ReceiveStatistics> }).remoteStreams;
-      for (const s of Object.values(streams ?? {})) {
-        lost += Math.max(0, s.packets_lost);
-        expected += s.packets_expected;
-        jitterSum += (s.jitter / s.clockRate) * 1000;
-        jitterCount++;
-      }
+      addReceiveStats(p.peer.mic.receiver, received);
     }
     const v = this.#video.stats();
     return {
@@ -552,71 +438,54 @@ class SfuRoom implements MediaRoom {
       packetsOut: packetsOut + v.packetsOut,
       bytesIn: this.#bytesIn + v.bytesIn,
       bytesOut: bytesOut + v.bytesOut,
-      lossPct: expected > 0 ? (lost / expected) * 100 : 0,
-      jitterMs: jitterCount > 0 ? jitterSum / jitterCount : 0,
+      lossPct: received.expected > 0 ? (received.lost / received.expected) * 100 : 0,
+      jitterMs: received.streams > 0 ? received.jitterMsSum / received.streams : 0,
       rttMs: rttCount > 0 ? rttSum / rttCount : 0,
-      slotSwitches: this.#router.switches,
+      slotSwitches: this.#forwarder?.switches ?? 0,
       offers: this.#offers,
       reconnects: this.#reconnects,
       packetsDropped: this.#packetsDropped,
       ...(this.#mix === null ? {} : { mix: this.#mix.toJSON() }),
-      ...(this.#recorder === null ? {} : { recording: { id: this.#recorder.manifest.id, bytes: this.#recordedBytes() } }),
+      ...(this.#recording === null ? {} : { recording: { id: this.#recording.manifest.id, bytes: this.#recording.bytes } }),
     };
   }
 
   async record(action: 'start' | 'stop', byParticipantId: string): Promise<RecordingState | null> {
     this.#assertOpen();
     if (action === 'stop') {
-      const recorder = this.#recorder;
-      if (recorder === null) return null;
-      this.#recorder = null;
-      this.#mix?.removeParticipant(RECORDING_MIX_LISTENER);
-      return recorder.stop(byParticipantId);
+      const recording = this.#recording;
+      if (recording === null) return null;
+      this.#recording = null;
+      this.#rebuildTaps();
+      return recording.stop(byParticipantId);
     }
-    if (this.#recorder !== null) return this.#recorder.manifest;
+    if (this.#recording !== null) return this.#recording.manifest;
     const dir = this.#options.recordingDir;
     if (dir === undefined || dir === '') throw new VoxError('RECORDING_UNAVAILABLE', 'this server records nothing (recording.dir is unset)');
-    // Sortable by start time, unguessable: base36 milliseconds plus 48 random bits.
-    const id = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
-    try {
-      this.#recorder = new RoomRecorder({ dir, id, roomId: this.#options.roomId, startedBy: byParticipantId });
-    } catch (error) {
-      throw new VoxError('RECORDING_FAILED', `cannot start recording in ${dir}: ${(error as Error).message}`, { cause: error });
-    }
-    this.#recorderFlushedAt = performance.now();
-    // `mix` rooms also record the room as heard: the mix of everyone (hybrid mixes leave out the slot speakers).
-    if (this.#mix !== null && this.#options.mode === 'mix') {
-      this.#mix.addParticipant(RECORDING_MIX_LISTENER, { codec: 'opus', publish: false, subscribe: true });
-      if (!this.#mix.running) this.#mix.start();
-    }
-    return this.#recorder.manifest;
-  }
-
-  #recordedBytes(): number {
-    let bytes = 0;
-    for (const f of this.#recorder?.manifest.files ?? []) bytes += f.bytes;
-    return bytes;
+    // Modes that record the room as heard: the recorder subscribes to the mixer's room output.
+    const mixer = this.#mode.recordsMix ? this.#mix : null;
+    this.#recording = new RecordingTap({ dir, roomId: this.#options.roomId, startedBy: byParticipantId, mixer });
+    this.#rebuildTaps();
+    if (mixer !== null && !mixer.running) mixer.start();
+    return this.#recording.manifest;
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
-    try {
-      this.#recorder?.stop(null);
-    } catch (error) {
-      log.error({ err: error, roomId: this.#options.roomId }, 'recording could not be finished');
-    }
-    this.#recorder = null;
+    this.#recording?.close();
+    this.#recording = null;
     const peers = [...this.#participants.values()].map((p) => p.peer);
     this.#participants.clear();
     this.#video.close();
     this.#mix?.close();
-    for (const id of [...this.#transcoders.keys()]) this.#closeTranscoders(id);
+    this.#forwarder?.close();
+    this.#taps = [];
     await Promise.allSettled(peers.map((peer) => this.#closePeer(peer)));
   }
 
-  /** Per inbound audio packet: count, feed the speaker detector, forward to the slots carrying this publisher. */
+  /** Per inbound audio packet: check and count it, feed the speaker detector, hand it to every tap. */
   #onAudio(p: Participant, rtp: RtpPacket, extensions: Extensions | undefined): void {
     const payload = rtp.payload;
     if (!p.grants.publish || p.muted || this.#closed || payload.length === 0) {
@@ -631,57 +500,36 @@ class SfuRoom implements MediaRoom {
     const level = ext === undefined ? -1 : ext.level;
     // A packet without the extension still proves presence; rank it as quiet, not absent.
     this.#detector.process(p.id, level < 0 ? AUDIO_LEVEL_SILENCE - 1 : level, now);
-    this.#mix?.onAudioRtp(p.id, payload, header.sequenceNumber, header.timestamp, level, now);
-    // Opus only: G.711 publishers (static payload types 0 and 8) would need transcoding to be recorded.
-    if (this.#recorder !== null && header.payloadType !== 0 && header.payloadType !== 8) {
-      this.#recorder.onAudio(p.id, payload, header.ssrc, header.timestamp);
-    }
-    const routes = this.#router.routes(p.id);
-    let pcmu: readonly TranscodedPacket[] | null = null;
-    let pcma: readonly TranscodedPacket[] | null = null;
-    for (let i = 0; i < routes.length; i++) {
-      const out = routes[i];
-      if (!out.ready) continue;
-      const law = this.#g711.size === 0 ? undefined : this.#g711.get(out.subscriberId);
-      if (law !== undefined) {
-        // A G.711 subscriber in a hybrid room: the slot carries this voice transcoded, once per law per packet.
-        const packets =
-          law === 'pcmu'
-            ? (pcmu ??= this.#transcoder(p.id, law).process(payload, header.sequenceNumber, header.timestamp))
-            : (pcma ??= this.#transcoder(p.id, law).process(payload, header.sequenceNumber, header.timestamp));
-        for (let j = 0; j < packets.length; j++) {
-          const t = packets[j]!;
-          const h = out.stream.rewriteFields(header.ssrc, t.sequenceNumber, t.timestamp, header.marker, now);
-          if (h !== null) out.send(asBuffer(t.payload), h, level);
-        }
-        continue;
-      }
-      const h = out.stream.rewriteFields(header.ssrc, header.sequenceNumber, header.timestamp, header.marker, now);
-      if (h !== null) out.send(payload, h, level);
-    }
+    const a = this.#inbound;
+    a.payload = payload;
+    a.ssrc = header.ssrc;
+    a.sequenceNumber = header.sequenceNumber;
+    a.timestamp = header.timestamp;
+    a.marker = header.marker;
+    a.payloadType = header.payloadType;
+    a.level = level;
+    a.now = now;
+    const taps = this.#taps;
+    for (let i = 0; i < taps.length; i++) taps[i]!.onAudio(p.id, a);
   }
 
-  #transcoder(publisherId: string, law: 'pcmu' | 'pcma'): Transcoder {
-    let pair = this.#transcoders.get(publisherId);
-    if (pair === undefined) this.#transcoders.set(publisherId, (pair = {}));
-    return (pair[law] ??= new Transcoder({ from: 'opus', to: law }));
+  /** The taps in packet order: the mixer, the recorder, the forwarder (sending last keeps the others' view of the packet untouched). */
+  #rebuildTaps(): void {
+    const taps: AudioTap[] = [];
+    if (this.#mix !== null) taps.push(this.#mix);
+    if (this.#recording !== null) taps.push(this.#recording);
+    if (this.#forwarder !== null) taps.push(this.#forwarder);
+    this.#taps = taps;
   }
 
-  #closeTranscoders(publisherId: string): void {
-    const pair = this.#transcoders.get(publisherId);
-    if (pair === undefined) return;
-    this.#transcoders.delete(publisherId);
-    pair.pcmu?.close();
-    pair.pcma?.close();
+  #setMix(mix: MixRoomAudio | null): void {
+    this.#mix = mix;
+    this.#rebuildTaps();
   }
 
   #tick(): void {
     if (this.#closed) return;
     const now = performance.now();
-    if (this.#recorder !== null && now - this.#recorderFlushedAt >= RECORDING_FLUSH_MS) {
-      this.#recorderFlushedAt = now;
-      this.#recorder.flush();
-    }
     const reranked = this.#detector.tick(now);
     for (const c of this.#detector.takeSpeakingChanges()) {
       if (!this.#participants.has(c.participantId)) continue;
@@ -699,44 +547,35 @@ class SfuRoom implements MediaRoom {
     if (!reranked && !this.#membershipChanged) return;
     this.#membershipChanged = false;
     const ranking = this.#detector.ranking();
-    for (const subscriberId of this.#router.update(ranking, this.#eligible)) {
-      this.#sendSlots(subscriberId);
-    }
-    if (this.#mix !== null && this.#options.mode === 'hybrid') {
-      // The top K eligible speakers are in the slots: keep them out of the mix (docs/audio.md, hybrid).
-      const forwarded = this.#forwarded;
-      forwarded.length = 0;
-      for (let i = 0; i < ranking.length && forwarded.length < this.#options.slots; i++) {
-        if (this.#eligible(ranking[i]!)) forwarded.push(ranking[i]!);
-      }
-      this.#mix.setForwarded(forwarded);
-    }
+    const taps = this.#taps;
+    // The forwarder ranks first: its slot messages go out before the mixer changes who it leaves out.
+    this.#forwarder?.rank(ranking, this.#eligible);
+    for (let i = 0; i < taps.length; i++) if (taps[i] !== this.#forwarder) taps[i]!.rank?.(ranking, this.#eligible);
   }
 
-  #createMix(mode: 'mix' | 'hybrid'): MixRoomAudio {
+  #createMix(mode: MixRoomMode): MixRoomAudio {
     return new MixRoomAudio({
       ...this.#options.mixing,
       mode,
-      onPacket: (id, payload, seq, ts) => {
-        if (id === RECORDING_MIX_LISTENER) this.#recorder?.onMix(payload, ts);
-        else this.#sendMix(id, payload, seq, ts);
-      },
+      forwardSlots: this.#options.slots,
+      onPacket: (id, payload, seq, ts) => this.#sendMix(id, payload, seq, ts),
     });
   }
 
   #hearsMix(p: Participant): boolean {
-    return p.grants.subscribe && (this.#options.mode !== 'sfu' || p.mixOnly);
+    return p.grants.subscribe && (this.#mode.mixer !== null || p.mixOnly);
   }
 
   /**
    * A subscriber's own choice of audio layout, applied by the media reconnect that follows (a new
-   * peer with the new m-lines; nobody else renegotiates). Only `sfu` rooms can switch: a `mix`
-   * room has no slots, and a `hybrid` room's mix leaves out the slot speakers, so a mix-only
-   * subscriber there would miss them.
+   * peer with the new m-lines; nobody else renegotiates). Only modes whose row allows it (`sfu`):
+   * a `mix` room has no slots, and a `hybrid` room's mix leaves out the slot speakers, so a
+   * mix-only subscriber there would miss them.
    */
   #setLayout(p: Participant, layout: 'mix' | 'slots'): void {
     const mixOnly = layout === 'mix';
-    if (this.#options.mode !== 'sfu') {
+    const onDemand = this.#mode.layoutSwitch;
+    if (onDemand === null) {
       if (mixOnly === p.mixOnly) return;
       throw new VoxError('MEDIA_UNSUPPORTED', `a ${this.#options.mode} room cannot give ${p.id} ${layout} audio`);
     }
@@ -744,11 +583,11 @@ class SfuRoom implements MediaRoom {
     p.mixOnly = mixOnly;
     if (mixOnly && this.#mix === null) {
       // Mixed for whoever asks: every publisher becomes an input (silent ones cost no decode, RFC 6464).
-      const mix = this.#createMix('mix');
+      const mix = this.#createMix(onDemand);
       for (const q of this.#participants.values()) {
         mix.addParticipant(q.id, { codec: 'opus', publish: q.grants.publish, subscribe: this.#hearsMix(q) });
       }
-      this.#mix = mix;
+      this.#setMix(mix);
       mix.start();
     } else if (this.#mix !== null) {
       this.#mix.addParticipant(p.id, { codec: 'opus', publish: p.grants.publish, subscribe: mixOnly });
@@ -756,12 +595,12 @@ class SfuRoom implements MediaRoom {
     this.#dropIdleMix();
   }
 
-  /** An `sfu` room's mixer goes away when no subscriber listens to it any more. */
+  /** An on-demand mixer (a mode without one of its own) goes away when no subscriber listens to it any more. */
   #dropIdleMix(): void {
-    if (this.#options.mode !== 'sfu' || this.#mix === null) return;
+    if (this.#mode.mixer !== null || this.#mix === null) return;
     for (const q of this.#participants.values()) if (q.mixOnly) return;
     this.#mix.close();
-    this.#mix = null;
+    this.#setMix(null);
   }
 
   /** After an answer: what the peer negotiated decides what it sends into and hears from the mixer. */
@@ -771,16 +610,11 @@ class SfuRoom implements MediaRoom {
     const negotiated = negotiatedCodec(peer.mix?.transceiver ?? peer.mic);
     if (negotiated === null) return;
     // G.711 peers: their voice is only ever mixed (never a slot), and in hybrid rooms the slots they
-    // receive are transcoded from Opus (#onAudio).
-    const wasG711 = this.#g711.has(p.id);
-    if (negotiated.codec === 'opus') this.#g711.delete(p.id);
-    else this.#g711.set(p.id, negotiated.codec);
-    // Transcoded slot packets run on G.711's 8 kHz clock: so must the slot's switch arithmetic.
-    for (const o of peer.outputs) {
-      if (negotiated.codec === 'opus') o.stream.setClock(48_000, 960);
-      else o.stream.setClock(8_000, 160);
-    }
-    if (wasG711 !== this.#g711.has(p.id)) {
+    // receive are transcoded from Opus (SlotForwarder, by each output's codec).
+    const wasOpus = p.codec === 'opus';
+    p.codec = negotiated.codec;
+    for (const o of peer.outputs) o.setCodec(negotiated.codec);
+    if (wasOpus !== (p.codec === 'opus')) {
       this.#membershipChanged = true;
       this.#tick();
     }
@@ -808,7 +642,7 @@ class SfuRoom implements MediaRoom {
     this.#emit({
       to: 'participant',
       participantId: subscriberId,
-      message: { op: 'slots', room: this.#options.roomId, slots: this.#router.assignments(subscriberId) },
+      message: { op: 'slots', room: this.#options.roomId, slots: this.#forwarder?.assignments(subscriberId) ?? [] },
     });
   }
 
@@ -872,9 +706,3 @@ class SfuRoom implements MediaRoom {
   }
 }
 
-interface ReceiveStatistics {
-  packets_lost: number;
-  packets_expected: number;
-  jitter: number;
-  clockRate: number;
-}

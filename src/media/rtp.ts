@@ -153,8 +153,5 @@ export function readAudioLevel(packet: Uint8Array, extId: number): number {
   return -1;
 }
 
-/** 16-bit sequence arithmetic (RFC 3550 Appendix A.1): signed distance from a to b. */
-export function seqDelta(a: number, b: number): number {
-  const d = (b - a) & 0xffff;
-  return d >= 0x8000 ? d - 0x10000 : d;
-}
+/** 16-bit sequence arithmetic lives on the lowest floor that needs it (the jitter buffer's). */
+export { seqDelta } from '../codec/rtp-numbers.ts';

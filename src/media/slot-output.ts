@@ -1,34 +1,10 @@
 import { RtpHeader, type RTCRtpTransceiver } from 'werift';
+import { DirectRtpSender } from './werift-adapter.ts';
 import { SlotStream, type SlotHeader } from './slot-stream.ts';
 import type { SlotBinding } from './slot-router.ts';
+import type { G711Law } from '../codec/g711.ts';
 import { AUDIO_LEVEL_URI } from './rtp.ts';
 
-/**
- * The parts of werift's RTCRtpSender the forwarding path touches. They are private in its typings;
- * werift 0.24 keeps them as plain fields (see lib/webrtc/src/media/rtpSender.js). Going around
- * `sender.sendRtp()` skips its per-packet re-parse, extension rebuild and NACK cache (audio slots
- * negotiate no NACK); the sender still produces RTCP SR from the counters we keep here.
- */
-interface SenderInternals {
-  readonly ssrc: number;
-  codec?: { payloadType: number };
-  dtlsTransport: { state: string; sendRtp(payload: Buffer, header: RtpHeader): Promise<number> };
-  ntpTimestamp: bigint;
-  rtpTimestamp: number;
-  octetCount: number;
-  packetCount: number;
-  rtt?: number;
-  runRtcp(): Promise<void>;
-}
-
-/** RFC 3550 §6.4.1: the SR pairs an NTP time with the RTP timestamp of the same instant. */
-const NTP_EPOCH_OFFSET_MS = Date.UTC(1900, 0, 1);
-function ntpNow(): bigint {
-  const ms = performance.timeOrigin + performance.now() - NTP_EPOCH_OFFSET_MS;
-  const seconds = Math.floor(ms / 1000);
-  const fraction = Math.floor(((ms % 1000) / 1000) * 0x1_0000_0000);
-  return (BigInt(seconds) << 32n) | BigInt(fraction);
-}
 /** Refresh the SR's NTP/RTP pair every this many packets (~0.3 s of 20 ms audio), not per packet. */
 const SR_REFRESH_PACKETS = 16;
 
@@ -38,12 +14,17 @@ export class SlotOutput implements SlotBinding {
   readonly slot: number;
   readonly stream: SlotStream;
   readonly transceiver: RTCRtpTransceiver;
-  readonly #sender: SenderInternals;
+  readonly #sender: DirectRtpSender;
   readonly #header = new RtpHeader();
   readonly #level = Buffer.alloc(1);
   #midExt: { id: number; payload: Buffer } | null = null;
   #levelExt: { id: number; payload: Buffer } | null = null;
   #configured = false;
+  /**
+   * What this subscriber's peer negotiated for this track: null for Opus, else the G.711 law. A
+   * G.711 subscriber's slots carry forwarded voices transcoded (SlotForwarder), on an 8 kHz clock.
+   */
+  law: G711Law | null = null;
   packets = 0;
   bytes = 0;
 
@@ -51,7 +32,7 @@ export class SlotOutput implements SlotBinding {
     this.subscriberId = subscriberId;
     this.slot = slot;
     this.transceiver = transceiver;
-    this.#sender = transceiver.sender as unknown as SenderInternals;
+    this.#sender = new DirectRtpSender(transceiver.sender);
     this.stream = new SlotStream({
       ssrc: this.#sender.ssrc,
       initialSequence: (Math.random() * 0x10000) | 0,
@@ -59,13 +40,19 @@ export class SlotOutput implements SlotBinding {
     });
   }
 
+  /** The codec the answer negotiated: transcoded slot packets run on G.711's 8 kHz clock, so must the slot's switch arithmetic. */
+  setCodec(codec: 'opus' | G711Law): void {
+    this.law = codec === 'opus' ? null : codec;
+    if (codec === 'opus') this.stream.setClock(48_000, 960);
+    else this.stream.setClock(8_000, 160);
+  }
+
   get ready(): boolean {
-    return this.#sender.dtlsTransport?.state === 'connected' && this.#sender.codec !== undefined;
+    return this.#sender.ready;
   }
 
   get rttMs(): number | undefined {
-    const rtt = this.#sender.rtt;
-    return rtt === undefined ? undefined : rtt * 1000;
+    return this.#sender.rttMs;
   }
 
   /**
@@ -87,16 +74,9 @@ export class SlotOutput implements SlotBinding {
       exts.push(this.#levelExt);
     }
     header.extension = exts.length > 0;
-    const sender = this.#sender;
-    void sender.dtlsTransport.sendRtp(payload, header);
+    this.#sender.send(payload, header);
     const size = header.serializeSize + payload.length;
-    sender.octetCount += payload.length;
-    sender.packetCount = (sender.packetCount + 1) >>> 0;
-    if (this.packets % SR_REFRESH_PACKETS === 0) {
-      sender.ntpTimestamp = ntpNow();
-      sender.rtpTimestamp = h.timestamp;
-      void sender.runRtcp();
-    }
+    if (this.packets % SR_REFRESH_PACKETS === 0) this.#sender.refreshSenderReport(h.timestamp);
     this.packets++;
     this.bytes += size;
     return size;
@@ -104,7 +84,7 @@ export class SlotOutput implements SlotBinding {
 
   #configure(): void {
     this.#configured = true;
-    this.#header.payloadType = this.#sender.codec?.payloadType ?? 111;
+    this.#header.payloadType = this.#sender.payloadType ?? 111;
     for (const ext of this.transceiver.headerExtensions) {
       if (ext.uri === 'urn:ietf:params:rtp-hdrext:sdes:mid' && this.transceiver.mid !== null) {
         this.#midExt = { id: ext.id, payload: Buffer.from(this.transceiver.mid) };
@@ -113,4 +93,12 @@ export class SlotOutput implements SlotBinding {
       }
     }
   }
+}
+
+/** Buffer views on codec output (wasm memory views), cached by view: the encoders reuse one view per length. */
+const payloadBuffers = new WeakMap<Uint8Array, Buffer>();
+export function asBuffer(payload: Uint8Array): Buffer {
+  let b = payloadBuffers.get(payload);
+  if (b === undefined) payloadBuffers.set(payload, (b = Buffer.from(payload.buffer, payload.byteOffset, payload.length)));
+  return b;
 }

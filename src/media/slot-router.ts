@@ -15,7 +15,7 @@ export interface SlotAssignment {
 const NO_ROUTES: readonly never[] = [];
 
 /**
- * Maps the loudest K publishers onto each subscriber's K slots (DESIGN.md "Media model").
+ * Maps the loudest K publishers onto each subscriber's K slots (docs/architecture.md, "The way of one audio packet"; docs/media.md).
  *
  * Per subscriber, the wanted set is the first K of the ranking that may be forwarded, minus the
  * subscriber themself (nobody hears their own voice). With `fillIn` (the default, `sfu` rooms)

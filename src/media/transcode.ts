@@ -2,6 +2,7 @@ import { VoxError } from '../errors.ts';
 import type { FrameDecoder, FrameEncoder } from '../codec/frame-codec.ts';
 import { G711FrameDecoder, G711FrameEncoder, OpusFrameDecoder, OpusFrameEncoder } from '../codec/frame-codecs.ts';
 import { OPUS_PROFILES } from '../codec/profiles.ts';
+import { SEQ_MOD, TS_MOD, unwrap } from '../codec/rtp-numbers.ts';
 import { rtpClockRate, type MixInputCodec, type MixOutputFormat } from './mix-codecs.ts';
 
 /**
@@ -30,8 +31,6 @@ import { rtpClockRate, type MixInputCodec, type MixOutputFormat } from './mix-co
 const FRAME_MS = 20;
 /** Longest packet decoded whole (RFC 6716 §3.2: 120 ms), in frames. */
 const MAX_PACKET_FRAMES = 6;
-const SEQ_MOD = 0x1_0000;
-const TS_MOD = 0x1_0000_0000;
 
 export interface TranscoderOptions {
   from: MixInputCodec;
@@ -119,8 +118,8 @@ export class Transcoder {
       // RFC 3550 §5.1: a fresh random timestamp origin for the new stream.
       this.#outTsBase = Math.floor(Math.random() * TS_MOD);
     } else {
-      seqExt = this.#unwrap(sequenceNumber, this.#lastSeqExt, SEQ_MOD);
-      tsExt = this.#unwrap(timestamp, this.#lastTsExt, TS_MOD);
+      seqExt = unwrap(sequenceNumber, this.#lastSeqExt, SEQ_MOD);
+      tsExt = unwrap(timestamp, this.#lastTsExt, TS_MOD);
       if (seqExt <= this.#lastSeqExt && this.from === 'opus') {
         this.#stats.droppedReordered++;
         return out;
@@ -184,12 +183,5 @@ export class Transcoder {
   #outTs(tsExt: number): number {
     const t = this.#outTsBase + Math.round((tsExt - this.#inTsBase) * this.#tsRatio);
     return ((t % TS_MOD) + TS_MOD) % TS_MOD;
-  }
-
-  #unwrap(value: number, lastExt: number, modulus: number): number {
-    let diff = (value - lastExt) % modulus;
-    if (diff < 0) diff += modulus;
-    if (diff >= modulus / 2) diff -= modulus;
-    return lastExt + diff;
   }
 }

@@ -1,12 +1,9 @@
 import type { MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver, RtcpPacket, RtpPacket } from 'werift';
 import { logger } from '../log.ts';
+import { addFreshTransceiver, isKeyFrameRequest } from './werift-adapter.ts';
 
 const log = logger('media-video');
 
-/** RFC 4585 §6.1: payload-specific feedback; RFC 5104 §4.3.1: FIR is FMT 4 (PLI is FMT 1). */
-const RTCP_PSFB = 206;
-const FMT_PLI = 1;
-const FMT_FIR = 4;
 /** Ask the publisher for a key frame at most this often per publisher (PLI storms help nobody). */
 const MIN_PLI_INTERVAL_MS = 300;
 
@@ -22,7 +19,7 @@ interface Forward {
 }
 
 /**
- * Video forwarding (never transcoded, DESIGN.md): each publisher has one recvonly video m-line
+ * Video forwarding (never transcoded, docs/architecture.md): each publisher has one recvonly video m-line
  * from the start; a subscriber who sends `subscribe_video` gets a sendonly video m-line for that
  * publisher, which is a renegotiation (allowed for video, unlike audio). Key-frame requests from
  * subscribers (PLI, FIR) and a new subscription turn into a PLI upstream; NACKs are answered by
@@ -79,7 +76,7 @@ export class VideoForwarder {
     const pc = this.#pcs.get(subscriberId);
     if (forwards === undefined || pc === undefined || forwards.has(publisherId) || subscriberId === publisherId) return;
     if (!this.#publishers.has(publisherId)) return;
-    const transceiver = addFreshTransceiver(pc);
+    const transceiver = addFreshTransceiver(pc, 'video', 'sendonly');
     forwards.set(publisherId, { publisherId, transceiver });
     let list = this.#fanout.get(publisherId);
     if (list === undefined) this.#fanout.set(publisherId, (list = []));
@@ -89,10 +86,7 @@ export class VideoForwarder {
     // SSRC first, so feedback from a peer that announced an SSRC on this m-line lands on the
     // receiver instead. Listen on both.
     const onFeedback = (packet: RtcpPacket): void => {
-      const fb = packet as unknown as { type: number; feedback?: { count?: number } };
-      if (fb.type === RTCP_PSFB && (fb.feedback?.count === FMT_FIR || fb.feedback?.count === FMT_PLI)) {
-        this.#requestKeyFrame(publisherId);
-      }
+      if (isKeyFrameRequest(packet)) this.#requestKeyFrame(publisherId);
     };
     transceiver.sender.onRtcp.subscribe(onFeedback);
     transceiver.receiver.onRtcp.subscribe(onFeedback);
@@ -161,20 +155,5 @@ export class VideoForwarder {
     if (now - p.lastPliMs < MIN_PLI_INTERVAL_MS) return;
     p.lastPliMs = now;
     p.transceiver.receiver.sendRtcpPLI(ssrc).catch(() => undefined);
-  }
-}
-
-/**
- * werift 0.24's addTransceiver() silently takes over any m-line negotiated `inactive`, whatever its
- * kind (transceiverManager.js, "reuse inactive") — it would turn a listener's inactive mic m-line
- * 0 into video and shift the slot layout. Marking the others as used for sending makes it append.
- */
-function addFreshTransceiver(pc: RTCPeerConnection): RTCRtpTransceiver {
-  const guarded = pc.getTransceivers().filter((t) => !t.usedForSender);
-  for (const t of guarded) t.usedForSender = true;
-  try {
-    return pc.addTransceiver('video', { direction: 'sendonly' });
-  } finally {
-    for (const t of guarded) t.usedForSender = false;
   }
 }

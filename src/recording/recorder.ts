@@ -1,15 +1,24 @@
 import { closeSync, mkdirSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
 import { OggOpusWriter, opusPacketSamples } from '../codec/ogg.ts';
 import { isVoxError, VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
+import {
+  MIX_TRACK,
+  RECORDING_ID_SHAPE,
+  recordingFileName,
+  recordingPaths,
+  type RecordingFile,
+  type RecordingManifest,
+} from './layout.ts';
+
+export { MIX_TRACK, type RecordingFile, type RecordingManifest };
 
 /**
  * Recording of one room, inside the room's worker: each publisher's Opus RTP payloads remuxed into
  * its own Ogg Opus file (RFC 7845) without re-encoding, so it costs a copy per packet, not a codec.
  *
- * Layout (docs/recording.md): `<dir>/<id>/manifest.json` plus one `<n>-<participant>.opus` per
- * publisher heard while recording. Every file starts at the recording's start and ends at its stop:
+ * Layout (layout.ts, docs/recording.md): `<dir>/<id>/manifest.json` plus one `<n>-<participant>.opus`
+ * per publisher heard while recording. Every file starts at the recording's start and ends at its stop:
  * time without packets (before a participant is first heard, losses, DTX, mute, after they left) is
  * filled, from the RTP timestamps within a stream and by wall clock across streams. The files line
  * up to within each sender's network delay and clock drift, so they can be mixed offline.
@@ -19,32 +28,10 @@ import { logger } from '../log.ts';
  * the time since the recording started. A publisher sending wild timestamps gets its packets
  * placed by wall clock; it cannot make the recorder write more than real time.
  *
- * Crash safety: pages are closed and written with a synchronous write when the room's timer calls
- * `flush()` (every second), together with the manifest (write + rename); a worker that dies loses
- * at most that much.
+ * Crash safety: pages are closed and written with a synchronous write when the recorder tap's own
+ * timer (src/media/recording-tap.ts) calls `flush()` every second, together with the manifest
+ * (write + rename); a worker that dies loses at most that much.
  */
-
-export interface RecordingFile {
-  participantId: string;
-  /** File name inside the recording's folder. */
-  file: string;
-  /** 48 kHz samples in the file, gaps included (as of the last flush or the stop). */
-  samples: number;
-  packets: number;
-  bytes: number;
-}
-
-export interface RecordingManifest {
-  id: string;
-  roomId: string;
-  /** Who started and stopped it (participant ids). */
-  startedBy: string;
-  stoppedBy: string | null;
-  /** Milliseconds since the Unix epoch. */
-  startedAt: number;
-  stoppedAt: number | null;
-  files: RecordingFile[];
-}
 
 export interface RoomRecorderOptions {
   /** The server's recordings folder; the recording gets `<dir>/<id>/`. */
@@ -103,19 +90,11 @@ interface Track {
   failed: boolean;
 }
 
-/** The manifest's participantId of the room-mix file (no real participant id has a `~`). */
-export const MIX_TRACK = '~mix';
-
-/** File names from participant ids: letters, digits, `._-` kept, the rest `_`; an index keeps them unique. */
-function fileNameFor(index: number, participantId: string): string {
-  if (participantId === MIX_TRACK) return '00-mix.opus';
-  const safe = participantId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 48);
-  return `${String(index).padStart(2, '0')}-${safe}.opus`;
-}
-
 export class RoomRecorder {
   readonly manifest: RecordingManifest;
+  readonly #dir: string;
   readonly #folder: string;
+  readonly #manifestPath: string;
   readonly #tracks = new Map<string, Track>();
   /** Participants whose file could not be created: not retried per packet. */
   readonly #unwritable = new Set<string>();
@@ -125,8 +104,10 @@ export class RoomRecorder {
 
   /** Creates the recording's folder and manifest. */
   constructor(options: RoomRecorderOptions) {
-    if (!/^[A-Za-z0-9_-]{8,64}$/.test(options.id)) throw new VoxError('INVALID_ARGUMENT', `bad recording id "${options.id}"`);
-    this.#folder = join(options.dir, options.id);
+    if (!RECORDING_ID_SHAPE.test(options.id)) throw new VoxError('INVALID_ARGUMENT', `bad recording id "${options.id}"`);
+    this.#dir = options.dir;
+    this.#folder = recordingPaths.folder(options.dir, options.id);
+    this.#manifestPath = recordingPaths.manifest(options.dir, options.id);
     mkdirSync(this.#folder, { recursive: true });
     this.manifest = {
       id: options.id,
@@ -198,14 +179,15 @@ export class RoomRecorder {
   }
 
   /**
-   * One packet of the room's own mix (`mix` rooms), written to `00-mix.opus` (participantId
-   * `~mix` in the manifest): the same remux, the mixer's RTP timestamps, 20 ms frames.
+   * One packet of the room's own mix (`mix` rooms: the mixer's room output, which the recorder
+   * tap subscribes to), written to `00-mix.opus` (participantId `~mix` in the manifest): the same
+   * remux, the mixer's RTP timestamps, 20 ms frames.
    */
   onMix(payload: Uint8Array, rtpTimestamp: number): void {
     this.onAudio(MIX_TRACK, payload, 0, rtpTimestamp);
   }
 
-  /** Closes and writes the current page of every file and the manifest (the room's 1 s timer). */
+  /** Closes and writes the current page of every file and the manifest (the recorder tap's 1 s timer). */
   flush(): void {
     if (this.#stopped) return;
     for (const track of this.#tracks.values()) {
@@ -256,10 +238,10 @@ export class RoomRecorder {
   }
 
   #openTrack(participantId: string, channels: 1 | 2): Track | null {
-    const info: RecordingFile = { participantId, file: fileNameFor(this.#tracks.size + this.#unwritable.size + 1, participantId), samples: 0, packets: 0, bytes: 0 };
+    const info: RecordingFile = { participantId, file: recordingFileName(this.#tracks.size + this.#unwritable.size + 1, participantId), samples: 0, packets: 0, bytes: 0 };
     let fd = -1;
     try {
-      fd = openSync(join(this.#folder, info.file), 'wx');
+      fd = openSync(recordingPaths.file(this.#dir, this.manifest.id, info.file), 'wx');
       const file = fd;
       const writer = new OggOpusWriter(
         (page) => {
@@ -337,7 +319,7 @@ export class RoomRecorder {
 
   /** Whole-file replace, so a reader never sees half a manifest. */
   #writeManifest(): void {
-    const path = join(this.#folder, 'manifest.json');
+    const path = this.#manifestPath;
     writeFileSync(`${path}.tmp`, JSON.stringify(this.manifest, null, 2));
     renameSync(`${path}.tmp`, path);
   }

@@ -1,16 +1,12 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { VoxError } from '../errors.ts';
-import type { RecordingManifest } from './recorder.ts';
+import { RECORDING_FILE_SHAPE, RECORDING_ID_SHAPE, recordingPaths, type RecordingManifest } from './layout.ts';
 
 /**
- * The recordings folder as the HTTP side reads it (the workers write it, recorder.ts): one folder
- * per recording with its `manifest.json`. Ids and file names are checked against the shapes the
- * recorder makes before they touch a path, so a request can never leave the folder.
+ * The recordings folder as the HTTP side reads it (the workers write it, recorder.ts), in the
+ * layout of layout.ts. Ids and file names are checked against its shapes before they touch a
+ * path, so a request can never leave the folder.
  */
-
-const ID_SHAPE = /^[A-Za-z0-9_-]{8,64}$/;
-const FILE_SHAPE = /^[0-9]{2,}-[A-Za-z0-9._-]{1,48}\.opus$/;
 
 export interface StoredFile {
   participantId: string;
@@ -34,7 +30,7 @@ export interface StoredRecording {
 
 async function readManifest(dir: string, id: string): Promise<RecordingManifest | null> {
   try {
-    const manifest = JSON.parse(await readFile(join(dir, id, 'manifest.json'), 'utf8')) as RecordingManifest;
+    const manifest = JSON.parse(await readFile(recordingPaths.manifest(dir, id), 'utf8')) as RecordingManifest;
     return manifest.id === id && typeof manifest.roomId === 'string' && Array.isArray(manifest.files) ? manifest : null;
   } catch {
     return null;
@@ -44,7 +40,7 @@ async function readManifest(dir: string, id: string): Promise<RecordingManifest 
 async function describe(dir: string, manifest: RecordingManifest): Promise<StoredRecording> {
   const files = await Promise.all(
     manifest.files.map(async (f) => {
-      const bytes = await stat(join(dir, manifest.id, f.file)).then(
+      const bytes = await stat(recordingPaths.file(dir, manifest.id, f.file)).then(
         (s) => s.size,
         () => 0,
       );
@@ -59,7 +55,7 @@ async function describe(dir: string, manifest: RecordingManifest): Promise<Store
 export async function listRecordings(dir: string, roomId: string): Promise<StoredRecording[]> {
   let ids: string[];
   try {
-    ids = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory() && ID_SHAPE.test(e.name)).map((e) => e.name);
+    ids = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory() && RECORDING_ID_SHAPE.test(e.name)).map((e) => e.name);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
@@ -72,10 +68,10 @@ export async function listRecordings(dir: string, roomId: string): Promise<Store
 
 /** One file of a recording: its room (for the grant check) and path. RECORDING_NOT_FOUND otherwise. */
 export async function findRecordingFile(dir: string, id: string, file: string): Promise<{ roomId: string; path: string }> {
-  if (!ID_SHAPE.test(id) || !FILE_SHAPE.test(file)) throw new VoxError('RECORDING_NOT_FOUND', 'no such recording file');
+  if (!RECORDING_ID_SHAPE.test(id) || !RECORDING_FILE_SHAPE.test(file)) throw new VoxError('RECORDING_NOT_FOUND', 'no such recording file');
   const manifest = await readManifest(dir, id);
   if (manifest === null || !manifest.files.some((f) => f.file === file)) {
     throw new VoxError('RECORDING_NOT_FOUND', 'no such recording file');
   }
-  return { roomId: manifest.roomId, path: join(dir, id, file) };
+  return { roomId: manifest.roomId, path: recordingPaths.file(dir, id, file) };
 }

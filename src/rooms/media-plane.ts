@@ -6,6 +6,7 @@ import type {
   MediaParticipant,
   MediaPlane,
   MediaRoomEvent,
+  MediaRoomMode,
   MediaRoomOptions,
   MediaSink,
   RecordingState,
@@ -47,7 +48,7 @@ interface Member {
 interface RoomState {
   readonly roomId: string;
   /** Fixed when the room opens (the first joiner's `roomMode`, else the configured mode); kept across re-placements. */
-  readonly mode: MediaRoomOptions['mode'];
+  readonly mode: MediaRoomMode;
   task: RoomTask;
   readonly members: Map<string, Member>;
   /** Set while the room is being re-placed (all re-joins). */
@@ -70,7 +71,7 @@ export function mediaPlaneOptionsFromConfig(media: {
   rtcMinPort: number;
   rtcMaxPort: number;
   slots: number;
-  mode?: MediaRoomOptions['mode'];
+  mode?: MediaRoomMode;
   /** Worker load report and room stats period, ms (default 1000). */
   statsIntervalMs?: number;
   /** Main↔worker request timeout, ms (default 5000). */
@@ -247,13 +248,13 @@ export class PooledMediaPlane implements MediaPlane {
   }
 
   /** The mode a room opened by `p` runs in. A `p2p` (mesh) room has no server media: refused. */
-  #modeFor(p: MediaParticipant): MediaRoomOptions['mode'] {
+  #modeFor(p: MediaParticipant): MediaRoomMode {
     const mode = p.roomMode ?? this.#options.room.mode;
     if (mode === 'p2p') throw new VoxError('MEDIA_UNSUPPORTED', `media room ${p.roomId}: p2p rooms have no server media`);
     return mode;
   }
 
-  #openRoom(roomId: string, mode: MediaRoomOptions['mode']): RoomState {
+  #openRoom(roomId: string, mode: MediaRoomMode): RoomState {
     const state: RoomState = {
       roomId,
       mode,

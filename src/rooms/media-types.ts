@@ -1,19 +1,16 @@
 /**
  * The media contracts the rooms layer is built against: protocol messages (src/protocol), the
- * MediaRoom that runs inside a worker (src/media/room.ts), and the MediaPlane the signalling
- * layer calls (src/signalling/media-plane.ts). One import point for src/rooms.
+ * MediaRoom that runs inside a worker (src/media/room.ts), and the main↔media contract
+ * (media-contract.ts, which signalling imports). One import point for src/rooms.
  */
-import type { ClientMediaMessage, ServerMediaMessage } from '../protocol/index.ts';
-
-export type { ClientMediaMessage, ServerMediaMessage };
 export type {
+  ClientMediaMessage,
   MediaGrants,
   MediaParticipant,
-  MediaRoom,
-  MediaRoomEvent,
-  MediaRoomOptions,
-  MediaRoomStats,
+  MediaPlane,
+  MediaRoomMode,
+  MediaSink,
   RecordingState,
-} from '../media/room.ts';
-
-export type { MediaPlane, MediaSink } from '../signalling/media-plane.ts';
+  ServerMediaMessage,
+} from './media-contract.ts';
+export type { MediaRoom, MediaRoomEvent, MediaRoomOptions, MediaRoomStats } from '../media/room.ts';

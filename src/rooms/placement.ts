@@ -6,6 +6,7 @@
  * threads.
  */
 
+/** One worker thread's load: measured by the thread (room-protocol.ts `WorkerLoadReport`) plus what the main thread placed since. */
 export interface WorkerLoad {
   threadId: number;
   rooms: number;
@@ -14,7 +15,7 @@ export interface WorkerLoad {
   pps: number;
   /** Event-loop utilisation over the last report interval, 0..1 (`performance.eventLoopUtilization()`). */
   elu: number;
-  /** Open UDP sockets on the thread (not used for placement; a leak shows here). */
+  /** Open UDP sockets on the thread (`process.getActiveResourcesInfo()`; not used for placement; a leak shows here). */
   udpSockets: number;
   /** Rooms placed here since its last report: their load is not measured yet. */
   placedSinceReport: number;

@@ -1,4 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
+import type { WorkerLoad } from './placement.ts';
 import type {
   ClientMediaMessage,
   MediaParticipant,
@@ -55,19 +56,12 @@ export interface RoomTaskResult {
   error?: { code: string; message: string };
 }
 
-/** Posted by every worker thread on its parentPort (piscina re-emits it as the pool's 'message'). */
-export interface WorkerLoadReport {
-  voxlinkLoad: 1;
-  threadId: number;
-  rooms: number;
-  participants: number;
-  /** RTP packets in + out per second, summed over the thread's rooms. */
-  pps: number;
-  /** `performance.eventLoopUtilization()` over the last interval, 0..1. */
-  elu: number;
-  /** Open UDP sockets of the thread (`process.getActiveResourcesInfo()`): ICE sockets not freed show here. */
-  udpSockets: number;
-}
+/**
+ * Posted by every worker thread on its parentPort (piscina re-emits it as the pool's 'message'):
+ * the thread's measured load, the same fields placement reads (placement.ts `WorkerLoad`, whose
+ * placement-only counter stays on the main thread), tagged so the pool can tell it from other messages.
+ */
+export type WorkerLoadReport = Omit<WorkerLoad, 'placedSinceReport'> & { voxlinkLoad: 1 };
 
 export function isWorkerLoadReport(value: unknown): value is WorkerLoadReport {
   return (

@@ -274,3 +274,53 @@ describe('MixRoomAudio: on its clock', () => {
     expect(isVoxError(error, 'CLOSED')).toBe(true);
   });
 });
+
+describe('MixRoomAudio: the room mix as an output', () => {
+  it('gives a subscriber every speaker, continuous on the Opus clock, at no extra encode while the shared mix is heard', () => {
+    const { audio, heard } = room('mix');
+    for (const id of ['A', 'B']) audio.addParticipant(id, { codec: 'opus', publish: true, subscribe: true });
+    audio.addParticipant('C', { codec: 'opus', publish: false, subscribe: true });
+    const roomMix: Received[] = [];
+    const unsubscribe = audio.subscribeRoomMix((payload, ts) => roomMix.push({ payload: payload.slice(), seq: 0, ts, pt: 111 }));
+    run(audio, [opusTone('A', 440), opusTone('B', 660)], 100);
+
+    expect(roomMix).toHaveLength(100);
+    for (let i = 1; i < roomMix.length; i++) expect(roomMix[i]!.ts).toBe((roomMix[i - 1]!.ts + 960) >>> 0);
+    const mix = decodeOpus(roomMix);
+    expect(tail(mix, 48_000, 440)).toBeGreaterThan(HEARD);
+    expect(tail(mix, 48_000, 660)).toBeGreaterThan(HEARD);
+    // The room output is C's shared stream: the same bytes, not an encode of its own.
+    const c = heard.get('C')!;
+    expect(Buffer.from(roomMix.at(-1)!.payload).equals(Buffer.from(c.at(-1)!.payload))).toBe(true);
+    expect(audio.toJSON().mixer.encodesLastTick).toBe(3); // A's N−1, B's N−1, the shared mix
+    expect(audio.toJSON().participants).toBe(3); // no pretend listener
+
+    unsubscribe();
+    run(audio, [opusTone('A', 440)], 5);
+    expect(roomMix).toHaveLength(100);
+  });
+
+  it('in a hybrid room, rank() keeps the top K eligible speakers out of the mix', () => {
+    const heard = new Map<string, Received[]>();
+    const audio = new MixRoomAudio({
+      mode: 'hybrid',
+      forwardSlots: 1,
+      onPacket(listenerId, payload, seq, ts, pt) {
+        let list = heard.get(listenerId);
+        if (list === undefined) heard.set(listenerId, (list = []));
+        list.push({ payload: payload.slice(), seq, ts, pt });
+      },
+    });
+    rooms.push(audio);
+    for (const id of ['A', 'B', 'C']) audio.addParticipant(id, { codec: 'opus', publish: true, subscribe: true });
+    audio.addParticipant('D', { codec: 'opus', publish: false, subscribe: true });
+    // X ranks first but may not be forwarded (muted, say): A is the one slot speaker.
+    audio.rank(['X', 'A', 'B', 'C'], (id) => id !== 'X');
+    expect([...audio.forwarded]).toEqual(['A']);
+    run(audio, [opusTone('A', 440), opusTone('B', 660), opusTone('C', 880)], 100);
+    const d = decodeOpus(heard.get('D')!);
+    expect(tail(d, 48_000, 440)).toBeLessThan(ABSENT);
+    expect(tail(d, 48_000, 660)).toBeGreaterThan(HEARD);
+    expect(tail(d, 48_000, 880)).toBeGreaterThan(HEARD);
+  });
+});

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readOggOpus } from '../../src/codec/ogg.ts';
 import { OpusEncoder } from '../../src/codec/opus.ts';
 import { RoomRecorder } from '../../src/recording/recorder.ts';
+import { RecordingTap } from '../../src/media/recording-tap.ts';
 import { powerAt, toneFloat32 } from '../codec/signal.ts';
 import { decodeRecording, seconds } from './decode.ts';
 
@@ -145,5 +146,44 @@ describe('RoomRecorder', () => {
 
   it('refuses ids that are not the recorder-made shape', () => {
     expect(() => new RoomRecorder({ dir, id: '../escape', roomId: 'r', startedBy: 'p' })).toThrow(/bad recording id/);
+  });
+});
+
+describe('RecordingTap', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'voxlink-recording-tap-'));
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const packet = (payload: Uint8Array, payloadType: number, i: number) => ({
+    payload: Buffer.from(payload),
+    ssrc: 77,
+    sequenceNumber: i,
+    timestamp: i * FRAME,
+    marker: false,
+    payloadType,
+    level: 30,
+    now: performance.now(),
+  });
+
+  it('flushes on its own timer (no room tick), leaves G.711 packets out, and stops once', async () => {
+    const tap = new RecordingTap({ dir, roomId: 'r', startedBy: 'p', flushMs: 50 });
+    const packets = tonePackets(440, 10);
+    packets.forEach((p, i) => tap.onAudio('opus-peer', packet(p, 111, i)));
+    tap.onAudio('phone', packet(new Uint8Array(160).fill(0xff), 0, 0)); // PCMU: not recorded
+    const manifestPath = join(dir, tap.manifest.id, 'manifest.json');
+    // Nothing but the timer makes the manifest report the samples written.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const flushed = JSON.parse(readFileSync(manifestPath, 'utf8')) as { files: { participantId: string; samples: number; packets: number }[] };
+    expect(flushed.files.map((f) => f.participantId)).toEqual(['opus-peer']);
+    expect(flushed.files[0]!.packets).toBe(10);
+    expect(flushed.files[0]!.samples).toBeGreaterThanOrEqual(10 * FRAME);
+    const stopped = tap.stop('p');
+    expect(stopped.stoppedBy).toBe('p');
+    expect(tap.stop('q').stoppedBy).toBe('p');
+    tap.close();
   });
 });

@@ -1,7 +1,5 @@
-import type { ServerMediaMessage } from '../../protocol/index.ts';
-import { TypedEmitter } from '../emitter.ts';
+import { MediaClientBase, type MediaClientEvents, type RemoteCandidate, type ServerOffer } from './media-client-base.ts';
 import type { MediaSignalChannel } from './media-signal.ts';
-import { SlotMap } from './slot-map.ts';
 
 export interface BrowserMediaClientOptions {
   room: string;
@@ -17,13 +15,9 @@ export interface BrowserMediaClientOptions {
   gatherTimeoutMs?: number;
 }
 
-export interface BrowserMediaClientEvents {
-  [event: string]: unknown[];
+export interface BrowserMediaClientEvents extends MediaClientEvents {
   /** The remote track of slot k is available (once per slot; it stays the same across speakers). */
   track: [slot: number, track: MediaStreamTrack];
-  slots: [slots: readonly (string | null)[], changed: number[]];
-  speaking: [participantId: string, speaking: boolean, level: number];
-  reconnect: [reason: string];
 }
 
 /**
@@ -31,24 +25,15 @@ export interface BrowserMediaClientEvents {
  * RTCPeerConnection, publishes the microphone on m-line 0, and exposes the K slot tracks
  * (m-lines 1…K) with the participant each slot carries (docs/media.md).
  */
-export class BrowserMediaClient extends TypedEmitter<BrowserMediaClientEvents> {
-  readonly room: string;
+export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents> {
   #pc: RTCPeerConnection;
   #rtcConfiguration: RTCConfiguration;
-  readonly slotMap = new SlotMap();
-  readonly #signal: MediaSignalChannel;
   readonly #gatherTimeoutMs: number;
   #slotTracks: MediaStreamTrack[] = [];
-  #restartRequested = false;
   #microphone: MediaStreamTrack | null;
-  #negotiation: Promise<void> = Promise.resolve();
-  #closed = false;
-  offersReceived = 0;
 
   constructor(options: BrowserMediaClientOptions) {
-    super();
-    this.room = options.room;
-    this.#signal = options.signal;
+    super(options.room, options.signal);
     this.#microphone = options.microphone ?? null;
     this.#gatherTimeoutMs = options.gatherTimeoutMs ?? 1500;
     this.#rtcConfiguration = { bundlePolicy: 'max-bundle', ...options.rtcConfiguration };
@@ -67,7 +52,7 @@ export class BrowserMediaClient extends TypedEmitter<BrowserMediaClientEvents> {
    */
   setIceServers(servers: RTCIceServer[]): void {
     this.#rtcConfiguration = { ...this.#rtcConfiguration, iceServers: servers.map((s) => ({ ...s })) };
-    if (!this.#closed) this.#pc.setConfiguration(this.#rtcConfiguration);
+    if (!this.closed) this.#pc.setConfiguration(this.#rtcConfiguration);
   }
 
   #newPeer(): RTCPeerConnection {
@@ -76,7 +61,7 @@ export class BrowserMediaClient extends TypedEmitter<BrowserMediaClientEvents> {
       // Candidates found after the answer went out trickle (RFC 8838); earlier ones are in the SDP.
       if (e.candidate === null || pc !== this.#pc || pc.signalingState !== 'stable') return;
       const c = e.candidate.toJSON();
-      this.#signal.send({
+      this.signal.send({
         op: 'media',
         room: this.room,
         kind: 'candidate',
@@ -84,45 +69,13 @@ export class BrowserMediaClient extends TypedEmitter<BrowserMediaClientEvents> {
       });
     });
     pc.addEventListener('connectionstatechange', () => {
-      if (pc.connectionState === 'failed' && pc === this.#pc) this.#requestRestart('failed');
+      if (pc.connectionState === 'failed' && pc === this.#pc) this.requestRestart('failed');
     });
     return pc;
   }
 
-  #requestRestart(reason: string): void {
-    if (this.#restartRequested || this.#closed) return;
-    this.#restartRequested = true;
-    this.emit('reconnect', reason);
-    this.#signal.send({ op: 'media', room: this.room, kind: 'ice_restart' });
-  }
-
-  handle(message: ServerMediaMessage): Promise<void> {
-    if (this.#closed || message.room !== this.room) return Promise.resolve();
-    switch (message.op) {
-      case 'media':
-        if (message.kind === 'offer') {
-          const restart = message.options?.restart === true;
-          this.#negotiation = this.#negotiation.then(() => this.#answer(message.sdp ?? '', message.negotiationId, restart));
-          return this.#negotiation;
-        }
-        if (message.kind === 'candidate' && message.candidate) {
-          return this.#pc.addIceCandidate(message.candidate as RTCIceCandidateInit);
-        }
-        return Promise.resolve();
-      case 'slots':
-        this.emit('slots', this.slotMap.slots, this.slotMap.applySlots(message));
-        return Promise.resolve();
-      case 'speaking':
-        this.slotMap.applySpeaking(message);
-        this.emit('speaking', message.participantId, message.speaking, message.level);
-        return Promise.resolve();
-      case 'media_reconnect':
-        this.#requestRestart(message.reason);
-        return Promise.resolve();
-      case 'recording':
-        // Room state, not media: VoxClient reports it (its 'recording' event).
-        return Promise.resolve();
-    }
+  protected addRemoteCandidate(candidate: RemoteCandidate): Promise<void> {
+    return this.#pc.addIceCandidate(candidate);
   }
 
   /** Publishes another microphone track (or stops with null) without renegotiation (replaceTrack). */
@@ -138,7 +91,7 @@ export class BrowserMediaClient extends TypedEmitter<BrowserMediaClientEvents> {
   }
 
   close(): void {
-    this.#closed = true;
+    this.markClosed();
     this.#pc.close();
   }
 
@@ -147,16 +100,13 @@ export class BrowserMediaClient extends TypedEmitter<BrowserMediaClientEvents> {
     return this.#pc.getTransceivers().filter((t) => t.receiver.track.kind === 'audio');
   }
 
-  async #answer(sdp: string, negotiationId: number | undefined, restart: boolean): Promise<void> {
-    if (this.#closed) return;
-    this.offersReceived++;
+  protected async answerOffer({ sdp, negotiationId, restart }: ServerOffer): Promise<void> {
     if (restart) {
       // The server replaced our peer (new ICE, new DTLS): a fresh PeerConnection, new slot tracks.
       this.#pc.close();
       this.#pc = this.#newPeer();
       this.#slotTracks = [];
     }
-    this.#restartRequested = false;
     const pc = this.#pc;
     await pc.setRemoteDescription({ type: 'offer', sdp });
     const audio = this.#audioTransceivers();
@@ -176,8 +126,8 @@ export class BrowserMediaClient extends TypedEmitter<BrowserMediaClientEvents> {
     await pc.setLocalDescription(await pc.createAnswer());
     await this.#gathered(pc);
     const local = pc.localDescription?.sdp;
-    if (local === undefined || this.#closed) return;
-    this.#signal.send({ op: 'media', room: this.room, kind: 'answer', sdp: local, negotiationId });
+    if (local === undefined || this.closed) return;
+    this.signal.send({ op: 'media', room: this.room, kind: 'answer', sdp: local, negotiationId });
   }
 
   #gathered(pc: RTCPeerConnection): Promise<void> {

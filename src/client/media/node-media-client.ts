@@ -21,11 +21,11 @@ import {
 import { VoxError } from '../../errors.ts';
 import { clientPeerConfig, keepHostCandidates, waitGathered } from '../../media/peer-config.ts';
 import { AUDIO_LEVEL_URI } from '../../media/rtp.ts';
-import { TypedEmitter } from '../emitter.ts';
+import { isKeyFrameRequest, preventInactiveReuse } from '../../media/werift-adapter.ts';
 import { audioLevelOf } from './audio-level.ts';
 import { PcmRecorder } from './pcm-recorder.ts';
 import type { PcmSource } from './pcm-source.ts';
-import { SlotMap } from './slot-map.ts';
+import { MediaClientBase, type MediaClientEvents, type RemoteCandidate, type ServerOffer } from './media-client-base.ts';
 import type { MediaSignalChannel } from './media-signal.ts';
 
 
@@ -90,23 +90,15 @@ export interface SlotReceiveStats {
   ssrc: number | null;
 }
 
-export interface NodeMediaClientEvents {
-  [event: string]: unknown[];
-  slots: [slots: readonly (string | null)[], changed: number[]];
-  speaking: [participantId: string, speaking: boolean, level: number];
+export interface NodeMediaClientEvents extends MediaClientEvents {
   rtp: [packet: ReceivedPacket];
   offer: [negotiationId: number | undefined];
-  reconnect: [reason: string];
   /** A video packet from `publisherId` (per the offer's `options.video` mid map). */
   video: [publisherId: string | null, packet: RtpPacket];
   /** The server asked our camera for a key frame (PLI). */
   keyframeRequest: [];
 }
 
-/** RFC 4585 §6.1 payload-specific feedback; PLI is FMT 1 (§6.3.1), FIR FMT 4 (RFC 5104 §4.3.1). */
-const RTCP_PSFB = 206;
-const FMT_PLI = 1;
-const FMT_FIR = 4;
 const SAMPLE_RATE = 48_000;
 const FRAME_SAMPLES = 960; // 20 ms at 48 kHz (RFC 7587 §4.2 ptime default)
 const FRAME_MS = 20;
@@ -155,11 +147,8 @@ interface SlotReceiver {
  * tracks — RTP per slot, and decoded PCM attributed to the participant the `slots` map names.
  * Tests and load generators use it as a real client.
  */
-export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
-  readonly room: string;
+export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
   #pc: RTCPeerConnection;
-  readonly slotMap = new SlotMap();
-  readonly #signal: MediaSignalChannel;
   readonly #decode: boolean;
   readonly #bindIp: string;
   readonly #recordSamples: number;
@@ -182,18 +171,12 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
   #seq = (Math.random() * 0x10000) | 0;
   #ts = (Math.random() * 0x1_0000_0000) >>> 0;
   #firstFrame = true;
-  #closed = false;
-  #negotiation: Promise<void> = Promise.resolve();
-  #restartRequested = false;
   #mixSlot: number | null = null;
-  offersReceived = 0;
   /** Offers that replaced the peer (media reconnects), included in `offersReceived`. */
   restartOffers = 0;
 
   constructor(options: NodeMediaClientOptions) {
-    super();
-    this.room = options.room;
-    this.#signal = options.signal;
+    super(options.room, options.signal);
     this.#decode = options.decode ?? true;
     this.#recordSamples = Math.round((options.recordSeconds ?? 10) * SAMPLE_RATE);
     this.#bindIp = options.bindIp ?? '127.0.0.1';
@@ -221,7 +204,7 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
    */
   setIceServers(servers: RTCIceServer[]): void {
     this.#iceServers = copyIceServers(servers);
-    if (!this.#closed) this.#pc.setConfiguration({ iceServers: copyIceServers(servers) });
+    if (!this.closed) this.#pc.setConfiguration({ iceServers: copyIceServers(servers) });
   }
 
   #newPeer(): RTCPeerConnection {
@@ -241,16 +224,9 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
     const pc = new RTCPeerConnection(config);
     pc.connectionStateChange.subscribe((state) => {
       // ICE or DTLS gave up: ask the server for a fresh peer (it answers with a restart offer).
-      if (state === 'failed' && pc === this.#pc) this.#requestRestart('failed');
+      if (state === 'failed' && pc === this.#pc) this.requestRestart('failed');
     });
     return pc;
-  }
-
-  #requestRestart(reason: string): void {
-    if (this.#restartRequested || this.#closed) return;
-    this.#restartRequested = true;
-    this.emit('reconnect', reason);
-    this.#signal.send({ op: 'media', room: this.room, kind: 'ice_restart' });
   }
 
   /**
@@ -259,49 +235,22 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
    * follows, answered automatically); `sfu` rooms only, others refuse with MEDIA_UNSUPPORTED.
    */
   setAudioLayout(layout: 'mix' | 'slots'): void {
-    if (this.#closed) return;
-    this.#signal.send({ op: 'media', room: this.room, kind: 'ice_restart', options: { audio: layout } });
+    if (this.closed) return;
+    this.signal.send({ op: 'media', room: this.room, kind: 'ice_restart', options: { audio: layout } });
   }
 
-  /** Feed every server `media`, `slots`, `speaking` and `media_reconnect` message for this room here. */
-  handle(message: ServerMediaMessage): Promise<void> {
-    if (this.#closed || message.room !== this.room) return Promise.resolve();
-    switch (message.op) {
-      case 'media':
-        if (message.kind === 'offer') {
-          // Offers are answered in order; a renegotiation waits for the previous answer.
-          const video = (message.options?.video ?? {}) as Record<string, string>;
-          const restart = message.options?.restart === true;
-          // `mix`/`hybrid` rooms say which slot carries the server mix (the last audio m-line).
-          const mixSlot = message.options?.mixSlot;
-          this.#mixSlot = typeof mixSlot === 'number' ? mixSlot : null;
-          this.#negotiation = this.#negotiation.then(() =>
-            this.#answer(message.sdp ?? '', message.negotiationId, video, restart),
-          );
-          return this.#negotiation;
-        }
-        if (message.kind === 'candidate' && message.candidate) {
-          return this.#pc.addIceCandidate({
-            candidate: message.candidate.candidate,
-            sdpMid: message.candidate.sdpMid ?? undefined,
-            sdpMLineIndex: message.candidate.sdpMLineIndex ?? undefined,
-          });
-        }
-        return Promise.resolve();
-      case 'slots':
-        this.emit('slots', this.slotMap.slots, this.slotMap.applySlots(message));
-        return Promise.resolve();
-      case 'speaking':
-        this.slotMap.applySpeaking(message);
-        this.emit('speaking', message.participantId, message.speaking, message.level);
-        return Promise.resolve();
-      case 'media_reconnect':
-        this.#requestRestart(message.reason);
-        return Promise.resolve();
-      case 'recording':
-        // Room state, not media: VoxClient reports it (its 'recording' event).
-        return Promise.resolve();
-    }
+  /** `mix`/`hybrid` rooms say which slot carries the server mix (the last audio m-line). */
+  protected override offerArrived(offer: ServerOffer): void {
+    const mixSlot = offer.options?.mixSlot;
+    this.#mixSlot = typeof mixSlot === 'number' ? mixSlot : null;
+  }
+
+  protected addRemoteCandidate(c: RemoteCandidate): Promise<void> {
+    return this.#pc.addIceCandidate({
+      candidate: c.candidate,
+      sdpMid: c.sdpMid ?? undefined,
+      sdpMLineIndex: c.sdpMLineIndex ?? undefined,
+    });
   }
 
   /**
@@ -311,7 +260,7 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
   async connected(timeoutMs = 10_000): Promise<void> {
     const end = performance.now() + timeoutMs;
     while (this.#pc.connectionState !== 'connected') {
-      if (this.#closed) throw new VoxError('CLOSED', 'media client closed');
+      if (this.closed) throw new VoxError('CLOSED', 'media client closed');
       if (performance.now() > end) {
         throw new VoxError('TIMEOUT', `media not connected after ${timeoutMs} ms (${this.#pc.connectionState})`);
       }
@@ -368,7 +317,7 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
    */
   sendAudioFrame(payload: Uint8Array, level: number): void {
     const mic = this.#mic;
-    if (mic === null || this.#closed) return;
+    if (mic === null || this.closed) return;
     const header = new RtpHeader({
       payloadType: this.#audioCodec === 'opus' ? 111 : G711_PAYLOAD_TYPE[this.#audioCodec],
       sequenceNumber: this.#seq,
@@ -438,20 +387,14 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (!this.markClosed()) return;
     this.unpublish();
     for (const s of this.#slots) s.decoder?.close();
     await this.#pc.close();
   }
 
-  async #answer(
-    sdp: string,
-    negotiationId: number | undefined,
-    videoMids: Record<string, string>,
-    restart: boolean,
-  ): Promise<void> {
-    if (this.#closed) return;
+  protected async answerOffer({ sdp, negotiationId, restart, options }: ServerOffer): Promise<void> {
+    const videoMids = (options?.video ?? {}) as Record<string, string>;
     if (restart) {
       this.restartOffers++;
       // The server replaced our peer (new ICE, new DTLS): start a fresh PeerConnection too.
@@ -464,13 +407,11 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
       for (const r of this.#slots) r.lastSeq = -1;
       void old.close().catch(() => undefined);
     }
-    this.#restartRequested = false;
     this.#videoMids = videoMids;
-    this.offersReceived++;
     this.emit('offer', negotiationId);
     // werift 0.24 lets a new remote m-line take over any transceiver negotiated `inactive`
     // (transceiverManager "reuse inactive"), which would scramble the m-line → slot mapping.
-    for (const t of this.#pc.getTransceivers()) t.usedForSender = true;
+    preventInactiveReuse(this.#pc);
     await this.#pc.setRemoteDescription({ type: 'offer', sdp });
     const transceivers = [...this.#pc.getTransceivers()].sort((a, b) => (a.mLineIndex ?? 0) - (b.mLineIndex ?? 0));
     let audioIndex = 0;
@@ -491,10 +432,7 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
           // werift 0.24 routes PSFB by sender SSRC first (RtpRouter.routeRtcp), so a PLI/FIR from
           // the server lands on this m-line's receiver when the server listed an SSRC for it.
           t.receiver.onRtcp.subscribe((packet) => {
-            const fb = packet as unknown as { type: number; feedback?: { count?: number } };
-            if (fb.type === RTCP_PSFB && (fb.feedback?.count === FMT_PLI || fb.feedback?.count === FMT_FIR)) {
-              this.emit('keyframeRequest');
-            }
+            if (isKeyFrameRequest(packet)) this.emit('keyframeRequest');
           });
         }
       } else {
@@ -506,8 +444,8 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
     await this.#pc.setLocalDescription(answer);
     await waitGathered(this.#pc);
     const local = this.#pc.localDescription?.sdp;
-    if (local === undefined || this.#closed) return;
-    this.#signal.send({
+    if (local === undefined || this.closed) return;
+    this.signal.send({
       op: 'media',
       room: this.room,
       kind: 'answer',
@@ -522,7 +460,7 @@ export class NodeMediaClient extends TypedEmitter<NodeMediaClientEvents> {
    */
   sendVideoPacket(payload: Uint8Array, timestamp: number, marker: boolean): void {
     const camera = this.#camera;
-    if (camera === null || this.#closed) return;
+    if (camera === null || this.closed) return;
     const header = new RtpHeader({ payloadType: 96, sequenceNumber: this.#videoSeq, timestamp: timestamp >>> 0, marker });
     this.#videoSeq = (this.#videoSeq + 1) & 0xffff;
     camera.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => undefined);

@@ -1,0 +1,132 @@
+import type { ServerMediaMessage } from '../../protocol/index.ts';
+import { TypedEmitter } from '../emitter.ts';
+import type { MediaSignalChannel } from './media-signal.ts';
+import { SlotMap } from './slot-map.ts';
+
+/** The events every media client emits (the browser and Node clients add their own). */
+export interface MediaClientEvents {
+  [event: string]: unknown[];
+  slots: [slots: readonly (string | null)[], changed: number[]];
+  speaking: [participantId: string, speaking: boolean, level: number];
+  /** The client asked the server for a fresh peer (ICE failed, or the server said `media_reconnect`). */
+  reconnect: [reason: string];
+}
+
+/** The server's offer as the clients answer it (docs/media.md: the server always offers). */
+export interface ServerOffer {
+  sdp: string;
+  negotiationId: number | undefined;
+  /** The server replaced our peer (media reconnect): answer with a fresh PeerConnection. */
+  restart: boolean;
+  options: Record<string, unknown> | undefined;
+}
+
+export interface RemoteCandidate {
+  candidate: string;
+  sdpMid: string | null;
+  sdpMLineIndex: number | null;
+}
+
+/**
+ * What the browser and Node media clients share: the room's server messages (`handle`), offers
+ * answered strictly in order, the slot map and speaking state, and the media reconnect handshake
+ * (ask once with `ice_restart`, until the server's restart offer arrives). The subclass owns its
+ * PeerConnection and answers one offer at a time (`answerOffer`).
+ */
+export abstract class MediaClientBase<E extends MediaClientEvents> extends TypedEmitter<E> {
+  readonly room: string;
+  readonly slotMap = new SlotMap();
+  protected readonly signal: MediaSignalChannel;
+  /** Offers answered (restart offers included). */
+  offersReceived = 0;
+  #negotiation: Promise<void> = Promise.resolve();
+  #restartRequested = false;
+  #closed = false;
+
+  constructor(room: string, signal: MediaSignalChannel) {
+    super();
+    this.room = room;
+    this.signal = signal;
+  }
+
+  protected get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Marks the client closed; false when it already was. */
+  protected markClosed(): boolean {
+    if (this.#closed) return false;
+    this.#closed = true;
+    return true;
+  }
+
+  /** Answers one offer (after the previous one was answered): apply it, create the answer, send it. */
+  protected abstract answerOffer(offer: ServerOffer): Promise<void>;
+
+  /** Adds one trickled server candidate to the current peer. */
+  protected abstract addRemoteCandidate(candidate: RemoteCandidate): Promise<void>;
+
+  /** An offer arrived (synchronously, before it is queued): for state the offer's options carry. */
+  protected offerArrived(_offer: ServerOffer): void {}
+
+  /** Feed every server `media`, `slots`, `speaking` and `media_reconnect` message for this room here. */
+  handle(message: ServerMediaMessage): Promise<void> {
+    if (this.#closed || message.room !== this.room) return Promise.resolve();
+    switch (message.op) {
+      case 'media':
+        if (message.kind === 'offer') {
+          const offer: ServerOffer = {
+            sdp: message.sdp ?? '',
+            negotiationId: message.negotiationId,
+            restart: message.options?.restart === true,
+            options: message.options as Record<string, unknown> | undefined,
+          };
+          this.offerArrived(offer);
+          // Offers are answered in order; a renegotiation waits for the previous answer.
+          this.#negotiation = this.#negotiation.then(() => this.#answer(offer));
+          return this.#negotiation;
+        }
+        if (message.kind === 'candidate' && message.candidate) {
+          return this.addRemoteCandidate({
+            candidate: message.candidate.candidate,
+            sdpMid: message.candidate.sdpMid ?? null,
+            sdpMLineIndex: message.candidate.sdpMLineIndex ?? null,
+          });
+        }
+        return Promise.resolve();
+      case 'slots':
+        this.#events.emit('slots', this.slotMap.slots, this.slotMap.applySlots(message));
+        return Promise.resolve();
+      case 'speaking':
+        this.slotMap.applySpeaking(message);
+        this.#events.emit('speaking', message.participantId, message.speaking, message.level);
+        return Promise.resolve();
+      case 'media_reconnect':
+        this.requestRestart(message.reason);
+        return Promise.resolve();
+      case 'recording':
+        // Room state, not media: VoxClient reports it (its 'recording' event).
+        return Promise.resolve();
+    }
+  }
+
+  /** Asks the server for a fresh peer, once until its restart offer arrives. */
+  protected requestRestart(reason: string): void {
+    if (this.#restartRequested || this.#closed) return;
+    this.#restartRequested = true;
+    this.#events.emit('reconnect', reason);
+    this.signal.send({ op: 'media', room: this.room, kind: 'ice_restart' });
+  }
+
+  async #answer(offer: ServerOffer): Promise<void> {
+    if (this.#closed) return;
+    this.offersReceived++;
+    this.#restartRequested = false;
+    await this.answerOffer(offer);
+  }
+
+  /** The base's own events, typed without the subclass's additions. */
+  get #events(): TypedEmitter<MediaClientEvents> {
+    return this as unknown as TypedEmitter<MediaClientEvents>;
+  }
+}

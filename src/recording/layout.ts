@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+
+/**
+ * The recordings' storage layout, defined once: the recorder (inside a room's worker) writes it,
+ * the store (main thread, HTTP) reads it, and a future storage backend (object storage) keys its
+ * objects the same way (docs/architecture.md, "Adding a recording storage backend").
+ *
+ *     <recordings dir>/
+ *       <id>/                      one folder per recording; id = base36 ms + 48 random bits
+ *         manifest.json            RecordingManifest, replaced whole at every flush and on stop
+ *         00-mix.opus              the room as heard (`mix` rooms), participantId `~mix`
+ *         01-<participant>.opus    one Ogg Opus file per publisher heard, numbered in order
+ *
+ * Ids and file names are checked against these shapes before they touch a path, so a request can
+ * never leave the folder.
+ */
+
+export interface RecordingFile {
+  participantId: string;
+  /** File name inside the recording's folder. */
+  file: string;
+  /** 48 kHz samples in the file, gaps included (as of the last flush or the stop). */
+  samples: number;
+  packets: number;
+  bytes: number;
+}
+
+export interface RecordingManifest {
+  id: string;
+  roomId: string;
+  /** Who started and stopped it (participant ids). */
+  startedBy: string;
+  stoppedBy: string | null;
+  /** Milliseconds since the Unix epoch. */
+  startedAt: number;
+  stoppedAt: number | null;
+  files: RecordingFile[];
+}
+
+/** What a recording id looks like (and all a path segment from a request may look like). */
+export const RECORDING_ID_SHAPE = /^[A-Za-z0-9_-]{8,64}$/;
+/** What a recording's audio file name looks like. */
+export const RECORDING_FILE_SHAPE = /^[0-9]{2,}-[A-Za-z0-9._-]{1,48}\.opus$/;
+/** The manifest's name inside a recording's folder. */
+export const MANIFEST_FILE = 'manifest.json';
+/** The manifest's participantId of the room-mix file (no real participant id has a `~`). */
+export const MIX_TRACK = '~mix';
+const MIX_FILE = '00-mix.opus';
+
+/** A new recording id: sortable by start time, unguessable (base36 milliseconds plus 48 random bits). */
+export function newRecordingId(now = Date.now()): string {
+  return `${now.toString(36)}-${randomBytes(6).toString('hex')}`;
+}
+
+/** File names from participant ids: letters, digits, `._-` kept, the rest `_`; the index keeps them unique. */
+export function recordingFileName(index: number, participantId: string): string {
+  if (participantId === MIX_TRACK) return MIX_FILE;
+  const safe = participantId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 48);
+  return `${String(index).padStart(2, '0')}-${safe}.opus`;
+}
+
+/** Local-disk paths of the layout under the recordings folder `dir`. */
+export const recordingPaths = {
+  folder: (dir: string, id: string): string => join(dir, id),
+  manifest: (dir: string, id: string): string => join(dir, id, MANIFEST_FILE),
+  file: (dir: string, id: string, file: string): string => join(dir, id, file),
+};
