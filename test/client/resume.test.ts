@@ -15,7 +15,6 @@ async function setup(grace?: number) {
   const alice = newClient({ WebSocket: tracked.WebSocket, reconnectPolicy: fixedDelayPolicy(50, 10_000) });
   const bob = newClient();
   cleanup.push(() => alice.disconnect(), () => bob.disconnect());
-  const aliceConnIndex = ts.connections.length;
   await alice.connect(ts.url, () => ts.token('alice'));
   await bob.connect(ts.url, await ts.token('bob'));
   const aliceRoom = await alice.join('r');
@@ -25,7 +24,7 @@ async function setup(grace?: number) {
   alice.on('participant_joined', (e) => events.push(`joined ${e.participant.userId}`));
   alice.on('participant_left', (e) => events.push(`left ${userOf(aliceRoom, e.participantId) ?? e.participantId} ${e.reason}`));
   alice.on('participant_updated', (e) => events.push(`${e.participant.userId} ${e.participant.muted ? 'muted' : 'unmuted'}`));
-  return { ts, alice, bob, aliceRoom, tracked, aliceConn: () => ts.connections[aliceConnIndex], events };
+  return { ts, alice, bob, aliceRoom, tracked, dropAlice: (code: number, reason: string) => ts.drop(alice.session!.sessionId, code, reason), events };
 }
 
 const names = new Map<string, string>();
@@ -57,12 +56,12 @@ async function burstWhileAway(ts: TestServer, alice: VoxClient, bob: VoxClient, 
 
 describe('resume after a dropped signalling connection', () => {
   it('server-side close: every event from the gap arrives exactly once, in order, then "resumed"', async () => {
-    const { ts, alice, bob, aliceRoom, aliceConn, tracked, events } = await setup();
+    const { ts, alice, bob, aliceRoom, dropAlice, tracked, events } = await setup();
     const sessionId = alice.session!.sessionId;
     const states: string[] = [];
     alice.on('state', (s) => states.push(s));
     tracked.gate.closed = true;
-    aliceConn().close(4000, 'killed by test'); // resumable close code from the server
+    dropAlice(4000, 'killed by test'); // resumable close code from the server
     await waitFor('alice reconnecting', () => alice.state === 'reconnecting');
     const expected = await burstWhileAway(ts, alice, bob, aliceRoom);
     const resumed = nextState(alice, 'resumed');
