@@ -67,6 +67,8 @@ export interface SignallingCore {
 
 export function createSignallingCore(config: VoxConfig, options: SignallingCoreOptions = {}): SignallingCore {
   const { limits } = config;
+  // The parts take the context and reach each other through it only at call time, so it is
+  // filled in here, once, before any connection exists.
   const ctx = {
     config,
     keys: options.keys ?? resolveAuthKeys(config),
