@@ -6,7 +6,9 @@ import { loadConfig, recordingDirOf, type VoxConfig } from './config.ts';
 import { isVoxError } from './errors.ts';
 import { logger } from './log.ts';
 import { signallingMetrics } from './metrics/registry.ts';
-import type { MediaPlane } from './signalling/media-plane.ts';
+import { recordingRoutes } from './recording/routes.ts';
+import type { PooledMediaPlane } from './rooms/media-plane.ts';
+import { reportWorkerDeaths } from './signalling/observer.ts';
 import { startServer } from './signalling/server.ts';
 import { webRoutes } from './web/routes.ts';
 
@@ -16,7 +18,7 @@ import { webRoutes } from './web/routes.ts';
  */
 const log = logger('main');
 
-async function startMediaPlane(config: VoxConfig): Promise<MediaPlane | undefined> {
+async function startMediaPlane(config: VoxConfig): Promise<PooledMediaPlane | undefined> {
   if (!config.media.enabled) {
     log.info('media plane disabled (media.enabled=false): presence-only signalling');
     return undefined;
@@ -51,7 +53,8 @@ async function main(): Promise<void> {
   }
   const keys = resolveAuthKeys(config);
   const mediaPlane = await startMediaPlane(config);
-  const server = await startServer(config, { keys, mediaPlane, routes: webRoutes(config, keys) });
+  const server = await startServer(config, { keys, mediaPlane, routes: [webRoutes(config, keys), recordingRoutes(config, keys)] });
+  if (mediaPlane) reportWorkerDeaths(server.observer, mediaPlane.pool);
   log.info(
     { url: server.urls[0], urls: server.urls, native: server.native, auth: keys.source, devMode: config.auth.devMode, media: mediaPlane !== undefined },
     'VoxLink ready',

@@ -9,3 +9,4 @@ export {
   metricsText,
   signallingMetrics,
 } from './registry.ts';
+export { countServerEvents } from './server-events.ts';

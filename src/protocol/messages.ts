@@ -21,6 +21,18 @@ export const participantIdSchema = z.string().min(1).max(64);
 const refSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const seqSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 
+/** A message schema whose `op` literal is its key in an op map. */
+type OpSchemas<M> = { [K in keyof M & string]: z.ZodObject<{ op: z.ZodLiteral<K> } & z.ZodRawShape> };
+
+/**
+ * The discriminated union of an op → schema map. The map is the one list of a direction's ops (the
+ * decoder looks schemas up in it); the union and the message types derive from it, so an op is
+ * added in one place, and the `OpSchemas` constraint fails the build if a key and its literal differ.
+ */
+function unionOf<M extends OpSchemas<M>>(map: M) {
+  return z.discriminatedUnion('op', Object.values(map) as [M[keyof M], ...M[keyof M][]]);
+}
+
 export const roomModes = ['sfu', 'mix', 'hybrid', 'p2p'] as const;
 export const roomModeSchema = z.enum(roomModes);
 export type RoomMode = z.infer<typeof roomModeSchema>;
@@ -176,17 +188,7 @@ export const clientSchemas = {
 
 export type ClientOp = keyof typeof clientSchemas;
 export const clientOps = Object.keys(clientSchemas) as ClientOp[];
-export const clientMessageSchema = z.discriminatedUnion('op', [
-  helloSchema,
-  joinSchema,
-  leaveSchema,
-  muteSchema,
-  unmuteSchema,
-  heartbeatSchema,
-  resumeSchema,
-  clientMediaSchema,
-  recordSchema,
-]);
+export const clientMessageSchema = unionOf(clientSchemas);
 
 export type HelloMessage = z.infer<typeof helloSchema>;
 export type JoinMessage = z.infer<typeof joinSchema>;
@@ -412,24 +414,7 @@ export const serverSchemas = {
 
 export type ServerOp = keyof typeof serverSchemas;
 export const serverOps = Object.keys(serverSchemas) as ServerOp[];
-export const serverMessageSchema = z.discriminatedUnion('op', [
-  readySchema,
-  joinedSchema,
-  leftSchema,
-  participantJoinedSchema,
-  participantLeftSchema,
-  participantUpdatedSchema,
-  muteAckSchema,
-  heartbeatAckSchema,
-  resumedSchema,
-  invalidSessionSchema,
-  errorSchema,
-  serverMediaSchema,
-  slotsSchema,
-  speakingSchema,
-  mediaReconnectSchema,
-  recordingSchema,
-]);
+export const serverMessageSchema = unionOf(serverSchemas);
 
 /** Ops that are stamped with a per-session `seq`, kept in the replay buffer and replayed on resume. */
 export const sequencedServerOps: ReadonlySet<ServerOp> = new Set<ServerOp>([

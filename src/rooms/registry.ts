@@ -1,10 +1,39 @@
 import type { Grant, ParticipantInfo, RecordingInfo, RoomMode } from '../protocol/messages.ts';
 
 /**
- * Presence: who is in which room and their mute/speaking state. Pure data, main thread only; the
- * signalling core is the only writer and turns every change into exactly one protocol event, which
- * is what keeps presence consistent across join, leave, drop, resume and grace expiry.
+ * Presence: who is in which room, their mute/speaking state and the room's running recording.
+ * Signalling is given a `Presence` (createSignallingCore `presence`, default the in-memory
+ * RoomRegistry below) and is its only writer: every change goes through signalling's room
+ * membership (src/signalling/rooms.ts), which turns it into exactly one protocol event and one
+ * observer event. That is what keeps presence consistent across join, leave, drop, resume and
+ * grace expiry.
+ *
+ * The interface is synchronous on purpose: a room is served by one node (the cluster work's room
+ * lease), so that node's copy of the room is the truth and every read answers from it. A shared
+ * (Redis) implementation keeps this local copy and writes each change behind to the shared store
+ * for the other nodes (routing, listings); it never waits for the store on the signalling path.
+ * docs/architecture.md "Presence and adding a cluster implementation" has the rest.
  */
+export interface Presence {
+  readonly roomCount: number;
+  readonly participantCount: number;
+  get(roomId: string): RoomPresence | undefined;
+  rooms(): IterableIterator<RoomPresence>;
+  size(roomId: string): number;
+  participant(roomId: string, participantId: string): Participant | undefined;
+  /** The room's participant with this identity (one per identity per room: newest wins). */
+  findByUser(roomId: string, userId: string): Participant | undefined;
+  /** Add a participant, creating the room (with `mode`) when it does not exist. */
+  add(roomId: string, mode: RoomMode, participant: Participant): { room: RoomPresence; created: boolean };
+  /** Remove a participant; an empty room is deleted (`roomClosed`). Undefined when there was no such participant. */
+  remove(roomId: string, participantId: string): { participant: Participant; room: RoomPresence; roomClosed: boolean } | undefined;
+  setMuted(roomId: string, participantId: string, muted: boolean): Participant | undefined;
+  setSpeaking(roomId: string, participantId: string, speaking: boolean): Participant | undefined;
+  /** Sets the room's running recording (null: none); returns the one it replaced, undefined without such a room. */
+  setRecording(roomId: string, recording: RecordingInfo | null): RecordingInfo | null | undefined;
+  snapshot(roomId: string): ParticipantInfo[];
+}
+
 export interface Participant {
   participantId: string;
   userId: string;
@@ -24,11 +53,16 @@ export interface RoomPresence {
   /** userId → participantId (one participant per identity per room: newest wins). */
   readonly byUser: Map<string, string>;
   /** The running recording (`record` op), told to joiners in `joined`. Ends with the room. */
+  readonly recording: RecordingInfo | null;
+}
+
+interface MutableRoom extends RoomPresence {
   recording: RecordingInfo | null;
 }
 
-export class RoomRegistry {
-  readonly #rooms = new Map<string, RoomPresence>();
+/** The in-memory Presence: one process, one node (the default). */
+export class RoomRegistry implements Presence {
+  readonly #rooms = new Map<string, MutableRoom>();
   #participantCount = 0;
 
   get roomCount(): number {
@@ -61,9 +95,9 @@ export class RoomRegistry {
     return pid === undefined ? undefined : room?.participants.get(pid);
   }
 
-  /** Add a participant, creating the room (with `mode`) when it does not exist. */
-  add(roomId: string, mode: RoomMode, participant: Participant): RoomPresence {
+  add(roomId: string, mode: RoomMode, participant: Participant): { room: RoomPresence; created: boolean } {
     let room = this.#rooms.get(roomId);
+    const created = room === undefined;
     if (!room) {
       room = { id: roomId, mode, participants: new Map(), byUser: new Map(), recording: null };
       this.#rooms.set(roomId, room);
@@ -71,22 +105,29 @@ export class RoomRegistry {
     room.participants.set(participant.participantId, participant);
     room.byUser.set(participant.userId, participant.participantId);
     this.#participantCount++;
-    return room;
+    return { room, created };
   }
 
-  /** Remove a participant; an empty room is deleted. Returns the removed participant. */
-  remove(roomId: string, participantId: string): Participant | undefined {
+  remove(roomId: string, participantId: string): { participant: Participant; room: RoomPresence; roomClosed: boolean } | undefined {
     const room = this.#rooms.get(roomId);
     const participant = room?.participants.get(participantId);
     if (!room || !participant) return undefined;
     room.participants.delete(participantId);
     if (room.byUser.get(participant.userId) === participantId) room.byUser.delete(participant.userId);
     this.#participantCount--;
-    if (room.participants.size === 0) this.#rooms.delete(roomId);
-    return participant;
+    const roomClosed = room.participants.size === 0;
+    if (roomClosed) this.#rooms.delete(roomId);
+    return { participant, room, roomClosed };
   }
 
-  /** Returns the participant when the flag changed, undefined when it did not (or no such participant). */
+  setRecording(roomId: string, recording: RecordingInfo | null): RecordingInfo | null | undefined {
+    const room = this.#rooms.get(roomId);
+    if (!room) return undefined;
+    const previous = room.recording;
+    room.recording = recording;
+    return previous;
+  }
+
   setMuted(roomId: string, participantId: string, muted: boolean): Participant | undefined {
     const participant = this.participant(roomId, participantId);
     if (!participant || participant.muted === muted) return undefined;

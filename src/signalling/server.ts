@@ -1,23 +1,24 @@
 import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { open } from 'node:fs/promises';
-import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t, WebSocket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
 import { resolveAuthKeys, type AuthKeys } from '../auth/keys.ts';
 import { dataDirSecret, TURN_SECRET_FILE } from '../auth/keys.ts';
-import { grantsForRoom, verifyToken, type Identity } from '../auth/tokens.ts';
-import { isLoopback, recordingDirOf, type VoxConfig } from '../config.ts';
+import { verifyToken } from '../auth/tokens.ts';
+import { isLoopback, type VoxConfig } from '../config.ts';
 import { isVoxError, VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { collectProcessMetrics, metricsContentType, metricsText, signallingMetrics } from '../metrics/registry.ts';
-import { stampSeqInto } from '../protocol/codec.ts';
-import { roomIdSchema, SUBPROTOCOL } from '../protocol/messages.ts';
-import { findRecordingFile, listRecordings } from '../recording/store.ts';
+import { countServerEvents } from '../metrics/server-events.ts';
+import { SUBPROTOCOL } from '../protocol/messages.ts';
+import type { Presence } from '../rooms/registry.ts';
 import { turnCredentials } from '../turn/credentials.ts';
 import { createSignallingCore, type SignallingCore } from './core.ts';
+import { bearer, sendJson } from './http.ts';
 import type { MediaPlane } from './media-plane.ts';
-import type { Connection } from './transport.ts';
+import type { ServerObserver } from './observer.ts';
 import { announcedIpProblem, reachableUrls, resolveTls, type TlsFiles } from './tls.ts';
+import { connectionOf, connOf, setCallbackConnection, UwsConnection, type SocketData } from './uws-connection.ts';
 import { listenExclusive, uws, uwsBinaryName, uwsNative } from './uws.ts';
 
 const log = logger('server');
@@ -30,9 +31,18 @@ export interface StartServerOptions {
   mediaPlane?: MediaPlane;
   /** Default: resolveAuthKeys(config) (configured secret/key, or the dev secret in dataDir). */
   keys?: AuthKeys;
-  /** Register extra HTTP routes (demo page, recordings) before the 404 catch-all. */
-  routes?: (app: TemplatedApp) => void;
+  /**
+   * Extra HTTP routes, registered before the 404 catch-all: the demo page (src/web/routes.ts),
+   * the recordings (src/recording/routes.ts). Each is a function that adds its routes to the app.
+   */
+  routes?: RouteInstaller | readonly RouteInstaller[];
+  /** Who is in which room; default the in-memory RoomRegistry. */
+  presence?: Presence;
+  /** Server events (room, participant, recording, worker, media reconnect); default a new one, at `server.observer`. */
+  observer?: ServerObserver;
 }
+
+export type RouteInstaller = (app: TemplatedApp) => void;
 
 export interface VoxServer {
   /** The bound port (useful with port 0). */
@@ -44,186 +54,13 @@ export interface VoxServer {
   /** The TLS certificate in use, or undefined for plain http. */
   readonly tls: TlsFiles | undefined;
   readonly core: SignallingCore;
+  /** Typed server events for tests, metrics and webhooks (observer.ts). */
+  readonly observer: ServerObserver;
   readonly app: TemplatedApp;
   readonly keys: AuthKeys;
   readonly native: boolean;
   /** Stop listening, close every connection with 1001. Does not close the media plane. */
   close(): Promise<void>;
-}
-
-/**
- * uWS user data: the socket's Connection. The JS fallback has no user data (no upgrade handler),
- * so there `connectionOf` holds it instead.
- */
-interface SocketData {
-  conn?: UwsConnection;
-}
-const connectionOf = new WeakMap<WebSocket<SocketData>, UwsConnection>();
-
-// ------------------------------------------------------------------------------------------------
-// Outgoing frames are coalesced per connection and written once per event-loop turn inside
-// `ws.cork()` (uWS user manual, "Corking"): uWS corks only the socket whose callback is running, so
-// without this a room event costs one write syscall per recipient, and a recipient that gets k
-// events in one turn costs k syscalls; corked, it costs one.
-//
-// Queued frames live in module-level parallel arrays as one linked list per connection (a
-// connection holds two indices, no array of its own), so idle connections pay nothing for the queue.
-// Sequenced frames are queued as (shared body, seq) and stamped at write time into one reused scratch
-// buffer: uWS `send` copies the bytes into its cork or backpressure buffer before returning
-// (WebSocket::send formats the frame into the socket's send buffer), so the scratch is free again
-// for the next frame.
-
-const queuedFrames: (Uint8Array | undefined)[] = [];
-const queuedSeqs: number[] = [];
-const queuedNext: number[] = [];
-let queuedCount = 0;
-/** Connections with queued frames, in the order they got their first one this turn. */
-const dirty: UwsConnection[] = [];
-let flushScheduled = false;
-
-function flushAll(): void {
-  // Writing can run uWS's close handler synchronously (closeOnBackpressureLimit), and the core may
-  // queue more frames from there: those land at the end of `dirty` and go out in this same pass.
-  // A throw must not stop the pass: `flushScheduled` would stay set and every later send stall.
-  for (let i = 0; i < dirty.length; i++) {
-    try {
-      dirty[i].flush();
-    } catch (err) {
-      signallingMetrics.internalErrors.inc();
-      log.error({ err }, 'flushing queued frames failed');
-    }
-  }
-  dirty.length = 0;
-  queuedFrames.fill(undefined, 0, queuedCount);
-  queuedCount = 0;
-  flushScheduled = false;
-}
-
-const INITIAL_SCRATCH = 4096;
-let scratch = new Uint8Array(INITIAL_SCRATCH);
-/** Views of `scratch` by length, made once: no view object per frame either. */
-let scratchViews: (Uint8Array | undefined)[] = [];
-
-/** `body` stamped with `seq`, in the scratch buffer; valid until the next call. */
-function stamped(body: Uint8Array, seq: number): Uint8Array {
-  const max = body.length + 13; // stampSeq adds at most a 5-byte map header + "seq" key + 9-byte uint64 − 1-byte header
-  if (max > scratch.length) {
-    let size = scratch.length;
-    while (size < max) size *= 2;
-    scratch = new Uint8Array(size);
-    scratchViews = [];
-  }
-  const n = stampSeqInto(body, seq, scratch);
-  return (scratchViews[n] ??= scratch.subarray(0, n));
-}
-
-/** The connection whose uWS callback is running (uWS has corked its socket for us). */
-let inCallback: UwsConnection | null = null;
-/** The connection being flushed, for `writeQueued` (one shared cork callback, no closure per flush). */
-let flushing: UwsConnection | null = null;
-function writeQueued(): void {
-  (flushing as UwsConnection).writeQueued();
-}
-
-/** Connection (transport.ts) on a uWS WebSocket; ignores calls after the socket closed. */
-class UwsConnection implements Connection {
-  readonly #ws: WebSocket<SocketData>;
-  #open = true;
-  /** First and last queued frame (indices into queuedFrames), -1 when none. */
-  #head = -1;
-  #tail = -1;
-  #queuedBytes = 0;
-  /** uWS had no backpressure for this socket when last asked, and nothing was written since. */
-  #drained = true;
-
-  constructor(ws: WebSocket<SocketData>) {
-    this.#ws = ws;
-  }
-
-  markClosed(): void {
-    this.#open = false;
-    this.#head = this.#tail = -1;
-    this.#queuedBytes = 0;
-  }
-
-  send(bytes: Uint8Array): void {
-    this.#enqueue(bytes, 0, bytes.length);
-  }
-
-  sendSequenced(body: Uint8Array, seq: number): void {
-    this.#enqueue(body, seq, body.length + 9);
-  }
-
-  #enqueue(frame: Uint8Array, seq: number, size: number): void {
-    if (!this.#open) return;
-    if (inCallback === this && this.#head < 0) {
-      // Inside this socket's own callback uWS has corked it already, and nothing queued earlier
-      // would be overtaken: write now.
-      this.#ws.send(seq === 0 ? frame : stamped(frame, seq), true, false);
-      this.#drained = false;
-      return;
-    }
-    const i = queuedCount++;
-    queuedFrames[i] = frame;
-    queuedSeqs[i] = seq;
-    queuedNext[i] = -1;
-    if (this.#head < 0) {
-      this.#head = i;
-      dirty.push(this);
-      if (!flushScheduled) {
-        flushScheduled = true;
-        setImmediate(flushAll);
-      }
-    } else {
-      queuedNext[this.#tail] = i;
-    }
-    this.#tail = i;
-    this.#queuedBytes += size;
-  }
-
-  /** Write every queued frame in one cork (one syscall when the socket takes it all). */
-  flush(): void {
-    if (!this.#open || this.#head < 0) return;
-    flushing = this;
-    try {
-      this.#ws.cork(writeQueued);
-    } finally {
-      flushing = null;
-      this.#head = this.#tail = -1;
-      this.#queuedBytes = 0;
-    }
-    if (this.#open) this.#drained = this.#ws.getBufferedAmount() === 0;
-  }
-
-  writeQueued(): void {
-    const ws = this.#ws;
-    for (let i = this.#head; i >= 0 && this.#open; i = queuedNext[i]) {
-      const seq = queuedSeqs[i];
-      const frame = queuedFrames[i] as Uint8Array;
-      ws.send(seq === 0 ? frame : stamped(frame, seq), true, false);
-    }
-  }
-
-  close(code: number, reason: string): void {
-    if (!this.#open) return;
-    this.flush(); // what was queued goes out before the close frame
-    if (!this.#open) return;
-    this.#open = false;
-    this.#ws.end(code, reason);
-  }
-
-  /** Queued bytes plus uWS's backpressure; uWS is asked only when it may have some. */
-  bufferedAmount(): number {
-    if (!this.#open) return 0;
-    if (this.#drained) return this.#queuedBytes;
-    const buffered = this.#ws.getBufferedAmount();
-    this.#drained = buffered === 0;
-    return buffered + this.#queuedBytes;
-  }
-}
-
-function connOf(ws: WebSocket<SocketData>): UwsConnection | undefined {
-  return uwsNative ? ws.getUserData().conn : connectionOf.get(ws);
 }
 
 function guarded(where: string, fn: () => void): void {
@@ -233,72 +70,6 @@ function guarded(where: string, fn: () => void): void {
     signallingMetrics.internalErrors.inc();
     log.error({ err, where }, 'uncaught error in a uWS handler');
   }
-}
-
-function sendJson(res: HttpResponse, status: string, body: unknown, aborted?: { value: boolean }): void {
-  if (aborted?.value) return;
-  res.cork(() => {
-    res.writeStatus(status).writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-store').end(JSON.stringify(body));
-  });
-}
-
-/**
- * Sends a file in 64 KiB reads with uWS backpressure (`tryEnd` + `onWritable`), so a long recording
- * never sits in memory whole and a slow client only holds one chunk. The size is taken when the
- * request starts (a running recording keeps growing; the client gets what existed then).
- */
-async function streamFile(
-  res: HttpResponse,
-  path: string,
-  headers: Record<string, string>,
-  aborted: { value: boolean; onAbort: () => void },
-): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    const size = (await handle.stat()).size;
-    const chunk = Buffer.allocUnsafe(64 * 1024);
-    let position = 0;
-    let started = false;
-    while (!aborted.value) {
-      const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, size - position), position);
-      if (aborted.value) return;
-      const data = chunk.subarray(0, bytesRead);
-      let ok = false;
-      let done = false;
-      let writeOffset = 0;
-      res.cork(() => {
-        if (!started) {
-          res.writeStatus('200 OK').writeHeader('cache-control', 'no-store');
-          for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
-          started = true;
-        }
-        writeOffset = res.getWriteOffset();
-        [ok, done] = res.tryEnd(data, size);
-      });
-      position += bytesRead;
-      if (done || (bytesRead === 0 && position >= size)) return;
-      if (!ok) {
-        // The socket is full: resume from where uWS stopped once it drains (the chunk stays untouched meanwhile).
-        await new Promise<void>((resolve) => {
-          aborted.onAbort = resolve;
-          res.onWritable((offset) => {
-            const [retryOk, retryDone] = res.tryEnd(data.subarray(offset - writeOffset), size);
-            if (retryDone || retryOk) resolve();
-            return retryOk;
-          });
-        });
-      }
-      if (bytesRead === 0) return; // the file shrank under us; the client sees a short body
-    }
-  } finally {
-    await handle.close();
-  }
-}
-
-function bearer(req: HttpRequest): string | undefined {
-  const header = req.getHeader('authorization');
-  const match = /^Bearer\s+(\S+)$/i.exec(header);
-  return match?.[1];
 }
 
 /**
@@ -333,12 +104,15 @@ export async function startServer(config: VoxConfig, options: StartServerOptions
   const core = createSignallingCore(config, {
     keys,
     mediaPlane: options.mediaPlane,
+    presence: options.presence,
+    observer: options.observer,
     turnSecret,
     serverInfo: { version: VERSION, native: uwsNative },
     // No uWS pub/sub for ephemeral room events: a publish would overtake frames still queued for
     // this turn (see UwsConnection), and a topic subscription costs memory per idle socket. They
     // go through the per-connection queues like everything else, coalesced.
   });
+  if (config.metrics.enabled) countServerEvents(core.observer);
   const { limits, signalling } = config;
 
   function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
@@ -375,11 +149,11 @@ export async function startServer(config: VoxConfig, options: StartServerOptions
         const conn = new UwsConnection(ws);
         if (uwsNative) ws.getUserData().conn = conn;
         else connectionOf.set(ws, conn);
-        inCallback = conn;
+        setCallbackConnection(conn);
         try {
           core.onOpen(conn);
         } finally {
-          inCallback = null;
+          setCallbackConnection(null);
         }
       });
     },
@@ -387,11 +161,11 @@ export async function startServer(config: VoxConfig, options: StartServerOptions
       guarded('message', () => {
         const conn = connOf(ws);
         if (!conn) return;
-        inCallback = conn;
+        setCallbackConnection(conn);
         try {
           core.onMessage(conn, new Uint8Array(message), isBinary);
         } finally {
-          inCallback = null;
+          setCallbackConnection(null);
         }
       });
     },
@@ -493,87 +267,9 @@ export async function startServer(config: VoxConfig, options: StartServerOptions
       },
     );
   });
-  const recordingDir = recordingDirOf(config);
-  /** The identity of `Authorization: Bearer <token>`, or null with the 401 already sent. */
-  const bearerIdentity = async (token: string | undefined, res: HttpResponse, aborted: { value: boolean }): Promise<Identity | null> => {
-    if (!token) {
-      sendJson(res, '401 Unauthorized', { error: 'AUTH_FAILED', message: 'Authorization: Bearer <token> required' }, aborted);
-      return null;
-    }
-    try {
-      return await verifyToken(token, keys.verify);
-    } catch (err) {
-      signallingMetrics.authFailures.inc({ reason: 'recordings' });
-      sendJson(res, '401 Unauthorized', { error: 'AUTH_FAILED', message: isVoxError(err) ? err.message : 'token rejected' }, aborted);
-      return null;
-    }
-  };
-  // GET /recordings?room=<room>: that room's recordings, newest first (docs/recording.md).
-  app.get('/recordings', (res, req) => {
-    const token = bearer(req);
-    const roomId = new URLSearchParams(req.getQuery() ?? '').get('room') ?? '';
-    const aborted = { value: false };
-    res.onAborted(() => {
-      aborted.value = true;
-    });
-    if (recordingDir === undefined) {
-      sendJson(res, '404 Not Found', { error: 'RECORDING_DISABLED', message: 'recording is off (recording.enabled)' }, aborted);
-      return;
-    }
-    if (!roomIdSchema.safeParse(roomId).success) {
-      sendJson(res, '400 Bad Request', { error: 'INVALID_MESSAGE', message: 'query parameter room=<room id> required' }, aborted);
-      return;
-    }
-    void (async () => {
-      const identity = await bearerIdentity(token, res, aborted);
-      if (identity === null) return;
-      if (!grantsForRoom(identity, roomId).has('record')) {
-        sendJson(res, '403 Forbidden', { error: 'FORBIDDEN', message: `the token has no record grant for room "${roomId}"` }, aborted);
-        return;
-      }
-      const recordings = await listRecordings(recordingDir, roomId);
-      sendJson(res, '200 OK', { room: roomId, recordings }, aborted);
-    })().catch((err: unknown) => {
-      log.error({ err }, 'listing recordings failed');
-      sendJson(res, '500 Internal Server Error', { error: 'INTERNAL' }, aborted);
-    });
-  });
-  // GET /recordings/<id>/<file>: one Ogg Opus file (audio/ogg), streamed, for a token with the record grant for its room.
-  app.get('/recordings/:id/:file', (res, req) => {
-    const token = bearer(req);
-    const id = req.getParameter(0) ?? '';
-    const file = req.getParameter(1) ?? '';
-    const aborted = { value: false, onAbort: (): void => undefined };
-    res.onAborted(() => {
-      aborted.value = true;
-      aborted.onAbort();
-    });
-    if (recordingDir === undefined) {
-      sendJson(res, '404 Not Found', { error: 'RECORDING_DISABLED', message: 'recording is off (recording.enabled)' }, aborted);
-      return;
-    }
-    void (async () => {
-      // The token first, then the disk: without one nothing is looked up, and "no such file" and
-      // "not your room" look the same (404), so ids and room names cannot be probed.
-      const identity = await bearerIdentity(token, res, aborted);
-      if (identity === null) return;
-      const found = await findRecordingFile(recordingDir, id, file).catch((err: unknown) => {
-        if (isVoxError(err, 'RECORDING_NOT_FOUND')) return null;
-        throw err;
-      });
-      if (found === null || !grantsForRoom(identity, found.roomId).has('record')) {
-        sendJson(res, '404 Not Found', { error: 'NOT_FOUND', message: 'no such recording file' }, aborted);
-        return;
-      }
-      if (aborted.value) return;
-      await streamFile(res, found.path, { 'content-type': 'audio/ogg; codecs=opus', 'content-disposition': `attachment; filename="${id}-${file}"` }, aborted);
-    })().catch((err: unknown) => {
-      log.error({ err }, 'serving a recording failed');
-      sendJson(res, '500 Internal Server Error', { error: 'INTERNAL' }, aborted);
-    });
-  });
-
-  options.routes?.(app);
+  const routes = options.routes;
+  if (typeof routes === 'function') routes(app);
+  else for (const install of routes ?? []) install(app);
 
   app.any('/*', (res) => {
     sendJson(res, '404 Not Found', { error: 'NOT_FOUND' });
@@ -594,6 +290,7 @@ export async function startServer(config: VoxConfig, options: StartServerOptions
     urls: reachableUrls(config, port, tls !== undefined),
     tls,
     core,
+    observer: core.observer,
     app,
     keys,
     native: uwsNative,

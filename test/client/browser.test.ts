@@ -39,7 +39,11 @@ afterAll(async () => {
 
 describe('client SDK in Chromium', () => {
   it('connects with the browser WebSocket, sees a Node client join and mute, and resumes after a server-side drop', async () => {
-    const connIndex = ts.connections.length;
+    // The browser's session, as the server observer reports its join.
+    let webSession: string | undefined;
+    const offJoined = ts.server.observer.on('participant_joined', (e) => {
+      if (e.userId === 'web-user') webSession = e.sessionId;
+    });
     const token = await ts.token('web-user');
     const joined = await page.evaluate(
       async ({ url, token }) => {
@@ -65,7 +69,8 @@ describe('client SDK in Chromium', () => {
     const log = () => page.evaluate(() => (window as unknown as { log: string[] }).log);
     await expect.poll(log, { timeout: 5_000 }).toEqual(['state connecting', 'state connected', 'joined bob', 'bob muted=true']);
 
-    ts.connections[connIndex].close(4000, 'server-side drop');
+    offJoined();
+    ts.drop(webSession!, 4000, 'server-side drop');
     await bob.unmute('web'); // happens while the browser may be away: must arrive exactly once
     await expect
       .poll(log, { timeout: 5_000 })

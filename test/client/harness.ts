@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { mintToken } from '../../src/auth/index.ts';
 import { parseConfig, type VoxConfigInput } from '../../src/config.ts';
-import { startServer, type VoxServer, type Connection } from '../../src/signalling/index.ts';
+import { startServer, type VoxServer } from '../../src/signalling/index.ts';
 import type { VoxClient, VoxClientOptions, WebSocketConstructor, ReconnectPolicy } from '../../src/client/index.ts';
 import { createNodeClient } from '../../src/client/node.ts';
 
@@ -18,8 +18,11 @@ export const SECRET = 'client-sdk-test-secret-0123456789abcdef';
 export interface TestServer {
   server: VoxServer;
   url: string;
-  /** Server-side connections in open order (the core's transport seam, observed from outside). */
-  connections: Connection[];
+  /**
+   * The server closes the session's connection with `code` (SignallingCore.disconnect): with a
+   * resumable code the session waits for `resume`, the way a server-side drop looks to a client.
+   */
+  drop(sessionId: string, code: number, reason: string): void;
   token(userId: string, rooms?: { room: string; grants: Array<'join' | 'publish' | 'subscribe' | 'admin'> }[]): Promise<string>;
   close(): Promise<void>;
 }
@@ -33,17 +36,12 @@ export async function startTestServer(signalling: NonNullable<VoxConfigInput['si
     metrics: { enabled: false, defaultMetrics: false },
   });
   const server = await startServer(config);
-  const connections: Connection[] = [];
-  // Observe connections by wrapping the core's onOpen (the uWS handlers call it through the object).
-  const onOpen = server.core.onOpen.bind(server.core);
-  server.core.onOpen = (conn) => {
-    connections.push(conn);
-    onOpen(conn);
-  };
   return {
     server,
     url: `ws://127.0.0.1:${server.port}/ws`,
-    connections,
+    drop(sessionId, code, reason) {
+      if (!server.core.disconnect(sessionId, code, reason)) throw new Error(`session ${sessionId} has no connection to drop`);
+    },
     token: (userId, rooms) => mintToken({ key: SECRET, userId, rooms: rooms ?? [{ room: '*', grants: ['join', 'publish', 'subscribe'] }] }),
     close: () => server.close(),
   };

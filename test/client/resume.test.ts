@@ -15,7 +15,6 @@ async function setup(grace?: number) {
   const alice = newClient({ WebSocket: tracked.WebSocket, reconnectPolicy: fixedDelayPolicy(50, 10_000) });
   const bob = newClient();
   cleanup.push(() => alice.disconnect(), () => bob.disconnect());
-  const aliceConnIndex = ts.connections.length;
   await alice.connect(ts.url, () => ts.token('alice'));
   await bob.connect(ts.url, await ts.token('bob'));
   const aliceRoom = await alice.join('r');
@@ -25,7 +24,7 @@ async function setup(grace?: number) {
   alice.on('participant_joined', (e) => events.push(`joined ${e.participant.userId}`));
   alice.on('participant_left', (e) => events.push(`left ${userOf(aliceRoom, e.participantId) ?? e.participantId} ${e.reason}`));
   alice.on('participant_updated', (e) => events.push(`${e.participant.userId} ${e.participant.muted ? 'muted' : 'unmuted'}`));
-  return { ts, alice, bob, aliceRoom, tracked, aliceConn: () => ts.connections[aliceConnIndex], events };
+  return { ts, alice, bob, aliceRoom, tracked, dropAlice: (code: number, reason: string) => ts.drop(alice.session!.sessionId, code, reason), events };
 }
 
 const names = new Map<string, string>();
@@ -55,20 +54,30 @@ async function burstWhileAway(ts: TestServer, alice: VoxClient, bob: VoxClient, 
   return expected;
 }
 
+/**
+ * Alice goes away through `drop` and cannot get back while bob makes a burst of changes; then she
+ * may: every event of the gap must arrive exactly once, in order, before "resumed". Returns them.
+ */
+async function awayAndBack(s: Awaited<ReturnType<typeof setup>>, drop: () => void): Promise<string[]> {
+  s.tracked.gate.closed = true;
+  drop();
+  await waitFor('alice reconnecting', () => s.alice.state === 'reconnecting');
+  const expected = await burstWhileAway(s.ts, s.alice, s.bob, s.aliceRoom);
+  const resumed = nextState(s.alice, 'resumed');
+  s.tracked.gate.closed = false;
+  await resumed;
+  expect(s.events).toEqual(expected);
+  return expected;
+}
+
 describe('resume after a dropped signalling connection', () => {
   it('server-side close: every event from the gap arrives exactly once, in order, then "resumed"', async () => {
-    const { ts, alice, bob, aliceRoom, aliceConn, tracked, events } = await setup();
+    const setupResult = await setup();
+    const { ts, alice, bob, aliceRoom, dropAlice, events } = setupResult;
     const sessionId = alice.session!.sessionId;
     const states: string[] = [];
     alice.on('state', (s) => states.push(s));
-    tracked.gate.closed = true;
-    aliceConn().close(4000, 'killed by test'); // resumable close code from the server
-    await waitFor('alice reconnecting', () => alice.state === 'reconnecting');
-    const expected = await burstWhileAway(ts, alice, bob, aliceRoom);
-    const resumed = nextState(alice, 'resumed');
-    tracked.gate.closed = false;
-    await resumed;
-    expect(events).toEqual(expected);
+    const expected = await awayAndBack(setupResult, () => dropAlice(4000, 'killed by test')); // resumable close code from the server
     expect(states).toEqual(['reconnecting', 'resumed']);
     expect(alice.session!.sessionId).toBe(sessionId);
     expect(presence(aliceRoom.participants.values())).toEqual(presence(ts.server.core.registry.snapshot('r')));
@@ -80,17 +89,11 @@ describe('resume after a dropped signalling connection', () => {
   });
 
   it('client-side drop of the TCP socket: same guarantees', async () => {
-    const { ts, alice, bob, aliceRoom, tracked, events } = await setup();
+    const setupResult = await setup();
+    const { ts, alice, tracked, aliceRoom } = setupResult;
     const sessionId = alice.session!.sessionId;
     expect(tracked.sockets).toHaveLength(1);
-    tracked.gate.closed = true;
-    tracked.sockets[0].terminate(); // no close frame: what a dead Wi-Fi looks like (1006)
-    await waitFor('alice reconnecting', () => alice.state === 'reconnecting');
-    const expected = await burstWhileAway(ts, alice, bob, aliceRoom);
-    const resumed = nextState(alice, 'resumed');
-    tracked.gate.closed = false;
-    await resumed;
-    expect(events).toEqual(expected);
+    await awayAndBack(setupResult, () => tracked.sockets[0].terminate()); // no close frame: what a dead Wi-Fi looks like (1006)
     expect(alice.session!.sessionId).toBe(sessionId);
     expect(presence(aliceRoom.participants.values())).toEqual(presence(ts.server.core.registry.snapshot('r')));
   });

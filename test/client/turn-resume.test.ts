@@ -9,7 +9,7 @@ import { mintToken } from '../../src/auth/index.ts';
 import { decodeServerMessage } from '../../src/protocol/codec.ts';
 import type { IceServer } from '../../src/protocol/messages.ts';
 import { parseConfig } from '../../src/config.ts';
-import { startServer, type Connection } from '../../src/signalling/index.ts';
+import { startServer } from '../../src/signalling/index.ts';
 import { SECRET, fixedDelayPolicy, newClient, nextState, trackedWebSocket, waitFor } from './harness.ts';
 
 const TURN = {
@@ -35,15 +35,10 @@ async function startTurnServer() {
   });
   const server = await startServer(config);
   cleanup.push(() => server.close());
-  const connections: Connection[] = [];
-  const onOpen = server.core.onOpen.bind(server.core);
-  server.core.onOpen = (conn) => {
-    connections.push(conn);
-    onOpen(conn);
-  };
   return {
     url: `ws://127.0.0.1:${server.port}/ws`,
-    connections,
+    /** The server closes the session's connection (SignallingCore.disconnect). */
+    drop: (sessionId: string, code: number, reason: string) => expect(server.core.disconnect(sessionId, code, reason)).toBe(true),
     token: (userId: string) => mintToken({ key: SECRET, userId, rooms: [{ room: '*', grants: ['join', 'publish', 'subscribe'] }] }),
   };
 }
@@ -95,7 +90,7 @@ describe('TURN credentials over a session resume', () => {
 
     // Drop the connection; stay away until the server's clock is in a later second than `ready`'s mint.
     tracked.gate.closed = true;
-    ts.connections[0].close(4000, 'killed by test');
+    ts.drop(session.sessionId, 4000, 'killed by test');
     await waitFor('alice reconnecting', () => alice.state === 'reconnecting');
     const mintedAt = readyExpiry - TURN.ttlSec;
     await new Promise((r) => setTimeout(r, Math.max(0, (mintedAt + 1) * 1000 - Date.now() + 50)));

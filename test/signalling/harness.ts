@@ -1,11 +1,16 @@
 import WebSocket from 'ws';
+import { resolveAuthKeys } from '../../src/auth/keys.ts';
 import { mintToken, type MintTokenOptions } from '../../src/auth/tokens.ts';
 import { loadConfig, type VoxConfig, type VoxConfigInput } from '../../src/config.ts';
 import { decodeServerMessage, encodeMessage, encodeRaw } from '../../src/protocol/codec.ts';
 import type { ClientMessage, ServerMessage } from '../../src/protocol/messages.ts';
+import { recordingRoutes } from '../../src/recording/routes.ts';
 import { startServer, type StartServerOptions, type VoxServer } from '../../src/signalling/server.ts';
 
-/** Test harness: a real uWS server on an ephemeral port and raw `ws` protocol clients. */
+/**
+ * Test harness: a real uWS server on an ephemeral port (with the recordings routes, as main.ts
+ * composes it, unless `options.routes` says otherwise) and raw `ws` protocol clients.
+ */
 export const SECRET = 'test-secret-0123456789-abcdefghij';
 
 export interface TestServer {
@@ -26,7 +31,8 @@ export async function startTestServer(overrides: VoxConfigInput = {}, options: S
       metrics: { defaultMetrics: false, ...overrides.metrics },
     },
   });
-  const server = await startServer(config, options);
+  const keys = options.keys ?? resolveAuthKeys(config);
+  const server = await startServer(config, { keys, routes: [recordingRoutes(config, keys)], ...options });
   return {
     server,
     config,

@@ -11,7 +11,7 @@ import { NodeMediaClient, ToneSource } from '../../src/client/media/node.ts';
 import { createNodeClient, type VoxClient } from '../../src/client/node.ts';
 import { parseConfig, type VoxConfigInput } from '../../src/config.ts';
 import { createMediaPlane, mediaPlaneOptionsFromConfig, type PooledMediaPlane } from '../../src/rooms/media-plane.ts';
-import { startServer, type Connection, type VoxServer } from '../../src/signalling/index.ts';
+import { startServer, type VoxServer } from '../../src/signalling/index.ts';
 import { buildWebAssets } from '../../src/web/assets.ts';
 import { webRoutes, type WebRoutesOptions } from '../../src/web/routes.ts';
 import { devToken, fakeMicrophoneWav, joined, remoteAudio, shown, TONE_HZ, until } from './page-harness.ts';
@@ -29,8 +29,8 @@ const ARTIFACTS = join(process.cwd(), 'test-artifacts');
 interface Running {
   server: VoxServer;
   plane?: PooledMediaPlane;
-  /** Server-side signalling connections in open order. */
-  connections: Connection[];
+  /** Session id of each participant name's latest join (server observer). */
+  sessionsByName: Map<string, string>;
   /** Stops the server; the media plane too unless `keepPlane`. */
   close(options?: { keepPlane?: boolean }): Promise<void>;
 }
@@ -49,16 +49,12 @@ async function start(input: VoxConfigInput, options: { plane?: boolean | PooledM
   const plane =
     options.plane === true ? createMediaPlane(mediaPlaneOptionsFromConfig(config.media)) : options.plane === false ? undefined : options.plane;
   const server = await startServer(config, { keys, mediaPlane: plane, routes: webRoutes(config, keys, { assets, ...options.web }) });
-  const connections: Connection[] = [];
-  const onOpen = server.core.onOpen.bind(server.core);
-  server.core.onOpen = (conn) => {
-    connections.push(conn);
-    onOpen(conn);
-  };
+  const sessionsByName = new Map<string, string>();
+  server.observer.on('participant_joined', (e) => void sessionsByName.set(e.name, e.sessionId));
   return {
     server,
     plane,
-    connections,
+    sessionsByName,
     close: async ({ keepPlane = false } = {}) => {
       await server.close();
       if (!keepPlane) await plane?.close();
@@ -107,7 +103,7 @@ describe('demo page: two Chromium pages and a werift client in one room', () => 
   const consoleErrors: string[] = [];
   let bot: VoxClient;
   let botMedia: NodeMediaClient;
-  let aliceConnection: Connection;
+  let aliceSession: string | undefined;
 
   /** The bot's media part; it publishes the tone as soon as its peer is connected. */
   function newBotMedia(): void {
@@ -163,10 +159,9 @@ describe('demo page: two Chromium pages and a werift client in one room', () => 
     const alice = await openPage('alice');
     await expect.poll(() => alice.locator('#mic option').count()).toBeGreaterThan(0);
     await alice.fill('#name', 'Alice');
-    const before = app.connections.length;
     await alice.click('#join-button');
     await joined(alice);
-    aliceConnection = app.connections[before];
+    aliceSession = app.sessionsByName.get('Alice');
     await until('Alice media', () => alice.getAttribute('#media-state', 'data-state'), (s) => s === 'connected');
 
     // Bob only uses the keyboard: Tab reaches the (prefilled) room, then the name; Enter submits.
@@ -261,8 +256,8 @@ describe('demo page: two Chromium pages and a werift client in one room', () => 
 
   it('a WebSocket killed by the server: the page says reconnecting, recovers, and audio still flows', async () => {
     const alice = pages.alice;
-    expect(aliceConnection).toBeDefined();
-    aliceConnection.close(4000, 'test: server-side drop');
+    expect(aliceSession).toBeDefined();
+    expect(app.server.core.disconnect(aliceSession!, 4000, 'test: server-side drop')).toBe(true);
     const activity = await until(
       'reconnect on screen',
       () => alice.$$eval('#activity li', (items) => items.map((li) => li.textContent ?? '').reverse()),

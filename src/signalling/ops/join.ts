@@ -1,0 +1,133 @@
+import { grantsForRoom } from '../../auth/tokens.ts';
+import { logger } from '../../log.ts';
+import { signallingMetrics as metrics } from '../../metrics/registry.ts';
+import { CloseCode } from '../../protocol/close-codes.ts';
+import type { Grant } from '../../protocol/messages.ts';
+import { toParticipantInfo, type Participant } from '../../rooms/registry.ts';
+import type { MediaGrants } from '../media-plane.ts';
+import { randomId } from '../sessions.ts';
+import type { SessionOpHandler } from './types.ts';
+
+const log = logger('signalling');
+
+/** `join`: grant and limit checks, duplicate identity (newest wins), presence, then the media plane. */
+export const join: SessionOpHandler<'join'> = (ctx, state, session, msg) => {
+  const { out, sessions, presence, mediaPlane, config } = ctx;
+  const { limits } = config;
+  const roomId = msg.room;
+  const grants = grantsForRoom(session.identity, roomId);
+  if (Date.now() >= session.identity.expiresAt) {
+    metrics.authFailures.inc({ reason: 'token expired' });
+    sessions.end(session, 'kicked', CloseCode.POLICY_VIOLATION, 'token expired');
+    return;
+  }
+  if (!grants.has('join')) {
+    metrics.authFailures.inc({ reason: 'no join grant' });
+    log.info({ sessionId: session.id, userId: session.identity.userId, roomId }, 'join without grant');
+    sessions.end(session, 'kicked', CloseCode.POLICY_VIOLATION, `no join grant for room "${roomId}"`);
+    return;
+  }
+  if (session.rooms.has(roomId)) {
+    out.sendError(state, 'ALREADY_IN_ROOM', `already in room "${roomId}"`, msg.ref, { room: roomId, about: 'join' });
+    return;
+  }
+  if (session.rooms.size >= limits.maxRoomsPerSession) {
+    ctx.limitLog.warn(session, 'max_rooms', { rooms: session.rooms.size }, 'rooms per session limit');
+    out.sendError(state, 'TOO_MANY_ROOMS', `at most ${limits.maxRoomsPerSession} rooms per session`, msg.ref, { room: roomId, about: 'join' });
+    return;
+  }
+  // A p2p (mesh) room has no server media; with a media plane it would silently run as an SFU.
+  if (mediaPlane && msg.options?.mode === 'p2p') {
+    out.sendError(state, 'MEDIA_FAILED', 'room mode "p2p" is not supported by this server\'s media plane', msg.ref, { room: roomId, about: 'join' });
+    return;
+  }
+  // Duplicate identity: the newest connection wins; the older session ends (close 4001).
+  const existing = presence.findByUser(roomId, session.identity.userId);
+  const older = existing && existing.sessionId !== session.id ? sessions.get(existing.sessionId) : undefined;
+  if (presence.size(roomId) - (older ? 1 : 0) >= limits.maxParticipantsPerRoom) {
+    ctx.limitLog.warn(session, 'room_full', { roomId }, 'room full');
+    out.sendError(state, 'ROOM_FULL', `room "${roomId}" is full (${limits.maxParticipantsPerRoom})`, msg.ref, { room: roomId, about: 'join' });
+    return;
+  }
+  if (older) {
+    log.info({ userId: session.identity.userId, roomId, older: older.id, newer: session.id }, 'duplicate identity: newest wins');
+    sessions.end(older, 'replaced', CloseCode.SESSION_REPLACED, `user joined room "${roomId}" from another connection`);
+  }
+  const participant: Participant = {
+    participantId: randomId(9),
+    userId: session.identity.userId,
+    name: session.identity.name,
+    muted: msg.options?.muted ?? false,
+    speaking: false,
+    grants: sharedGrants(grants),
+    joinedAt: Date.now(),
+    sessionId: session.id,
+  };
+  const room = ctx.rooms.add(state, session, roomId, msg.options?.mode ?? config.signalling.defaultRoomMode, participant);
+  out.sendTo(session, {
+    op: 'joined',
+    ref: msg.ref,
+    room: roomId,
+    mode: room.mode,
+    participantId: participant.participantId,
+    participants: presence.snapshot(roomId),
+    ...(room.recording === null ? {} : { recording: room.recording }),
+  });
+  out.broadcast(roomId, { op: 'participant_joined', room: roomId, participant: toParticipantInfo(participant) }, participant.participantId);
+  sessions.updateGauges();
+  if (mediaPlane) {
+    mediaPlane
+      .join({
+        roomId,
+        participantId: participant.participantId,
+        name: participant.name,
+        grants: mediaGrants(grants),
+        // A room that is p2p only by signalling.defaultRoomMode keeps the plane's configured mode (main.ts: sfu).
+        ...(room.mode === 'p2p' ? {} : { roomMode: room.mode }),
+      })
+      .then(() => (participant.muted ? mediaPlane.setMuted(roomId, participant.participantId, true) : undefined))
+      .catch((err: unknown) => {
+        log.error({ err, roomId }, 'media plane join failed');
+        if (session.rooms.get(roomId) === participant.participantId) {
+          metrics.errors.inc({ code: 'MEDIA_FAILED' });
+          out.sendTo(session, { op: 'error', code: 'MEDIA_FAILED', message: 'media join failed', room: roomId, about: 'join' });
+        }
+      });
+  }
+};
+
+/** `leave`: out of the room (others see participant_left), then `left`. */
+export const leave: SessionOpHandler<'leave'> = (ctx, state, session, msg) => {
+  const participantId = session.rooms.get(msg.room);
+  if (participantId === undefined) {
+    ctx.out.sendError(state, 'NOT_IN_ROOM', `not in room "${msg.room}"`, msg.ref, { room: msg.room, about: 'leave' });
+    return;
+  }
+  ctx.rooms.remove(session, msg.room, participantId, 'left');
+  ctx.out.sendTo(session, { op: 'left', ref: msg.ref, room: msg.room });
+};
+
+function mediaGrants(grants: Set<Grant>): MediaGrants {
+  return {
+    publish: grants.has('publish'),
+    subscribe: grants.has('subscribe'),
+    record: grants.has('record'),
+    admin: grants.has('admin'),
+  };
+}
+
+/**
+ * One frozen grants array per distinct grant set: participants of a room almost always share the
+ * same few, and presence keeps one per participant.
+ */
+const grantLists = new Map<string, readonly Grant[]>();
+function sharedGrants(grants: Set<Grant>): Grant[] {
+  const list = [...grants];
+  const key = list.join(',');
+  let shared = grantLists.get(key);
+  if (!shared) {
+    shared = Object.freeze(list);
+    grantLists.set(key, shared);
+  }
+  return shared as Grant[];
+}

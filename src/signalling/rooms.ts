@@ -1,0 +1,82 @@
+import { logger } from '../log.ts';
+import type { RecordingInfo } from '../protocol/messages.ts';
+import type { Participant, RoomPresence } from '../rooms/registry.ts';
+import type { ConnState, SignallingContext } from './context.ts';
+import type { ServerEvents } from './observer.ts';
+import type { Session } from './session.ts';
+import { roomTopic } from './transport.ts';
+
+const log = logger('signalling');
+
+export type LeaveReason = ServerEvents['participant_left']['reason'];
+
+/**
+ * Room membership: the one writer of presence for joins, leaves and the room's recording. Each
+ * change here is made once and told once: to the room (protocol events, by the callers that
+ * own the reply) and to the server observer (here, after the change).
+ */
+export class RoomMembership {
+  readonly #ctx: SignallingContext;
+
+  constructor(ctx: SignallingContext) {
+    this.#ctx = ctx;
+  }
+
+  /** Puts the session's participant into the room (created with `mode` if new). */
+  add(state: ConnState, session: Session, roomId: string, mode: RoomPresence['mode'], participant: Participant): RoomPresence {
+    const { presence, observer } = this.#ctx;
+    const { room, created } = presence.add(roomId, mode, participant);
+    session.rooms.set(roomId, participant.participantId);
+    state.conn.subscribe?.(roomTopic(roomId));
+    if (created) observer.emit('room_created', { roomId, mode: room.mode });
+    observer.emit('participant_joined', {
+      roomId,
+      participantId: participant.participantId,
+      userId: participant.userId,
+      name: participant.name,
+      sessionId: session.id,
+    });
+    return room;
+  }
+
+  /** Takes the participant out: the room hears participant_left, the media plane a leave. */
+  remove(session: Session, roomId: string, participantId: string, reason: LeaveReason): void {
+    const { presence, observer, out, mediaPlane } = this.#ctx;
+    session.rooms.delete(roomId);
+    this.#ctx.connections.of(session)?.conn.unsubscribe?.(roomTopic(roomId));
+    const removed = presence.remove(roomId, participantId);
+    if (!removed) return;
+    out.broadcast(roomId, { op: 'participant_left', room: roomId, participantId, reason });
+    if (mediaPlane) {
+      mediaPlane.leave(roomId, participantId).catch((err: unknown) => log.error({ err, roomId }, 'media plane leave failed'));
+    }
+    this.#ctx.sessions.updateGauges();
+    observer.emit('participant_left', { roomId, participantId, userId: removed.participant.userId, sessionId: session.id, reason });
+    if (removed.roomClosed) {
+      const recording = removed.room.recording;
+      if (recording !== null) observer.emit('recording_stopped', { roomId, recordingId: recording.id, reason: 'room_closed' });
+      observer.emit('room_closed', { roomId });
+    }
+  }
+
+  /**
+   * The room's running recording as joiners see it (`joined.recording`): the one place it is set,
+   * from a `record` reply and from the media plane's own `recording` messages. A new id stops the
+   * old one (`replaced`); `stop` says why a running one ends without a successor.
+   */
+  setRecording(roomId: string, next: RecordingInfo | null, stop: { reason: 'stopped' | 'lost'; stoppedBy?: string }): void {
+    const previous = this.#ctx.presence.setRecording(roomId, next);
+    if (previous === undefined) return;
+    const observer = this.#ctx.observer;
+    if (previous !== null && previous.id !== next?.id) {
+      observer.emit('recording_stopped', {
+        roomId,
+        recordingId: previous.id,
+        ...(next !== null ? { reason: 'replaced' as const } : stop),
+      });
+    }
+    if (next !== null && previous?.id !== next.id) {
+      observer.emit('recording_started', { roomId, recordingId: next.id, startedBy: next.startedBy, startedAt: next.startedAt });
+    }
+  }
+}
