@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { open } from 'node:fs/promises';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import { resolveAuthKeys, type AuthKeys } from '../auth/keys.ts';
-import { dataDirSecret, TURN_SECRET_FILE } from '../auth/keys.ts';
+import { startTurn } from '../turn/service.ts';
 import { grantsForRoom, verifyToken, type Identity } from '../auth/tokens.ts';
 import { isLoopback, recordingDirOf, type VoxConfig } from '../config.ts';
 import { isVoxError, VoxError } from '../errors.ts';
@@ -310,9 +310,7 @@ function bearer(req: HttpRequest): string | undefined {
 export async function startServer(config: VoxConfig, options: StartServerOptions = {}): Promise<VoxServer> {
   const tls = await resolveTls(config);
   const keys = options.keys ?? resolveAuthKeys(config);
-  const turnSecret =
-    config.turn.secret ??
-    (config.auth.devMode && config.turn.urls.length > 0 ? dataDirSecret(config.dataDir, TURN_SECRET_FILE).secret : undefined);
+  const turnSecret = await startTurn(config); // turn.secret, the dev secret, or a secret store's (src/turn/service.ts)
   if (!uwsNative) {
     log.error(
       { binary: uwsBinaryName },
