@@ -8,24 +8,12 @@ import { CoturnStatsReader, parseChannel, parseStatus, parseTraffic, userOf } fr
 import { startTestServer, type TestServer } from '../signalling/harness.ts';
 import { startCoturn, type Coturn } from './coturn.ts';
 import { sleep } from './harness.ts';
+import { sample } from './metrics-text.ts';
 import { startRedis, type RedisService } from './services.ts';
 import { TurnSession } from './stun.ts';
 
 const REALM = 'voxlink.test';
 const STATS_DB = 3;
-
-/** The value of one sample in Prometheus text, 0 when absent. */
-export function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = m[2] === undefined ? [] : m[2].split(',');
-    if (want.length === have.length && want.every((w) => have.includes(w))) return Number(m[3]);
-  }
-  return 0;
-}
 
 async function until(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
