@@ -99,8 +99,8 @@ export async function startCoturn(options: CoturnOptions = {}): Promise<Coturn> 
       // null: the variant's secrets come from the user DB (a static-auth-secret would take precedence).
       'static-auth-secret': secret ?? false,
       ...(options.tls
-        ? { 'no-tls': false, 'tls-listening-port': String(tlsPort), cert: options.tls.certFile, pkey: options.tls.keyFile }
-        : {}),
+        ? { 'tls-listening-port': String(tlsPort), cert: options.tls.certFile, pkey: options.tls.keyFile }
+        : { 'tls-listening-port': false, cert: false, pkey: false, 'no-tls': true }),
       realm,
       'listening-port': String(port),
       'min-port': String(relayPorts[0]),
