@@ -110,7 +110,7 @@ export const configSchema = z.object({
        * "turn:host:3478?transport=tcp", "turns:host:5349?transport=tcp". Empty: no TURN.
        */
       urls: z
-        .array(z.string().regex(/^turns?:[^\s?]+(\?transport=(udp|tcp))?$/, 'expected turn:host[:port][?transport=udp|tcp] or turns:host[:port][?transport=tcp]'))
+        .array(z.string().regex(/^(turn:[^\s?]+(\?transport=(udp|tcp))?|turns:[^\s?]+(\?transport=tcp)?)$/, 'expected turn:host[:port][?transport=udp|tcp] or turns:host[:port][?transport=tcp]'))
         .default([]),
       /**
        * coturn `static-auth-secret` (store static). With a redis/postgres store: the secret written
