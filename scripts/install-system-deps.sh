@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs the real components the integration tests start: coturn (TURN) and Chromium (browser
-# peer); Redis for the multi-node registry DESIGN.md plans (no test uses it yet); all from Debian's
-# packages. Idempotent; needs root.
+# Installs the real components the integration tests start: coturn (TURN), Chromium (browser
+# peer), Redis and PostgreSQL (coturn's user DB for TURN secrets, its redis-statsdb for TURN
+# statistics; test/turn starts private instances); all from Debian's packages. Idempotent; needs root.
 set -euo pipefail
 need=()
 command -v turnserver >/dev/null || need+=(coturn)
 command -v redis-server >/dev/null || need+=(redis-server)
+# test/turn runs initdb/postgres from PostgreSQL's versioned bin dir as the `postgres` user.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 # Benchmarks only: sox and espeak-ng make the codec bench's speech signal (without them it falls
 # back to a synthetic one and says so).
@@ -20,6 +22,6 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update
   apt-get install -y "${need[@]}"
 fi
-# Debian starts coturn and redis as services when it can; the tests start their own instances
+# Debian starts coturn, redis and postgresql as services when it can; the tests start their own instances
 # on private ports, so stopped system services are fine either way.
-echo "system deps: coturn $(turnserver --version 2>/dev/null | head -1 || true), $(redis-server --version | cut -d' ' -f3), $(/usr/bin/chromium --version 2>/dev/null)"
+echo "system deps: coturn $(turnserver --version 2>/dev/null | head -1 || true), $(redis-server --version | cut -d' ' -f3), $(ls -d /usr/lib/postgresql/*/bin/postgres | head -1), $(/usr/bin/chromium --version 2>/dev/null)"

@@ -11,12 +11,14 @@ import { grantNames, type Grant } from './protocol/messages.ts';
  * `voxlink` command line (bin/voxlink.js runs this through tsx):
  *   voxlink start                 run the server (same as npm start)
  *   voxlink token [options]       mint an access token with the server's key (same config/data dir)
+ *   voxlink turn rotate-secret    add a TURN secret to the store coturn reads, retire the others
  */
 const usage = `Usage:
   voxlink start [--config <file>] [--data-dir <dir>]
   voxlink token --room <room|prefix*|*> --user <id> [--name <display name>]
                 [--grants join,publish,subscribe,record,admin] [--ttl 1h] [--key-file ed25519-private.pem]
                 [--config <file>] [--data-dir <dir>]
+  voxlink turn rotate-secret [--retire-after <seconds>] [--config <file>] [--data-dir <dir>]
 
 From a checkout: npx voxlink …   From the bundle: node dist/src/cli.js …
 
@@ -32,6 +34,12 @@ Token options:
   --ttl       lifetime: seconds or 30m, 1h, 7d          (default: 1h)
   --key-file  Ed25519 private key (PKCS#8 PEM) for EdDSA deployments; HS256 uses the
               configured secret (VOXLINK_SECRET / config file) or the dev secret in the data dir.
+
+turn rotate-secret (turn.store redis or postgres; docs/turn.md):
+  Adds a new TURN REST secret to coturn's user DB; running servers sign new credentials with it
+  from their next refresh (turn.refreshSec). Every older secret keeps working until it is removed
+  --retire-after seconds from now (default: turn.ttlSec + 2 × turn.refreshSec, so credentials
+  already handed out stay valid for their whole lifetime).
 `;
 
 async function tokenCommand(args: string[]): Promise<void> {
@@ -83,6 +91,46 @@ async function tokenCommand(args: string[]): Promise<void> {
   process.stdout.write(`${token}\n`);
 }
 
+async function turnCommand(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub !== 'rotate-secret') throw new UsageError(sub === undefined ? 'turn: missing subcommand (rotate-secret)' : `unknown turn subcommand "${sub}"`);
+  const { values } = parseArgs({
+    args: rest,
+    options: { 'retire-after': { type: 'string' }, ...configOptions, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(usage);
+    return;
+  }
+  const config = cliConfig(values);
+  const { turn } = config;
+  if (turn.store === 'static') {
+    throw new UsageError(
+      'turn.store is static: the secret lives in turn.secret and coturn.conf; set turn.store to redis or postgres (docs/turn.md) to rotate without a restart',
+    );
+  }
+  const defaultRetire = turn.ttlSec + 2 * turn.refreshSec;
+  const retireAfterSec = values['retire-after'] === undefined ? defaultRetire : Number(values['retire-after']);
+  if (!Number.isInteger(retireAfterSec) || retireAfterSec < 0) throw new UsageError(`bad --retire-after "${values['retire-after']}" (whole seconds)`);
+  const { openSecretStore } = await import('./turn/service.ts');
+  const { rotateSecret } = await import('./turn/secrets.ts');
+  const store = await openSecretStore(turn);
+  try {
+    const { retired, retireAt } = await rotateSecret(store, { retireAfterSec });
+    // The secret itself is never printed: coturn and VoxLink both read it from the store.
+    process.stdout.write(
+      `added a TURN secret to ${store.kind} (realm ${store.realm}); ` +
+        (retired.length === 0 ? 'there was no older secret\n' : `${retired.length} older secret(s) stay valid until ${new Date(retireAt).toISOString()}, then a running server removes them\n`),
+    );
+    if (retireAfterSec < turn.ttlSec) {
+      process.stderr.write(`voxlink: warning: --retire-after ${retireAfterSec} is shorter than turn.ttlSec ${turn.ttlSec}: credentials already handed out stop working early\n`);
+    }
+  } finally {
+    await store.close();
+  }
+}
+
 class UsageError extends Error {}
 
 const configOptions = {
@@ -114,6 +162,9 @@ async function run(argv: string[]): Promise<void> {
       return;
     case 'token':
       await tokenCommand(rest);
+      return;
+    case 'turn':
+      await turnCommand(rest);
       return;
     case undefined:
     case 'help':

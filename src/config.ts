@@ -105,14 +105,51 @@ export const configSchema = z.object({
     .prefault({}),
   turn: z
     .object({
-      /** TURN URLs handed to clients, e.g. "turn:turn.example.com:3478?transport=udp". Empty: no TURN. */
-      urls: z.array(z.string()).default([]),
-      /** coturn `static-auth-secret` (use-auth-secret). Dev mode generates one in dataDir when unset. */
+      /**
+       * TURN URLs handed to clients, as coturn is configured: "turn:host:3478?transport=udp",
+       * "turn:host:3478?transport=tcp", "turns:host:5349?transport=tcp". Empty: no TURN.
+       */
+      urls: z
+        .array(z.string().regex(/^(turn:[^\s?]+(\?transport=(udp|tcp))?|turns:[^\s?]+(\?transport=tcp)?)$/, 'expected turn:host[:port][?transport=udp|tcp] or turns:host[:port][?transport=tcp]'))
+        .default([]),
+      /**
+       * coturn `static-auth-secret` (store static). With a redis/postgres store: the secret written
+       * into an empty store on first start. Dev mode generates one in dataDir when unset.
+       */
       secret: z.string().optional(),
-      /** Lifetime of TURN REST credentials. */
+      /** Lifetime of TURN REST credentials; a rotated-out secret is removed this long (plus margin) after the rotation. */
       ttlSec: z.number().int().min(60).default(24 * 3600),
       /** STUN URLs handed to clients. */
       stunUrls: z.array(z.string()).default([]),
+      /** Where coturn reads the shared secrets: its config file (static), its Redis user DB, or its PostgreSQL user DB. */
+      store: z.enum(['static', 'redis', 'postgres']).default('static'),
+      /** coturn's `realm` (the store keys secrets by realm). Required with a redis or postgres store. */
+      realm: z.string().min(1).optional(),
+      /** coturn's `redis-userdb` as a redis:// URL (store redis). */
+      redisUrl: z.string().optional(),
+      /** coturn's `psql-userdb` as a postgres:// URL (store postgres). */
+      postgresUrl: z.string().optional(),
+      /** How often the in-memory secrets are re-read from the store (and retired secrets removed). */
+      refreshSec: z.number().int().min(1).max(3600).default(10),
+      /** Realm options written to the store (coturn `user-quota`, `total-quota`, `max-bps`); unset: coturn's own config applies. */
+      userQuota: z.number().int().min(0).optional(),
+      totalQuota: z.number().int().min(0).optional(),
+      maxBps: z.number().int().min(0).optional(),
+      /** coturn's `redis-statsdb`: VoxLink reads allocation statuses and traffic there for /metrics. */
+      stats: z
+        .object({
+          /** redis:// URL of coturn's redis-statsdb; unset: no TURN statistics. */
+          redisUrl: z.string().optional(),
+          /** Label per-user series with the user id from the TURN username ("<expiry>:<userId>"). */
+          userLabels: z.boolean().default(true),
+        })
+        .prefault({}),
+    })
+    .superRefine((turn, ctx) => {
+      if (turn.store === 'static') return;
+      const url = turn.store === 'redis' ? 'redisUrl' : 'postgresUrl';
+      if (turn[url] === undefined) ctx.addIssue({ code: 'custom', path: [url], message: `required with turn.store ${turn.store}` });
+      if (turn.realm === undefined) ctx.addIssue({ code: 'custom', path: ['realm'], message: `required with turn.store ${turn.store} (coturn's realm)` });
     })
     .prefault({}),
   /** Read by the media plane (src/media); signalling only passes it on. */
@@ -220,6 +257,16 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_TURN_SECRET: { path: 'turn.secret', kind: 'string' },
   VOXLINK_TURN_TTL_SEC: { path: 'turn.ttlSec', kind: 'int' },
   VOXLINK_STUN_URLS: { path: 'turn.stunUrls', kind: 'list' },
+  VOXLINK_TURN_STORE: { path: 'turn.store', kind: 'string' },
+  VOXLINK_TURN_REALM: { path: 'turn.realm', kind: 'string' },
+  VOXLINK_TURN_REDIS_URL: { path: 'turn.redisUrl', kind: 'string' },
+  VOXLINK_TURN_POSTGRES_URL: { path: 'turn.postgresUrl', kind: 'string' },
+  VOXLINK_TURN_REFRESH_SEC: { path: 'turn.refreshSec', kind: 'int' },
+  VOXLINK_TURN_USER_QUOTA: { path: 'turn.userQuota', kind: 'int' },
+  VOXLINK_TURN_TOTAL_QUOTA: { path: 'turn.totalQuota', kind: 'int' },
+  VOXLINK_TURN_MAX_BPS: { path: 'turn.maxBps', kind: 'int' },
+  VOXLINK_TURN_STATS_REDIS_URL: { path: 'turn.stats.redisUrl', kind: 'string' },
+  VOXLINK_TURN_STATS_USER_LABELS: { path: 'turn.stats.userLabels', kind: 'bool' },
   VOXLINK_MEDIA: { path: 'media.enabled', kind: 'bool' },
   VOXLINK_RECORDING: { path: 'recording.enabled', kind: 'bool' },
   VOXLINK_RECORDING_DIR: { path: 'recording.dir', kind: 'string' },

@@ -3,9 +3,9 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
 import { resolveAuthKeys, type AuthKeys } from '../auth/keys.ts';
-import { dataDirSecret, TURN_SECRET_FILE } from '../auth/keys.ts';
 import { verifyToken } from '../auth/tokens.ts';
 import { isLoopback, type VoxConfig } from '../config.ts';
+import { startTurn } from '../turn/service.ts';
 import { isVoxError, VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { collectProcessMetrics, metricsContentType, metricsText, signallingMetrics } from '../metrics/registry.ts';
@@ -81,9 +81,7 @@ function guarded(where: string, fn: () => void): void {
 export async function startServer(config: VoxConfig, options: StartServerOptions = {}): Promise<VoxServer> {
   const tls = await resolveTls(config);
   const keys = options.keys ?? resolveAuthKeys(config);
-  const turnSecret =
-    config.turn.secret ??
-    (config.auth.devMode && config.turn.urls.length > 0 ? dataDirSecret(config.dataDir, TURN_SECRET_FILE).secret : undefined);
+  const turnSecret = await startTurn(config); // turn.secret, the dev secret, or a secret store's (src/turn/service.ts)
   if (!uwsNative) {
     log.error(
       { binary: uwsBinaryName },

@@ -28,11 +28,11 @@ export function launchChromium(extraArgs: readonly string[] = []): Promise<Brows
 const PAGE = `<!doctype html><meta charset="utf-8"><title>voxlink media test</title>
 <script src="/sdk.js"></script>
 <script>
-window.start = async (room) => {
+window.start = async (room, rtcConfiguration) => {
   const mic = (await navigator.mediaDevices.getUserMedia({ audio: true })).getAudioTracks()[0];
   const ctx = new AudioContext({ sampleRate: 48000 });
   await ctx.resume();
-  const client = new VoxMedia.BrowserMediaClient({ room, microphone: mic, signal: { send: (m) => window.voxSend(m) } });
+  const client = new VoxMedia.BrowserMediaClient({ room, microphone: mic, rtcConfiguration, signal: { send: (m) => window.voxSend(m) } });
   window.client = client;
   window.analysers = [];
   client.on('track', (slot, track) => {
@@ -72,16 +72,25 @@ window.inboundBytes = async () => {
   return bytes;
 };
 window.slots = () => window.client.slotMap.slots;
+/** The selected ICE pair's local candidate (type, and relayProtocol for a relay: udp, tcp or tls). */
+window.selectedLocal = async () => {
+  const stats = await window.client.pc.getStats();
+  let pair;
+  stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
+  const local = pair && stats.get(pair.localCandidateId);
+  return local ? { type: local.candidateType, relayProtocol: local.relayProtocol ?? null, port: local.port } : null;
+};
 </script>`;
 
 /** What the test page exposes to `page.evaluate`. */
 export interface MediaTestPage {
-  start(room: string): Promise<void>;
+  start(room: string, rtcConfiguration?: RTCConfiguration): Promise<void>;
   voxHandle(m: unknown): Promise<void>;
   /** Per remote track (null where a slot has none yet): peak dB around each frequency. */
   measure(freqs: number[]): Promise<(number[] | null)[]>;
   inboundBytes(): Promise<number>;
   slots(): (string | null)[];
+  selectedLocal(): Promise<{ type: string; relayProtocol: string | null; port: number } | null>;
   analysers: unknown[];
 }
 
@@ -104,7 +113,13 @@ export interface ChromiumPeer {
  * harness's room as `participantId` (page → room via an exposed function, room → page through
  * `evaluate`, in order). The participant still has to be joined to the room by the caller.
  */
-export async function openChromiumPeer(h: RoomHarness, participantId: string, extraArgs: readonly string[] = []): Promise<ChromiumPeer> {
+export async function openChromiumPeer(
+  h: RoomHarness,
+  participantId: string,
+  extraArgs: readonly string[] = [],
+  /** The page's BrowserMediaClient rtcConfiguration (e.g. relay-only with TURN servers). */
+  rtcConfiguration?: RTCConfiguration,
+): Promise<ChromiumPeer> {
   const bundle = await build({
     entryPoints: [fileURLToPath(new URL('../../src/client/media/index.ts', import.meta.url))],
     bundle: true,
@@ -134,7 +149,7 @@ export async function openChromiumPeer(h: RoomHarness, participantId: string, ex
       ({ source, value }) => (new Function('api', 'arg', `return (${source})(api, arg)`) as (api: unknown, arg: unknown) => T)(window, value),
       { source: fn.toString(), value: arg },
     ) as Promise<T>;
-  await call((api, room) => api.start(room), h.roomId);
+  await call((api, arg) => api.start(arg.room, arg.rtc), { room: h.roomId, rtc: rtcConfiguration });
   let chain: Promise<unknown> = Promise.resolve();
   h.sinks.set(participantId, (m: ServerMediaMessage) => {
     chain = chain.then(() => call((api, msg) => api.voxHandle(msg), m)).catch((e: unknown) => {

@@ -18,8 +18,11 @@ import { bindingWorks } from './stun.ts';
 export interface Coturn {
   readonly host: string;
   readonly port: number;
+  /** The static-auth-secret; '' when coturn reads its secrets from a user DB. */
   readonly secret: string;
   readonly realm: string;
+  /** TLS port when started with `tls`. */
+  readonly tlsPort: number | undefined;
   /** Relay port range handed to coturn (--min-port/--max-port). */
   readonly relayPorts: readonly [number, number];
   /** `turn:` URL as VoxLink's `turn.urls` config takes it. */
@@ -32,11 +35,18 @@ export interface Coturn {
 }
 
 export interface CoturnOptions {
-  secret?: string;
+  /** static-auth-secret (default: a random one); null: no static secret, coturn reads them from its user DB. */
+  secret?: string | null;
   realm?: string;
   /** Where to look for a block of free relay ports; default 47500…47999 (clear of other tests' RTC ranges). */
   relaySearch?: [number, number];
   relayCount?: number;
+  /** Extra or replaced config lines (false removes a line): e.g. the redis-userdb of a variant. */
+  values?: Record<string, string | true | false>;
+  /** A deploy/coturn-<variant>.conf appended to the template (its lines then filled in by `values`). */
+  variant?: 'redis' | 'postgres';
+  /** TURN over TLS: coturn listens for TLS on a free port with this certificate (PEM files). */
+  tls?: { certFile: string; keyFile: string };
 }
 
 const TURNSERVER = '/usr/bin/turnserver';
@@ -48,36 +58,49 @@ export const TEMPLATE = resolve(dirname(fileURLToPath(import.meta.url)), '../../
  * name is in `values` gets the new value; names the template lacks are appended. Throws if a
  * CHANGE_ME placeholder is left, so a test can never run coturn with the template's dummy secret.
  */
-export function renderCoturnConf(template: string, values: Record<string, string | true>): string {
+export function renderCoturnConf(template: string, values: Record<string, string | boolean>): string {
   const pending = new Map(Object.entries(values));
-  const lines = template.split('\n').map((line) => {
+  const lines = template.split('\n').flatMap((line) => {
     const name = /^([a-z0-9-]+)(=|$)/.exec(line)?.[1];
-    if (name === undefined || !pending.has(name)) return line;
+    if (name === undefined || !pending.has(name)) return [line];
     const value = pending.get(name)!;
     pending.delete(name);
-    return value === true ? name : `${name}=${value}`;
+    if (value === false) return [];
+    return [value === true ? name : `${name}=${value}`];
   });
-  for (const [name, value] of pending) lines.push(value === true ? name : `${name}=${value}`);
+  for (const [name, value] of pending) if (value !== false) lines.push(value === true ? name : `${name}=${value}`);
   const text = lines.join('\n') + '\n';
   const left = text.split('\n').find((l) => !l.startsWith('#') && l.includes('CHANGE_ME'));
   if (left !== undefined) throw new Error(`coturn config still has a placeholder: ${left}`);
   return text;
 }
 
+/** deploy/coturn-<variant>.conf: what a Redis or PostgreSQL deployment appends to deploy/coturn.conf. */
+export function variantPath(variant: 'redis' | 'postgres'): string {
+  return resolve(dirname(TEMPLATE), `coturn-${variant}.conf`);
+}
+
 export async function startCoturn(options: CoturnOptions = {}): Promise<Coturn> {
   if (!existsSync(TURNSERVER)) throw new Error(`${TURNSERVER} not found: install coturn (scripts/install-system-deps.sh)`);
-  const secret = options.secret ?? randomBytes(24).toString('base64url');
+  const secret = options.secret === undefined ? randomBytes(24).toString('base64url') : options.secret;
   const realm = options.realm ?? 'voxlink.test';
   const host = '127.0.0.1';
   const port = await freeUdpTcpPort(host);
   const relayPorts = await freeUdpBlock(host, options.relayCount ?? 10, options.relaySearch ?? [47500, 47999]);
   // coturn opens its (SQLite) user database even when REST-API auth needs none: keep it private.
+  const tlsPort = options.tls ? await freeUdpTcpPort(host) : undefined;
   const dir = mkdtempSync(join(tmpdir(), 'voxlink-coturn-'));
   const confPath = join(dir, 'turnserver.conf');
+  let template = readFileSync(TEMPLATE, 'utf8');
+  if (options.variant) template += '\n' + readFileSync(variantPath(options.variant), 'utf8');
   writeFileSync(
     confPath,
-    renderCoturnConf(readFileSync(TEMPLATE, 'utf8'), {
-      'static-auth-secret': secret,
+    renderCoturnConf(template, {
+      // null: the variant's secrets come from the user DB (a static-auth-secret would take precedence).
+      'static-auth-secret': secret ?? false,
+      ...(options.tls
+        ? { 'tls-listening-port': String(tlsPort), cert: options.tls.certFile, pkey: options.tls.keyFile }
+        : { 'tls-listening-port': false, cert: false, pkey: false, 'no-tls': true }),
       realm,
       'listening-port': String(port),
       'min-port': String(relayPorts[0]),
@@ -87,10 +110,12 @@ export async function startCoturn(options: CoturnOptions = {}): Promise<Coturn> 
       'relay-ip': host,
       'allow-loopback-peers': true,
       'relay-threads': '1',
-      userdb: join(dir, 'turndb'),
+      // With a variant the user DB is its redis-userdb / psql-userdb (coturn takes only one).
+      userdb: options.variant ? false : join(dir, 'turndb'),
       pidfile: join(dir, 'turnserver.pid'),
       // The per-session lines (ALLOCATE processed, 401 ...) the tests read are verbose-level.
       verbose: true,
+      ...options.values,
     }),
   );
   const args = ['-c', confPath];
@@ -159,8 +184,9 @@ export async function startCoturn(options: CoturnOptions = {}): Promise<Coturn> 
   return {
     host,
     port,
-    secret,
+    secret: secret ?? '',
     realm,
+    tlsPort,
     relayPorts,
     url: `turn:${host}:${port}?transport=udp`,
     log: () => text,

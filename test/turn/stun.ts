@@ -214,10 +214,19 @@ export class StunClient {
     });
   }
 
+  /** Sends a packet that expects no answer (an indication). */
+  sendRaw(packet: Buffer): void {
+    this.#socket.send(packet, this.#server.port, this.#server.host);
+  }
+
   close(): void {
     this.#socket.close();
   }
 }
+
+/** Send indication (RFC 5766 §10.1): method 0x006, class indication (0x010). */
+const SEND_INDICATION = 0x0016;
+const ATTR_DATA = 0x0013;
 
 /**
  * One TURN client 5-tuple (RFC 5766 §2.2) with the long-term credential mechanism (RFC 5389
@@ -259,6 +268,15 @@ export class TurnSession {
   /** CreatePermission for `ip` (RFC 5766 §9.1; the port is ignored by permissions). */
   createPermission(ip: string): Promise<StunResponse> {
     return this.#client.request(METHOD_CREATE_PERMISSION, [attribute(ATTR_XOR_PEER_ADDRESS, encodeXorAddress(ip, 0)), ...this.#auth], this.#key);
+  }
+
+  /**
+   * `count` Send indications (RFC 5766 §10) of `data` to a peer the allocation has a permission
+   * for: coturn relays each from the relayed address. Indications are not authenticated.
+   */
+  send(ip: string, port: number, data: Buffer, count = 1): void {
+    const attrs = [attribute(ATTR_XOR_PEER_ADDRESS, encodeXorAddress(ip, port)), attribute(ATTR_DATA, data)];
+    for (let i = 0; i < count; i++) this.#client.sendRaw(encodeRequest(SEND_INDICATION, randomBytes(12), attrs));
   }
 
   /** Refresh (RFC 5766 §7.1); LIFETIME 0 releases the allocation. */
