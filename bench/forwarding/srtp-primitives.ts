@@ -4,44 +4,12 @@
  * the same RFC 3711 logic. The TypeScript pair in src/media/srtp/ is the production default;
  * these are the alternatives it was measured against.
  */
-import { createCipheriv, createHash, createHmac, type Cipher, type Hash } from 'node:crypto';
+import { createCipheriv, createHash, createHmac, type Hash } from 'node:crypto';
 import { hmac } from '@noble/hashes/hmac';
 import { sha1 } from '@noble/hashes/legacy';
 import type { Authenticator, KeystreamCipher } from '../../src/media/srtp/index.ts';
 
-const MAX_BLOCKS = 128; // 2 KiB of keystream: any UDP payload we forward
-
-/**
- * (a) One long-lived aes-128-ecb context per session key: counter blocks are written into a
- * reusable buffer and encrypted in one update() per packet. update() returns a new Buffer, so
- * each packet allocates its keystream (Node has no "encrypt into" API).
- */
-export class NodeEcbKeystream implements KeystreamCipher {
-  readonly #ecb: Cipher;
-  readonly #counters = Buffer.alloc(MAX_BLOCKS * 16);
-  /** Views of #counters for 1..MAX_BLOCKS blocks, made once so a packet makes no view. */
-  readonly #views: Buffer[] = [];
-
-  constructor(key: Uint8Array) {
-    this.#ecb = createCipheriv('aes-128-ecb', key, null);
-    this.#ecb.setAutoPadding(false);
-    for (let n = 0; n <= MAX_BLOCKS; n++) this.#views.push(this.#counters.subarray(0, n * 16));
-  }
-
-  xorKeystream(iv0: number, iv1: number, iv2: number, iv3: number, buf: Uint8Array, off: number, len: number): void {
-    const blocks = (len + 15) >> 4;
-    const c = this.#counters;
-    for (let b = 0; b < blocks; b++) {
-      const o = b * 16;
-      c.writeInt32BE(iv0, o);
-      c.writeInt32BE(iv1, o + 4);
-      c.writeInt32BE(iv2, o + 8);
-      c.writeInt32BE(iv3 | b, o + 12);
-    }
-    const ks = this.#ecb.update(this.#views[blocks]);
-    for (let i = 0; i < len; i++) buf[off + i] ^= ks[i];
-  }
-}
+export { NodeEcbKeystream } from '../../src/media/srtp/node-keystream.ts';
 
 /** werift's way: a new aes-128-ctr cipher object per packet. */
 export class NodeCtrPerPacket implements KeystreamCipher {

@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { RtpHeader, SrtpSession } from 'werift';
-import { SrtpContext, SrtpProfile, typescriptPrimitives, type SrtpPrimitives } from '../../src/media/srtp/index.ts';
+import { SrtpContext, SrtpProfile, adaptivePrimitives, typescriptPrimitives, type SrtpPrimitives } from '../../src/media/srtp/index.ts';
 import { NobleHmac, NodeCtrPerPacket, NodeEcbKeystream, NodeHashCopyHmac, NodeHmacPerPacket } from './srtp-primitives.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -34,6 +34,7 @@ interface Candidate {
 const CANDIDATES: Candidate[] = [
   { name: 'werift', description: "werift 0.24 SrtpSession.encrypt/decrypt (new cipher + HMAC objects and buffers per packet)", allocates: true },
   { name: 'ts-aes+ts-sha1', description: 'VoxLink: T-table AES-CM + SHA-1 with HMAC pad midstates, in place (default)', allocates: false },
+  { name: 'adaptive', description: 'VoxLink opt-in (adaptivePrimitives): TypeScript below 256 payload bytes, aes-128-ecb keystream (one Buffer per packet) from there; TypeScript HMAC', allocates: true },
   { name: 'node-ecb+node-hmac', description: 'long-lived aes-128-ecb keystream + createHmac per packet', allocates: true },
   { name: 'node-ecb+node-hashcopy', description: 'long-lived aes-128-ecb keystream + Hash#copy() of the ipad/opad midstates', allocates: true },
   { name: 'node-ecb+ts-sha1', description: 'long-lived aes-128-ecb keystream + TypeScript HMAC midstates', allocates: true },
@@ -43,6 +44,7 @@ const CANDIDATES: Candidate[] = [
 ];
 
 function primitivesFor(name: string): SrtpPrimitives {
+  if (name === 'adaptive') return adaptivePrimitives();
   const [cipher, mac] = name.split('+');
   return {
     cipher: cipher === 'node-ecb' ? (k) => new NodeEcbKeystream(k) : cipher === 'node-ctr' ? (k) => new NodeCtrPerPacket(k) : typescriptPrimitives.cipher,

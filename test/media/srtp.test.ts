@@ -9,6 +9,7 @@ import { deriveKey, deriveSessionKeys } from '../../src/media/srtp/kdf.ts';
 import {
   REPLAY_WINDOW,
   SrtpContext,
+  adaptivePrimitives,
   SrtpError,
   SrtpProfile,
   createSrtpContexts,
@@ -168,6 +169,20 @@ describe('SRTP round trip and interop with werift', () => {
     forged[13] ^= 1;
     expect(unprotect(context(), forged).n).toBe(SrtpError.BAD_TAG);
     expect(unprotect(context(), Buffer.from(buf.subarray(0, n)))).toEqual({ n: plain.length, out: plain });
+  });
+
+  it('adaptivePrimitives (Node AES for large payloads) produce the same bytes as the default, and werift agrees', () => {
+    const adaptive = new SrtpContext({ profile: P80, masterKey: MASTER_KEY, masterSalt: MASTER_SALT, primitives: adaptivePrimitives(256) });
+    const rx = new SrtpContext({ profile: P80, masterKey: MASTER_KEY, masterSalt: MASTER_SALT, primitives: adaptivePrimitives(256) });
+    const reference = context();
+    const theirs = weriftRtp();
+    // Below, at and above the threshold, and above the 2 KiB the ECB path handles in one call.
+    for (const [i, size] of [60, 255, 256, 1000, 3000].entries()) {
+      const ours = protect(adaptive, 300 + i, size);
+      expect(ours.srtp).toEqual(protect(reference, 300 + i, size).srtp);
+      expect(Buffer.from(theirs.decrypt(ours.srtp))).toEqual(ours.plain);
+      expect(unprotect(rx, ours.srtp)).toEqual({ n: ours.plain.length, out: ours.plain });
+    }
   });
 
   it('SRTP_AES128_CM_HMAC_SHA1_32: a 4-byte tag that is the _80 tag truncated, and round trips', () => {

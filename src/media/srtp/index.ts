@@ -8,3 +8,4 @@ export { SrtpProfile, SrtpError, srtpErrorName, rtpTagLength, RTCP_TAG_LENGTH, R
 export { splitKeyingMaterial, createSrtpContexts, DTLS_SRTP_EXPORTER_LABEL, DTLS_SRTP_KEYING_MATERIAL_LENGTH } from './keying.ts';
 export type { SrtpMasterKeys, SrtpSessionContexts } from './keying.ts';
 export { REPLAY_WINDOW } from './replay.ts';
+export { adaptivePrimitives } from './node-keystream.ts';
