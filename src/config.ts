@@ -165,7 +165,7 @@ export const configSchema = z.object({
       listenIp: z.string().default('0.0.0.0'),
       rtcMinPort: portSchema.default(40000),
       rtcMaxPort: portSchema.default(49999),
-      /** Outgoing audio slots per subscriber (see DESIGN.md "audio slots"). */
+      /** Outgoing audio slots per subscriber (docs/media.md "Audio slots"). */
       slots: z.number().int().min(1).max(16).default(3),
       /** Worker load report and room stats period. Shorter reacts faster, costs more messages. */
       statsIntervalMs: z.number().int().min(100).default(1000),

@@ -14,7 +14,7 @@ export interface RoomState {
   readonly participantId: string;
   /** Everyone in the room, yourself included, keyed by participant id. */
   readonly participants: ReadonlyMap<string, ParticipantInfo>;
-  /** Which participant occupies each outgoing audio slot (DESIGN.md "audio slots"). */
+  /** Which participant occupies each outgoing audio slot (docs/media.md "Audio slots"). */
   readonly slots: readonly SlotAssignment[];
   /** Your own entry in `participants`. */
   readonly self: ParticipantInfo | undefined;

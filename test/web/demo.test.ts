@@ -352,7 +352,7 @@ describe('demo page: two Chromium pages and a werift client in one room', () => 
       expect(page.url()).not.toContain('token='); // kept out of the address bar and history
       await page.fill('#token', 'not-a-token');
       await page.click('#join-button');
-      await until('bad token explained', () => page.textContent('#join-message'), (t) => /Could not join: .*1008/.test(t ?? ''));
+      await until('bad token explained', () => page.textContent('#join-message'), (t) => /Could not join: Your link is not valid — ask for a new one/.test(t ?? ''));
       await page.fill('#token', token);
       await page.keyboard.press('Tab'); // the textarea keeps Enter; the Join button is reachable
       await page.focus('#join-button');
