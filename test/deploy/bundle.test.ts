@@ -14,7 +14,7 @@ import { waitFor } from '../media/harness.ts';
  * The release as README "Deploy" describes it: `npm run build`, then dist/ with package.json and
  * package-lock.json (nothing else from the checkout) in an empty directory, `npm ci --omit=dev
  * --ignore-scripts` there, and `node dist/src/main.js` with the production config. The npm
- * cache of this host serves the install (`--offline`); a real host fetches the same locked
+ * cache of this host serves the install (`--prefer-offline`, the registry for anything missing); a real host fetches the same locked
  * versions from the registry. Checked: /healthz, a token minted by the bundled CLI
  * (`node dist/src/cli.js token`) joins, media through the bundled worker carries a tone, SIGTERM
  * stops it cleanly.
@@ -65,7 +65,7 @@ beforeAll(async () => {
   cpSync(join(repo, 'dist'), join(release, 'dist'), { recursive: true });
   cpSync(join(repo, 'package.json'), join(release, 'package.json'));
   cpSync(join(repo, 'package-lock.json'), join(release, 'package-lock.json'));
-  execFileSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--offline', '--no-audit', '--no-fund'], {
+  execFileSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund'], {
     cwd: release,
     stdio: 'pipe',
     env: { ...process.env, npm_config_loglevel: 'error' },

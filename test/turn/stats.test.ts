@@ -106,9 +106,9 @@ describe("TURN statistics in /metrics from a real coturn's redis-statsdb", () =>
       s.close();
     }
     void vic;
-    await until(async () => sample(await metricsText(), 'turn_total_allocations', { type: 'UDP' }) === 0, 5_000, 'no allocations');
+    await until(async () => sample(await metricsText(), 'turn_total_allocations', { type: 'UDP' }) === 0, 15_000, 'no allocations');
     // The end-of-allocation totals complete the counters: exactly what reached the peer.
-    await until(async () => sample(await metricsText(), 'turn_traffic_peer_sentp', { realm: REALM, user: 'uma' }) === peerPackets, 5_000, 'final totals');
+    await until(async () => sample(await metricsText(), 'turn_traffic_peer_sentp', { realm: REALM, user: 'uma' }) === peerPackets, 15_000, 'final totals');
     const done = await metricsText();
     expect(peerPackets).toBeGreaterThan(2900);
     expect(sample(done, 'turn_traffic_peer_sentb', { realm: REALM, user: 'uma' })).toBe(peerBytes);
