@@ -15,6 +15,8 @@ command -v sox >/dev/null || need+=(sox)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 # The Ogg Opus tests validate the files we write with opusinfo and decode them with opusdec.
 command -v opusinfo >/dev/null || need+=(opus-tools)
+# test/web/https.test.ts makes a network namespace (a second host) with ip netns and veth.
+command -v ip >/dev/null || need+=(iproute2)
 # The deploy tests check deploy/voxlink.service with systemd-analyze verify / security.
 command -v systemd-analyze >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
