@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +21,7 @@ const STATS_DB = 3;
 /** Clear of coturn.test.ts (47000–47049) and coturn's relay search range (47500–47999). */
 const WERIFT_PORTS = { rtcMinPort: 47050, rtcMaxPort: 47099 };
 const CHROME_PORTS = { rtcMinPort: 47100, rtcMaxPort: 47149 };
+const WERIFT_TLS_PORTS = { rtcMinPort: 47150, rtcMaxPort: 47199 };
 
 interface TurnBody {
   username: string;
@@ -89,11 +90,16 @@ describe('TURN over TCP and TLS: relay-only werift and Chromium clients hear a t
     expect(body.iceServers).toEqual([{ urls: [urls.udp, urls.tcp, urls.tls], username: body.username, credential: body.password }]);
   });
 
-  it('a relay-only werift client over TCP: nominated relay pair, tones both ways, allocation and traffic in /metrics', async () => {
-    const room = new TurnRoom('turn-tcp', WERIFT_PORTS);
+  for (const transport of ['tcp', 'tls'] as const) {
+  const TYPE = transport.toUpperCase();
+  it(`a relay-only werift client over ${TYPE}: nominated relay pair, tones both ways, allocation and traffic in /metrics`, async () => {
+    const room = new TurnRoom(`turn-${transport}`, transport === 'tcp' ? WERIFT_PORTS : WERIFT_TLS_PORTS);
     try {
-      const creds = await turnFromHttp('tess');
-      const tess = await room.join('tess', { iceServers: only(creds, urls.tcp), iceTransportPolicy: 'relay' });
+      const user = `tess-${transport}`;
+      const creds = await turnFromHttp(user);
+      // turns: with coturn's self-signed certificate: trust exactly that certificate.
+      const turnTlsOptions = transport === 'tls' ? { ca: readFileSync(join(certDir, 'tls', 'self-signed-cert.pem')) } : undefined;
+      const tess = await room.join(user, { iceServers: only(creds, urls[transport]), iceTransportPolicy: 'relay', turnTlsOptions });
       const dan = await room.join('dan');
       await Promise.all([tess.connected(20_000), dan.connected(20_000)]);
       const pair = selectedPair(tess);
@@ -101,24 +107,26 @@ describe('TURN over TCP and TLS: relay-only werift and Chromium clients hear a t
       expect(pair!.local.port).toBeGreaterThanOrEqual(coturn.relayPorts[0]);
       expect(pair!.local.port).toBeLessThanOrEqual(coturn.relayPorts[1]);
       await coturn.waitForLog(new RegExp(`session \\d+: new, realm=<${REALM}>, username=<${creds.username}>, lifetime=\\d+`));
-      expect(sample(await metricsText(), 'turn_total_allocations', { type: 'TCP' })).toBe(1);
+      expect(sample(await metricsText(), 'turn_total_allocations', { type: TYPE })).toBe(1);
 
       tess.publish(new ToneSource(440));
       dan.publish(new ToneSource(660));
-      await waitFor(() => tess.audioFrom('dan', 1).length >= SR && dan.audioFrom('tess', 1).length >= SR, 15_000, 'a second of audio each way');
+      await waitFor(() => tess.audioFrom('dan', 1).length >= SR && dan.audioFrom(user, 1).length >= SR, 15_000, 'a second of audio each way');
       expect(powerAt(tess.audioFrom('dan', 1), SR, 660)).toBeGreaterThan(0.01);
-      expect(powerAt(dan.audioFrom('tess', 1), SR, 440)).toBeGreaterThan(0.01);
+      expect(powerAt(dan.audioFrom(user, 1), SR, 440)).toBeGreaterThan(0.01);
       // coturn reports a session's traffic every 4096 packets (~15 s of this call): the counters
       // grow while the call runs, before the allocation ends.
-      await until(async () => sample(await metricsText(), 'turn_traffic_peer_sentb', { realm: REALM, user: 'tess' }) > 0, 40_000, 'relayed bytes counted during the call');
+      await until(async () => sample(await metricsText(), 'turn_traffic_peer_sentb', { realm: REALM, user }) > 0, 40_000, 'relayed bytes counted during the call');
       const during = await metricsText();
-      expect(sample(during, 'turn_total_allocations', { type: 'TCP' }), 'the call is still up').toBe(1);
-      expect(sample(during, 'turn_traffic_rcvb', { realm: REALM, user: 'tess' })).toBeGreaterThan(10_000);
+      expect(sample(during, 'turn_total_allocations', { type: TYPE }), 'the call is still up').toBe(1);
+      expect(sample(during, 'turn_traffic_rcvb', { realm: REALM, user })).toBeGreaterThan(10_000);
       expect(room.errors).toEqual([]);
     } finally {
       await room.close();
     }
+    await until(async () => sample(await metricsText(), 'turn_total_allocations', { type: TYPE }) === 0, 15_000, 'the allocation gone');
   }, 90_000);
+  }
 
   for (const transport of ['tcp', 'tls'] as const) {
     it(`a relay-only Chromium page over ${transport.toUpperCase()} hears a werift tone through coturn, and is heard`, async () => {

@@ -35,6 +35,11 @@ export interface NodeRtcConfiguration {
   iceServers?: RTCIceServer[];
   /** `relay`: only TURN candidates. Default `all`. */
   iceTransportPolicy?: 'all' | 'relay';
+  /**
+   * TLS options for `turns:` servers (Node's tls.connect options: `ca` for a private CA or a
+   * self-signed TURN certificate, `servername`). Default: Node's trusted CAs.
+   */
+  turnTlsOptions?: { ca?: string | Buffer; servername?: string; rejectUnauthorized?: boolean };
 }
 
 export interface NodeMediaClientOptions {
@@ -160,6 +165,7 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
   readonly #audioCodec: 'opus' | G711Law;
   #iceServers: RTCIceServer[];
   readonly #iceTransportPolicy: 'all' | 'relay';
+  readonly #turnTlsOptions: NodeRtcConfiguration['turnTlsOptions'];
   #videoSeq = 0;
   /** mid → publisher of the video the server sends on it. */
   #videoMids: Record<string, string> = {};
@@ -184,6 +190,7 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
     this.#audioCodec = options.audioCodec ?? 'opus';
     this.#iceServers = copyIceServers(options.rtcConfiguration?.iceServers ?? []);
     this.#iceTransportPolicy = options.rtcConfiguration?.iceTransportPolicy ?? 'all';
+    this.#turnTlsOptions = options.rtcConfiguration?.turnTlsOptions;
     this.#pc = this.#newPeer();
   }
 
@@ -211,6 +218,7 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
     const config = clientPeerConfig(this.#bindIp);
     config.iceServers = copyIceServers(this.#iceServers);
     config.iceTransportPolicy = this.#iceTransportPolicy;
+    if (this.#turnTlsOptions !== undefined) config.turnTlsOptions = { ...this.#turnTlsOptions };
     const law = this.#audioCodec;
     if (law !== 'opus') {
       const g711 = new RTCRtpCodecParameters({
