@@ -42,7 +42,8 @@ export interface StartServerOptions {
   observer?: ServerObserver;
 }
 
-export type RouteInstaller = (app: TemplatedApp) => void;
+/** Adds routes to the app; `server.core` is the signalling core (the admin API acts through `core.admin`). */
+export type RouteInstaller = (app: TemplatedApp, server: { readonly core: SignallingCore }) => void;
 
 export interface VoxServer {
   /** The bound port (useful with port 0). */
@@ -266,8 +267,8 @@ export async function startServer(config: VoxConfig, options: StartServerOptions
     );
   });
   const routes = options.routes;
-  if (typeof routes === 'function') routes(app);
-  else for (const install of routes ?? []) install(app);
+  if (typeof routes === 'function') routes(app, { core });
+  else for (const install of routes ?? []) install(app, { core });
 
   app.any('/*', (res) => {
     sendJson(res, '404 Not Found', { error: 'NOT_FOUND' });
