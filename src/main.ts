@@ -28,7 +28,7 @@ async function startMediaPlane(config: VoxConfig): Promise<PooledMediaPlane | un
     const { createMediaPlane, mediaPlaneOptionsFromConfig } = await import('./rooms/media-plane.ts');
     // loadConfig refuses p2p while the media plane is on: the mesh mode is not built.
     const mode = config.signalling.defaultRoomMode === 'p2p' ? 'sfu' : config.signalling.defaultRoomMode;
-    return createMediaPlane(mediaPlaneOptionsFromConfig({ ...config.media, mode, recordingDir: recordingDirOf(config) }));
+    return createMediaPlane(mediaPlaneOptionsFromConfig({ ...config.media, mode, recordingDir: recordingDirOf(config), roomLabels: config.metrics.roomLabels }));
   } catch (err) {
     log.error({ err }, 'media plane failed to start: running presence-only signalling');
     return undefined;

@@ -14,6 +14,7 @@ import { SUBPROTOCOL } from '../protocol/messages.ts';
 import type { Presence } from '../rooms/registry.ts';
 import { turnCredentials } from '../turn/credentials.ts';
 import { createSignallingCore, type SignallingCore } from './core.ts';
+import { logServerEvents } from './event-log.ts';
 import { bearer, sendJson } from './http.ts';
 import type { MediaPlane } from './media-plane.ts';
 import type { ServerObserver } from './observer.ts';
@@ -112,6 +113,7 @@ export async function startServer(config: VoxConfig, options: StartServerOptions
     // go through the per-connection queues like everything else, coalesced.
   });
   if (config.metrics.enabled) countServerEvents(core.observer);
+  logServerEvents(core.observer);
   const { limits, signalling } = config;
 
   function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
