@@ -53,13 +53,14 @@ export class LocalRoom implements RoomState {
   }
 
   /** A plain snapshot for logging and `toJSON()`. */
-  toJSON(): { id: string; mode: RoomMode; participantId: string; participants: ParticipantInfo[]; slots: SlotAssignment[] } {
+  toJSON(): { id: string; mode: RoomMode; participantId: string; participants: ParticipantInfo[]; slots: SlotAssignment[]; metadata: string } {
     return {
       id: this.id,
       mode: this.mode,
       participantId: this.participantId,
       participants: [...this.participants.values()],
       slots: this.slots,
+      metadata: this.metadata,
     };
   }
 }
