@@ -45,8 +45,8 @@ describe('admin API and media', () => {
       mediaPlaneOptionsFromConfig({
         workers: 1,
         announcedIp: '127.0.0.1',
-        rtcMinPort: 48400,
-        rtcMaxPort: 48599,
+        rtcMinPort: 44000,
+        rtcMaxPort: 44199,
         slots: 3,
         recordingDir: recordingDirOf({ dataDir, recording: { enabled: true } }),
       }),
