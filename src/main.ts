@@ -6,6 +6,7 @@ import { loadConfig, recordingDirOf, type VoxConfig } from './config.ts';
 import { isVoxError } from './errors.ts';
 import { logger } from './log.ts';
 import { signallingMetrics } from './metrics/registry.ts';
+import { adminRoutes } from './admin/routes.ts';
 import { recordingRoutes } from './recording/routes.ts';
 import type { PooledMediaPlane } from './rooms/media-plane.ts';
 import { reportWorkerDeaths } from './signalling/observer.ts';
@@ -27,7 +28,7 @@ async function startMediaPlane(config: VoxConfig): Promise<PooledMediaPlane | un
     const { createMediaPlane, mediaPlaneOptionsFromConfig } = await import('./rooms/media-plane.ts');
     // loadConfig refuses p2p while the media plane is on: the mesh mode is not built.
     const mode = config.signalling.defaultRoomMode === 'p2p' ? 'sfu' : config.signalling.defaultRoomMode;
-    return createMediaPlane(mediaPlaneOptionsFromConfig({ ...config.media, mode, recordingDir: recordingDirOf(config) }));
+    return createMediaPlane(mediaPlaneOptionsFromConfig({ ...config.media, mode, recordingDir: recordingDirOf(config), roomLabels: config.metrics.roomLabels }));
   } catch (err) {
     log.error({ err }, 'media plane failed to start: running presence-only signalling');
     return undefined;
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
   }
   const keys = resolveAuthKeys(config);
   const mediaPlane = await startMediaPlane(config);
-  const server = await startServer(config, { keys, mediaPlane, routes: [webRoutes(config, keys), recordingRoutes(config, keys)] });
+  const server = await startServer(config, { keys, mediaPlane, routes: [webRoutes(config, keys), recordingRoutes(config, keys), adminRoutes(keys)] });
   if (mediaPlane) reportWorkerDeaths(server.observer, mediaPlane.pool);
   log.info(
     { url: server.urls[0], urls: server.urls, native: server.native, auth: keys.source, devMode: config.auth.devMode, media: mediaPlane !== undefined },

@@ -20,6 +20,8 @@ export interface RoomState {
   readonly self: ParticipantInfo | undefined;
   /** Set while the room is being recorded (everyone in it is told; docs/recording.md). */
   readonly recording: RecordingInfo | null;
+  /** The room's metadata, set by an admin (docs/api.md UpdateRoomMetadata); '' when none. */
+  readonly metadata: string;
 }
 
 /** The SDK's mutable copy of a room; only VoxClient writes to it. */
@@ -30,6 +32,7 @@ export class LocalRoom implements RoomState {
   readonly participants = new Map<string, ParticipantInfo>();
   slots: SlotAssignment[] = [];
   recording: RecordingInfo | null = null;
+  metadata = '';
   /** The join options to repeat when the SDK has to re-join on a fresh session. */
   joinOptions: { muted?: boolean; mode?: RoomMode };
 
@@ -50,13 +53,14 @@ export class LocalRoom implements RoomState {
   }
 
   /** A plain snapshot for logging and `toJSON()`. */
-  toJSON(): { id: string; mode: RoomMode; participantId: string; participants: ParticipantInfo[]; slots: SlotAssignment[] } {
+  toJSON(): { id: string; mode: RoomMode; participantId: string; participants: ParticipantInfo[]; slots: SlotAssignment[]; metadata: string } {
     return {
       id: this.id,
       mode: this.mode,
       participantId: this.participantId,
       participants: [...this.participants.values()],
       slots: this.slots,
+      metadata: this.metadata,
     };
   }
 }

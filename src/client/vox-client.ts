@@ -81,7 +81,9 @@ export type RoomEventReason = 'joined' | 'resumed' | 'rejoined' | 'left';
 export interface VoxClientEvents extends Record<string, unknown[]> {
   state: [state: ConnectionState, previous: ConnectionState];
   /** Full state of one room: after join, after a resume, after the SDK re-joined on a fresh session, or when it is gone. */
-  room: [event: { room: RoomState; reason: RoomEventReason }];
+  room: [event: { room: RoomState; reason: RoomEventReason; leftReason?: ParticipantLeftMessage['reason'] }];
+  /** The room's metadata changed (an admin's UpdateRoomMetadata); `room.metadata` says the same. */
+  room_metadata: [event: { room: string; metadata: string }];
   participant_joined: [event: { room: string; participant: ParticipantInfo }];
   participant_left: [event: { room: string; participantId: string; reason: ParticipantLeftMessage['reason'] }];
   participant_updated: [event: { room: string; participant: ParticipantInfo; previous: ParticipantInfo | undefined }];
@@ -755,8 +757,8 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
         const room = this.#rooms.get(message.room);
         if (!room) break;
         if (message.participantId === room.participantId) {
-          // We were removed (kicked, or replaced by a newer connection of the same user).
-          this.#removeRoom(room);
+          // We were removed (kicked, replaced by a newer connection of the same user, removed by an admin, room ended).
+          this.#removeRoom(room, message.reason);
           break;
         }
         if (room.participants.delete(message.participantId)) {
@@ -815,6 +817,14 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
         this.emit('recording', { room: message.room, recording, by: message.by });
         break;
       }
+      case 'room_metadata': {
+        const room = this.#rooms.get(message.room);
+        if (room) {
+          room.metadata = message.metadata;
+          this.emit('room_metadata', { room: room.id, metadata: message.metadata });
+        }
+        break;
+      }
       case 'error': {
         const error = new SignallingError('CLIENT_REQUEST_FAILED', {
           serverCode: message.code,
@@ -848,6 +858,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
       const room = new LocalRoom(message.room, message.mode, message.participantId, this.#joinOptions.get(message.room) ?? {});
       room.replaceParticipants(message.participants);
       room.recording = message.recording ?? null;
+      room.metadata = message.metadata ?? '';
       this.#rooms.set(room.id, room);
       this.emit('room', { room, reason: 'joined' });
       return;
@@ -859,6 +870,8 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
     const wasRecording = existing.recording;
     existing.recording = message.recording ?? null;
     existing.participantId = message.participantId;
+    const oldMetadata = existing.metadata;
+    existing.metadata = message.metadata ?? '';
     existing.replaceParticipants(message.participants);
     for (const id of before.keys()) {
       if (id !== oldSelf && id !== message.participantId && !existing.participants.has(id)) {
@@ -874,13 +887,14 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
     if (wasRecording?.id !== existing.recording?.id) {
       this.emit('recording', { room: existing.id, recording: existing.recording, by: existing.recording?.startedBy });
     }
+    if (oldMetadata !== existing.metadata) this.emit('room_metadata', { room: existing.id, metadata: existing.metadata });
     this.emit('room', { room: existing, reason: 'rejoined' });
   }
 
-  #removeRoom(room: LocalRoom): void {
+  #removeRoom(room: LocalRoom, leftReason?: ParticipantLeftMessage['reason']): void {
     this.#rooms.delete(room.id);
     this.#staleRooms.delete(room.id);
-    this.emit('room', { room, reason: 'left' });
+    this.emit('room', { room, reason: 'left', ...(leftReason === undefined ? {} : { leftReason }) });
   }
 }
 

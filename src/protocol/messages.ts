@@ -204,6 +204,12 @@ export type ClientMessage = z.infer<typeof clientMessageSchema>;
 // ---------------------------------------------------------------------------------------------
 // Server → client
 
+/**
+ * Room metadata limit in UTF-8 bytes (the admin API refuses more). A string within it has at most
+ * as many UTF-16 units, so the message schemas bound the length by the same number.
+ */
+export const ROOM_METADATA_MAX_BYTES = 4096;
+
 const sequenced = {
   seq: seqSchema,
   ref: refSchema.optional(),
@@ -258,6 +264,8 @@ export const joinedSchema = z.object({
   participants: z.array(participantSchema),
   /** Set while the room is being recorded. */
   recording: recordingInfoSchema.optional(),
+  /** The room's metadata string, set by an admin (UpdateRoomMetadata, docs/api.md); absent when none. */
+  metadata: z.string().max(ROOM_METADATA_MAX_BYTES).optional(),
 });
 
 export const leftSchema = z.object({
@@ -266,7 +274,7 @@ export const leftSchema = z.object({
   room: roomIdSchema,
 });
 
-export const participantLeftReasons = ['left', 'disconnected', 'replaced', 'kicked'] as const;
+export const participantLeftReasons = ['left', 'disconnected', 'replaced', 'kicked', 'removed', 'room_ended'] as const;
 
 export const participantJoinedSchema = z.object({
   op: z.literal('participant_joined'),
@@ -280,7 +288,11 @@ export const participantLeftSchema = z.object({
   ...sequenced,
   room: roomIdSchema,
   participantId: participantIdSchema,
-  /** left: sent `leave`; disconnected: resume grace expired; replaced: same user joined again; kicked. */
+  /**
+   * left: sent `leave`; disconnected: resume grace expired; replaced: same user joined again; kicked;
+   * removed: an admin removed it (RemoveParticipant); room_ended: an admin ended the room (EndRoom).
+   * The participant itself gets this message too when removed or the room ended (then it is out).
+   */
   reason: z.enum(participantLeftReasons),
 });
 
@@ -386,6 +398,14 @@ export const recordingSchema = z.object({
   files: z.number().int().min(0).optional(),
 });
 
+/** The room's metadata changed (an admin's UpdateRoomMetadata); `joined.metadata` carries it for joiners. */
+export const roomMetadataSchema = z.object({
+  op: z.literal('room_metadata'),
+  ...sequenced,
+  room: roomIdSchema,
+  metadata: z.string().max(ROOM_METADATA_MAX_BYTES),
+});
+
 export const mediaReconnectSchema = z.object({
   op: z.literal('media_reconnect'),
   ...sequenced,
@@ -410,6 +430,7 @@ export const serverSchemas = {
   speaking: speakingSchema,
   media_reconnect: mediaReconnectSchema,
   recording: recordingSchema,
+  room_metadata: roomMetadataSchema,
 } as const;
 
 export type ServerOp = keyof typeof serverSchemas;
@@ -429,6 +450,7 @@ export const sequencedServerOps: ReadonlySet<ServerOp> = new Set<ServerOp>([
   'slots',
   'media_reconnect',
   'recording',
+  'room_metadata',
 ]);
 
 export type ReadyMessage = z.infer<typeof readySchema>;
@@ -447,6 +469,7 @@ export type SlotsMessage = z.infer<typeof slotsSchema>;
 export type SpeakingMessage = z.infer<typeof speakingSchema>;
 export type MediaReconnectMessage = z.infer<typeof mediaReconnectSchema>;
 export type RecordingMessage = z.infer<typeof recordingSchema>;
+export type RoomMetadataMessage = z.infer<typeof roomMetadataSchema>;
 export type ServerMessage = z.infer<typeof serverMessageSchema>;
 
 /** A server message before the signalling layer stamps `seq` (and `ref`) on it. */

@@ -12,6 +12,7 @@ import type {
   RecordingState,
   ServerMediaMessage,
 } from './media-types.ts';
+import { RoomMetrics } from './metrics.ts';
 import { RoomPool, type RoomPoolOptions } from './pool.ts';
 import type { RoomRequests } from './room-protocol.ts';
 import type { RoomTask } from './room-task.ts';
@@ -84,6 +85,8 @@ export function mediaPlaneOptionsFromConfig(media: {
   maxRecoveries?: number;
   /** Folder for recordings (config `recording.dir`); unset → rooms refuse `record`. */
   recordingDir?: string;
+  /** Config `metrics.roomLabels`: false → per-room series carry `room="_all"` (src/rooms/metrics.ts). Default true. */
+  roomLabels?: boolean;
   /** Room mixer knobs (`mix`/`hybrid` rooms); unset ones keep RoomMixer's / MixRoomAudio's defaults. */
   mixing?: {
     voiceThresholdDbfs?: number;
@@ -117,6 +120,7 @@ export function mediaPlaneOptionsFromConfig(media: {
       requestTimeoutMs: media.requestTimeoutMs,
       maxRoomsPerWorker: media.maxRoomsPerWorker,
       placement: { ppsCapacity: media.ppsCapacity },
+      ...(media.roomLabels === false ? { metrics: new RoomMetrics(undefined, { roomLabels: false }) } : {}),
     },
     maxRecoveries: media.maxRecoveries,
   };

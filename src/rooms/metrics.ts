@@ -8,7 +8,23 @@ import type { WorkerLoad } from './placement.ts';
  * (src/metrics) or the one given (tests pass their own). A second RoomMetrics on the same
  * registry reuses the metrics already there. Room-labelled series are removed when a room
  * closes, so label cardinality follows live rooms, not every room ever opened.
+ *
+ * With `roomLabels: false` (config `metrics.roomLabels`) no room name reaches the scraper: every
+ * per-room series has the single label `room="_all"`. Counters are then the sum over rooms;
+ * `voxlink_room_participants` and `voxlink_room_recording_bytes` the sum over live rooms; loss,
+ * jitter and RTT the mean over live rooms (docs/configuration.md "Metrics").
  */
+
+/** The `room` label of every per-room series when room labels are off. */
+export const ALL_ROOMS_LABEL = '_all';
+
+interface RoomGaugeShare {
+  participants: number;
+  lossPct: number;
+  jitterMs: number;
+  rttMs: number;
+  recordingBytes: number;
+}
 export class RoomMetrics {
   readonly registry: Registry;
   readonly #workerRooms: Gauge<'worker'>;
@@ -40,9 +56,15 @@ export class RoomMetrics {
   readonly #recording = new Set<string>();
   /** Last cumulative stats per room, to turn MediaRoom.stats() totals into counter increments. */
   readonly #last = new Map<string, MediaRoomStats>();
+  /** False: one `room="_all"` series per metric (see the class comment). */
+  readonly roomLabels: boolean;
+  /** roomLabels false: each live room's last gauge values, and their sums, for the `_all` gauges. */
+  readonly #shares = new Map<string, RoomGaugeShare>();
+  readonly #sums: RoomGaugeShare = { participants: 0, lossPct: 0, jitterMs: 0, rttMs: 0, recordingBytes: 0 };
 
-  constructor(registry: Registry = metricsRegistry) {
+  constructor(registry: Registry = metricsRegistry, options: { roomLabels?: boolean } = {}) {
     this.registry = registry;
+    this.roomLabels = options.roomLabels ?? true;
     const registers = [registry];
     const existing = <M>(name: string): M | undefined => registry.getSingleMetric(name) as M | undefined;
     const workerGauge = (name: string, help: string): Gauge<'worker'> =>
@@ -117,7 +139,7 @@ export class RoomMetrics {
    * re-created (re-placed after a worker died), so the new total is the increment.
    */
   roomStats(roomId: string, stats: MediaRoomStats): void {
-    const room = { room: roomId };
+    const room = { room: this.roomLabels ? roomId : ALL_ROOMS_LABEL };
     const last = this.#last.get(roomId);
     const delta = (now: number, before: number | undefined): number =>
       before === undefined || now < before ? now : now - before;
@@ -126,10 +148,20 @@ export class RoomMetrics {
     this.#bytesIn.inc(room, delta(stats.bytesIn, last?.bytesIn));
     this.#bytesOut.inc(room, delta(stats.bytesOut, last?.bytesOut));
     this.#slotSwitches.inc(room, delta(stats.slotSwitches, last?.slotSwitches));
-    this.#roomParticipants.set(room, stats.participants);
-    this.#loss.set(room, stats.lossPct);
-    this.#jitter.set(room, stats.jitterMs / 1000);
-    this.#rtt.set(room, stats.rttMs / 1000);
+    if (this.roomLabels) {
+      this.#roomParticipants.set(room, stats.participants);
+      this.#loss.set(room, stats.lossPct);
+      this.#jitter.set(room, stats.jitterMs / 1000);
+      this.#rtt.set(room, stats.rttMs / 1000);
+    } else {
+      this.#share(roomId, {
+        participants: stats.participants,
+        lossPct: stats.lossPct,
+        jitterMs: stats.jitterMs,
+        rttMs: stats.rttMs,
+        recordingBytes: stats.recording?.bytes ?? 0,
+      });
+    }
     const mix = stats.mix;
     if (mix !== undefined) {
       // A mixer that closed and came back (sfu rooms) restarts its totals: delta() takes the new total.
@@ -139,15 +171,15 @@ export class RoomMetrics {
       this.#mixSkippedTicks.inc(room, delta(mix.clock.skippedTicks, before?.clock.skippedTicks));
       this.#mixBusy.inc(room, delta(mix.clock.busyMs, before?.clock.busyMs) / 1000);
       this.#mixEncodes.inc(room, delta(mix.mixer.encodes, before?.mixer.encodes));
-      this.#mixRecovered.inc({ room: roomId, recovery: 'fec' }, delta(mix.mixer.fecRecovered, before?.mixer.fecRecovered));
-      this.#mixRecovered.inc({ room: roomId, recovery: 'dred' }, delta(mix.mixer.dredRecovered, before?.mixer.dredRecovered));
-      this.#mixRecovered.inc({ room: roomId, recovery: 'plc' }, delta(mix.mixer.concealed, before?.mixer.concealed));
+      this.#mixRecovered.inc({ ...room, recovery: 'fec' }, delta(mix.mixer.fecRecovered, before?.mixer.fecRecovered));
+      this.#mixRecovered.inc({ ...room, recovery: 'dred' }, delta(mix.mixer.dredRecovered, before?.mixer.dredRecovered));
+      this.#mixRecovered.inc({ ...room, recovery: 'plc' }, delta(mix.mixer.concealed, before?.mixer.concealed));
       this.#mixLatePackets.inc(room, delta(mix.mixer.late, before?.mixer.late));
     }
     if (stats.recording !== undefined) {
       this.#recording.add(roomId);
-      this.#recordingBytes.set(room, stats.recording.bytes);
-    } else if (this.#recording.delete(roomId)) {
+      if (this.roomLabels) this.#recordingBytes.set(room, stats.recording.bytes);
+    } else if (this.#recording.delete(roomId) && this.roomLabels) {
       this.#recordingBytes.remove(room);
     }
     this.#recordingsActive.set(this.#recording.size);
@@ -160,8 +192,15 @@ export class RoomMetrics {
   }
 
   roomClosed(roomId: string): void {
-    const room = { room: roomId };
     this.#last.delete(roomId);
+    if (!this.roomLabels) {
+      // The `_all` counters keep their totals; the gauges lose this room's share.
+      this.#share(roomId, null);
+      this.#recording.delete(roomId);
+      this.#recordingsActive.set(this.#recording.size);
+      return;
+    }
+    const room = { room: roomId };
     for (const metric of [
       this.#roomParticipants,
       this.#packetsIn,
@@ -185,5 +224,23 @@ export class RoomMetrics {
     this.#recording.delete(roomId);
     this.#recordingsActive.set(this.#recording.size);
     for (const recovery of ['fec', 'dred', 'plc']) this.#mixRecovered.remove({ room: roomId, recovery });
+  }
+
+  /** roomLabels false: replaces the room's share of the `_all` gauges (null: the room is gone) and sets them. */
+  #share(roomId: string, next: RoomGaugeShare | null): void {
+    const sums = this.#sums;
+    const before = this.#shares.get(roomId);
+    for (const key of ['participants', 'lossPct', 'jitterMs', 'rttMs', 'recordingBytes'] as const) {
+      sums[key] += (next?.[key] ?? 0) - (before?.[key] ?? 0);
+    }
+    if (next === null) this.#shares.delete(roomId);
+    else this.#shares.set(roomId, next);
+    const all = { room: ALL_ROOMS_LABEL };
+    const n = this.#shares.size;
+    this.#roomParticipants.set(all, sums.participants);
+    this.#recordingBytes.set(all, sums.recordingBytes);
+    this.#loss.set(all, n === 0 ? 0 : sums.lossPct / n);
+    this.#jitter.set(all, n === 0 ? 0 : sums.jitterMs / n / 1000);
+    this.#rtt.set(all, n === 0 ? 0 : sums.rttMs / n / 1000);
   }
 }

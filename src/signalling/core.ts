@@ -5,6 +5,7 @@ import { signallingMetrics as metrics } from '../metrics/registry.ts';
 import { CloseCode } from '../protocol/close-codes.ts';
 import { RoomRegistry, type Presence } from '../rooms/registry.ts';
 import { ConnectionTable } from './connections.ts';
+import { RoomAdmin } from './admin.ts';
 import type { ConnState, SignallingContext } from './context.ts';
 import { createFrameHandler } from './inbound.ts';
 import { LimitLog } from './limit-log.ts';
@@ -54,6 +55,8 @@ export interface SignallingCore {
   /** Presence (the name is the in-memory implementation's, kept for callers). */
   readonly registry: Presence;
   readonly observer: ServerObserver;
+  /** The operations of the admin API (admin.ts; its HTTP routes are src/admin/routes.ts). */
+  readonly admin: RoomAdmin;
   /**
    * Closes a session's current connection with `code` (e.g. 1001 while draining a node): a
    * resumable code keeps the session for the resume grace period, a terminal one ends it. False
@@ -93,6 +96,7 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
   return {
     registry: presence,
     observer: ctx.observer,
+    admin: new RoomAdmin(ctx),
     onOpen(conn: Connection): void {
       if (closed) {
         conn.close(CloseCode.GOING_AWAY, 'server shutting down');

@@ -17,6 +17,8 @@ export type LeaveReason = ServerEvents['participant_left']['reason'];
  */
 export class RoomMembership {
   readonly #ctx: SignallingContext;
+  /** roomId → metadata set by an admin (UpdateRoomMetadata); dropped when the room closes. */
+  readonly #metadata = new Map<string, string>();
 
   constructor(ctx: SignallingContext) {
     this.#ctx = ctx;
@@ -53,10 +55,45 @@ export class RoomMembership {
     this.#ctx.sessions.updateGauges();
     observer.emit('participant_left', { roomId, participantId, userId: removed.participant.userId, sessionId: session.id, reason });
     if (removed.roomClosed) {
+      this.#metadata.delete(roomId);
       const recording = removed.room.recording;
       if (recording !== null) observer.emit('recording_stopped', { roomId, recordingId: recording.id, reason: 'room_closed' });
       observer.emit('room_closed', { roomId });
     }
+  }
+
+  /**
+   * Takes a participant out on an admin's word (`removed`, `room_ended`): the room hears
+   * participant_left like any leave, and the participant itself gets the same message about
+   * itself (the SDK drops the room on it). False when there is no such participant.
+   */
+  evict(roomId: string, participantId: string, reason: 'removed' | 'room_ended'): boolean {
+    const { presence, sessions, out } = this.#ctx;
+    const participant = presence.participant(roomId, participantId);
+    if (!participant) return false;
+    const session = sessions.get(participant.sessionId);
+    if (!session || session.rooms.get(roomId) !== participantId) {
+      // Presence without a live session should not happen; take the entry out all the same.
+      presence.remove(roomId, participantId);
+      return true;
+    }
+    this.remove(session, roomId, participantId, reason);
+    out.sendTo(session, { op: 'participant_left', room: roomId, participantId, reason });
+    return true;
+  }
+
+  /** The room's metadata (joined.metadata), undefined when none was set. */
+  metadata(roomId: string): string | undefined {
+    return this.#metadata.get(roomId);
+  }
+
+  /** Sets the metadata of an existing room and tells everyone in it (`room_metadata`). False without such a room. */
+  setMetadata(roomId: string, metadata: string): boolean {
+    if (!this.#ctx.presence.get(roomId)) return false;
+    if (metadata === '') this.#metadata.delete(roomId);
+    else this.#metadata.set(roomId, metadata);
+    this.#ctx.out.broadcast(roomId, { op: 'room_metadata', room: roomId, metadata });
+    return true;
   }
 
   /**

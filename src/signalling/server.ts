@@ -14,6 +14,7 @@ import { SUBPROTOCOL } from '../protocol/messages.ts';
 import type { Presence } from '../rooms/registry.ts';
 import { turnCredentials } from '../turn/credentials.ts';
 import { createSignallingCore, type SignallingCore } from './core.ts';
+import { logServerEvents } from './event-log.ts';
 import { bearer, sendJson } from './http.ts';
 import type { MediaPlane } from './media-plane.ts';
 import type { ServerObserver } from './observer.ts';
@@ -42,7 +43,8 @@ export interface StartServerOptions {
   observer?: ServerObserver;
 }
 
-export type RouteInstaller = (app: TemplatedApp) => void;
+/** Adds routes to the app; `server.core` is the signalling core (the admin API acts through `core.admin`). */
+export type RouteInstaller = (app: TemplatedApp, server: { readonly core: SignallingCore }) => void;
 
 export interface VoxServer {
   /** The bound port (useful with port 0). */
@@ -111,6 +113,7 @@ export async function startServer(config: VoxConfig, options: StartServerOptions
     // go through the per-connection queues like everything else, coalesced.
   });
   if (config.metrics.enabled) countServerEvents(core.observer);
+  logServerEvents(core.observer);
   const { limits, signalling } = config;
 
   function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
@@ -266,8 +269,8 @@ export async function startServer(config: VoxConfig, options: StartServerOptions
     );
   });
   const routes = options.routes;
-  if (typeof routes === 'function') routes(app);
-  else for (const install of routes ?? []) install(app);
+  if (typeof routes === 'function') routes(app, { core });
+  else for (const install of routes ?? []) install(app, { core });
 
   app.any('/*', (res) => {
     sendJson(res, '404 Not Found', { error: 'NOT_FOUND' });

@@ -72,6 +72,7 @@ export const join: SessionOpHandler<'join'> = (ctx, state, session, msg) => {
     participantId: participant.participantId,
     participants: presence.snapshot(roomId),
     ...(room.recording === null ? {} : { recording: room.recording }),
+    ...metadataOf(ctx.rooms.metadata(roomId)),
   });
   out.broadcast(roomId, { op: 'participant_joined', room: roomId, participant: toParticipantInfo(participant) }, participant.participantId);
   sessions.updateGauges();
@@ -106,6 +107,10 @@ export const leave: SessionOpHandler<'leave'> = (ctx, state, session, msg) => {
   ctx.rooms.remove(session, msg.room, participantId, 'left');
   ctx.out.sendTo(session, { op: 'left', ref: msg.ref, room: msg.room });
 };
+
+function metadataOf(metadata: string | undefined): { metadata?: string } {
+  return metadata === undefined ? {} : { metadata };
+}
 
 function mediaGrants(grants: Set<Grant>): MediaGrants {
   return {
