@@ -52,8 +52,14 @@ export const participantSchema = z.object({
   grants: z.array(grantSchema),
   /** Milliseconds since the Unix epoch. */
   joinedAt: z.number(),
+  /**
+   * connected, or reconnecting: their signalling connection dropped and the server holds their
+   * place for the resume grace period (docs/protocol.md "Presence"). Absent from older servers: connected.
+   */
+  state: z.enum(['connected', 'reconnecting']).optional(),
 });
 export type ParticipantInfo = z.infer<typeof participantSchema>;
+export type ParticipantState = NonNullable<ParticipantInfo['state']>;
 
 export const iceServerSchema = z.object({
   urls: z.array(z.string()),
@@ -280,7 +286,7 @@ export const participantLeftSchema = z.object({
   ...sequenced,
   room: roomIdSchema,
   participantId: participantIdSchema,
-  /** left: sent `leave`; disconnected: resume grace expired; replaced: same user joined again; kicked. */
+  /** left: sent `leave`; disconnected: resume grace expired; replaced: the same user joined the room again (signalling.replaceIdentity); kicked. */
   reason: z.enum(participantLeftReasons),
 });
 
