@@ -80,6 +80,7 @@ export const join: SessionOpHandler<'join'> = (ctx, state, session, msg) => {
       .join({
         roomId,
         participantId: participant.participantId,
+        userId: participant.userId,
         name: participant.name,
         grants: mediaGrants(grants),
         // A room that is p2p only by signalling.defaultRoomMode keeps the plane's configured mode (main.ts: sfu).
