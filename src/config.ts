@@ -84,6 +84,12 @@ export const configSchema = z.object({
       replayMaxBytes: z.number().int().min(1024).default(1024 * 1024),
       /** Default room mode for rooms created by `join`. */
       defaultRoomMode: roomModeSchema.default('sfu'),
+      /**
+       * The same identity (token `sub`) joining a room it is already in replaces its old
+       * participant there (the old one hears participant_left `replaced`, its media leaves);
+       * false: both stay, as two participants.
+       */
+      replaceIdentity: z.boolean().default(true),
     })
     .prefault({}),
   limits: z
@@ -245,6 +251,7 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_REPLAY_MAX_MESSAGES: { path: 'signalling.replayMaxMessages', kind: 'int' },
   VOXLINK_REPLAY_MAX_BYTES: { path: 'signalling.replayMaxBytes', kind: 'int' },
   VOXLINK_DEFAULT_ROOM_MODE: { path: 'signalling.defaultRoomMode', kind: 'string' },
+  VOXLINK_REPLACE_IDENTITY: { path: 'signalling.replaceIdentity', kind: 'bool' },
   VOXLINK_MAX_PAYLOAD_BYTES: { path: 'limits.maxPayloadBytes', kind: 'int' },
   VOXLINK_MESSAGES_PER_SECOND: { path: 'limits.messagesPerSecond', kind: 'number' },
   VOXLINK_MESSAGE_BURST: { path: 'limits.messageBurst', kind: 'int' },

@@ -70,6 +70,7 @@ export function participantChanged(a: ParticipantInfo, b: ParticipantInfo): bool
   return (
     a.muted !== b.muted ||
     a.speaking !== b.speaking ||
+    a.state !== b.state ||
     a.name !== b.name ||
     a.userId !== b.userId ||
     a.grants.length !== b.grants.length ||

@@ -2,7 +2,7 @@ import { VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { G711_PAYLOAD_TYPE } from '../codec/g711.ts';
 import { newRecordingId } from '../recording/layout.ts';
-import { RoomRecorder, type RecordingManifest } from '../recording/recorder.ts';
+import { RoomRecorder, type ParticipantIdentity, type RecordingManifest } from '../recording/recorder.ts';
 import type { AudioTap, InboundAudio } from './audio-tap.ts';
 import type { MixRoomAudio } from './mix-room.ts';
 
@@ -16,6 +16,8 @@ export interface RecordingTapOptions {
   dir: string;
   roomId: string;
   startedBy: string;
+  /** Whose voice a participant id is (the room's participants as signalling joined them): names the files, manifest and tags. */
+  identify?: (participantId: string) => ParticipantIdentity | undefined;
   /** `mix` rooms: the mixer whose room output is recorded as `00-mix.opus` (room-modes.ts `recordsMix`). */
   mixer?: MixRoomAudio | null;
   /** Flush period, ms (default RECORDING_FLUSH_MS). */
@@ -36,7 +38,7 @@ export class RecordingTap implements AudioTap {
   constructor(options: RecordingTapOptions) {
     const id = newRecordingId();
     try {
-      this.#recorder = new RoomRecorder({ dir: options.dir, id, roomId: options.roomId, startedBy: options.startedBy });
+      this.#recorder = new RoomRecorder({ dir: options.dir, id, roomId: options.roomId, startedBy: options.startedBy, identify: options.identify });
     } catch (error) {
       throw new VoxError('RECORDING_FAILED', `cannot start recording in ${options.dir}: ${(error as Error).message}`, { cause: error });
     }

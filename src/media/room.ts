@@ -106,6 +106,9 @@ function linearLevel(level: number): number {
 
 interface Participant {
   readonly id: string;
+  /** Whose voice (token `sub`, display name): recordings name their files and tags with it. */
+  readonly userId: string | undefined;
+  readonly name: string;
   readonly grants: MediaGrants;
   /** Replaced on media reconnect (`ice_restart`). */
   peer: Peer;
@@ -205,6 +208,8 @@ class ComposedMediaRoom implements MediaRoom {
     }
     const participant: Participant = {
       id: p.participantId,
+      userId: p.userId,
+      name: p.name,
       grants: { ...p.grants },
       peer: null as unknown as Peer,
       muted: false,
@@ -464,7 +469,16 @@ class ComposedMediaRoom implements MediaRoom {
     if (dir === undefined || dir === '') throw new VoxError('RECORDING_UNAVAILABLE', 'this server records nothing (recording.dir is unset)');
     // Modes that record the room as heard: the recorder subscribes to the mixer's room output.
     const mixer = this.#mode.recordsMix ? this.#mix : null;
-    this.#recording = new RecordingTap({ dir, roomId: this.#options.roomId, startedBy: byParticipantId, mixer });
+    this.#recording = new RecordingTap({
+      dir,
+      roomId: this.#options.roomId,
+      startedBy: byParticipantId,
+      mixer,
+      identify: (id) => {
+        const p = this.#participants.get(id);
+        return p === undefined ? undefined : { userId: p.userId ?? null, name: p.name };
+      },
+    });
     this.#rebuildTaps();
     if (mixer !== null && !mixer.running) mixer.start();
     return this.#recording.manifest;

@@ -14,6 +14,13 @@ export interface SlotAssignment {
 
 const NO_ROUTES: readonly never[] = [];
 
+/** The free binding with the lowest slot index, or undefined. */
+function lowestFree<B extends SlotBinding>(bindings: readonly B[]): B | undefined {
+  let best: B | undefined;
+  for (const b of bindings) if (b.stream.source === null && (best === undefined || b.slot < best.slot)) best = b;
+  return best;
+}
+
 /**
  * Maps the loudest K publishers onto each subscriber's K slots (docs/architecture.md, "The way of one audio packet"; docs/media.md).
  *
@@ -22,7 +29,8 @@ const NO_ROUTES: readonly never[] = [];
  * the next one in the ranking takes that place; without it (`hybrid` rooms) a subscriber who is
  * one of the room's top K gets K − 1 slots, because everyone below the top K reaches them through
  * the mix and would otherwise be heard twice. A publisher who stays wanted keeps the slot they
- * are in, so a change in the ranking moves as few slots as possible. `routes(publisher)` is the
+ * are in, so a change in the ranking moves as few slots as possible; a newcomer takes the lowest
+ * free slot (by slot index, whatever order the bindings came in). `routes(publisher)` is the
  * per-packet lookup: the slots currently carrying them.
  */
 export class SlotRouter<B extends SlotBinding = SlotBinding> {
@@ -90,9 +98,11 @@ export class SlotRouter<B extends SlotBinding = SlotBinding> {
           dirty = true;
         }
       }
+      // Newcomers, loudest first, each into the lowest free slot: occupied slots stay packed from
+      // slot 0 up as far as the no-move rule above allows.
       for (const id of wanted) {
         if (bindings.some((b) => b.stream.source === id)) continue;
-        const free = bindings.find((b) => b.stream.source === null);
+        const free = lowestFree(bindings);
         if (free === undefined) break;
         free.stream.setSource(id);
         this.#switches++;
@@ -112,7 +122,7 @@ export class SlotRouter<B extends SlotBinding = SlotBinding> {
   assignments(subscriberId: string): SlotAssignment[] {
     const bindings = this.#subscribers.get(subscriberId);
     if (bindings === undefined) return [];
-    return bindings.map((b) => ({ slot: b.slot, participantId: b.stream.source }));
+    return bindings.map((b) => ({ slot: b.slot, participantId: b.stream.source })).sort((x, y) => x.slot - y.slot);
   }
 
   /** Times a slot got a new occupant (assignments into empty slots included). */

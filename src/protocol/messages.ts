@@ -52,8 +52,14 @@ export const participantSchema = z.object({
   grants: z.array(grantSchema),
   /** Milliseconds since the Unix epoch. */
   joinedAt: z.number(),
+  /**
+   * connected, or reconnecting: their signalling connection dropped and the server holds their
+   * place for the resume grace period (docs/protocol.md "Presence"). Absent from older servers: connected.
+   */
+  state: z.enum(['connected', 'reconnecting']).optional(),
 });
 export type ParticipantInfo = z.infer<typeof participantSchema>;
+export type ParticipantState = NonNullable<ParticipantInfo['state']>;
 
 export const iceServerSchema = z.object({
   urls: z.array(z.string()),
@@ -289,7 +295,7 @@ export const participantLeftSchema = z.object({
   room: roomIdSchema,
   participantId: participantIdSchema,
   /**
-   * left: sent `leave`; disconnected: resume grace expired; replaced: same user joined again; kicked;
+   * left: sent `leave`; disconnected: resume grace expired; replaced: the same user joined the room again (signalling.replaceIdentity); kicked;
    * removed: an admin removed it (RemoveParticipant); room_ended: an admin ended the room (EndRoom).
    * The participant itself gets this message too when removed or the room ended (then it is out).
    */

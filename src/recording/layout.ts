@@ -10,7 +10,8 @@ import { join } from 'node:path';
  *       <id>/                      one folder per recording; id = base36 ms + 48 random bits
  *         manifest.json            RecordingManifest, replaced whole at every flush and on stop
  *         00-mix.opus              the room as heard (`mix` rooms), participantId `~mix`
- *         01-<participant>.opus    one Ogg Opus file per publisher heard, numbered in order
+ *         01-<name>.opus           one Ogg Opus file per publisher heard, numbered in order, named
+ *                                  by a slug of the display name (recordingFileName)
  *
  * Ids and file names are checked against these shapes before they touch a path, so a request can
  * never leave the folder.
@@ -18,6 +19,9 @@ import { join } from 'node:path';
 
 export interface RecordingFile {
   participantId: string;
+  /** Whose voice: the token's `sub` and display name (null: the room mix, or unknown to the room). */
+  userId: string | null;
+  name: string | null;
   /** File name inside the recording's folder. */
   file: string;
   /** 48 kHz samples in the file, gaps included (as of the last flush or the stop). */
@@ -53,11 +57,30 @@ export function newRecordingId(now = Date.now()): string {
   return `${now.toString(36)}-${randomBytes(6).toString('hex')}`;
 }
 
-/** File names from participant ids: letters, digits, `._-` kept, the rest `_`; the index keeps them unique. */
-export function recordingFileName(index: number, participantId: string): string {
+/** The longest slug a file name carries (the whole name stays within RECORDING_FILE_SHAPE). */
+const MAX_SLUG = 40;
+
+/**
+ * A participant's file name: the index (which keeps names unique within the recording) and a slug
+ * of the display name, e.g. `01-alice-smith.opus`. The slug is ASCII only (accents folded:
+ * "José" → `jose`), lower case, `a-z0-9` joined by single `-`, at most 40 characters; a name with
+ * nothing left (emoji, `../`, another script) falls back to the participant id, sanitised the same
+ * way. So a name can never make a path, a hidden file or an over-long name.
+ */
+export function recordingFileName(index: number, participantId: string, name?: string | null): string {
   if (participantId === MIX_TRACK) return MIX_FILE;
-  const safe = participantId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 48);
-  return `${String(index).padStart(2, '0')}-${safe}.opus`;
+  const slug = slugify(name ?? '') || slugify(participantId) || 'participant';
+  return `${String(index).padStart(2, '0')}-${slug}.opus`;
+}
+
+function slugify(text: string): string {
+  return text
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .slice(0, MAX_SLUG)
+    .replace(/^-+|-+$/g, '');
 }
 
 /** Local-disk paths of the layout under the recordings folder `dir`. */

@@ -33,12 +33,23 @@ export { MIX_TRACK, type RecordingFile, type RecordingManifest };
  * (write + rename); a worker that dies loses at most that much.
  */
 
+export interface ParticipantIdentity {
+  /** null when the media plane was not told (a direct media-plane join without signalling). */
+  userId: string | null;
+  name: string;
+}
+
 export interface RoomRecorderOptions {
   /** The server's recordings folder; the recording gets `<dir>/<id>/`. */
   dir: string;
   id: string;
   roomId: string;
   startedBy: string;
+  /**
+   * Whose voice a participant id is (token `sub` and display name), asked once per file when the
+   * participant is first heard: it names the file and goes into the manifest and the OpusTags.
+   */
+  identify?: (participantId: string) => ParticipantIdentity | undefined;
   /** Milliseconds on a monotonic clock (default `performance.now`); tests inject their own. */
   now?: () => number;
 }
@@ -99,6 +110,7 @@ export class RoomRecorder {
   /** Participants whose file could not be created: not retried per packet. */
   readonly #unwritable = new Set<string>();
   readonly #now: () => number;
+  readonly #identify: (participantId: string) => ParticipantIdentity | undefined;
   readonly #startedAt: number;
   #stopped = false;
 
@@ -119,6 +131,7 @@ export class RoomRecorder {
       files: [],
     };
     this.#now = options.now ?? (() => performance.now());
+    this.#identify = options.identify ?? (() => undefined);
     this.#startedAt = this.#now();
     this.#writeManifest();
   }
@@ -238,7 +251,16 @@ export class RoomRecorder {
   }
 
   #openTrack(participantId: string, channels: 1 | 2): Track | null {
-    const info: RecordingFile = { participantId, file: recordingFileName(this.#tracks.size + this.#unwritable.size + 1, participantId), samples: 0, packets: 0, bytes: 0 };
+    const who = participantId === MIX_TRACK ? undefined : this.#identify(participantId);
+    const info: RecordingFile = {
+      participantId,
+      userId: who?.userId ?? null,
+      name: who?.name ?? null,
+      file: recordingFileName(this.#tracks.size + this.#unwritable.size + 1, participantId, who?.name),
+      samples: 0,
+      packets: 0,
+      bytes: 0,
+    };
     let fd = -1;
     try {
       fd = openSync(recordingPaths.file(this.#dir, this.manifest.id, info.file), 'wx');
@@ -253,7 +275,7 @@ export class RoomRecorder {
           // The senders' encoders (libopus in browsers and our SDK) delay their output by 6.5 ms;
           // RFC 7845 §4.2 wants that trimmed, and players (opusinfo) flag a pre-skip below it.
           preSkip: 312,
-          tags: { ROOM: this.manifest.roomId, PARTICIPANT: participantId, RECORDING: this.manifest.id },
+          tags: this.#tags(participantId, who),
           // Pages close on the flush timer; this is only the ceiling for a long burst.
           maxPageSamples: OPUS_RTP_HZ,
         },
@@ -286,6 +308,30 @@ export class RoomRecorder {
       }
       return null;
     }
+  }
+
+  /**
+   * The file's OpusTags (RFC 7845 §5.2; field names after the Vorbis comment conventions): ARTIST
+   * is whose voice, TITLE the room and the recording's start (UTC), DATE that day; the ids for
+   * programs as VOXLINK_* fields. ROOM, PARTICIPANT and RECORDING stay for older readers.
+   */
+  #tags(participantId: string, who: ParticipantIdentity | undefined): Record<string, string> {
+    const { roomId, id, startedAt } = this.manifest;
+    const started = new Date(startedAt).toISOString();
+    const tags: Record<string, string> = {
+      TITLE: `${roomId} ${started.slice(0, 16).replace('T', ' ')} UTC`,
+      ARTIST: participantId === MIX_TRACK ? `${roomId} (room mix)` : (who?.name ?? participantId),
+      DATE: started.slice(0, 10),
+      ROOM: roomId,
+      PARTICIPANT: participantId,
+      RECORDING: id,
+      VOXLINK_ROOM: roomId,
+      VOXLINK_RECORDING_ID: id,
+      VOXLINK_PARTICIPANT_ID: participantId,
+      VOXLINK_STARTED_AT: started,
+    };
+    if (who !== undefined && who.userId !== null) tags.VOXLINK_USER_ID = who.userId;
+    return tags;
   }
 
   /** Keeps the file's timeline over `samples` without packets: concealment for a loss, silence for a pause. */

@@ -10,6 +10,9 @@ import { RECORDING_FILE_SHAPE, RECORDING_ID_SHAPE, recordingPaths, type Recordin
 
 export interface StoredFile {
   participantId: string;
+  /** Whose voice (token `sub`, display name); null for the room mix and for recordings made before names were kept. */
+  userId: string | null;
+  name: string | null;
   file: string;
   /** Bytes on disk now (a running recording grows). */
   bytes: number;
@@ -44,7 +47,7 @@ async function describe(dir: string, manifest: RecordingManifest): Promise<Store
         (s) => s.size,
         () => 0,
       );
-      return { participantId: f.participantId, file: f.file, bytes, durationMs: Math.round(f.samples / 48) };
+      return { participantId: f.participantId, userId: f.userId ?? null, name: f.name ?? null, file: f.file, bytes, durationMs: Math.round(f.samples / 48) };
     }),
   );
   const { id, roomId, startedBy, startedAt, stoppedBy, stoppedAt } = manifest;

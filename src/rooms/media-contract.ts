@@ -30,6 +30,9 @@ export interface MediaGrants {
 export interface MediaParticipant {
   roomId: string;
   participantId: string;
+  /** The token's `sub`: recordings say whose voice a file is (absent: the file names only the participant). */
+  userId?: string;
+  /** Display name (recordings: file name, manifest, OpusTags ARTIST). */
   name: string;
   grants: MediaGrants;
   /**

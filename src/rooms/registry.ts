@@ -1,4 +1,4 @@
-import type { Grant, ParticipantInfo, RecordingInfo, RoomMode } from '../protocol/messages.ts';
+import type { Grant, ParticipantInfo, ParticipantState, RecordingInfo, RoomMode } from '../protocol/messages.ts';
 
 /**
  * Presence: who is in which room, their mute/speaking state and the room's running recording.
@@ -21,7 +21,10 @@ export interface Presence {
   rooms(): IterableIterator<RoomPresence>;
   size(roomId: string): number;
   participant(roomId: string, participantId: string): Participant | undefined;
-  /** The room's participant with this identity (one per identity per room: newest wins). */
+  /**
+   * The room's newest participant with this identity. One per identity per room unless
+   * signalling.replaceIdentity is false (then the newest of them).
+   */
   findByUser(roomId: string, userId: string): Participant | undefined;
   /** Add a participant, creating the room (with `mode`) when it does not exist. */
   add(roomId: string, mode: RoomMode, participant: Participant): { room: RoomPresence; created: boolean };
@@ -29,6 +32,8 @@ export interface Presence {
   remove(roomId: string, participantId: string): { participant: Participant; room: RoomPresence; roomClosed: boolean } | undefined;
   setMuted(roomId: string, participantId: string, muted: boolean): Participant | undefined;
   setSpeaking(roomId: string, participantId: string, speaking: boolean): Participant | undefined;
+  /** Connected, or reconnecting (resume grace); undefined when unchanged or no such participant. */
+  setState(roomId: string, participantId: string, state: ParticipantState): Participant | undefined;
   /** Sets the room's running recording (null: none); returns the one it replaced, undefined without such a room. */
   setRecording(roomId: string, recording: RecordingInfo | null): RecordingInfo | null | undefined;
   snapshot(roomId: string): ParticipantInfo[];
@@ -42,6 +47,8 @@ export interface Participant {
   speaking: boolean;
   grants: Grant[];
   joinedAt: number;
+  /** reconnecting: the owning session lost its connection and waits for `resume` (grace period). */
+  state: ParticipantState;
   /** The signalling session that owns this participant. */
   sessionId: string;
 }
@@ -50,7 +57,7 @@ export interface RoomPresence {
   readonly id: string;
   readonly mode: RoomMode;
   readonly participants: Map<string, Participant>;
-  /** userId → participantId (one participant per identity per room: newest wins). */
+  /** userId → the newest participantId with that identity in the room. */
   readonly byUser: Map<string, string>;
   /** The running recording (`record` op), told to joiners in `joined`. Ends with the room. */
   readonly recording: RecordingInfo | null;
@@ -113,7 +120,13 @@ export class RoomRegistry implements Presence {
     const participant = room?.participants.get(participantId);
     if (!room || !participant) return undefined;
     room.participants.delete(participantId);
-    if (room.byUser.get(participant.userId) === participantId) room.byUser.delete(participant.userId);
+    if (room.byUser.get(participant.userId) === participantId) {
+      room.byUser.delete(participant.userId);
+      // Two participants of one identity (signalling.replaceIdentity false): the newest left points there.
+      let newest: Participant | undefined;
+      for (const p of room.participants.values()) if (p.userId === participant.userId && (!newest || p.joinedAt >= newest.joinedAt)) newest = p;
+      if (newest) room.byUser.set(newest.userId, newest.participantId);
+    }
     this.#participantCount--;
     const roomClosed = room.participants.size === 0;
     if (roomClosed) this.#rooms.delete(roomId);
@@ -142,6 +155,13 @@ export class RoomRegistry implements Presence {
     return participant;
   }
 
+  setState(roomId: string, participantId: string, state: ParticipantState): Participant | undefined {
+    const participant = this.participant(roomId, participantId);
+    if (!participant || participant.state === state) return undefined;
+    participant.state = state;
+    return participant;
+  }
+
   snapshot(roomId: string): ParticipantInfo[] {
     const room = this.#rooms.get(roomId);
     if (!room) return [];
@@ -160,5 +180,6 @@ export function toParticipantInfo(p: Participant): ParticipantInfo {
     speaking: p.speaking,
     grants: p.grants,
     joinedAt: p.joinedAt,
+    state: p.state,
   };
 }

@@ -1,6 +1,6 @@
 import { logger } from '../log.ts';
-import type { RecordingInfo } from '../protocol/messages.ts';
-import type { Participant, RoomPresence } from '../rooms/registry.ts';
+import type { ParticipantState, RecordingInfo } from '../protocol/messages.ts';
+import { toParticipantInfo, type Participant, type RoomPresence } from '../rooms/registry.ts';
 import type { ConnState, SignallingContext } from './context.ts';
 import type { ServerEvents } from './observer.ts';
 import type { Session } from './session.ts';
@@ -94,6 +94,18 @@ export class RoomMembership {
     else this.#metadata.set(roomId, metadata);
     this.#ctx.out.broadcast(roomId, { op: 'room_metadata', room: roomId, metadata });
     return true;
+  }
+
+  /**
+   * The session's connection dropped into the resume grace period (`reconnecting`) or came back
+   * (`connected`): every room it is in hears participant_updated with the new state.
+   */
+  setConnectionState(session: Session, state: ParticipantState): void {
+    const { presence, out } = this.#ctx;
+    for (const [roomId, participantId] of session.rooms) {
+      const changed = presence.setState(roomId, participantId, state);
+      if (changed) out.broadcast(roomId, { op: 'participant_updated', room: roomId, participant: toParticipantInfo(changed) }, participantId);
+    }
   }
 
   /**

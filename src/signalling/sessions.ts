@@ -19,7 +19,8 @@ export function randomId(bytes: number): string {
 /**
  * Sessions and resume. A session outlives its connection: a drop starts the grace period, a
  * `resume` within it attaches the new connection and replays what was missed, its expiry ends
- * the session (the participant leaves its rooms then, not at the drop).
+ * the session (the participant leaves its rooms then, not at the drop). Meanwhile the rooms see
+ * the participant as `reconnecting` (participant_updated at the drop and again at the resume).
  */
 export class SessionTable {
   readonly #ctx: SignallingContext;
@@ -70,6 +71,7 @@ export class SessionTable {
       this.end(session, 'disconnected');
     } else {
       this.#inGrace.add(session);
+      this.#ctx.rooms.setConnectionState(session, 'reconnecting');
       session.graceTimer = setTimeout(() => {
         session.graceTimer = null;
         if (!session.connection) this.end(session, 'disconnected');
@@ -148,6 +150,7 @@ export class SessionTable {
       // Fresh TURN credentials: `ready`'s may have outlived turn.ttlSec by now.
       iceServers: iceServersFor(config.turn, this.#ctx.turnSecret, session.identity.userId),
     });
+    this.#ctx.rooms.setConnectionState(session, 'connected');
   }
 
   /**

@@ -271,11 +271,14 @@ function render(): void {
     item.dataset.self = String(self);
     item.dataset.speaking = String(p.speaking);
     item.dataset.muted = String(p.muted);
+    // Their connection dropped: the server holds their place for the resume grace period.
+    item.dataset.state = p.state ?? 'connected';
     item.querySelector('.avatar')!.textContent = initials(p.name);
     item.querySelector('.name')!.textContent = p.name;
     setTag(item, '.you', self, 'you');
     setTag(item, '.slot', !self && slot >= 0, `slot ${slot + 1}`);
     setTag(item, '.mixed', !self && slot < 0 && current.mixTrack >= 0, 'in the mix');
+    setTag(item, '.reconnecting', p.state === 'reconnecting', 'reconnecting…');
     setTag(item, '.muted', p.muted, 'muted');
     setTag(item, '.speaking', p.speaking && !p.muted, 'speaking');
     setTag(item, '.listen', !self && !p.grants.includes('publish'), 'listener');
@@ -328,6 +331,7 @@ function participantItem(participantId: string): HTMLLIElement {
     '<span class="avatar" aria-hidden="true"></span>' +
     '<span class="who"><span class="name"></span> <span class="tag you" hidden></span></span>' +
     '<span class="tags"><span class="tag slot" hidden></span><span class="tag mixed" hidden></span><span class="tag listen" hidden></span>' +
+    '<span class="tag reconnecting" hidden title="Their connection dropped; waiting for them to come back"></span>' +
     '<span class="tag muted" hidden></span><span class="tag speaking" hidden></span></span>' +
     '<span class="meter" role="meter" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0"><span class="fill"></span></span>';
   return item;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newClient, presence, startTestServer, waitFor, type TestServer } from './harness.ts';
+import { fixedDelayPolicy, newClient, presence, startTestServer, trackedWebSocket, waitFor, type TestServer } from './harness.ts';
 import type { VoxClient } from '../../src/client/index.ts';
 
 let ts: TestServer;
@@ -47,6 +47,36 @@ describe('two SDK clients in one room', () => {
     expect(bob.room('standup')).toBeUndefined();
     expect(await left).toEqual({ room: 'standup', participantId: bobRoom.participantId, reason: 'left' });
     expect([...aliceRoom.participants.keys()]).toEqual([aliceRoom.participantId]);
+  });
+
+  it('shows a participant whose connection dropped as reconnecting (state + participant_updated), then connected after resume', async () => {
+    const tracked = trackedWebSocket();
+    // Erin retries every 50 ms but cannot get through while tracked.gate.closed is set.
+    const erin = newClient({ WebSocket: tracked.WebSocket, reconnectPolicy: fixedDelayPolicy(50, 10_000) });
+    const frank = newClient();
+    clients.push(erin, frank);
+    await erin.connect(ts.url, () => ts.token('erin'));
+    await frank.connect(ts.url, await ts.token('frank'));
+    const erinRoom = await erin.join('drops');
+    const frankRoom = await frank.join('drops');
+    await waitFor('frank sees erin', () => frankRoom.participants.get(erinRoom.participantId));
+    expect(frankRoom.participants.get(erinRoom.participantId)?.state).toBe('connected');
+    const seen: string[] = [];
+    frank.on('participant_updated', (e) => seen.push(`${e.participant.userId} ${e.previous?.state}→${e.participant.state}`));
+
+    tracked.gate.closed = true;
+    ts.server.core.disconnect(erin.session!.sessionId, 4000, 'test: drop');
+    await waitFor('erin reconnecting on frank’s side', () => frankRoom.participants.get(erinRoom.participantId)?.state === 'reconnecting');
+    expect(seen).toEqual(['erin connected→reconnecting']);
+    // Still in the room (no leave) while the server holds her place.
+    expect(frankRoom.participants.has(erinRoom.participantId)).toBe(true);
+
+    tracked.gate.closed = false;
+    await waitFor('erin back', () => frankRoom.participants.get(erinRoom.participantId)?.state === 'connected');
+    expect(seen).toEqual(['erin connected→reconnecting', 'erin reconnecting→connected']);
+    expect(erin.state).toBe('resumed');
+    // Her own view never says she was away.
+    expect(erin.room('drops')?.self?.state).toBe('connected');
   });
 
   // Regression: a browser's long platform string made the server reject the hello (1008).

@@ -78,4 +78,45 @@ describe('SlotRouter', () => {
     expect(r.routes('a')).toHaveLength(0);
     expect(() => r.addSubscriber('t', bindings('t', 2))).toThrow(RangeError);
   });
+
+  it('fills from the first slot: a newcomer takes the lowest free slot, a speaker who stays keeps theirs', () => {
+    const r = new SlotRouter(3);
+    r.addSubscriber('s', bindings('s', 3));
+    const occupants = (): (string | null)[] => r.assignments('s').map((a) => a.participantId);
+    r.update(['a', 'b', 'c'], everyone);
+    expect(occupants()).toEqual(['a', 'b', 'c']);
+    // a and b leave (or fall silent); c keeps slot 3: no move while c speaks.
+    expect(r.update(['c'], everyone)).toEqual(['s']);
+    expect(occupants()).toEqual([null, null, 'c']);
+    // The new participant sits in slot 1, not after c.
+    r.update(['c', 'd'], everyone);
+    expect(occupants()).toEqual(['d', null, 'c']);
+    r.update(['e', 'c', 'd'], everyone);
+    expect(occupants()).toEqual(['d', 'e', 'c']);
+  });
+
+  it('several newcomers at once: the loudest gets the lowest slot; a fresh subscriber is packed from slot 1', () => {
+    const r = new SlotRouter(4);
+    r.addSubscriber('s', bindings('s', 4));
+    r.update(['x'], everyone);
+    expect(r.assignments('s').map((a) => a.participantId)).toEqual(['x', null, null, null]);
+    r.update(['p', 'x', 'q'], everyone);
+    expect(r.assignments('s').map((a) => a.participantId)).toEqual(['x', 'p', 'q', null]);
+    r.addSubscriber('late', bindings('late', 4));
+    r.update(['q', 'p', 'x'], everyone);
+    expect(r.assignments('late').map((a) => a.participantId)).toEqual(['q', 'p', 'x', null]);
+  });
+
+  it('chooses by slot index whatever order the bindings come in, and lists assignments by slot', () => {
+    const r = new SlotRouter(3);
+    r.addSubscriber('s', bindings('s', 3).reverse());
+    r.update(['a'], everyone);
+    expect(r.assignments('s')).toEqual([
+      { slot: 0, participantId: 'a' },
+      { slot: 1, participantId: null },
+      { slot: 2, participantId: null },
+    ]);
+    r.update(['a', 'b'], everyone);
+    expect(r.assignments('s').map((a) => a.participantId)).toEqual(['a', 'b', null]);
+  });
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import { readOggOpus } from '../../src/codec/ogg.ts';
 import { OpusEncoder } from '../../src/codec/opus.ts';
 import { RoomRecorder } from '../../src/recording/recorder.ts';
 import { RecordingTap } from '../../src/media/recording-tap.ts';
+import { RECORDING_FILE_SHAPE } from '../../src/recording/layout.ts';
 import { powerAt, toneFloat32 } from '../codec/signal.ts';
 import { decodeRecording, seconds } from './decode.ts';
 
@@ -142,6 +143,55 @@ describe('RoomRecorder', () => {
     expect(manifest.files.map((f) => f.participantId)).toEqual(['a']);
     expect(readOggOpus(readFileSync(join(dir, 'unit-blocked', manifest.files[0]!.file))).packets.length).toBeGreaterThanOrEqual(5);
     expect(readFileSync(join(dir, 'unit-blocked', '02-b.opus'), 'utf8')).toBe('not ours');
+  });
+
+  it('names each file by whose voice it is: manifest, OpusTags and a safe, unique file name', () => {
+    const people: Record<string, { userId: string | null; name: string }> = {
+      pa: { userId: 'u-alice', name: 'Alice Smith' },
+      pb: { userId: 'u-evil', name: '../../etc/passwd' },
+      pc: { userId: 'u-emoji', name: '🎤🎧' },
+      pd: { userId: 'u-jose', name: 'José Ñúñez' },
+      pe: { userId: 'u-long', name: 'x'.repeat(300) },
+      pf: { userId: 'u-alice-2', name: 'Alice Smith' },
+    };
+    const clock = { ms: 0 };
+    const recorder = new RoomRecorder({ dir, id: 'unit-names', roomId: 'standup', startedBy: 'pa', now: () => clock.ms, identify: (id) => people[id] });
+    const packets = tonePackets(440, 3);
+    for (const id of [...Object.keys(people), 'stranger']) recorder.onAudio(id, packets[0]!, 1, 0);
+    const manifest = recorder.stop('pa');
+    expect(manifest.files.map((f) => [f.participantId, f.userId, f.name, f.file])).toEqual([
+      ['pa', 'u-alice', 'Alice Smith', '01-alice-smith.opus'],
+      ['pb', 'u-evil', '../../etc/passwd', '02-etc-passwd.opus'],
+      ['pc', 'u-emoji', '🎤🎧', '03-pc.opus'],
+      ['pd', 'u-jose', 'José Ñúñez', '04-jose-nunez.opus'],
+      ['pe', 'u-long', 'x'.repeat(300), `05-${'x'.repeat(40)}.opus`],
+      ['pf', 'u-alice-2', 'Alice Smith', '06-alice-smith.opus'],
+      // Not (or no longer) known to the room: named by its participant id.
+      ['stranger', null, null, '07-stranger.opus'],
+    ]);
+    // Every file is inside the recording's folder, in the layout's shape; the manifest on disk says the same.
+    const onDisk = readdirSync(join(dir, 'unit-names')).filter((f) => f.endsWith('.opus')).sort();
+    expect(onDisk).toEqual(manifest.files.map((f) => f.file).sort());
+    for (const f of onDisk) expect(f).toMatch(RECORDING_FILE_SHAPE);
+    const written = JSON.parse(readFileSync(join(dir, 'unit-names', 'manifest.json'), 'utf8')) as typeof manifest;
+    expect(written.files[1]).toMatchObject({ userId: 'u-evil', name: '../../etc/passwd' });
+
+    const tags = (file: string): string[] => readOggOpus(readFileSync(join(dir, 'unit-names', file))).tags.comments;
+    const day = new Date(manifest.startedAt).toISOString().slice(0, 10);
+    expect(tags('01-alice-smith.opus')).toEqual(
+      expect.arrayContaining([
+        'ARTIST=Alice Smith',
+        expect.stringMatching(new RegExp(`^TITLE=standup ${day} \\d\\d:\\d\\d UTC$`)),
+        `DATE=${day}`,
+        'VOXLINK_USER_ID=u-alice',
+        'VOXLINK_PARTICIPANT_ID=pa',
+        'VOXLINK_ROOM=standup',
+        'VOXLINK_RECORDING_ID=unit-names',
+      ]),
+    );
+    expect(tags('03-pc.opus')).toContain('ARTIST=🎤🎧');
+    expect(tags('07-stranger.opus')).toContain('ARTIST=stranger');
+    expect(tags('07-stranger.opus').some((c) => c.startsWith('VOXLINK_USER_ID='))).toBe(false);
   });
 
   it('refuses ids that are not the recorder-made shape', () => {

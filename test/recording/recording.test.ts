@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,11 +64,14 @@ describe('recording over signalling and HTTP (SDK, real media)', () => {
   });
 
   /** A participant through the SDK: signalling client plus werift media client, publishing `toneHz`. */
+  /** Display names: the host's folds to ASCII, the guest's is hostile to file systems. */
+  const NAMES: Record<string, string> = { host: 'Hôst Smith', guest: '../../etc/passwd 🎧' };
+
   async function member(userId: string, grants: ('join' | 'publish' | 'subscribe' | 'record')[], toneHz: number): Promise<Member> {
     const client = createNodeClient();
     const media = new NodeMediaClient({ room: ROOM, signal: { send: (m) => client.sendMedia(m) } });
     client.on('media', (m) => void media.handle(m));
-    await client.connect(t.wsUrl, await t.token(userId, { grants }));
+    await client.connect(t.wsUrl, await t.token(userId, { grants, ...(NAMES[userId] ? { name: NAMES[userId] } : {}) }));
     await client.join(ROOM);
     await media.connected(15_000);
     media.publish(new ToneSource(toneHz));
@@ -136,7 +139,20 @@ describe('recording over signalling and HTTP (SDK, real media)', () => {
     expect(rec.files).toHaveLength(2);
 
     const hostId = members.get('host')!.client.room(ROOM)!.participantId;
+    const guestId = members.get('guest')!.client.room(ROOM)!.participantId;
     const hostFile = rec.files.find((f) => f.participantId === hostId)!;
+    // Whose voice each file is: identity and display name, and a file name safe for any name.
+    expect(rec.files.map((f) => [f.participantId, f.userId, f.name, f.file.replace(/^\d+-/, '')]).sort()).toEqual(
+      [
+        [hostId, 'host', 'Hôst Smith', 'host-smith.opus'],
+        [guestId, 'guest', '../../etc/passwd 🎧', 'etc-passwd.opus'],
+      ].sort(),
+    );
+    for (const f of rec.files) expect(f.file).toMatch(/^\d{2}-[a-z0-9-]+\.opus$/);
+    const manifest = JSON.parse(readFileSync(join(recordingDirOf({ dataDir, recording: { enabled: true } })!, rec.id, 'manifest.json'), 'utf8')) as {
+      files: { participantId: string; userId: string; name: string }[];
+    };
+    expect(manifest.files.find((f) => f.participantId === guestId)).toMatchObject({ userId: 'guest', name: '../../etc/passwd 🎧' });
     const url = `/recordings/${rec.id}/${hostFile.file}`;
     expect((await http(url)).status).toBe(401);
     expect((await http(url, 'not-a-jwt')).status).toBe(401);
@@ -182,6 +198,11 @@ describe('recording over signalling and HTTP (SDK, real media)', () => {
       writeFileSync(path, bytes);
       const info = execFileSync('opusinfo', [path], { encoding: 'utf8' });
       expect(info).not.toMatch(/WARNING|ERROR/i);
+      // The OpusTags say whose voice and which room, as opusinfo reads them.
+      expect(info).toContain('ARTIST=Hôst Smith');
+      expect(info).toMatch(new RegExp(`TITLE=${ROOM} \\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2} UTC`));
+      expect(info).toContain('VOXLINK_USER_ID=host');
+      expect(info).toContain(`VOXLINK_PARTICIPANT_ID=${hostId}`);
       // The file runs from the recording's start to its stop.
       const length = /Playback length: (\d+)m:(\d+\.\d+)s/.exec(info);
       expect(length, info).not.toBeNull();
@@ -235,6 +256,9 @@ describe('recording over signalling and HTTP (SDK, real media)', () => {
     const resumed = byId.get(second)!;
     expect(resumed.stoppedAt).not.toBeNull();
     const resumedFile = resumed.files.find((f) => f.participantId === hostId)!;
+    // The new worker got the participants' identities with the re-join: the files still say whose voice.
+    expect(resumedFile).toMatchObject({ userId: 'host', name: 'Hôst Smith' });
+    expect(resumedFile.file).toMatch(/^\d{2}-host-smith\.opus$/);
     const after = decodeRecording(new Uint8Array(await (await http(`/recordings/${second}/${resumedFile.file}`, auditor)).arrayBuffer()));
     expect(after.file.ended).toBe(true);
     const tail = seconds(after.pcm, after.pcm.length / 48000 - 1, after.pcm.length / 48000);

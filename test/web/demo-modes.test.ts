@@ -3,13 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveAuthKeys } from '../../src/auth/keys.ts';
+import { resolveAuthKeys, type AuthKeys } from '../../src/auth/keys.ts';
+import { mintToken } from '../../src/auth/tokens.ts';
+import type { ServerMessage } from '../../src/protocol/index.ts';
 import { parseConfig, recordingDirOf } from '../../src/config.ts';
 import { createMediaPlane, mediaPlaneOptionsFromConfig, type PooledMediaPlane } from '../../src/rooms/media-plane.ts';
 import { startServer, type VoxServer } from '../../src/signalling/index.ts';
 import { buildWebAssets } from '../../src/web/assets.ts';
 import { webRoutes } from '../../src/web/routes.ts';
 import { launchChromium } from '../media/chromium-peer.ts';
+import { RawClient } from '../signalling/harness.ts';
 import { fakeMicrophoneWav, joined, shown, until } from './page-harness.ts';
 
 /**
@@ -22,6 +25,7 @@ describe('demo page: mix room, recording indicator, closing a tab', () => {
   let server: VoxServer;
   let plane: PooledMediaPlane;
   let browser: Browser;
+  let keys: AuthKeys;
   const pages: Record<string, Page> = {};
 
   async function openAndJoin(name: string): Promise<Page> {
@@ -48,7 +52,7 @@ describe('demo page: mix room, recording indicator, closing a tab', () => {
       media: { workers: 1, rtcMinPort: 47900, rtcMaxPort: 47999 },
     });
     config.signalling.resumeGraceMs = 60_000;
-    const keys = resolveAuthKeys(config);
+    keys = resolveAuthKeys(config);
     plane = createMediaPlane(mediaPlaneOptionsFromConfig({ ...config.media, mode: 'mix', recordingDir: recordingDirOf(config) }));
     server = await startServer(config, { keys, mediaPlane: plane, routes: webRoutes(config, keys, { assets: buildWebAssets() }) });
     browser = await launchChromium([`--use-file-for-fake-audio-capture=${fakeMicrophoneWav()}`]);
@@ -88,6 +92,28 @@ describe('demo page: mix room, recording indicator, closing a tab', () => {
     expect(await alice.textContent('#record-button')).toBe('Stop recording');
     await bob.click('#record-button');
     for (const page of [alice, bob]) await until('the indicator gone', () => page.isHidden('#recording'), (v) => v, 10_000);
+  }, 30_000);
+
+  it('a participant whose connection dropped shows as reconnecting during the grace period, and recovers', async () => {
+    const alice = pages.Alice;
+    const dana = await RawClient.connect(server.url.replace(/^http/, 'ws') + '/ws');
+    await dana.hello(await mintToken({ key: keys.hs256Secret!, userId: 'dana', name: 'Dana', room: 'mixed' }));
+    await dana.join('mixed');
+    await until('Dana on Alice’s page', () => shown(alice), (s) => s.Dana !== undefined);
+    const tag = alice.locator('#participants li:has(.name:text-is("Dana")) .tag.reconnecting');
+    expect(await tag.isHidden()).toBe(true);
+    const ready = dana.received.find((m) => m.op === 'ready') as Extract<ServerMessage, { op: 'ready' }>;
+    const lastSeq = dana.lastSeq();
+    dana.drop();
+    await until('Dana reconnecting on Alice’s page', () => tag.isVisible(), (v) => v);
+    expect(await tag.textContent()).toBe('reconnecting…');
+    expect(await alice.getAttribute('#participants li:has(.name:text-is("Dana"))', 'data-state')).toBe('reconnecting');
+    const back = await RawClient.connect(server.url.replace(/^http/, 'ws') + '/ws');
+    back.send({ op: 'resume', sessionId: ready.sessionId, resumeToken: ready.resumeToken, lastSeq });
+    await back.waitOp('resumed');
+    await until('Dana connected again on Alice’s page', () => tag.isHidden(), (v) => v);
+    back.close(1000);
+    await until('Dana gone', () => shown(alice), (s) => s.Dana === undefined);
   }, 30_000);
 
   it('closing a tab leaves the room at once (pagehide), not after the grace period', async () => {

@@ -6,11 +6,13 @@ import type { Grant } from '../../protocol/messages.ts';
 import { toParticipantInfo, type Participant } from '../../rooms/registry.ts';
 import type { MediaGrants } from '../media-plane.ts';
 import { randomId } from '../sessions.ts';
+import type { SignallingContext } from '../context.ts';
+import type { Session } from '../session.ts';
 import type { SessionOpHandler } from './types.ts';
 
 const log = logger('signalling');
 
-/** `join`: grant and limit checks, duplicate identity (newest wins), presence, then the media plane. */
+/** `join`: grant and limit checks, same identity again (replaces the old participant), presence, then the media plane. */
 export const join: SessionOpHandler<'join'> = (ctx, state, session, msg) => {
   const { out, sessions, presence, mediaPlane, config } = ctx;
   const { limits } = config;
@@ -41,18 +43,15 @@ export const join: SessionOpHandler<'join'> = (ctx, state, session, msg) => {
     out.sendError(state, 'MEDIA_FAILED', 'room mode "p2p" is not supported by this server\'s media plane', msg.ref, { room: roomId, about: 'join' });
     return;
   }
-  // Duplicate identity: the newest connection wins; the older session ends (close 4001).
-  const existing = presence.findByUser(roomId, session.identity.userId);
+  // Same identity again (signalling.replaceIdentity): the new participant replaces the old one.
+  const existing = config.signalling.replaceIdentity ? presence.findByUser(roomId, session.identity.userId) : undefined;
   const older = existing && existing.sessionId !== session.id ? sessions.get(existing.sessionId) : undefined;
   if (presence.size(roomId) - (older ? 1 : 0) >= limits.maxParticipantsPerRoom) {
     ctx.limitLog.warn(session, 'room_full', { roomId }, 'room full');
     out.sendError(state, 'ROOM_FULL', `room "${roomId}" is full (${limits.maxParticipantsPerRoom})`, msg.ref, { room: roomId, about: 'join' });
     return;
   }
-  if (older) {
-    log.info({ userId: session.identity.userId, roomId, older: older.id, newer: session.id }, 'duplicate identity: newest wins');
-    sessions.end(older, 'replaced', CloseCode.SESSION_REPLACED, `user joined room "${roomId}" from another connection`);
-  }
+  if (older && existing) replaceOlder(ctx, older, roomId, existing.participantId, session.id);
   const participant: Participant = {
     participantId: randomId(9),
     userId: session.identity.userId,
@@ -61,6 +60,7 @@ export const join: SessionOpHandler<'join'> = (ctx, state, session, msg) => {
     speaking: false,
     grants: sharedGrants(grants),
     joinedAt: Date.now(),
+    state: 'connected',
     sessionId: session.id,
   };
   const room = ctx.rooms.add(state, session, roomId, msg.options?.mode ?? config.signalling.defaultRoomMode, participant);
@@ -81,6 +81,7 @@ export const join: SessionOpHandler<'join'> = (ctx, state, session, msg) => {
       .join({
         roomId,
         participantId: participant.participantId,
+        userId: participant.userId,
         name: participant.name,
         grants: mediaGrants(grants),
         // A room that is p2p only by signalling.defaultRoomMode keeps the plane's configured mode (main.ts: sfu).
@@ -110,6 +111,19 @@ export const leave: SessionOpHandler<'leave'> = (ctx, state, session, msg) => {
 
 function metadataOf(metadata: string | undefined): { metadata?: string } {
   return metadata === undefined ? {} : { metadata };
+}
+
+/**
+ * The old participant of a re-joining identity goes: it is told first (participant_left
+ * `replaced` about itself), the room hears the same and its media leaves. An old session that
+ * was only in this room ends (close 4001: the client does not resume it); one that is in other
+ * rooms too stays there.
+ */
+function replaceOlder(ctx: SignallingContext, older: Session, roomId: string, participantId: string, newer: string): void {
+  log.info({ userId: older.identity.userId, roomId, older: older.id, newer }, 'same identity joined again: the new participant replaces the old');
+  ctx.out.sendTo(older, { op: 'participant_left', room: roomId, participantId, reason: 'replaced' });
+  if (older.rooms.size > 1) ctx.rooms.remove(older, roomId, participantId, 'replaced');
+  else ctx.sessions.end(older, 'replaced', CloseCode.SESSION_REPLACED, `user joined room "${roomId}" from another connection`);
 }
 
 function mediaGrants(grants: Set<Grant>): MediaGrants {
