@@ -62,6 +62,7 @@ describe("TURN statistics in /metrics from a real coturn's redis-statsdb", () =>
       peerBytes += m.length;
     });
     await new Promise<void>((r) => peer.bind(0, '127.0.0.1', r));
+    peer.setRecvBufferSize(4 * 1024 * 1024); // a loaded host should not drop the burst at our socket
     peerPort = peer.address().port;
   }, 30_000);
 
@@ -107,12 +108,27 @@ describe("TURN statistics in /metrics from a real coturn's redis-statsdb", () =>
     }
     void vic;
     await until(async () => sample(await metricsText(), 'turn_total_allocations', { type: 'UDP' }) === 0, 15_000, 'no allocations');
-    // The end-of-allocation totals complete the counters: exactly what reached the peer.
-    await until(async () => sample(await metricsText(), 'turn_traffic_peer_sentp', { realm: REALM, user: 'uma' }) === peerPackets, 15_000, 'final totals');
+    // The end-of-allocation totals complete the counters: what coturn relayed to the peer. On a
+    // loaded host the kernel may drop a few datagrams at the peer's socket after coturn sent them,
+    // so the count is bounded by what arrived and what was sent, and must settle (no later report).
+    let settled = -1;
+    await until(
+      async () => {
+        const now = sample(await metricsText(), 'turn_traffic_peer_sentp', { realm: REALM, user: 'uma' });
+        const same = now === settled && now >= peerPackets;
+        settled = now;
+        if (!same) await sleep(400);
+        return same;
+      },
+      15_000,
+      'final totals',
+    );
     const done = await metricsText();
     expect(peerPackets).toBeGreaterThan(2900);
-    expect(sample(done, 'turn_traffic_peer_sentb', { realm: REALM, user: 'uma' })).toBe(peerBytes);
-    expect(sample(done, 'turn_total_traffic_peer_sentp')).toBe(peerPackets);
+    expect(settled).toBeGreaterThanOrEqual(peerPackets);
+    expect(settled).toBeLessThanOrEqual(3000);
+    expect(sample(done, 'turn_traffic_peer_sentb', { realm: REALM, user: 'uma' })).toBe(settled * 100);
+    expect(sample(done, 'turn_total_traffic_peer_sentp')).toBe(settled);
     expect(sample(done, 'turn_traffic_rcvp', { realm: REALM, user: 'uma' })).toBeGreaterThanOrEqual(peerPackets);
     expect(sample(done, 'voxlink_turn_allocation_duration_seconds_count')).toBeGreaterThanOrEqual(2);
   }, 40_000);
