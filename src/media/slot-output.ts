@@ -1,5 +1,5 @@
 import { RtpHeader, type RTCRtpTransceiver } from 'werift';
-import { DirectRtpSender } from './werift-adapter.ts';
+import { DirectRtpSender, FastRtpSender, FastSend } from './werift-adapter.ts';
 import { SlotStream, type SlotHeader } from './slot-stream.ts';
 import type { SlotBinding } from './slot-router.ts';
 import type { G711Law } from '../codec/g711.ts';
@@ -8,6 +8,16 @@ import { AUDIO_LEVEL_URI } from './rtp.ts';
 /** Refresh the SR's NTP/RTP pair every this many packets (~0.3 s of 20 ms audio), not per packet. */
 const SR_REFRESH_PACKETS = 16;
 
+/**
+ * Fast path send buffers per output, used in turn: Node's dgram sends a buffer on the next tick
+ * (after its address lookup), so a buffer is rewritten only after RING_SIZE − 1 further packets of
+ * the same output (80 ms of 20 ms audio). One Ethernet MTU each; larger packets take werift's path.
+ */
+const RING_SIZE = 4;
+const FAST_BUFFER_BYTES = 1500;
+/** RFC 8285 one-byte header extensions: ids 1..14, 1..16 bytes each. */
+const ONE_BYTE_PROFILE = 0xbede;
+
 /** One audio slot of one subscriber: its SlotStream and the werift sender it leaves on. */
 export class SlotOutput implements SlotBinding {
   readonly subscriberId: string;
@@ -15,6 +25,15 @@ export class SlotOutput implements SlotBinding {
   readonly stream: SlotStream;
   readonly transceiver: RTCRtpTransceiver;
   readonly #sender: DirectRtpSender;
+  /** VoxLink's SRTP straight onto the socket (config `media.fastSrtp`), or null for werift's path. */
+  readonly #fast: FastRtpSender | null;
+  #ring: Buffer[] | null = null;
+  #ringAt = 0;
+  /** The mid bytes (RFC 8843) and ids as written by the fast path; `#fastHeader` false when they do not fit one-byte extensions. */
+  #midBytes: Buffer | null = null;
+  #midId = 0;
+  #levelId = 0;
+  #fastHeader = true;
   readonly #header = new RtpHeader();
   readonly #level = Buffer.alloc(1);
   #midExt: { id: number; payload: Buffer } | null = null;
@@ -28,11 +47,12 @@ export class SlotOutput implements SlotBinding {
   packets = 0;
   bytes = 0;
 
-  constructor(subscriberId: string, slot: number, transceiver: RTCRtpTransceiver) {
+  constructor(subscriberId: string, slot: number, transceiver: RTCRtpTransceiver, fastSrtp = false) {
     this.subscriberId = subscriberId;
     this.slot = slot;
     this.transceiver = transceiver;
     this.#sender = new DirectRtpSender(transceiver.sender);
+    this.#fast = fastSrtp ? new FastRtpSender(transceiver.sender) : null;
     this.stream = new SlotStream({
       ssrc: this.#sender.ssrc,
       initialSequence: (Math.random() * 0x10000) | 0,
@@ -51,6 +71,11 @@ export class SlotOutput implements SlotBinding {
     return this.#sender.ready;
   }
 
+  /** Packets this output sent on the fast path (VoxLink's SRTP); the rest went through werift's. */
+  get fastPackets(): number {
+    return this.#fast?.packets ?? 0;
+  }
+
   get rttMs(): number | undefined {
     return this.#sender.rttMs;
   }
@@ -61,6 +86,15 @@ export class SlotOutput implements SlotBinding {
    */
   send(payload: Buffer, h: SlotHeader, level: number): number {
     if (!this.#configured) this.#configure();
+    if (this.#fast !== null && this.#fastHeader) {
+      const size = this.#sendFast(this.#fast, payload, h, level);
+      if (size > 0) {
+        if (this.packets % SR_REFRESH_PACKETS === 0) this.#sender.refreshSenderReport(h.timestamp);
+        this.packets++;
+        this.bytes += size;
+        return size;
+      }
+    }
     const header = this.#header;
     header.ssrc = h.ssrc;
     header.sequenceNumber = h.sequenceNumber;
@@ -82,16 +116,65 @@ export class SlotOutput implements SlotBinding {
     return size;
   }
 
+  /**
+   * Serialises the packet (RFC 3550 §5.1 header, RFC 8285 one-byte extensions: mid, then the RFC
+   * 6464 level) into the next ring buffer and sends it on the fast path. Returns the RTP size, or 0
+   * when werift's path must take it.
+   */
+  #sendFast(fast: FastRtpSender, payload: Buffer, h: SlotHeader, level: number): number {
+    let ring = this.#ring;
+    if (ring === null) {
+      ring = this.#ring = [];
+      for (let i = 0; i < RING_SIZE; i++) ring.push(Buffer.allocUnsafe(FAST_BUFFER_BYTES));
+    }
+    const buf = ring[this.#ringAt]!;
+    const mid = this.#midBytes;
+    const withLevel = this.#levelId !== 0 && level >= 0;
+    const hasExt = mid !== null || withLevel;
+    buf[0] = hasExt ? 0x90 : 0x80;
+    buf[1] = (h.marker ? 0x80 : 0) | (this.#header.payloadType & 0x7f);
+    buf.writeUInt16BE(h.sequenceNumber & 0xffff, 2);
+    buf.writeUInt32BE(h.timestamp >>> 0, 4);
+    buf.writeUInt32BE(h.ssrc >>> 0, 8);
+    let at = 12;
+    if (hasExt) {
+      buf.writeUInt16BE(ONE_BYTE_PROFILE, 12);
+      at = 16;
+      if (mid !== null) {
+        buf[at++] = (this.#midId << 4) | (mid.length - 1);
+        at += mid.copy(buf, at);
+      }
+      if (withLevel) {
+        buf[at++] = this.#levelId << 4; // length 1
+        buf[at++] = level & 0x7f; // V bit 0: level only (RFC 6464 §3)
+      }
+      while ((at & 3) !== 0) buf[at++] = 0;
+      buf.writeUInt16BE((at - 16) >>> 2, 14);
+    }
+    const size = at + payload.length;
+    if (size + FastRtpSender.MAX_OVERHEAD > FAST_BUFFER_BYTES) return 0;
+    payload.copy(buf, at);
+    if (fast.send(buf, size, payload.length) !== FastSend.SENT) return 0;
+    this.#ringAt = (this.#ringAt + 1) % RING_SIZE;
+    return size;
+  }
+
   #configure(): void {
     this.#configured = true;
     this.#header.payloadType = this.#sender.payloadType ?? 111;
     for (const ext of this.transceiver.headerExtensions) {
       if (ext.uri === 'urn:ietf:params:rtp-hdrext:sdes:mid' && this.transceiver.mid !== null) {
         this.#midExt = { id: ext.id, payload: Buffer.from(this.transceiver.mid) };
+        this.#midBytes = this.#midExt.payload;
+        this.#midId = ext.id;
       } else if (ext.uri === AUDIO_LEVEL_URI) {
         this.#levelExt = { id: ext.id, payload: this.#level };
+        this.#levelId = ext.id;
       }
     }
+    const mid = this.#midBytes;
+    this.#fastHeader =
+      this.#midId <= 14 && this.#levelId <= 14 && (mid === null || (mid.length >= 1 && mid.length <= 16 && this.#midId >= 1));
   }
 }
 
