@@ -13,8 +13,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const names = args.filter((a) => !a.startsWith('--'));
 const flags = args.filter((a) => a.startsWith('--'));
-/** `srtp`: the SRTP engine microbench (docs/srtp.md), next to the forwarding bench it feeds. */
-const EXTRA: Record<string, string> = { srtp: join('forwarding', 'srtp.ts') };
+/** `srtp`: the SRTP engine microbench (docs/srtp.md); `send-path`: one forwarded packet's send, werift vs the fast path (docs/media.md). */
+const EXTRA: Record<string, string> = { srtp: join('forwarding', 'srtp.ts'), 'send-path': join('forwarding', 'send-path.ts') };
 const scripts = new Map<string, string>(
   readdirSync(here, { withFileTypes: true })
     .filter((d) => d.isDirectory() && existsSync(join(here, d.name, 'index.ts')))

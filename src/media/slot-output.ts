@@ -9,12 +9,48 @@ import { AUDIO_LEVEL_URI } from './rtp.ts';
 const SR_REFRESH_PACKETS = 16;
 
 /**
- * Fast path send buffers per output, used in turn: Node's dgram sends a buffer on the next tick
- * (after its address lookup), so a buffer is rewritten only after RING_SIZE − 1 further packets of
- * the same output (80 ms of 20 ms audio). One Ethernet MTU each; larger packets take werift's path.
+ * Fast path send buffers of one output. Node's dgram sends on the next tick (after its address
+ * lookup), later still when the socket's buffer is full, so a buffer stays busy from its send until
+ * Node's send callback (one bound callback per buffer, made once). Four cover steady 20 ms audio; a
+ * burst (the mix clock catching up) grows the ring up to RING_MAX, past that werift's path takes
+ * the packet. One Ethernet MTU each; larger packets take werift's path too.
  */
-const RING_SIZE = 4;
+const RING_START = 4;
+const RING_MAX = 32;
 const FAST_BUFFER_BYTES = 1500;
+class SendRing {
+  readonly buffers: Buffer[] = [];
+  readonly busy: boolean[] = [];
+  readonly release: (() => void)[] = [];
+  #at = 0;
+
+  constructor() {
+    for (let i = 0; i < RING_START; i++) this.#grow();
+  }
+
+  /** A free buffer's index (the ring grows up to RING_MAX), or −1. */
+  acquire(): number {
+    const n = this.buffers.length;
+    for (let i = 0; i < n; i++) {
+      const k = (this.#at + i) % n;
+      if (!this.busy[k]) {
+        this.#at = (k + 1) % n;
+        return k;
+      }
+    }
+    return n < RING_MAX ? this.#grow() : -1;
+  }
+
+  #grow(): number {
+    const k = this.buffers.length;
+    this.buffers.push(Buffer.allocUnsafe(FAST_BUFFER_BYTES));
+    this.busy.push(false);
+    this.release.push(() => {
+      this.busy[k] = false;
+    });
+    return k;
+  }
+}
 /** RFC 8285 one-byte header extensions: ids 1..14, 1..16 bytes each. */
 const ONE_BYTE_PROFILE = 0xbede;
 
@@ -27,8 +63,7 @@ export class SlotOutput implements SlotBinding {
   readonly #sender: DirectRtpSender;
   /** VoxLink's SRTP straight onto the socket (config `media.fastSrtp`), or null for werift's path. */
   readonly #fast: FastRtpSender | null;
-  #ring: Buffer[] | null = null;
-  #ringAt = 0;
+  #ring: SendRing | null = null;
   /** The mid bytes (RFC 8843) and ids as written by the fast path; `#fastHeader` false when they do not fit one-byte extensions. */
   #midBytes: Buffer | null = null;
   #midId = 0;
@@ -118,16 +153,14 @@ export class SlotOutput implements SlotBinding {
 
   /**
    * Serialises the packet (RFC 3550 §5.1 header, RFC 8285 one-byte extensions: mid, then the RFC
-   * 6464 level) into the next ring buffer and sends it on the fast path. Returns the RTP size, or 0
+   * 6464 level) into a free ring buffer and sends it on the fast path. Returns the RTP size, or 0
    * when werift's path must take it.
    */
   #sendFast(fast: FastRtpSender, payload: Buffer, h: SlotHeader, level: number): number {
-    let ring = this.#ring;
-    if (ring === null) {
-      ring = this.#ring = [];
-      for (let i = 0; i < RING_SIZE; i++) ring.push(Buffer.allocUnsafe(FAST_BUFFER_BYTES));
-    }
-    const buf = ring[this.#ringAt]!;
+    const ring = (this.#ring ??= new SendRing());
+    const slot = ring.acquire();
+    if (slot < 0) return 0;
+    const buf = ring.buffers[slot]!;
     const mid = this.#midBytes;
     const withLevel = this.#levelId !== 0 && level >= 0;
     const hasExt = mid !== null || withLevel;
@@ -154,8 +187,9 @@ export class SlotOutput implements SlotBinding {
     const size = at + payload.length;
     if (size + FastRtpSender.MAX_OVERHEAD > FAST_BUFFER_BYTES) return 0;
     payload.copy(buf, at);
-    if (fast.send(buf, size, payload.length) !== FastSend.SENT) return 0;
-    this.#ringAt = (this.#ringAt + 1) % RING_SIZE;
+    const sent = fast.send(buf, size, payload.length, ring.release[slot]!);
+    if (sent === FastSend.FALLBACK) return 0;
+    if (sent === FastSend.PENDING) ring.busy[slot] = true;
     return size;
   }
 

@@ -238,11 +238,14 @@ function fastTransportOf(dtls: DtlsTransportInternals): FastTransport | null {
 
 /** What `FastRtpSender.send` did with a packet. */
 export const FastSend = {
-  /** Protected with our context and handed to the socket (or dropped as werift would: no consent). */
+  /** Sent (a copy through werift's ICE for a relayed pair), or dropped as werift would (no consent): the buffer is free again. */
   SENT: 0,
-  /** Not ours to send (not connected, GCM negotiated, SRTP error): use werift's path. */
-  FALLBACK: 1,
+  /** Handed to the socket: the buffer is busy until `onSent` runs. */
+  PENDING: 1,
+  /** Not ours to send (not connected, GCM negotiated, SRTP error): use werift's path; the buffer is untouched. */
+  FALLBACK: 2,
 } as const;
+export type FastSend = (typeof FastSend)[keyof typeof FastSend];
 
 /**
  * The fast send path of one werift sender: protects an RTP packet the caller serialised into its
@@ -254,8 +257,8 @@ export const FastSend = {
  * and getStats read (sender packet/octet counts, transport and candidate-pair totals).
  *
  * Checked against werift 0.24.4. Node's `dgram` still allocates a little per call (its buffer
- * list and DNS-lookup closure); and it sends on the next tick, so the caller must not rewrite the
- * buffer before then (SlotOutput rotates a small ring of buffers).
+ * list, DNS-lookup closure and send request), and sends on the next tick: the caller must not
+ * rewrite the buffer before `onSent` (SlotOutput keeps a small ring of buffers).
  */
 export class FastRtpSender {
   readonly #sender: SenderInternals;
@@ -271,9 +274,10 @@ export class FastRtpSender {
 
   /**
    * `buf[0, rtpLength)` is a complete RTP packet; `payloadBytes` its payload length (the SR octet
-   * count, RFC 3550 §6.4.1). `buf` needs MAX_OVERHEAD spare bytes after it.
+   * count, RFC 3550 §6.4.1). `buf` needs MAX_OVERHEAD spare bytes after it. `onSent` (made once
+   * per buffer, not per packet) runs when a PENDING send is done with `buf`.
    */
-  send(buf: Buffer, rtpLength: number, payloadBytes: number): number {
+  send(buf: Buffer, rtpLength: number, payloadBytes: number, onSent: () => void): FastSend {
     const sender = this.#sender;
     const dtls = sender.dtlsTransport as unknown as DtlsTransportInternals;
     if (dtls.state !== 'connected') return FastSend.FALLBACK;
@@ -292,9 +296,14 @@ export class FastRtpSender {
     const pair = ice.nominated!;
     const socket = pair.protocol.type === 'stun' ? pair.protocol.transport?.socket : undefined;
     if (socket !== undefined && pair.protocol.transport?.closed !== true) {
-      socket.send(buf, 0, n, pair.remoteAddr[1], pair.remoteAddr[0]);
+      try {
+        socket.send(buf, 0, n, pair.remoteAddr[1], pair.remoteAddr[0], onSent);
+      } catch {
+        return FastSend.SENT; // the socket closed under us (peer closing): dropped, as werift's send would
+      }
       pair.packetsSent++;
       pair.bytesSent += n;
+      return FastSend.PENDING;
     } else {
       void ice.send(Buffer.from(buf.subarray(0, n))).catch(() => {});
     }
