@@ -371,8 +371,9 @@ VoxLink's own work (speaker detector, route lookup, ${hotPath.slots} SlotStream 
 **${hotPath.voxlinkNsPerPacket} ns** (${hotPath.voxlinkGcs} GCs over the loop${hotPath.voxlinkGcs === 0 ? ': it allocates nothing' : ''});
 werift's SRTP protect of the same ${hotPath.slots} packets takes **${hotPath.weriftGcmNsPerPacket} ns**
 (AES-128-GCM) / **${hotPath.weriftCmNsPerPacket} ns** (AES-CM + HMAC-SHA1), with ${hotPath.weriftGcs}
-GCs: a Node cipher object, a serialised header and a concatenated buffer per packet. That — plus
-the UDP send — is where forwarding time goes; a reusable per-stream AES context is the next step.
+GCs: a Node cipher object, a serialised header and a concatenated buffer per packet. The
+\`slots\` rows use the fast path instead (VoxLink's SrtpContext, one dgram send; docs/media.md
+"Fast path"); \`npm run bench -- send-path\` isolates that per-packet send cost.
 Note the naive fan-out sends every speaker to everyone (S streams per listener) while the router
 sends at most K; with S ≤ K both forward the same packets, so the ratio is the per-packet cost.
 `,
