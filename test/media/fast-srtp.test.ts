@@ -2,6 +2,8 @@ import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ToneSource } from '../../src/client/media/pcm-source.ts';
+import { loadConfig } from '../../src/config.ts';
+import { mediaPlaneOptionsFromConfig } from '../../src/rooms/media-plane.ts';
 import type { ServerMediaMessage } from '../../src/protocol/index.ts';
 import { powerAt } from '../codec/signal.ts';
 import { openChromiumPeer, type ChromiumPeer } from './chromium-peer.ts';
@@ -74,6 +76,27 @@ describe('fast path: werift clients', () => {
     expect(h.errors).toEqual([]);
   });
 
+  it('the RTCP sender reports werift still sends count the fast path’s packets', async () => {
+    // werift's receivers keep the last SR's sender info per SSRC (lib/webrtc/src/media/rtpReceiver.js).
+    type SrCounts = { remotePacketCountBySsrc: Record<string, number> };
+    const srCount = (c: (typeof h.clients extends Map<string, infer C> ? C : never)): number =>
+      c.pc.getReceivers().reduce((sum, r) => sum + Object.values((r as unknown as SrCounts).remotePacketCountBySsrc ?? {}).reduce((a, b) => a + b, 0), 0);
+    const received = (c: (typeof h.clients extends Map<string, infer C> ? C : never)): number => {
+      let n = 0;
+      for (let k = 0; k < c.slotCount; k++) n += c.slotStats(k)?.packets ?? 0;
+      return n;
+    };
+    // Nearly every packet went out on the fast path (first test), so SRs that left our packets out would count ~0.
+    await waitFor(() => [...h.clients.values()].every((c) => received(c) > 400 && srCount(c) > 100), 15_000, 'SRs counting packets at every client');
+    for (const [id, c] of h.clients) {
+      const sr = srCount(c);
+      const got = received(c);
+      // An SR is a snapshot from up to a couple of seconds ago (2 slots × 50 packets/s): never more than was received, not far behind it.
+      expect(sr, `${id}: SR packet count vs ${got} received`).toBeLessThanOrEqual(got + 5);
+      expect(sr, `${id}: SR packet count vs ${got} received`).toBeGreaterThan(got - 300);
+    }
+  }, 20_000);
+
   it('forged SRTP (a publisher’s SSRC, a wrong tag) from a stranger never reaches a listener', async () => {
     const ports = [...offers.values()].flatMap(candidatePorts);
     expect(ports.length).toBe(3);
@@ -120,6 +143,15 @@ describe('fast path: werift clients', () => {
     expectCleanTones(h);
     expect(h.errors).toEqual([]);
   }, 30_000);
+});
+
+describe('config media.fastSrtp', () => {
+  it('defaults on, VOXLINK_FAST_SRTP=false turns it off, and the media plane passes it to the rooms', () => {
+    expect(loadConfig({ env: {} }).media.fastSrtp).toBe(true);
+    const off = loadConfig({ env: { VOXLINK_FAST_SRTP: 'false' } });
+    expect(off.media.fastSrtp).toBe(false);
+    expect(mediaPlaneOptionsFromConfig(off.media).room.fastSrtp).toBe(false);
+  });
 });
 
 describe('fast path off (media.fastSrtp false): werift sends, as before', () => {
