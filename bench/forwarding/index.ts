@@ -9,6 +9,7 @@
  *   naive  – the same load through a naive werift fan-out (every packet to every peer, one track per publisher)
  *   large  – one 100-participant room with 5 speakers (K = 3): every listener gets audio, loss < 1 %
  *            (50 participants with --quick, to stay under a minute)
+ *   large-werift-srtp – the same on werift's SRTP (full run only, or --quick --only=large-werift-srtp)
  * Writes bench/results/forwarding.json and .md.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -273,6 +274,8 @@ const scenarios: Scenario[] = [
   { name: 'slots-werift-srtp', mode: 'slots', fastSrtp: false, ...base },
   // --quick keeps the large room under the 60 s budget with 50 participants; the full run has 100.
   { name: 'large', mode: 'slots', fastSrtp: true, rooms: 1, participants: quick ? 50 : 100, speakers: 5, slots: 3, warmupS: quick ? 1.5 : 3, windowS: quick ? 3 : 12 },
+  // The large room on werift's SRTP and send: in the full run, or with --only=large-werift-srtp.
+  { name: 'large-werift-srtp', mode: 'slots', fastSrtp: false, rooms: 1, participants: quick ? 50 : 100, speakers: 5, slots: 3, warmupS: quick ? 1.5 : 3, windowS: quick ? 3 : 12 },
 ];
 
 const hotPath = await measureHotPath(quick);
@@ -288,6 +291,7 @@ const results: Result[] = [];
 let portBase = 46000;
 for (const s of scenarios) {
   if (only !== undefined && s.name !== only) continue;
+  if (only === undefined && quick && s.name === 'large-werift-srtp') continue;
   const t = performance.now();
   const r = await run(s, portBase);
   portBase += 1000;
@@ -303,6 +307,7 @@ for (const s of scenarios) {
 
 if (only !== undefined) process.exit(0);
 const byName = (name: string): Result => results.find((r) => r.scenario.name === name)!;
+const largeWerift = results.find((r) => r.scenario.name === 'large-werift-srtp');
 const [slots, naive, large, weriftSrtp] = [byName('slots'), byName('naive'), byName('large'), byName('slots-werift-srtp')];
 const json = {
   ppsPerCore: Math.round(slots.ppsPerCore),
@@ -325,6 +330,7 @@ const json = {
     latencyP50Ms: round2(large.latencyP50Ms),
     latencyP99Ms: round2(large.latencyP99Ms),
     ppsPerCore: Math.round(large.ppsPerCore),
+    ...(largeWerift === undefined ? {} : { weriftSrtpPpsPerCore: Math.round(largeWerift.ppsPerCore) }),
   },
   hotPath,
   quick,
