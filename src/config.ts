@@ -173,6 +173,8 @@ export const configSchema = z.object({
       rtcMaxPort: portSchema.default(49999),
       /** Outgoing audio slots per subscriber (docs/media.md "Audio slots"). */
       slots: z.number().int().min(1).max(16).default(3),
+      /** Forwarded audio leaves through VoxLink's own SRTP straight onto the socket (docs/media.md "Fast path"). Off: werift's SRTP and send, for comparison. */
+      fastSrtp: z.boolean().default(true),
       /** Worker load report and room stats period. Shorter reacts faster, costs more messages. */
       statsIntervalMs: z.number().int().min(100).default(1000),
       /** Main↔worker request timeout; a request past it rejects with CHANNEL_TIMEOUT. */
@@ -283,6 +285,7 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_RTC_MIN_PORT: { path: 'media.rtcMinPort', kind: 'int' },
   VOXLINK_RTC_MAX_PORT: { path: 'media.rtcMaxPort', kind: 'int' },
   VOXLINK_SLOTS: { path: 'media.slots', kind: 'int' },
+  VOXLINK_FAST_SRTP: { path: 'media.fastSrtp', kind: 'bool' },
   VOXLINK_MEDIA_STATS_INTERVAL_MS: { path: 'media.statsIntervalMs', kind: 'int' },
   VOXLINK_MEDIA_REQUEST_TIMEOUT_MS: { path: 'media.requestTimeoutMs', kind: 'int' },
   VOXLINK_MEDIA_MAX_ROOMS_PER_WORKER: { path: 'media.maxRoomsPerWorker', kind: 'int' },

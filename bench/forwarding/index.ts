@@ -4,10 +4,12 @@
  * The server (media rooms) runs in a child process; this process runs the werift clients
  * (NodeMediaClient, no Opus: publishers send 60-byte frames stamped with their send time, so the
  * receivers measure sender-to-receiver latency on loopback without decoding). Scenarios:
- *   slots  – R rooms × P participants, S speakers, K = 3 slots (VoxLink's router)
+ *   slots  – R rooms × P participants, S speakers, K = 3 slots (VoxLink's router, fast path: its own SRTP)
+ *   slots-werift-srtp – the same, with `media.fastSrtp` off (werift's SRTP and sendRtp, the path before)
  *   naive  – the same load through a naive werift fan-out (every packet to every peer, one track per publisher)
  *   large  – one 100-participant room with 5 speakers (K = 3): every listener gets audio, loss < 1 %
  *            (50 participants with --quick, to stay under a minute)
+ *   large-werift-srtp – the same on werift's SRTP (full run only, or --quick --only=large-werift-srtp)
  * Writes bench/results/forwarding.json and .md.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -27,6 +29,8 @@ const quick = process.argv.includes('--quick');
 interface Scenario {
   name: string;
   mode: 'slots' | 'naive';
+  /** Room option `fastSrtp` (slots mode): VoxLink's SRTP straight onto the socket, or werift's sendRtp. */
+  fastSrtp: boolean;
   rooms: number;
   participants: number;
   speakers: number;
@@ -142,7 +146,7 @@ async function run(s: Scenario, portBase: number): Promise<Result> {
     // Two ports per participant (werift binds one per interface) plus headroom.
     const span = s.participants * 3 + 20;
     const min = portBase + r * span;
-    server.send({ t: 'create', roomId, mode: s.mode, slots: s.slots, publishers: s.speakers, rtcMinPort: min, rtcMaxPort: min + span - 1 });
+    server.send({ t: 'create', roomId, mode: s.mode, slots: s.slots, publishers: s.speakers, rtcMinPort: min, rtcMaxPort: min + span - 1, fastSrtp: s.fastSrtp });
     const batch: Promise<void>[] = [];
     for (let p = 0; p < s.participants; p++) {
       const id = `p${p}`;
@@ -265,10 +269,13 @@ const base = quick
   ? { rooms: 2, participants: 6, speakers: 2, slots: 3, warmupS: 1.5, windowS: 3 }
   : { rooms: 4, participants: 12, speakers: 3, slots: 3, warmupS: 3, windowS: 12 };
 const scenarios: Scenario[] = [
-  { name: 'slots', mode: 'slots', ...base },
-  { name: 'naive', mode: 'naive', ...base },
+  { name: 'slots', mode: 'slots', fastSrtp: true, ...base },
+  { name: 'naive', mode: 'naive', fastSrtp: false, ...base },
+  { name: 'slots-werift-srtp', mode: 'slots', fastSrtp: false, ...base },
   // --quick keeps the large room under the 60 s budget with 50 participants; the full run has 100.
-  { name: 'large', mode: 'slots', rooms: 1, participants: quick ? 50 : 100, speakers: 5, slots: 3, warmupS: quick ? 1.5 : 3, windowS: quick ? 3 : 12 },
+  { name: 'large', mode: 'slots', fastSrtp: true, rooms: 1, participants: quick ? 50 : 100, speakers: 5, slots: 3, warmupS: quick ? 1.5 : 3, windowS: quick ? 3 : 12 },
+  // The large room on werift's SRTP and send: in the full run, or with --only=large-werift-srtp.
+  { name: 'large-werift-srtp', mode: 'slots', fastSrtp: false, rooms: 1, participants: quick ? 50 : 100, speakers: 5, slots: 3, warmupS: quick ? 1.5 : 3, windowS: quick ? 3 : 12 },
 ];
 
 const hotPath = await measureHotPath(quick);
@@ -284,12 +291,13 @@ const results: Result[] = [];
 let portBase = 46000;
 for (const s of scenarios) {
   if (only !== undefined && s.name !== only) continue;
+  if (only === undefined && quick && s.name === 'large-werift-srtp') continue;
   const t = performance.now();
   const r = await run(s, portBase);
   portBase += 1000;
   results.push(r);
   console.log(
-    `${s.name.padEnd(6)} ${s.rooms}×${s.participants} S=${s.speakers}: ${r.forwardedPps.toFixed(0)} pps at ${r.serverCpuPct.toFixed(0)} % CPU → ` +
+    `${s.name.padEnd(17)} ${s.rooms}×${s.participants} S=${s.speakers}: ${r.forwardedPps.toFixed(0)} pps at ${r.serverCpuPct.toFixed(0)} % CPU → ` +
       `${r.ppsPerCore.toFixed(0)} pps/core, ${r.cpuPctPer1000pps.toFixed(1)} %CPU/1000pps, latency p50 ${r.latencyP50Ms.toFixed(1)} ms ` +
       `p99 ${r.latencyP99Ms.toFixed(1)} ms, loss ${r.lossPct.toFixed(2)} %, listeners with audio ${r.listenersWithAudio}/${r.listeners}, ` +
       `GC ${r.gcPerS.toFixed(1)}/s ${r.gcMsPerS.toFixed(1)} ms/s, failed joins ${r.failedJoins} ` +
@@ -298,7 +306,9 @@ for (const s of scenarios) {
 }
 
 if (only !== undefined) process.exit(0);
-const [slots, naive, large] = results;
+const byName = (name: string): Result => results.find((r) => r.scenario.name === name)!;
+const largeWerift = results.find((r) => r.scenario.name === 'large-werift-srtp');
+const [slots, naive, large, weriftSrtp] = [byName('slots'), byName('naive'), byName('large'), byName('slots-werift-srtp')];
 const json = {
   ppsPerCore: Math.round(slots.ppsPerCore),
   latencyP50Ms: round2(slots.latencyP50Ms),
@@ -307,6 +317,9 @@ const json = {
   cpuPctPer1000pps: round2(slots.cpuPctPer1000pps),
   naive: { ppsPerCore: Math.round(naive.ppsPerCore), latencyP50Ms: round2(naive.latencyP50Ms), latencyP99Ms: round2(naive.latencyP99Ms), lossPct: round2(naive.lossPct) },
   vsNaive: round2(slots.ppsPerCore / naive.ppsPerCore),
+  /** The same slot router with werift's SRTP and sendRtp (`media.fastSrtp` off): what the fast path gains. */
+  weriftSrtp: { ppsPerCore: Math.round(weriftSrtp.ppsPerCore), latencyP50Ms: round2(weriftSrtp.latencyP50Ms), latencyP99Ms: round2(weriftSrtp.latencyP99Ms), lossPct: round2(weriftSrtp.lossPct) },
+  vsWeriftSrtp: round2(slots.ppsPerCore / weriftSrtp.ppsPerCore),
   large: {
     participants: large.scenario.participants,
     speakers: large.scenario.speakers,
@@ -317,6 +330,7 @@ const json = {
     latencyP50Ms: round2(large.latencyP50Ms),
     latencyP99Ms: round2(large.latencyP99Ms),
     ppsPerCore: Math.round(large.ppsPerCore),
+    ...(largeWerift === undefined ? {} : { weriftSrtpPpsPerCore: Math.round(largeWerift.ppsPerCore) }),
   },
   hotPath,
   quick,
@@ -354,17 +368,20 @@ server's fixed costs (timers, RTCP, ICE consent) weigh more per packet.
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${results.map(row).join('\n')}
 
-Slot router vs naive fan-out: **${json.vsNaive}×** the packets per core.
+Slot router vs naive fan-out: **${json.vsNaive}×** the packets per core. Fast path (VoxLink's SRTP
+straight onto the socket, \`media.fastSrtp\`) vs the same router on werift's SRTP and sendRtp:
+**${json.vsWeriftSrtp}×**.
 
 Hot path per inbound packet with K = ${hotPath.slots} outputs, in-process, no sockets:
 VoxLink's own work (speaker detector, route lookup, ${hotPath.slots} SlotStream rewrites) takes
 **${hotPath.voxlinkNsPerPacket} ns** (${hotPath.voxlinkGcs} GCs over the loop${hotPath.voxlinkGcs === 0 ? ': it allocates nothing' : ''});
 werift's SRTP protect of the same ${hotPath.slots} packets takes **${hotPath.weriftGcmNsPerPacket} ns**
 (AES-128-GCM) / **${hotPath.weriftCmNsPerPacket} ns** (AES-CM + HMAC-SHA1), with ${hotPath.weriftGcs}
-GCs: a Node cipher object, a serialised header and a concatenated buffer per packet. That — plus
-the UDP send — is where forwarding time goes; a reusable per-stream AES context is the next step.
+GCs: a Node cipher object, a serialised header and a concatenated buffer per packet. The
+\`slots\` rows use the fast path instead (VoxLink's SrtpContext, one dgram send; docs/media.md
+"Fast path"); \`npm run bench -- send-path\` isolates that per-packet send cost.
 Note the naive fan-out sends every speaker to everyone (S streams per listener) while the router
 sends at most K; with S ≤ K both forward the same packets, so the ratio is the per-packet cost.
 `,
 );
-console.log(`vsNaive ${json.vsNaive}; wrote ${join(outDir, 'forwarding')}.{json,md}`);
+console.log(`vsNaive ${json.vsNaive}, vsWeriftSrtp ${json.vsWeriftSrtp}; wrote ${join(outDir, 'forwarding')}.{json,md}`);

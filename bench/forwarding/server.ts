@@ -8,7 +8,7 @@ import { createMediaRoom, type MediaRoom } from '../../src/media/room.ts';
 import { createNaiveRoom } from './naive-room.ts';
 
 export type ServerCommand =
-  | { t: 'create'; roomId: string; mode: 'slots' | 'naive'; slots: number; publishers: number; rtcMinPort: number; rtcMaxPort: number }
+  | { t: 'create'; roomId: string; mode: 'slots' | 'naive'; slots: number; publishers: number; rtcMinPort: number; rtcMaxPort: number; fastSrtp: boolean }
   | { t: 'join'; roomId: string; participantId: string; publish: boolean }
   | { t: 'signal'; roomId: string; participantId: string; message: unknown }
   | { t: 'stats'; id: number }
@@ -41,6 +41,7 @@ process.on('message', (raw) => {
           rtcMinPort: cmd.rtcMinPort,
           rtcMaxPort: cmd.rtcMaxPort,
           mode: 'sfu' as const,
+          fastSrtp: cmd.fastSrtp,
         };
         const onEvent = (event: unknown): void => send({ t: 'event', roomId: cmd.roomId, event });
         rooms.set(cmd.roomId, cmd.mode === 'slots' ? createMediaRoom(options, onEvent) : createNaiveRoom({ ...options, publishers: cmd.publishers }, onEvent));

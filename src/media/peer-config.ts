@@ -26,6 +26,11 @@ export interface MediaPeerOptions {
    */
   bindIp?: string;
   iceServers?: { urls: string; username?: string; credential?: string }[];
+  /**
+   * Forwarded audio leaves through VoxLink's own SRTP straight onto the ICE socket (docs/media.md
+   * "Fast path"); false keeps werift's `sendRtp` path (for comparison). Default true.
+   */
+  fastSrtp?: boolean;
 }
 
 /** Opus as WebRTC uses it: 48 kHz stereo-capable (RFC 7587 §7), in-band FEC on. */

@@ -5,7 +5,7 @@ import type { MixPeerCodec } from './mix-room.ts';
 import { mediaPeerConfig, type MediaPeerOptions } from './peer-config.ts';
 import type { PortAllocator } from './port-allocator.ts';
 import { SlotOutput } from './slot-output.ts';
-import { installForgedDtlsFilter } from './werift-adapter.ts';
+import { installForgedDtlsFilter, preferFastSrtpProfile } from './werift-adapter.ts';
 
 const log = logger('media-peer');
 
@@ -55,16 +55,18 @@ export async function openPeer(options: MediaPeerOptions, ports: PortAllocator, 
   if (layout.g711) config.codecs = { ...config.codecs, audio: [...(config.codecs?.audio ?? []), ...G711_CODECS] };
   const pc = new RTCPeerConnection(config);
   const mic = pc.addTransceiver('audio', { direction: layout.publish ? 'recvonly' : 'inactive' });
+  const fast = options.fastSrtp ?? true;
   const outputs: SlotOutput[] = [];
   let mix: SlotOutput | null = null;
   if (layout.subscribe) {
     for (let k = 0; k < layout.slots; k++) {
-      outputs.push(new SlotOutput(participantId, k, pc.addTransceiver('audio', { direction: 'sendonly' })));
+      outputs.push(new SlotOutput(participantId, k, pc.addTransceiver('audio', { direction: 'sendonly' }), fast));
     }
     // The mix track is the last audio m-line: slot K in `hybrid`, slot 0 for mix-only subscribers (offer option `mixSlot`).
-    if (layout.mixTrack) mix = new SlotOutput(participantId, layout.slots, pc.addTransceiver('audio', { direction: 'sendonly' }));
+    if (layout.mixTrack) mix = new SlotOutput(participantId, layout.slots, pc.addTransceiver('audio', { direction: 'sendonly' }), fast);
   }
   installForgedDtlsFilter(pc);
+  if (fast) preferFastSrtpProfile(pc);
   return { pc, mic, outputs, mix, port };
 }
 

@@ -49,6 +49,8 @@ export interface MediaRoomOptions {
   iceServers?: { urls: string; username?: string; credential?: string }[];
   /** Local address the peers' UDP sockets bind to. Default: all interfaces. */
   bindIp?: string;
+  /** Forwarded audio through VoxLink's own SRTP straight onto the socket (docs/media.md "Fast path"). Default true. */
+  fastSrtp?: boolean;
   /** Folder recordings are written to (config `recording.dir`); unset → `record` fails with RECORDING_UNAVAILABLE. */
   recordingDir?: string;
 }
@@ -61,6 +63,8 @@ export interface MediaRoomStats {
   participants: number;
   packetsIn: number;
   packetsOut: number;
+  /** Of packetsOut: audio sent on the fast path (VoxLink's SRTP, docs/media.md "Fast path"). */
+  packetsOutFast?: number;
   bytesIn: number;
   bytesOut: number;
   /** Upstream loss seen on publishers' audio, percent (RFC 3550 §6.4.1 cumulative lost / expected). */
@@ -168,7 +172,7 @@ class ComposedMediaRoom implements MediaRoom {
   #offers = 0;
   #reconnects = 0;
   /** Outputs of participants who left: their counters still belong to the room's totals. */
-  #retiredOut = { packets: 0, bytes: 0 };
+  #retiredOut = { packets: 0, bytes: 0, fastPackets: 0 };
 
   constructor(options: MediaRoomOptions, onEvent: (e: MediaRoomEvent) => void) {
     if (!Number.isInteger(options.slots) || options.slots < 1 || options.slots > 16) {
@@ -284,6 +288,7 @@ class ComposedMediaRoom implements MediaRoom {
     for (const o of peerOutputs(peer)) {
       this.#retiredOut.packets += o.packets;
       this.#retiredOut.bytes += o.bytes;
+      this.#retiredOut.fastPackets += o.fastPackets;
     }
     await closePeer(peer, this.#ports);
   }
@@ -421,6 +426,7 @@ class ComposedMediaRoom implements MediaRoom {
   stats(): MediaRoomStats {
     let packetsOut = this.#retiredOut.packets;
     let bytesOut = this.#retiredOut.bytes;
+    let packetsOutFast = this.#retiredOut.fastPackets;
     const received: ReceiveStats = { lost: 0, expected: 0, jitterMsSum: 0, streams: 0 };
     let rttSum = 0;
     let rttCount = 0;
@@ -428,6 +434,7 @@ class ComposedMediaRoom implements MediaRoom {
       for (const o of peerOutputs(p.peer)) {
         packetsOut += o.packets;
         bytesOut += o.bytes;
+        packetsOutFast += o.fastPackets;
         const rtt = o.rttMs;
         if (rtt !== undefined && rtt >= 0) {
           rttSum += rtt;
@@ -441,6 +448,7 @@ class ComposedMediaRoom implements MediaRoom {
       participants: this.#participants.size,
       packetsIn: this.#packetsIn + v.packetsIn,
       packetsOut: packetsOut + v.packetsOut,
+      packetsOutFast,
       bytesIn: this.#bytesIn + v.bytesIn,
       bytesOut: bytesOut + v.bytesOut,
       lossPct: received.expected > 0 ? (received.lost / received.expected) * 100 : 0,

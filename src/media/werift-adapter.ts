@@ -1,5 +1,7 @@
+import type { Socket } from 'node:dgram';
 import { RtpHeader, type RTCPeerConnection, type RTCRtpReceiver, type RTCRtpSender, type RTCRtpTransceiver, type RtcpPacket } from 'werift';
 import { VoxError } from '../errors.ts';
+import { SrtpContext, SrtpProfile, type SrtpMasterKeys } from './srtp/index.ts';
 
 /**
  * Every place VoxLink reaches past werift's public API, in one file (docs/architecture.md, "Threads
@@ -157,6 +159,155 @@ export class DirectRtpSender {
     sender.ntpTimestamp = ntpNow();
     sender.rtpTimestamp = rtpTimestamp;
     void sender.runRtcp();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbound: the fast path (VoxLink's SRTP, one datagram straight onto the ICE socket)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The DTLS-SRTP profile order the server offers (and, as DTLS server, picks by) when the fast path
+ * is on: AES_CM_128_HMAC_SHA1_80 first (our SrtpContext; mandatory to implement for WebRTC, RFC
+ * 8827 §6.5), AEAD_AES_128_GCM after it for a peer that offers nothing else (that peer stays on
+ * werift's SRTP). werift 0.24 prefers GCM (module constant in lib/webrtc/src/secureTransportManager.js,
+ * checked 0.24.4) and has no option for it; `RTCDtlsTransport.srtpProfiles` is a plain writable
+ * field read when the handshake starts (lib/webrtc/src/transport/dtls.js `start()`).
+ */
+const FAST_SRTP_PROFILES = [SrtpProfile.AES128_CM_HMAC_SHA1_80, 0x0007];
+
+/** Makes the peer's DTLS transports negotiate the profile the fast path handles. Call once per peer, before ICE starts. */
+export function preferFastSrtpProfile(pc: RTCPeerConnection): void {
+  for (const dtls of pc.dtlsTransports) (dtls as unknown as { srtpProfiles: number[] }).srtpProfiles = [...FAST_SRTP_PROFILES];
+}
+
+/** werift 0.24's UdpTransport (lib/common/src/transport.js, checked 0.24.4): a dgram socket. */
+interface UdpTransportInternals {
+  readonly socket?: Socket;
+  readonly closed?: boolean;
+}
+/** werift 0.24's nominated CandidatePair (lib/ice/src/candidatePair.js) and its protocol (StunProtocol `type` "stun", TURN "turn", TCP others). */
+interface CandidatePairInternals {
+  readonly protocol: { readonly type?: string; readonly transport?: UdpTransportInternals };
+  readonly remoteAddr: readonly [string, number];
+  packetsSent: number;
+  bytesSent: number;
+}
+/** werift 0.24's ICE Connection (lib/ice/src/ice.js). */
+interface IceConnectionInternals {
+  readonly nominated?: CandidatePairInternals;
+  canSendApplicationData(): boolean;
+  send(data: Buffer): Promise<void>;
+}
+/** werift 0.24's RTCDtlsTransport (lib/webrtc/src/transport/dtls.js): the SRTP session `updateSrtpSession()` builds once the handshake is done. */
+interface DtlsTransportInternals {
+  readonly state: string;
+  readonly srtp?: { readonly config?: { readonly keys: SrtpMasterKeys; readonly profile: number } };
+  readonly iceTransport: { readonly connection: IceConnectionInternals };
+  bytesSent: number;
+  packetsSent: number;
+}
+
+/**
+ * Our outbound SRTP context for one DTLS transport (all senders of a bundled peer share it, as
+ * they share werift's), rebuilt when werift replaces its SRTP session (a new handshake). `null`
+ * context: the negotiated profile is not one we do (GCM); the senders stay on werift's path.
+ */
+interface FastTransport {
+  session: object | null;
+  outbound: SrtpContext | null;
+}
+const fastTransports = new WeakMap<object, FastTransport>();
+
+function fastTransportOf(dtls: DtlsTransportInternals): FastTransport | null {
+  let t = fastTransports.get(dtls);
+  if (t === undefined) fastTransports.set(dtls, (t = { session: null, outbound: null }));
+  const session = dtls.srtp;
+  if (session === undefined) return null;
+  if (t.session !== session) {
+    t.session = session;
+    const config = session.config;
+    const profile = config?.profile;
+    t.outbound =
+      config !== undefined && (profile === SrtpProfile.AES128_CM_HMAC_SHA1_80 || profile === SrtpProfile.AES128_CM_HMAC_SHA1_32)
+        ? new SrtpContext({ profile, masterKey: config.keys.localMasterKey, masterSalt: config.keys.localMasterSalt })
+        : null;
+  }
+  return t;
+}
+
+/** What `FastRtpSender.send` did with a packet. */
+export const FastSend = {
+  /** Sent (a copy through werift's ICE for a relayed pair), or dropped as werift would (no consent): the buffer is free again. */
+  SENT: 0,
+  /** Handed to the socket: the buffer is busy until `onSent` runs. */
+  PENDING: 1,
+  /** Not ours to send (not connected, GCM negotiated, SRTP error): use werift's path; the buffer is untouched. */
+  FALLBACK: 2,
+} as const;
+export type FastSend = (typeof FastSend)[keyof typeof FastSend];
+
+/**
+ * The fast send path of one werift sender: protects an RTP packet the caller serialised into its
+ * own buffer in place with VoxLink's SrtpContext (docs/srtp.md; keys from werift's
+ * `RTCDtlsTransport.srtp.config.keys`, the RFC 5764 split werift did) and sends it with one
+ * `dgram.Socket#send` on the nominated pair's UDP socket, skipping werift's three promises per
+ * packet (`Connection.send` → `StunProtocol.sendData` → `UdpTransport.send`). A relayed (TURN) or
+ * TCP pair goes through werift's `Connection.send` with a copy. Keeps werift's counters the RTCP SR
+ * and getStats read (sender packet/octet counts, transport and candidate-pair totals).
+ *
+ * Checked against werift 0.24.4. Node's `dgram` still allocates a little per call (its buffer
+ * list, DNS-lookup closure and send request), and sends on the next tick: the caller must not
+ * rewrite the buffer before `onSent` (SlotOutput keeps a small ring of buffers).
+ */
+export class FastRtpSender {
+  readonly #sender: SenderInternals;
+  /** Packets this sender protected and sent itself. */
+  packets = 0;
+
+  constructor(sender: RTCRtpSender) {
+    this.#sender = sender as unknown as SenderInternals;
+  }
+
+  /** SRTP tag bytes our context appends (the room of spare space `buf` needs past the packet). */
+  static readonly MAX_OVERHEAD = 10;
+
+  /**
+   * `buf[0, rtpLength)` is a complete RTP packet; `payloadBytes` its payload length (the SR octet
+   * count, RFC 3550 §6.4.1). `buf` needs MAX_OVERHEAD spare bytes after it. `onSent` (made once
+   * per buffer, not per packet) runs when a PENDING send is done with `buf`.
+   */
+  send(buf: Buffer, rtpLength: number, payloadBytes: number, onSent: () => void): FastSend {
+    const sender = this.#sender;
+    const dtls = sender.dtlsTransport as unknown as DtlsTransportInternals;
+    if (dtls.state !== 'connected') return FastSend.FALLBACK;
+    const t = fastTransportOf(dtls);
+    if (t === null || t.outbound === null) return FastSend.FALLBACK;
+    const n = t.outbound.protectRtp(buf, rtpLength);
+    if (n < 0) return FastSend.FALLBACK;
+    sender.octetCount += payloadBytes;
+    sender.packetCount = (sender.packetCount + 1) >>> 0;
+    this.packets++;
+    dtls.bytesSent += n;
+    dtls.packetsSent++;
+    const ice = dtls.iceTransport.connection;
+    // RFC 7675: no application data without consent (werift's Connection.send drops it the same way).
+    if (!ice.canSendApplicationData()) return FastSend.SENT;
+    const pair = ice.nominated!;
+    const socket = pair.protocol.type === 'stun' ? pair.protocol.transport?.socket : undefined;
+    if (socket !== undefined && pair.protocol.transport?.closed !== true) {
+      try {
+        socket.send(buf, 0, n, pair.remoteAddr[1], pair.remoteAddr[0], onSent);
+      } catch {
+        return FastSend.SENT; // the socket closed under us (peer closing): dropped, as werift's send would
+      }
+      pair.packetsSent++;
+      pair.bytesSent += n;
+      return FastSend.PENDING;
+    } else {
+      void ice.send(Buffer.from(buf.subarray(0, n))).catch(() => {});
+    }
+    return FastSend.SENT;
   }
 }
 

@@ -87,6 +87,8 @@ export function mediaPlaneOptionsFromConfig(media: {
   recordingDir?: string;
   /** Config `metrics.roomLabels`: false → per-room series carry `room="_all"` (src/rooms/metrics.ts). Default true. */
   roomLabels?: boolean;
+  /** Forwarded audio through VoxLink's own SRTP straight onto the socket (docs/media.md "Fast path"; default true). */
+  fastSrtp?: boolean;
   /** Room mixer knobs (`mix`/`hybrid` rooms); unset ones keep RoomMixer's / MixRoomAudio's defaults. */
   mixing?: {
     voiceThresholdDbfs?: number;
@@ -104,6 +106,7 @@ export function mediaPlaneOptionsFromConfig(media: {
       mode: media.mode ?? 'sfu',
       ...(media.listenIp !== undefined && media.listenIp !== '0.0.0.0' ? { bindIp: media.listenIp } : {}),
       ...(media.recordingDir === undefined ? {} : { recordingDir: media.recordingDir }),
+      ...(media.fastSrtp === undefined ? {} : { fastSrtp: media.fastSrtp }),
       // Plain data only: the room options are cloned to the worker thread.
       ...(mixing === undefined
         ? {}
