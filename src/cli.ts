@@ -111,7 +111,9 @@ async function turnCommand(args: string[]): Promise<void> {
     );
   }
   const defaultRetire = turn.ttlSec + 2 * turn.refreshSec;
-  const retireAfterSec = values['retire-after'] === undefined ? defaultRetire : Number(values['retire-after']);
+  const retireRaw = values['retire-after'];
+  if (retireRaw !== undefined && !/^\d+$/.test(retireRaw)) throw new UsageError(`bad --retire-after "${retireRaw}" (whole seconds)`);
+  const retireAfterSec = retireRaw === undefined ? defaultRetire : Number(retireRaw);
   if (!Number.isInteger(retireAfterSec) || retireAfterSec < 0) throw new UsageError(`bad --retire-after "${values['retire-after']}" (whole seconds)`);
   const { openSecretStore } = await import('./turn/service.ts');
   const { rotateSecret } = await import('./turn/secrets.ts');

@@ -106,6 +106,9 @@ export class SlotOutput implements SlotBinding {
     return this.#sender.ready;
   }
 
+  /** Packets dropped because the fast path could not take them after it had started (ring full, oversize, transport down). */
+  droppedFast = 0;
+
   /** Packets this output sent on the fast path (VoxLink's SRTP); the rest went through werift's. */
   get fastPackets(): number {
     return this.#fast?.packets ?? 0;
@@ -128,6 +131,13 @@ export class SlotOutput implements SlotBinding {
         this.packets++;
         this.bytes += size;
         return size;
+      }
+      if (this.#fast.packets > 0) {
+        // Our SRTP context already protected this stream: werift's own context keeps a separate
+        // rollover counter, so after a sequence wrap its packet would reuse a keystream ours used
+        // (RFC 3711 §9.1 forbids it) and fail at the receiver. Drop it instead, like a lost packet.
+        this.droppedFast++;
+        return 0;
       }
     }
     const header = this.#header;

@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -117,7 +117,9 @@ export async function selfSignedCertificate(dataDir: string, names: string[]): P
     ],
   });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // Write then rename: a crash never leaves a key that does not match its certificate.
+  // Write then rename: a crash never leaves a key that does not match its certificate. A stale
+  // .tmp from such a crash is removed first: `mode` applies only to a file that is created.
+  rmSync(`${keyFile}.tmp`, { force: true });
   writeFileSync(`${keyFile}.tmp`, pems.private, { mode: 0o600 });
   writeFileSync(`${certFile}.tmp`, pems.cert, { mode: 0o644 });
   renameSync(`${keyFile}.tmp`, keyFile);
