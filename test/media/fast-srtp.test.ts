@@ -46,21 +46,26 @@ function expectCleanTones(h: RoomHarness): void {
   }
 }
 
+/** Every TONES participant joined (offers seen by `onMessage`), connected, publishing its tone, heard by the others. */
+async function toneRoom(h: RoomHarness, onMessage?: (id: string, m: ServerMediaMessage) => void): Promise<void> {
+  for (const id of Object.keys(TONES)) {
+    if (onMessage) h.sinks.set(id, (m: ServerMediaMessage) => onMessage(id, m));
+    await h.join(id);
+  }
+  await Promise.all([...h.clients.values()].map((c) => c.connected()));
+  for (const [id, c] of h.clients) c.publish(new ToneSource(TONES[id]!));
+  await everyoneHearsEveryone(h, 1);
+}
+
 describe('fast path: werift clients', () => {
   let h: RoomHarness;
   const offers = new Map<string, string>();
 
   beforeAll(async () => {
     h = new RoomHarness({ roomId: 'fast', slots: 3, ...portRange(45200) });
-    for (const id of Object.keys(TONES)) {
-      h.sinks.set(id, (m: ServerMediaMessage) => {
-        if (m.op === 'media' && m.kind === 'offer' && m.sdp !== undefined) offers.set(id, m.sdp);
-      });
-      await h.join(id);
-    }
-    await Promise.all([...h.clients.values()].map((c) => c.connected()));
-    for (const [id, c] of h.clients) c.publish(new ToneSource(TONES[id]!));
-    await everyoneHearsEveryone(h, 1);
+    await toneRoom(h, (id, m) => {
+      if (m.op === 'media' && m.kind === 'offer' && m.sdp !== undefined) offers.set(id, m.sdp);
+    });
   }, 40_000);
 
   afterAll(async () => {
@@ -159,10 +164,7 @@ describe('fast path off (media.fastSrtp false): werift sends, as before', () => 
 
   beforeAll(async () => {
     h = new RoomHarness({ roomId: 'slow', slots: 3, fastSrtp: false, ...portRange(45400) });
-    for (const id of Object.keys(TONES)) await h.join(id);
-    await Promise.all([...h.clients.values()].map((c) => c.connected()));
-    for (const [id, c] of h.clients) c.publish(new ToneSource(TONES[id]!));
-    await everyoneHearsEveryone(h, 1);
+    await toneRoom(h);
   }, 40_000);
 
   afterAll(async () => {

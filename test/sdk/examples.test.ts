@@ -12,7 +12,7 @@ import { NodeMediaClient } from '../../src/client/media/node.ts';
 import { createNodeClient, type VoxClient } from '../../src/client/node.ts';
 import { recordingDirOf } from '../../src/config.ts';
 import { createMediaPlane, mediaPlaneOptionsFromConfig, type PooledMediaPlane } from '../../src/rooms/media-plane.ts';
-import { dominantFrequency, meanPower, toInt16, toneFloat32 } from '../codec/signal.ts';
+import { dominantFrequency, meanPower, toInt16, toneFloat32, wavBytes } from '../codec/signal.ts';
 import { launchChromium } from '../media/chromium-peer.ts';
 import { waitFor } from '../media/harness.ts';
 import { decodeRecordingFile } from '../recording/decode.ts';
@@ -51,20 +51,7 @@ function mint(user: string, room: string, grants = 'join,publish,subscribe', jos
 function toneWav(path: string, hz: number, seconds: number, amplitude = 0.3): string {
   const rate = 22_050;
   const pcm = toInt16(toneFloat32(hz, rate, Math.round(rate * seconds), { amplitude }));
-  const header = Buffer.alloc(44);
-  header.write('RIFF', 0, 'ascii');
-  header.writeUInt32LE(36 + pcm.byteLength, 4);
-  header.write('WAVEfmt ', 8, 'ascii');
-  header.writeUInt32LE(16, 16);
-  header.writeUInt16LE(1, 20); // PCM
-  header.writeUInt16LE(1, 22); // mono
-  header.writeUInt32LE(rate, 24);
-  header.writeUInt32LE(rate * 2, 28);
-  header.writeUInt16LE(2, 32);
-  header.writeUInt16LE(16, 34);
-  header.write('data', 36, 'ascii');
-  header.writeUInt32LE(pcm.byteLength, 40);
-  writeFileSync(path, Buffer.concat([header, Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength)]));
+  writeFileSync(path, wavBytes(pcm, rate));
   return path;
 }
 

@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
+import { toInt16, wavBytes } from '../codec/signal.ts';
 
 /** What the demo-page tests share: the fake microphone, dev tokens, and reading what a page shows and hears. */
 
@@ -17,26 +18,13 @@ export const TONE_HZ = 440;
 export const PAGE_HZ = 660;
 export function fakeMicrophoneWav(): string {
   const rate = 48_000;
-  const samples = rate * 2;
-  const wav = Buffer.alloc(44 + samples * 2);
-  wav.write('RIFF', 0);
-  wav.writeUInt32LE(36 + samples * 2, 4);
-  wav.write('WAVEfmt ', 8);
-  wav.writeUInt32LE(16, 16);
-  wav.writeUInt16LE(1, 20); // PCM
-  wav.writeUInt16LE(1, 22); // mono
-  wav.writeUInt32LE(rate, 24);
-  wav.writeUInt32LE(rate * 2, 28);
-  wav.writeUInt16LE(2, 32);
-  wav.writeUInt16LE(16, 34);
-  wav.write('data', 36);
-  wav.writeUInt32LE(samples * 2, 40);
-  for (let i = 0; i < samples; i++) {
+  const pcm = new Float32Array(rate * 2);
+  for (let i = 0; i < pcm.length; i++) {
     const envelope = 0.55 + 0.45 * Math.sin((2 * Math.PI * 4 * i) / rate);
-    wav.writeInt16LE(Math.round(0.8 * envelope * Math.sin((2 * Math.PI * PAGE_HZ * i) / rate) * 32767), 44 + i * 2);
+    pcm[i] = 0.8 * envelope * Math.sin((2 * Math.PI * PAGE_HZ * i) / rate);
   }
   const path = join(mkdtempSync(join(tmpdir(), 'voxlink-web-mic-')), 'voice.wav');
-  writeFileSync(path, wav);
+  writeFileSync(path, wavBytes(toInt16(pcm), rate));
   return path;
 }
 
