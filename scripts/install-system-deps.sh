@@ -15,6 +15,10 @@ command -v sox >/dev/null || need+=(sox)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 # The Ogg Opus tests validate the files we write with opusinfo and decode them with opusdec.
 command -v opusinfo >/dev/null || need+=(opus-tools)
+# Offline transcription (recording.transcription, engine pocketsphinx) and its tests: the recognizer
+# and its US English model, both from Debian; nothing is downloaded at run time.
+command -v pocketsphinx_continuous >/dev/null || need+=(pocketsphinx)
+[ -d /usr/share/pocketsphinx/model/en-us/en-us ] || need+=(pocketsphinx-en-us)
 # test/web/https.test.ts makes a network namespace (a second host) with ip netns and veth.
 command -v ip >/dev/null || need+=(iproute2)
 # The deploy tests check deploy/voxlink.service with systemd-analyze verify / security.
