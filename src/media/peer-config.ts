@@ -119,6 +119,23 @@ export function keepHostCandidates(sdp: string, ip: string): string {
     .join('\r\n');
 }
 
+/**
+ * werift 0.24 writes every `inactive` m-line of an offer with port 0, which JSEP reads as
+ * *rejected* (sdpManager.addTransportDescription; checked against 0.24.4). For the first mid of the
+ * BUNDLE group, the tag that carries the whole transport, Chromium then refuses the offer ("the m=
+ * section with mid='1' should be rejected"): that is the microphone m-line of a participant without
+ * the publish grant. Its port becomes the usual 9 (inactive, not rejected); other m-lines are left
+ * alone.
+ */
+export function keepBundleTagOpen(sdp: string): string {
+  const tag = /^a=group:BUNDLE (\S+)/m.exec(sdp)?.[1];
+  if (tag === undefined) return sdp;
+  const sections = sdp.split(/(?=^m=)/m);
+  const i = sections.findIndex((section) => section.startsWith('m=') && section.split(/\r?\n/).includes(`a=mid:${tag}`));
+  if (i > 0 && /^a=inactive\r?$/m.test(sections[i])) sections[i] = sections[i].replace(/^(m=\S+) 0 /, '$1 9 ');
+  return sections.join('');
+}
+
 /** Resolves once the peer has gathered all its ICE candidates (the SDP then carries them; no trickle needed). */
 export function waitGathered(pc: RTCPeerConnection): Promise<void> {
   if (pc.iceGatheringState === 'complete') return Promise.resolve();

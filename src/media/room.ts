@@ -6,7 +6,7 @@ import { logger } from '../log.ts';
 import { inboundAudio, type AudioTap } from './audio-tap.ts';
 import { MixRoomAudio, type MixRoomAudioOptions, type MixRoomAudioStats, type MixRoomMode } from './mix-room.ts';
 import { closePeer, negotiatedCodec, openPeer, peerOutputs, type Peer } from './peer.ts';
-import { keepHostCandidates, mediaPeerConfig, waitGathered } from './peer-config.ts';
+import { keepBundleTagOpen, keepHostCandidates, mediaPeerConfig, waitGathered } from './peer-config.ts';
 import { portAllocator, type PortAllocator } from './port-allocator.ts';
 import { RecordingTap } from './recording-tap.ts';
 import { ROOM_MODES, type RoomModeRow } from './room-modes.ts';
@@ -678,7 +678,7 @@ class ComposedMediaRoom implements MediaRoom {
       await waitGathered(pc);
       const local = pc.localDescription?.sdp;
       if (local === undefined || !this.#participants.has(p.id)) return;
-      const sdp = keepHostCandidates(local, this.#options.announcedIp);
+      const sdp = keepBundleTagOpen(keepHostCandidates(local, this.#options.announcedIp));
       p.negotiationId++;
       this.#offers++;
       this.#emit({
