@@ -5,7 +5,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_sock
 import { resolveAuthKeys, type AuthKeys } from '../auth/keys.ts';
 import { verifyToken } from '../auth/tokens.ts';
 import { isLoopback, type VoxConfig } from '../config.ts';
-import { startTurn } from '../turn/service.ts';
+import { startTurnService } from '../turn/service.ts';
 import { isVoxError, VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { collectProcessMetrics, metricsContentType, metricsText, signallingMetrics } from '../metrics/registry.ts';
@@ -83,7 +83,9 @@ function guarded(where: string, fn: () => void): void {
 export async function startServer(config: VoxConfig, options: StartServerOptions = {}): Promise<VoxServer> {
   const tls = await resolveTls(config);
   const keys = options.keys ?? resolveAuthKeys(config);
-  const turnSecret = await startTurn(config); // turn.secret, the dev secret, or a secret store's (src/turn/service.ts)
+  // turn.secret, the dev secret, or a secret store's with its refresh loop and statistics reader (src/turn/service.ts); closed with the server.
+  const turn = await startTurnService(config);
+  const turnSecret = turn.secret;
   if (!uwsNative) {
     log.error(
       { binary: uwsBinaryName },
@@ -279,6 +281,7 @@ export async function startServer(config: VoxConfig, options: StartServerOptions
   const listenSocket = await listenExclusive(app, config.server.host, config.server.port);
   if (!listenSocket) {
     core.close();
+    await turn.close();
     throw await listenError(config.server.host, config.server.port);
   }
   const port = uws.us_socket_local_port(listenSocket);
@@ -300,6 +303,7 @@ export async function startServer(config: VoxConfig, options: StartServerOptions
       closed = true;
       uws.us_listen_socket_close(listenSocket);
       core.close();
+      await turn.close();
     },
   };
   log.info({ port, native: uwsNative, tls: tls === undefined ? false : tls.selfSigned ? 'self-signed' : 'configured' }, 'listening');

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metricsText } from '../../src/metrics/registry.ts';
 import { restCredentials } from '../../src/turn/credentials.ts';
@@ -15,6 +16,7 @@ import { startPostgres, startRedis, type PostgresService, type RedisService } fr
 import { allocate, TurnSession } from './stun.ts';
 
 const REALM = 'voxlink.test';
+const execFileAsync = promisify(execFile);
 const root = join(import.meta.dirname, '../..');
 
 interface TurnBody {
@@ -148,6 +150,29 @@ describe.each<Kind>(['redis', 'postgres'])('TURN secrets in %s: coturn reads wha
     expect((await running.createPermission('127.0.0.1')).kind).toBe('success');
     await running.refresh(0);
     running.close();
+  }, 30_000);
+
+  it('closing a server closes its secret store connection and refresh loop', async () => {
+    const connections = async (): Promise<number> => {
+      if (kind === 'redis') {
+        const { stdout } = await execFileAsync('redis-cli', ['-p', String(db.port), 'CLIENT', 'LIST']);
+        return stdout.trim().split('\n').filter((line) => !/ cmd=client\|list /.test(line)).length;
+      }
+      const c = new pg.Client({ connectionString: (db as PostgresService).url() });
+      await c.connect();
+      try {
+        const r = await c.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()");
+        return Number(r.rows[0].n);
+      } finally {
+        await c.end();
+      }
+    };
+    const before = await connections();
+    const second = await startTestServer({ turn: { urls: ['turn:127.0.0.1:1?transport=udp'], realm: REALM, ttlSec: 600, refreshSec: 1, ...turnConfig } });
+    await sleep(1_500); // one refresh on the second server's loop
+    expect(await connections()).toBeGreaterThan(before);
+    await second.close();
+    await until(async () => (await connections()) === before, 5_000, 'the closed server’s store connection gone');
   }, 30_000);
 
   it('the store briefly unavailable: /turn keeps answering from the cached secret, and the server notices the return', async () => {
