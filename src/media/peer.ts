@@ -5,7 +5,7 @@ import type { MixPeerCodec } from './mix-room.ts';
 import { mediaPeerConfig, type MediaPeerOptions } from './peer-config.ts';
 import type { PortAllocator } from './port-allocator.ts';
 import { SlotOutput } from './slot-output.ts';
-import { installForgedDtlsFilter, preferFastSrtpProfile } from './werift-adapter.ts';
+import { FastRtpReceiver, installForgedDtlsFilter, preferFastSrtpProfile } from './werift-adapter.ts';
 
 const log = logger('media-peer');
 
@@ -21,6 +21,8 @@ export interface Peer {
   /** The mix track (after the K slots), or null. */
   readonly mix: SlotOutput | null;
   readonly port: number;
+  /** VoxLink's SRTP on the peer's inbound media (docs/media.md "Fast path"), or null when `fastSrtp` is off. */
+  readonly receiver: FastRtpReceiver | null;
 }
 
 export interface PeerLayout {
@@ -67,7 +69,8 @@ export async function openPeer(options: MediaPeerOptions, ports: PortAllocator, 
   }
   installForgedDtlsFilter(pc);
   if (fast) preferFastSrtpProfile(pc);
-  return { pc, mic, outputs, mix, port };
+  const receiver = fast ? new FastRtpReceiver(pc) : null;
+  return { pc, mic, outputs, mix, port, receiver };
 }
 
 /** Every audio output of a peer: the slots, then the mix track. */
