@@ -51,6 +51,11 @@ export interface MediaRoomOptions {
   bindIp?: string;
   /** Forwarded audio through VoxLink's own SRTP straight onto the socket (docs/media.md "Fast path"). Default true. */
   fastSrtp?: boolean;
+  /**
+   * One UDP port per worker thread for every peer (config `media.udpPort`; docs/media.md "Transport"):
+   * the lowest free port of base … base + count − 1. Unset: a port per peer from rtcMinPort…rtcMaxPort.
+   */
+  udpPort?: { base: number; count: number };
   /** Folder recordings are written to (config `recording.dir`); unset → `record` fails with RECORDING_UNAVAILABLE. */
   recordingDir?: string;
 }

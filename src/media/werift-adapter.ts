@@ -1,6 +1,7 @@
-import type { Socket } from 'node:dgram';
+import type { RemoteInfo, Socket } from 'node:dgram';
 import { RtcpPacketConverter, RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpReceiver, type RTCRtpSender, type RTCRtpTransceiver, type RtcpPacket } from 'werift';
 import { VoxError } from '../errors.ts';
+import type { SharedPortPeer, SharedUdpPort } from './shared-port.ts';
 import { SrtpContext, SrtpError, SrtpProfile, adaptivePrimitives, type SrtpMasterKeys } from './srtp/index.ts';
 
 /**
@@ -472,6 +473,123 @@ function inboundContext(dtls: DtlsReceiveInternals, keys: InboundKeys): SrtpCont
         : null;
   }
   return keys.inbound;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport: one UDP port per worker (shared-port.ts demultiplexes, werift's ICE sees its own "socket")
+// ---------------------------------------------------------------------------------------------
+
+/** werift 0.24's StunProtocol (lib/ice/src/stun/protocol.js, checked 0.24.4): the host candidate's UDP side of ICE. */
+interface StunProtocolInternals {
+  readonly type?: string;
+  transport?: unknown;
+  connectionMade: (...args: unknown[]) => Promise<void>;
+  datagramReceived(data: Buffer, addr: readonly [string, number]): void;
+}
+/** werift 0.24's ICE Connection (lib/ice/src/ice.js, checked 0.24.4): `localUsername` is set in its constructor, `ensureProtocol` subscribes to a new protocol's events. */
+interface IceGatheringInternals {
+  readonly localUsername: string;
+  ensureProtocol(protocol: object): void;
+}
+
+/**
+ * Stands in for werift 0.24's UdpTransport (lib/common/src/transport.js, checked 0.24.4) on a
+ * SharedUdpPort: what StunProtocol, ICE and the fast send path read of it (`type`, `socketType`,
+ * `socket`, `closed`, `address`, `send`, `close`). Datagrams the port routes here go to the
+ * StunProtocol's `datagramReceived`, as werift's own socket listener would; what werift sends
+ * teaches the port that the destination's replies are this peer's.
+ */
+class SharedPortTransport implements SharedPortPeer {
+  readonly type = 'udp';
+  readonly socketType = 'udp4';
+  closed = false;
+  rinfo: RemoteInfo | undefined;
+  readonly ufrag: string;
+  readonly #port: SharedUdpPort;
+  readonly #protocol: StunProtocolInternals;
+  /** Reused for media datagrams only: werift's StunProtocol reads `addr` for STUN, never for RTP/RTCP. */
+  readonly #mediaAddr: [string, number] = ['', 0];
+
+  constructor(port: SharedUdpPort, ufrag: string, protocol: StunProtocolInternals) {
+    this.#port = port;
+    this.ufrag = ufrag;
+    this.#protocol = protocol;
+    port.add(this);
+  }
+
+  get socket(): Socket {
+    return this.#port.socket;
+  }
+
+  get address(): { address: string; port: number; family: string } {
+    return this.#port.socket.address();
+  }
+
+  get host(): string {
+    return this.address.address;
+  }
+
+  get port(): number {
+    return this.#port.port;
+  }
+
+  deliver(data: Buffer, rinfo: RemoteInfo): void {
+    this.rinfo = rinfo;
+    const b0 = data[0] ?? 0;
+    let addr: [string, number];
+    if (b0 >= 128 && b0 < 192) {
+      addr = this.#mediaAddr;
+      addr[0] = rinfo.address;
+      addr[1] = rinfo.port;
+    } else {
+      addr = [rinfo.address, rinfo.port];
+    }
+    try {
+      this.#protocol.datagramReceived(data, addr);
+    } catch {
+      // werift catches its own parse errors; anything else must not reach the shared socket's other peers
+    }
+  }
+
+  send = async (data: Buffer, addr?: readonly [string, number]): Promise<void> => {
+    if (this.closed) return;
+    const to = addr ?? (this.rinfo === undefined ? undefined : ([this.rinfo.address, this.rinfo.port] as const));
+    if (to === undefined) return;
+    this.#port.learn(this, to[0], to[1]);
+    await new Promise<void>((resolve, reject) => this.#port.socket.send(data, to[1], to[0], (error) => (error ? reject(error) : resolve())));
+  };
+
+  close = async (): Promise<void> => {
+    if (this.closed) return;
+    this.closed = true;
+    this.#port.remove(this);
+  };
+}
+
+/**
+ * Puts every ICE host candidate of `pc` on the worker's shared UDP port instead of a socket of its
+ * own. werift 0.24 has no transport factory option: its ICE Connection creates a StunProtocol per
+ * host address and calls `ensureProtocol(protocol)` (subscribing to its events) right before
+ * `protocol.connectionMade(...)`, which binds a UdpTransport (lib/ice/src/ice.js
+ * `getCandidatePromises`, checked 0.24.4). This wraps `ensureProtocol` on this peer's connection
+ * only, and for a StunProtocol (`type === 'stun'`) replaces that instance's `connectionMade` with
+ * one that attaches a SharedPortTransport. TURN (`type === 'turn'`) and TCP protocols keep their
+ * own sockets. Call once per peer, before ICE gathering starts.
+ */
+export function useSharedUdpPort(pc: RTCPeerConnection, port: SharedUdpPort): void {
+  for (const ice of pc.iceTransports) {
+    const connection = ice.connection as unknown as IceGatheringInternals;
+    const ensureProtocol = connection.ensureProtocol.bind(connection);
+    connection.ensureProtocol = (protocol: object) => {
+      const stun = protocol as StunProtocolInternals;
+      if (stun.type === 'stun' && typeof stun.datagramReceived === 'function') {
+        stun.connectionMade = async () => {
+          stun.transport = new SharedPortTransport(port, connection.localUsername, stun);
+        };
+      }
+      ensureProtocol(protocol);
+    };
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
