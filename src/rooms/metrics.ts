@@ -132,8 +132,16 @@ export class RoomMetrics {
     for (const reason of ['forged', 'replay', 'malformed', 'unknown_source']) this.#srtpRejected.inc({ reason }, 0);
   }
 
+  /** Last cumulative `unknownSource` per worker thread, to turn reports into counter increments. */
+  readonly #unknownSource = new Map<number, number>();
+
   workerLoad(load: WorkerLoad): void {
     const worker = String(load.threadId);
+    if (load.unknownSource !== undefined) {
+      const before = this.#unknownSource.get(load.threadId) ?? 0;
+      this.#srtpRejected.inc({ reason: 'unknown_source' }, Math.max(0, load.unknownSource - before));
+      this.#unknownSource.set(load.threadId, load.unknownSource);
+    }
     this.#workerRooms.set({ worker }, load.rooms);
     this.#workerParticipants.set({ worker }, load.participants);
     this.#workerPps.set({ worker }, load.pps);
@@ -143,6 +151,7 @@ export class RoomMetrics {
 
   workerGone(threadId: number, died: boolean): void {
     const worker = String(threadId);
+    this.#unknownSource.delete(threadId);
     this.#workerRooms.remove({ worker });
     this.#workerParticipants.remove({ worker });
     this.#workerPps.remove({ worker });
