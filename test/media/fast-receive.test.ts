@@ -61,87 +61,92 @@ async function everyoneHearsEveryone(h: RoomHarness, seconds: number): Promise<v
   );
 }
 
-describe('fast receive path: werift publishers', () => {
-  let h: RoomHarness;
+for (const variant of [
+  { name: 'a port per peer', options: portRange(50000, 100) },
+  { name: 'one shared UDP port', options: { ...portRange(50510, 10), udpPort: { base: 50500, count: 1 } } },
+]) {
+  describe(`fast receive path: werift publishers, ${variant.name}`, () => {
+    let h: RoomHarness;
 
-  beforeAll(async () => {
-    h = new RoomHarness({ roomId: 'fast-rx', slots: 3, ...portRange(50000, 100) });
-    for (const id of Object.keys(TONES)) await h.join(id, FULL_GRANTS);
-    await Promise.all([...h.clients.values()].map((c) => c.connected()));
-    for (const [id, c] of h.clients) c.publish(new ToneSource(TONES[id]!));
-    await everyoneHearsEveryone(h, 1);
-  }, 40_000);
+    beforeAll(async () => {
+      h = new RoomHarness({ roomId: 'fast-rx', slots: 3, ...variant.options });
+      for (const id of Object.keys(TONES)) await h.join(id, FULL_GRANTS);
+      await Promise.all([...h.clients.values()].map((c) => c.connected()));
+      for (const [id, c] of h.clients) c.publish(new ToneSource(TONES[id]!));
+      await everyoneHearsEveryone(h, 1);
+    }, 40_000);
 
-  afterAll(async () => {
-    await h?.close();
+    afterAll(async () => {
+      await h?.close();
+    });
+
+    it('unprotects every inbound packet with our SRTP and the tones decode', () => {
+      expectCleanTones(h);
+      const s = h.room.stats();
+      expect(s.packetsIn).toBeGreaterThan(100);
+      // packetsInFast counts RTP and RTCP; every audio packet the taps saw came through it.
+      expect(s.packetsInFast ?? 0).toBeGreaterThanOrEqual(s.packetsIn);
+      expect(s.srtpRejected).toEqual({ forged: 0, replay: 0, malformed: 0 });
+      expect(h.errors).toEqual([]);
+    });
+
+    it('a replayed genuine packet and forged packets from the publisher’s own address are counted and never reach a listener', async () => {
+      const a = h.clients.get('a')!;
+      const { socket, port, address } = iceSocket(a);
+      const capture = captureSrtp(socket);
+      await waitFor(() => capture.packets.length >= 5, 5000, 'packets captured from a');
+      capture.stop();
+      const genuine = capture.packets[2]!;
+
+      const REPLAYS = 200;
+      const FORGED = 200;
+      const metrics = new RoomMetrics(new Registry());
+      const before = h.room.stats();
+      metrics.roomStats('fast-rx', before);
+      const t0 = performance.now();
+      for (let i = 0; i < REPLAYS; i++) {
+        await sendFrom(socket, genuine, port, address);
+        if (i % 20 === 19) await sleep(5);
+      }
+      const seq = genuine.readUInt16BE(2);
+      for (let i = 0; i < FORGED; i++) {
+        // A genuine header (a's SSRC, PT, extensions), a sequence number ahead of anything sent (so not a replay), the payload and tag changed.
+        const forged = Buffer.from(genuine);
+        forged.writeUInt16BE((seq + 1000 + i) & 0xffff, 2);
+        forged[forged.length - 15] ^= 0x5a;
+        forged[forged.length - 1] ^= 0xa5;
+        await sendFrom(socket, forged, port, address);
+        if (i % 20 === 19) await sleep(5);
+      }
+      await waitFor(() => {
+        const r = h.room.stats().srtpRejected!;
+        return r.replay - before.srtpRejected!.replay >= REPLAYS && r.forged - before.srtpRejected!.forged >= FORGED;
+      }, 5000, 'every injected packet refused');
+      await sleep(200);
+      const after = h.room.stats();
+      const seconds = (performance.now() - t0) / 1000;
+      expect(after.srtpRejected!.replay - before.srtpRejected!.replay).toBe(REPLAYS);
+      expect(after.srtpRejected!.forged - before.srtpRejected!.forged).toBe(FORGED);
+      expect(after.srtpRejected!.malformed).toBe(0);
+      // What /metrics shows once the room's stats arrive (the worker polls MediaRoom.stats()).
+      metrics.roomStats('fast-rx', after);
+      const text = await metrics.registry.metrics();
+      const sample = (name: string): number => Number(text.split('\n').find((l) => l.startsWith(name))?.split(' ')[1]);
+      expect(sample('voxlink_srtp_rejected_total{reason="replay"}')).toBe(REPLAYS + before.srtpRejected!.replay);
+      expect(sample('voxlink_srtp_rejected_total{reason="forged"}')).toBe(FORGED + before.srtpRejected!.forged);
+      expect(sample('voxlink_fast_path_packets_total{direction="receive"}')).toBe(after.packetsInFast);
+      expect(sample('voxlink_fast_path_packets_total{direction="send"}')).toBe(after.packetsOutFast);
+      // Genuine traffic is 50 packets/s per publisher: the 400 injected ones did not reach the taps.
+      expect(after.packetsIn - before.packetsIn).toBeLessThan(3 * 50 * seconds * 1.3 + 20);
+      // The peer is still fine: its next genuine packets are accepted, and everyone hears clean tones.
+      for (const c of h.clients.values()) c.clearRecordings();
+      await everyoneHearsEveryone(h, 0.5);
+      expectCleanTones(h);
+      expect(h.room.stats().participants).toBe(3);
+      expect(h.errors).toEqual([]);
+    }, 30_000);
   });
-
-  it('unprotects every inbound packet with our SRTP and the tones decode', () => {
-    expectCleanTones(h);
-    const s = h.room.stats();
-    expect(s.packetsIn).toBeGreaterThan(100);
-    // packetsInFast counts RTP and RTCP; every audio packet the taps saw came through it.
-    expect(s.packetsInFast ?? 0).toBeGreaterThanOrEqual(s.packetsIn);
-    expect(s.srtpRejected).toEqual({ forged: 0, replay: 0, malformed: 0 });
-    expect(h.errors).toEqual([]);
-  });
-
-  it('a replayed genuine packet and forged packets from the publisher’s own address are counted and never reach a listener', async () => {
-    const a = h.clients.get('a')!;
-    const { socket, port, address } = iceSocket(a);
-    const capture = captureSrtp(socket);
-    await waitFor(() => capture.packets.length >= 5, 5000, 'packets captured from a');
-    capture.stop();
-    const genuine = capture.packets[2]!;
-
-    const REPLAYS = 200;
-    const FORGED = 200;
-    const metrics = new RoomMetrics(new Registry());
-    const before = h.room.stats();
-    metrics.roomStats('fast-rx', before);
-    const t0 = performance.now();
-    for (let i = 0; i < REPLAYS; i++) {
-      await sendFrom(socket, genuine, port, address);
-      if (i % 20 === 19) await sleep(5);
-    }
-    const seq = genuine.readUInt16BE(2);
-    for (let i = 0; i < FORGED; i++) {
-      // A genuine header (a's SSRC, PT, extensions), a sequence number ahead of anything sent (so not a replay), the payload and tag changed.
-      const forged = Buffer.from(genuine);
-      forged.writeUInt16BE((seq + 1000 + i) & 0xffff, 2);
-      forged[forged.length - 15] ^= 0x5a;
-      forged[forged.length - 1] ^= 0xa5;
-      await sendFrom(socket, forged, port, address);
-      if (i % 20 === 19) await sleep(5);
-    }
-    await waitFor(() => {
-      const r = h.room.stats().srtpRejected!;
-      return r.replay - before.srtpRejected!.replay >= REPLAYS && r.forged - before.srtpRejected!.forged >= FORGED;
-    }, 5000, 'every injected packet refused');
-    await sleep(200);
-    const after = h.room.stats();
-    const seconds = (performance.now() - t0) / 1000;
-    expect(after.srtpRejected!.replay - before.srtpRejected!.replay).toBe(REPLAYS);
-    expect(after.srtpRejected!.forged - before.srtpRejected!.forged).toBe(FORGED);
-    expect(after.srtpRejected!.malformed).toBe(0);
-    // What /metrics shows once the room's stats arrive (the worker polls MediaRoom.stats()).
-    metrics.roomStats('fast-rx', after);
-    const text = await metrics.registry.metrics();
-    const sample = (name: string): number => Number(text.split('\n').find((l) => l.startsWith(name))?.split(' ')[1]);
-    expect(sample('voxlink_srtp_rejected_total{reason="replay"}')).toBe(REPLAYS + before.srtpRejected!.replay);
-    expect(sample('voxlink_srtp_rejected_total{reason="forged"}')).toBe(FORGED + before.srtpRejected!.forged);
-    expect(sample('voxlink_fast_path_packets_total{direction="receive"}')).toBe(after.packetsInFast);
-    expect(sample('voxlink_fast_path_packets_total{direction="send"}')).toBe(after.packetsOutFast);
-    // Genuine traffic is 50 packets/s per publisher: the 400 injected ones did not reach the taps.
-    expect(after.packetsIn - before.packetsIn).toBeLessThan(3 * 50 * seconds * 1.3 + 20);
-    // The peer is still fine: its next genuine packets are accepted, and everyone hears clean tones.
-    for (const c of h.clients.values()) c.clearRecordings();
-    await everyoneHearsEveryone(h, 0.5);
-    expectCleanTones(h);
-    expect(h.room.stats().participants).toBe(3);
-    expect(h.errors).toEqual([]);
-  }, 30_000);
-});
+}
 
 describe('fast path off: inbound stays on werift', () => {
   let h: RoomHarness;
