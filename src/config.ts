@@ -175,6 +175,12 @@ export const configSchema = z.object({
       slots: z.number().int().min(1).max(16).default(3),
       /** Forwarded audio leaves through VoxLink's own SRTP straight onto the socket (docs/media.md "Fast path"). Off: werift's SRTP and send, for comparison. */
       fastSrtp: z.boolean().default(true),
+      /**
+       * One UDP port per worker thread (docs/media.md "Transport"): worker k listens on udpPort + k
+       * (the lowest free of udpPort … udpPort + workers − 1) for every peer it hosts. Unset: one port
+       * per peer from rtcMinPort…rtcMaxPort.
+       */
+      udpPort: z.number().int().min(1).max(65535).optional(),
       /** Worker load report and room stats period. Shorter reacts faster, costs more messages. */
       statsIntervalMs: z.number().int().min(100).default(1000),
       /** Main↔worker request timeout; a request past it rejects with CHANNEL_TIMEOUT. */
@@ -286,6 +292,7 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_RTC_MAX_PORT: { path: 'media.rtcMaxPort', kind: 'int' },
   VOXLINK_SLOTS: { path: 'media.slots', kind: 'int' },
   VOXLINK_FAST_SRTP: { path: 'media.fastSrtp', kind: 'bool' },
+  VOXLINK_UDP_PORT: { path: 'media.udpPort', kind: 'int' },
   VOXLINK_MEDIA_STATS_INTERVAL_MS: { path: 'media.statsIntervalMs', kind: 'int' },
   VOXLINK_MEDIA_REQUEST_TIMEOUT_MS: { path: 'media.requestTimeoutMs', kind: 'int' },
   VOXLINK_MEDIA_MAX_ROOMS_PER_WORKER: { path: 'media.maxRoomsPerWorker', kind: 'int' },
@@ -375,6 +382,9 @@ export function parseConfig(input: unknown, source = 'config'): VoxConfig {
   }
   if (config.media.rtcMinPort > config.media.rtcMaxPort) {
     throw new VoxError('CONFIG_INVALID', `invalid ${source}:\n  media.rtcMinPort must be ≤ media.rtcMaxPort`);
+  }
+  if (config.media.udpPort !== undefined && config.media.udpPort + config.media.workers - 1 > 65535) {
+    throw new VoxError('CONFIG_INVALID', `invalid ${source}:\n  media.udpPort + media.workers − 1 must be ≤ 65535`);
   }
   if (config.signalling.defaultRoomMode === 'p2p' && config.media.enabled) {
     throw new VoxError(

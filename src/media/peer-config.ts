@@ -31,6 +31,12 @@ export interface MediaPeerOptions {
    * "Fast path"); false keeps werift's `sendRtp` path (for comparison). Default true.
    */
   fastSrtp?: boolean;
+  /**
+   * One UDP port per worker thread (config `media.udpPort`, docs/media.md "Transport"): every peer
+   * of the thread shares the lowest free port of base … base + count − 1 (count = worker threads),
+   * demultiplexed by ICE ufrag and source address. Unset: one port per peer from rtcMinPort…rtcMaxPort.
+   */
+  udpPort?: { base: number; count: number };
 }
 
 /** Opus as WebRTC uses it: 48 kHz stereo-capable (RFC 7587 §7), in-band FEC on. */

@@ -4,8 +4,9 @@ import { logger } from '../log.ts';
 import type { MixPeerCodec } from './mix-room.ts';
 import { mediaPeerConfig, type MediaPeerOptions } from './peer-config.ts';
 import type { PortAllocator } from './port-allocator.ts';
+import { acquireSharedUdpPort, type SharedUdpPort } from './shared-port.ts';
 import { SlotOutput } from './slot-output.ts';
-import { installForgedDtlsFilter, preferFastSrtpProfile } from './werift-adapter.ts';
+import { FastRtpReceiver, installForgedDtlsFilter, preferFastSrtpProfile, useSharedUdpPort } from './werift-adapter.ts';
 
 const log = logger('media-peer');
 
@@ -21,6 +22,10 @@ export interface Peer {
   /** The mix track (after the K slots), or null. */
   readonly mix: SlotOutput | null;
   readonly port: number;
+  /** VoxLink's SRTP on the peer's inbound media (docs/media.md "Fast path"), or null when `fastSrtp` is off. */
+  readonly receiver: FastRtpReceiver | null;
+  /** The worker's shared UDP port the peer is on (`udpPort` option), or null: `port` is its own from the allocator. */
+  readonly shared: SharedUdpPort | null;
 }
 
 export interface PeerLayout {
@@ -46,11 +51,18 @@ const G711_CODECS = [
 /** Creates a peer on a port of `ports`, with the m-lines of `layout`. MEDIA_NEGOTIATION_FAILED when no port is free. */
 export async function openPeer(options: MediaPeerOptions, ports: PortAllocator, participantId: string, layout: PeerLayout): Promise<Peer> {
   let port: number;
+  let shared: SharedUdpPort | null = null;
   try {
-    port = await ports.acquire(options.bindIp);
+    if (options.udpPort !== undefined) {
+      shared = await acquireSharedUdpPort({ ...options.udpPort, ...(options.bindIp === undefined ? {} : { bindIp: options.bindIp }) });
+      port = shared.port;
+    } else {
+      port = await ports.acquire(options.bindIp);
+    }
   } catch (error) {
     throw new VoxError('MEDIA_NEGOTIATION_FAILED', `no UDP port for ${participantId}`, { cause: error });
   }
+  // With a shared port werift never binds: the range only has to pass werift's own check (min < max).
   const config = mediaPeerConfig(options, port);
   if (layout.g711) config.codecs = { ...config.codecs, audio: [...(config.codecs?.audio ?? []), ...G711_CODECS] };
   const pc = new RTCPeerConnection(config);
@@ -65,9 +77,11 @@ export async function openPeer(options: MediaPeerOptions, ports: PortAllocator, 
     // The mix track is the last audio m-line: slot K in `hybrid`, slot 0 for mix-only subscribers (offer option `mixSlot`).
     if (layout.mixTrack) mix = new SlotOutput(participantId, layout.slots, pc.addTransceiver('audio', { direction: 'sendonly' }), fast);
   }
+  if (shared !== null) useSharedUdpPort(pc, shared);
   installForgedDtlsFilter(pc);
   if (fast) preferFastSrtpProfile(pc);
-  return { pc, mic, outputs, mix, port };
+  const receiver = fast ? new FastRtpReceiver(pc) : null;
+  return { pc, mic, outputs, mix, port, receiver, shared };
 }
 
 /** Every audio output of a peer: the slots, then the mix track. */
@@ -77,7 +91,8 @@ export function peerOutputs(peer: Peer): readonly SlotOutput[] {
 
 export async function closePeer(peer: Peer, ports: PortAllocator): Promise<void> {
   await peer.pc.close().catch((error: unknown) => log.warn({ err: error }, 'peer close failed'));
-  ports.release(peer.port);
+  if (peer.shared !== null) peer.shared.release();
+  else ports.release(peer.port);
 }
 
 /** The audio codec a transceiver negotiated (its first codec after the answer). */

@@ -40,6 +40,16 @@ export function releaseClaimsOf(buffer: SharedArrayBuffer, threadId: number): nu
   }
   return freed;
 }
+/** Claims one port for this thread in the shared table (always true without one). */
+export function claimPort(port: number): boolean {
+  return sharedClaims === null || Atomics.compareExchange(sharedClaims, port, 0, claimTag) === 0;
+}
+
+/** Gives back a port `claimPort` took. */
+export function unclaimPort(port: number): void {
+  if (sharedClaims !== null) Atomics.compareExchange(sharedClaims, port, claimTag, 0);
+}
+
 export class PortAllocator {
   readonly min: number;
   readonly max: number;

@@ -16,7 +16,7 @@ import type { SlotHeader } from './slot-stream.ts';
 import { asBuffer } from './slot-output.ts';
 import { SpeakerDetector, type SpeakerDetectorOptions } from './speaker-detector.ts';
 import { VideoForwarder } from './video.ts';
-import { addReceiveStats, installRtpHeaderGuard, type ReceiveStats } from './werift-adapter.ts';
+import { addReceiveStats, addSrtpRejects, emptySrtpRejects, installRtpHeaderGuard, type ReceiveStats, type SrtpRejects } from './werift-adapter.ts';
 
 export type { ClientMediaMessage, ServerMediaMessage };
 export type { MediaGrants, MediaParticipant, MediaRoomMode, RecordingState };
@@ -51,6 +51,11 @@ export interface MediaRoomOptions {
   bindIp?: string;
   /** Forwarded audio through VoxLink's own SRTP straight onto the socket (docs/media.md "Fast path"). Default true. */
   fastSrtp?: boolean;
+  /**
+   * One UDP port per worker thread for every peer (config `media.udpPort`; docs/media.md "Transport"):
+   * the lowest free port of base … base + count − 1. Unset: a port per peer from rtcMinPort…rtcMaxPort.
+   */
+  udpPort?: { base: number; count: number };
   /** Folder recordings are written to (config `recording.dir`); unset → `record` fails with RECORDING_UNAVAILABLE. */
   recordingDir?: string;
 }
@@ -65,6 +70,10 @@ export interface MediaRoomStats {
   packetsOut: number;
   /** Of packetsOut: audio sent on the fast path (VoxLink's SRTP, docs/media.md "Fast path"). */
   packetsOutFast?: number;
+  /** Inbound RTP and RTCP packets VoxLink's SRTP unprotected (the fast receive path), all peers. */
+  packetsInFast?: number;
+  /** Inbound SRTP/SRTCP the fast receive path refused, by reason; none of it reached a track, the mixer or the recorder. */
+  srtpRejected?: SrtpRejects;
   bytesIn: number;
   bytesOut: number;
   /** Upstream loss seen on publishers' audio, percent (RFC 3550 §6.4.1 cumulative lost / expected). */
@@ -173,6 +182,8 @@ class ComposedMediaRoom implements MediaRoom {
   #reconnects = 0;
   /** Outputs of participants who left: their counters still belong to the room's totals. */
   #retiredOut = { packets: 0, bytes: 0, fastPackets: 0 };
+  /** The same for the fast receive path of closed peers. */
+  #retiredIn = { fastPackets: 0, rejected: emptySrtpRejects() };
 
   constructor(options: MediaRoomOptions, onEvent: (e: MediaRoomEvent) => void) {
     if (!Number.isInteger(options.slots) || options.slots < 1 || options.slots > 16) {
@@ -289,6 +300,10 @@ class ComposedMediaRoom implements MediaRoom {
       this.#retiredOut.packets += o.packets;
       this.#retiredOut.bytes += o.bytes;
       this.#retiredOut.fastPackets += o.fastPackets;
+    }
+    if (peer.receiver !== null) {
+      this.#retiredIn.fastPackets += peer.receiver.packets;
+      addSrtpRejects(this.#retiredIn.rejected, peer.receiver.rejected);
     }
     await closePeer(peer, this.#ports);
   }
@@ -427,6 +442,8 @@ class ComposedMediaRoom implements MediaRoom {
     let packetsOut = this.#retiredOut.packets;
     let bytesOut = this.#retiredOut.bytes;
     let packetsOutFast = this.#retiredOut.fastPackets;
+    let packetsInFast = this.#retiredIn.fastPackets;
+    const srtpRejected = { ...this.#retiredIn.rejected };
     const received: ReceiveStats = { lost: 0, expected: 0, jitterMsSum: 0, streams: 0 };
     let rttSum = 0;
     let rttCount = 0;
@@ -442,6 +459,11 @@ class ComposedMediaRoom implements MediaRoom {
         }
       }
       addReceiveStats(p.peer.mic.receiver, received);
+      const r = p.peer.receiver;
+      if (r !== null) {
+        packetsInFast += r.packets;
+        addSrtpRejects(srtpRejected, r.rejected);
+      }
     }
     const v = this.#video.stats();
     return {
@@ -449,6 +471,8 @@ class ComposedMediaRoom implements MediaRoom {
       packetsIn: this.#packetsIn + v.packetsIn,
       packetsOut: packetsOut + v.packetsOut,
       packetsOutFast,
+      packetsInFast,
+      srtpRejected,
       bytesIn: this.#bytesIn + v.bytesIn,
       bytesOut: bytesOut + v.bytesOut,
       lossPct: received.expected > 0 ? (received.lost / received.expected) * 100 : 0,

@@ -1,7 +1,8 @@
-import type { Socket } from 'node:dgram';
-import { RtpHeader, type RTCPeerConnection, type RTCRtpReceiver, type RTCRtpSender, type RTCRtpTransceiver, type RtcpPacket } from 'werift';
+import type { RemoteInfo, Socket } from 'node:dgram';
+import { RtcpPacketConverter, RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpReceiver, type RTCRtpSender, type RTCRtpTransceiver, type RtcpPacket } from 'werift';
 import { VoxError } from '../errors.ts';
-import { SrtpContext, SrtpProfile, type SrtpMasterKeys } from './srtp/index.ts';
+import type { SharedPortPeer, SharedUdpPort } from './shared-port.ts';
+import { SrtpContext, SrtpError, SrtpProfile, adaptivePrimitives, type SrtpMasterKeys } from './srtp/index.ts';
 
 /**
  * Every place VoxLink reaches past werift's public API, in one file (docs/architecture.md, "Threads
@@ -308,6 +309,286 @@ export class FastRtpSender {
       void ice.send(Buffer.from(buf.subarray(0, n))).catch(() => {});
     }
     return FastSend.SENT;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbound: the fast receive path (VoxLink's SRTP on the peer's datagrams, werift's routing after)
+// ---------------------------------------------------------------------------------------------
+
+/** Inbound SRTP/SRTCP the fast receive path refused, by reason (metric `voxlink_srtp_rejected_total{reason}`). */
+export interface SrtpRejects {
+  /** The tag did not verify: a forged or corrupted packet (or a key we do not share). */
+  forged: number;
+  /** Already received, or older than the 128-packet replay window (RFC 3711 §3.3.2). */
+  replay: number;
+  /** Too short, not RTP/RTCP version 2, a header running past the tag, or unparseable once authentic. */
+  malformed: number;
+}
+
+export function emptySrtpRejects(): SrtpRejects {
+  return { forged: 0, replay: 0, malformed: 0 };
+}
+
+/** Adds `from` into `into` (the room sums its peers' and its departed peers' counts). */
+export function addSrtpRejects(into: SrtpRejects, from: Readonly<SrtpRejects>): void {
+  into.forged += from.forged;
+  into.replay += from.replay;
+  into.malformed += from.malformed;
+}
+
+/** werift 0.24's rx.mini Event (lib/common/src/event.js, checked 0.24.4): `execute` is a plain writable field. */
+interface ExecutableEvent<A extends unknown[]> {
+  execute: (...args: A) => void;
+}
+/** The receive-side fields of werift 0.24's RTCDtlsTransport (lib/webrtc/src/transport/dtls.js, checked 0.24.4). */
+interface DtlsReceiveInternals {
+  readonly state: string;
+  readonly srtp?: { readonly config?: { readonly keys: SrtpMasterKeys; readonly profile: number } };
+  readonly iceTransport: object;
+  readonly onRtp: ExecutableEvent<[RtpPacket]>;
+  readonly onRtcp: ExecutableEvent<[RtcpPacket]>;
+  bytesReceived: number;
+  packetsReceived: number;
+}
+
+/** RFC 7983 §7: first byte 128..191 is RTP or RTCP; RFC 5761 §4: a second byte 192..223 (PT 64..95 with the marker) is RTCP. werift tests 192..208. */
+function isRtcpDatagram(data: Buffer): boolean {
+  const b1 = data[1] ?? 0;
+  return b1 >= 192 && b1 <= 223;
+}
+
+/**
+ * The fast receive path of one server peer: once werift's DTLS-SRTP handshake has produced keys
+ * (`RTCDtlsTransport.srtp.config.keys`, the RFC 5764 split werift did; its remote key and salt
+ * are the peer's sending keys), every inbound SRTP/SRTCP datagram is unprotected in place, in
+ * the datagram Node's dgram handed us, by VoxLink's SrtpContext (docs/srtp.md: length and header
+ * bounds, replay window, tag in constant time, only then decryption) instead of werift's
+ * `SrtpSession.decrypt` (a new decipher, HMAC and several buffers per packet). The plain packet
+ * then goes where werift's own receive handler would have sent it: `RtpPacket.deSerialize` and
+ * `RTCDtlsTransport.onRtp` (werift's RtpRouter: receivers, NACK generator, receive statistics
+ * for RRs, the tracks the room listens to) and `RtcpPacketConverter.deSerialize` + `onRtcp`
+ * (sender reports, NACK, PLI, FIR, RR). Those two parses are werift's per-packet objects that
+ * remain: its routing needs them.
+ *
+ * A refused packet is counted by reason and dropped: it never reaches werift's parsers, a
+ * track, the mixer or the recorder. Once our context exists nothing inbound is handed to
+ * werift's SRTP any more (its replay state would be stale). A GCM session (the peer offered
+ * nothing else) stays on werift's receive path.
+ *
+ * How (checked against werift 0.24.4): wraps the ICE Connection's `onData.execute` (the rx.mini
+ * Event werift's DTLS transport and its SRTP handler subscribe to; lib/ice/src/ice.js emits every
+ * non-STUN datagram of the nominated pair there) and takes the RFC 7983 media range (first byte
+ * 128..191) before werift's subscribers see it; DTLS and everything else go on as before. The
+ * transport's received counters getStats() reads are kept.
+ */
+export class FastRtpReceiver {
+  /** RTP and RTCP packets this path unprotected and handed on. */
+  packets = 0;
+  readonly rejected: SrtpRejects = emptySrtpRejects();
+
+  /** Takes over inbound SRTP on every transport of `pc`. Call once per peer, before ICE starts (after installForgedDtlsFilter). */
+  constructor(pc: RTCPeerConnection) {
+    for (const ice of pc.iceTransports) {
+      const dtls = pc.dtlsTransports.find((d) => d.iceTransport === ice) as unknown as DtlsReceiveInternals | undefined;
+      if (dtls === undefined) continue;
+      const keys: InboundKeys = { session: null, inbound: null };
+      const onData = ice.connection.onData as unknown as ExecutableEvent<[Buffer]>;
+      const deliver = onData.execute;
+      onData.execute = (data: Buffer) => {
+        const b0 = data[0] ?? 0;
+        if (b0 < 128 || b0 > 191 || !this.#receive(dtls, keys, data)) deliver(data);
+      };
+    }
+  }
+
+  /** False: not ours (no keys yet, or a GCM session): werift's handler takes the datagram. */
+  #receive(dtls: DtlsReceiveInternals, keys: InboundKeys, data: Buffer): boolean {
+    const inbound = inboundContext(dtls, keys);
+    if (inbound === null) return false;
+    dtls.bytesReceived += data.length;
+    dtls.packetsReceived++;
+    if (isRtcpDatagram(data)) {
+      const n = inbound.unprotectRtcp(data, data.length);
+      if (n < 0) return this.#reject(n);
+      let packets: RtcpPacket[];
+      try {
+        packets = RtcpPacketConverter.deSerialize(data.subarray(0, n));
+      } catch {
+        return this.#reject(SrtpError.BAD_HEADER);
+      }
+      this.packets++;
+      for (const packet of packets) {
+        try {
+          dtls.onRtcp.execute(packet);
+        } catch {
+          // a listener's bug must not stop the other packets (werift logs and goes on the same way)
+        }
+      }
+      return true;
+    }
+    const n = inbound.unprotectRtp(data, data.length);
+    if (n < 0) return this.#reject(n);
+    let rtp: RtpPacket;
+    try {
+      rtp = RtpPacket.deSerialize(data.subarray(0, n));
+    } catch {
+      return this.#reject(SrtpError.BAD_HEADER);
+    }
+    this.packets++;
+    try {
+      dtls.onRtp.execute(rtp);
+    } catch {
+      // as above
+    }
+    return true;
+  }
+
+  #reject(code: number): true {
+    if (code === SrtpError.BAD_TAG) this.rejected.forged++;
+    else if (code === SrtpError.REPLAY) this.rejected.replay++;
+    else this.rejected.malformed++;
+    return true;
+  }
+}
+
+/** One DTLS transport's inbound context, rebuilt when werift replaces its SRTP session (a new handshake). */
+interface InboundKeys {
+  session: object | null;
+  inbound: SrtpContext | null;
+}
+
+/** Our inbound context for werift's current SRTP session, or null while there is none we can do. */
+function inboundContext(dtls: DtlsReceiveInternals, keys: InboundKeys): SrtpContext | null {
+  const session = dtls.srtp;
+  if (session === undefined) return null;
+  if (session !== keys.session) {
+    keys.session = session;
+    const config = session.config;
+    const profile = config?.profile;
+    keys.inbound =
+      config !== undefined && (profile === SrtpProfile.AES128_CM_HMAC_SHA1_80 || profile === SrtpProfile.AES128_CM_HMAC_SHA1_32)
+        ? // inbound carries the peer's video too: Node's AES for large payloads (docs/srtp.md "Primitives")
+          new SrtpContext({ profile, masterKey: config.keys.remoteMasterKey, masterSalt: config.keys.remoteMasterSalt, primitives: adaptivePrimitives() })
+        : null;
+  }
+  return keys.inbound;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport: one UDP port per worker (shared-port.ts demultiplexes, werift's ICE sees its own "socket")
+// ---------------------------------------------------------------------------------------------
+
+/** werift 0.24's StunProtocol (lib/ice/src/stun/protocol.js, checked 0.24.4): the host candidate's UDP side of ICE. */
+interface StunProtocolInternals {
+  readonly type?: string;
+  transport?: unknown;
+  connectionMade: (...args: unknown[]) => Promise<void>;
+  datagramReceived(data: Buffer, addr: readonly [string, number]): void;
+}
+/** werift 0.24's ICE Connection (lib/ice/src/ice.js, checked 0.24.4): `localUsername` is set in its constructor, `ensureProtocol` subscribes to a new protocol's events. */
+interface IceGatheringInternals {
+  readonly localUsername: string;
+  ensureProtocol(protocol: object): void;
+}
+
+/**
+ * Stands in for werift 0.24's UdpTransport (lib/common/src/transport.js, checked 0.24.4) on a
+ * SharedUdpPort: what StunProtocol, ICE and the fast send path read of it (`type`, `socketType`,
+ * `socket`, `closed`, `address`, `send`, `close`). Datagrams the port routes here go to the
+ * StunProtocol's `datagramReceived`, as werift's own socket listener would; what werift sends
+ * teaches the port that the destination's replies are this peer's.
+ */
+class SharedPortTransport implements SharedPortPeer {
+  readonly type = 'udp';
+  readonly socketType = 'udp4';
+  closed = false;
+  rinfo: RemoteInfo | undefined;
+  readonly ufrag: string;
+  readonly #port: SharedUdpPort;
+  readonly #protocol: StunProtocolInternals;
+  /** Reused for media datagrams only: werift's StunProtocol reads `addr` for STUN, never for RTP/RTCP. */
+  readonly #mediaAddr: [string, number] = ['', 0];
+
+  constructor(port: SharedUdpPort, ufrag: string, protocol: StunProtocolInternals) {
+    this.#port = port;
+    this.ufrag = ufrag;
+    this.#protocol = protocol;
+    port.add(this);
+  }
+
+  get socket(): Socket {
+    return this.#port.socket;
+  }
+
+  get address(): { address: string; port: number; family: string } {
+    return this.#port.socket.address();
+  }
+
+  get host(): string {
+    return this.address.address;
+  }
+
+  get port(): number {
+    return this.#port.port;
+  }
+
+  deliver(data: Buffer, rinfo: RemoteInfo): void {
+    this.rinfo = rinfo;
+    const b0 = data[0] ?? 0;
+    let addr: [string, number];
+    if (b0 >= 128 && b0 < 192) {
+      addr = this.#mediaAddr;
+      addr[0] = rinfo.address;
+      addr[1] = rinfo.port;
+    } else {
+      addr = [rinfo.address, rinfo.port];
+    }
+    try {
+      this.#protocol.datagramReceived(data, addr);
+    } catch {
+      // werift catches its own parse errors; anything else must not reach the shared socket's other peers
+    }
+  }
+
+  send = async (data: Buffer, addr?: readonly [string, number]): Promise<void> => {
+    if (this.closed) return;
+    const to = addr ?? (this.rinfo === undefined ? undefined : ([this.rinfo.address, this.rinfo.port] as const));
+    if (to === undefined) return;
+    this.#port.learn(this, to[0], to[1]);
+    await new Promise<void>((resolve, reject) => this.#port.socket.send(data, to[1], to[0], (error) => (error ? reject(error) : resolve())));
+  };
+
+  close = async (): Promise<void> => {
+    if (this.closed) return;
+    this.closed = true;
+    this.#port.remove(this);
+  };
+}
+
+/**
+ * Puts every ICE host candidate of `pc` on the worker's shared UDP port instead of a socket of its
+ * own. werift 0.24 has no transport factory option: its ICE Connection creates a StunProtocol per
+ * host address and calls `ensureProtocol(protocol)` (subscribing to its events) right before
+ * `protocol.connectionMade(...)`, which binds a UdpTransport (lib/ice/src/ice.js
+ * `getCandidatePromises`, checked 0.24.4). This wraps `ensureProtocol` on this peer's connection
+ * only, and for a StunProtocol (`type === 'stun'`) replaces that instance's `connectionMade` with
+ * one that attaches a SharedPortTransport. TURN (`type === 'turn'`) and TCP protocols keep their
+ * own sockets. Call once per peer, before ICE gathering starts.
+ */
+export function useSharedUdpPort(pc: RTCPeerConnection, port: SharedUdpPort): void {
+  for (const ice of pc.iceTransports) {
+    const connection = ice.connection as unknown as IceGatheringInternals;
+    const ensureProtocol = connection.ensureProtocol.bind(connection);
+    connection.ensureProtocol = (protocol: object) => {
+      const stun = protocol as StunProtocolInternals;
+      if (stun.type === 'stun' && typeof stun.datagramReceived === 'function') {
+        stun.connectionMade = async () => {
+          stun.transport = new SharedPortTransport(port, connection.localUsername, stun);
+        };
+      }
+      ensureProtocol(protocol);
+    };
   }
 }
 

@@ -89,6 +89,8 @@ export function mediaPlaneOptionsFromConfig(media: {
   roomLabels?: boolean;
   /** Forwarded audio through VoxLink's own SRTP straight onto the socket (docs/media.md "Fast path"; default true). */
   fastSrtp?: boolean;
+  /** One UDP port per worker thread, worker k on udpPort + k (docs/media.md "Transport"); unset: a port per peer. */
+  udpPort?: number;
   /** Room mixer knobs (`mix`/`hybrid` rooms); unset ones keep RoomMixer's / MixRoomAudio's defaults. */
   mixing?: {
     voiceThresholdDbfs?: number;
@@ -107,6 +109,7 @@ export function mediaPlaneOptionsFromConfig(media: {
       ...(media.listenIp !== undefined && media.listenIp !== '0.0.0.0' ? { bindIp: media.listenIp } : {}),
       ...(media.recordingDir === undefined ? {} : { recordingDir: media.recordingDir }),
       ...(media.fastSrtp === undefined ? {} : { fastSrtp: media.fastSrtp }),
+      ...(media.udpPort === undefined ? {} : { udpPort: { base: media.udpPort, count: media.workers } }),
       // Plain data only: the room options are cloned to the worker thread.
       ...(mixing === undefined
         ? {}

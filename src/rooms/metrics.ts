@@ -52,6 +52,8 @@ export class RoomMetrics {
   readonly #mixLatePackets: Counter<'room'>;
   readonly #recordingBytes: Gauge<'room'>;
   readonly #recordingsActive: Gauge;
+  readonly #fastPackets: Counter<'direction'>;
+  readonly #srtpRejected: Counter<'reason'>;
   /** Rooms whose last stats showed a running recording. */
   readonly #recording = new Set<string>();
   /** Last cumulative stats per room, to turn MediaRoom.stats() totals into counter increments. */
@@ -109,10 +111,37 @@ export class RoomMetrics {
     this.#recordingBytes = roomGauge('voxlink_room_recording_bytes', "Bytes the room's running recording has written (docs/recording.md)");
     this.#recordingsActive =
       existing('voxlink_recordings_active') ?? new Gauge({ name: 'voxlink_recordings_active', help: 'Rooms being recorded', registers });
+    // The media fast path (docs/media.md "Fast path"): process-wide, no room label.
+    this.#fastPackets =
+      existing('voxlink_fast_path_packets_total') ??
+      new Counter({
+        name: 'voxlink_fast_path_packets_total',
+        help: "Packets protected (send) or unprotected (receive) by VoxLink's own SRTP instead of werift's",
+        labelNames: ['direction'] as const,
+        registers,
+      });
+    this.#srtpRejected =
+      existing('voxlink_srtp_rejected_total') ??
+      new Counter({
+        name: 'voxlink_srtp_rejected_total',
+        help: 'Inbound SRTP/SRTCP dropped before reaching any listener: forged (bad tag), replay, malformed, unknown_source (shared UDP port)',
+        labelNames: ['reason'] as const,
+        registers,
+      });
+    for (const direction of ['send', 'receive']) this.#fastPackets.inc({ direction }, 0);
+    for (const reason of ['forged', 'replay', 'malformed', 'unknown_source']) this.#srtpRejected.inc({ reason }, 0);
   }
+
+  /** Last cumulative `unknownSource` per worker thread, to turn reports into counter increments. */
+  readonly #unknownSource = new Map<number, number>();
 
   workerLoad(load: WorkerLoad): void {
     const worker = String(load.threadId);
+    if (load.unknownSource !== undefined) {
+      const before = this.#unknownSource.get(load.threadId) ?? 0;
+      this.#srtpRejected.inc({ reason: 'unknown_source' }, Math.max(0, load.unknownSource - before));
+      this.#unknownSource.set(load.threadId, load.unknownSource);
+    }
     this.#workerRooms.set({ worker }, load.rooms);
     this.#workerParticipants.set({ worker }, load.participants);
     this.#workerPps.set({ worker }, load.pps);
@@ -122,6 +151,7 @@ export class RoomMetrics {
 
   workerGone(threadId: number, died: boolean): void {
     const worker = String(threadId);
+    this.#unknownSource.delete(threadId);
     this.#workerRooms.remove({ worker });
     this.#workerParticipants.remove({ worker });
     this.#workerPps.remove({ worker });
@@ -148,6 +178,14 @@ export class RoomMetrics {
     this.#bytesIn.inc(room, delta(stats.bytesIn, last?.bytesIn));
     this.#bytesOut.inc(room, delta(stats.bytesOut, last?.bytesOut));
     this.#slotSwitches.inc(room, delta(stats.slotSwitches, last?.slotSwitches));
+    this.#fastPackets.inc({ direction: 'send' }, delta(stats.packetsOutFast ?? 0, last?.packetsOutFast));
+    this.#fastPackets.inc({ direction: 'receive' }, delta(stats.packetsInFast ?? 0, last?.packetsInFast));
+    const rejected = stats.srtpRejected;
+    if (rejected !== undefined) {
+      for (const reason of ['forged', 'replay', 'malformed'] as const) {
+        this.#srtpRejected.inc({ reason }, delta(rejected[reason], last?.srtpRejected?.[reason]));
+      }
+    }
     if (this.roomLabels) {
       this.#roomParticipants.set(room, stats.participants);
       this.#loss.set(room, stats.lossPct);
@@ -183,7 +221,7 @@ export class RoomMetrics {
       this.#recordingBytes.remove(room);
     }
     this.#recordingsActive.set(this.#recording.size);
-    this.#last.set(roomId, { ...stats });
+    this.#last.set(roomId, { ...stats, ...(stats.srtpRejected === undefined ? {} : { srtpRejected: { ...stats.srtpRejected } }) });
   }
 
   /** The room was re-created on another worker: its totals restart from zero. */

@@ -17,6 +17,8 @@ export interface WorkerLoad {
   elu: number;
   /** Open UDP sockets on the thread (`process.getActiveResourcesInfo()`; not used for placement; a leak shows here). */
   udpSockets: number;
+  /** Datagrams the thread's shared UDP port dropped from unknown addresses, since the thread started (config `media.udpPort`). */
+  unknownSource?: number;
   /** Rooms placed here since its last report: their load is not measured yet. */
   placedSinceReport: number;
 }

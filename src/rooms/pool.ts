@@ -261,6 +261,7 @@ export class RoomPool extends EventEmitter<RoomPoolEvents> {
     load.pps = report.pps;
     load.elu = report.elu;
     load.udpSockets = report.udpSockets;
+    if (report.unknownSource !== undefined) load.unknownSource = report.unknownSource;
     load.placedSinceReport = 0;
     this.#reported.add(report.threadId);
     this.metrics.workerLoad(load);

@@ -2,6 +2,7 @@ import { isMainThread, parentPort, threadId, workerData } from 'node:worker_thre
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
+import { sharedPortUnknownSourceTotal } from '../media/shared-port.ts';
 import { ChannelServer } from './channel.ts';
 import type { MediaRoom, MediaRoomEvent, MediaRoomOptions } from './media-types.ts';
 import type {
@@ -171,6 +172,7 @@ function startLoadReporter(intervalMs: number): void {
     let udp = 0;
     for (const resource of process.getActiveResourcesInfo()) if (resource === 'UDPWrap') udp++;
     report.udpSockets = udp;
+    report.unknownSource = sharedPortUnknownSourceTotal();
     parentPort?.postMessage(report);
   };
   setInterval(tick, intervalMs).unref();

@@ -15,6 +15,9 @@ const PRESENT = 0.01;
 const ABSENT = 0.0005;
 /** Clear of the RTC ranges of test/media (41000–42599) and test/rooms (46000–46399). */
 const ROOM_PORTS = { rtcMinPort: 47000, rtcMaxPort: 47049 };
+/** The shared-port room (this engineer's range 50000–50599; coturn relays to any port). */
+const SHARED_UDP_PORT = 50400;
+const SHARED_ROOM_PORTS = { rtcMinPort: 50410, rtcMaxPort: 50419 };
 
 interface TurnBody {
   username: string;
@@ -226,6 +229,32 @@ describe('VoxLink TURN REST credentials against a real coturn (use-auth-secret)'
       await waitFor(() => bob.audioFrom('alice', 1).length >= SR, 15_000, 'a second of alice over the new peer');
       expect(powerAt(bob.audioFrom('alice', 1), SR, 440)).toBeGreaterThan(PRESENT);
       expect(room.errors).toEqual([]);
+    }, 40_000);
+
+    it('relay-only clients reach a room on one shared UDP port (media.udpPort): the relay pairs end on that port, audio flows both ways', async () => {
+      const shared = new TurnRoom('turn-shared', { ...SHARED_ROOM_PORTS, udpPort: { base: SHARED_UDP_PORT, count: 1 } });
+      try {
+        const creds = await turnFromHttp('carol');
+        const carol = await shared.join('carol', { iceServers: creds.iceServers, iceTransportPolicy: 'relay' });
+        const dave = await shared.join('dave', { iceServers: creds.iceServers, iceTransportPolicy: 'relay' });
+        await Promise.all([carol.connected(15_000), dave.connected(15_000)]);
+        for (const client of [carol, dave]) {
+          const pair = selectedPair(client);
+          expect(pair?.local.type).toBe('relay');
+          expect(pair!.remote.port, 'the server side of the pair is the shared port').toBe(SHARED_UDP_PORT);
+        }
+        carol.publish(new ToneSource(440));
+        dave.publish(new ToneSource(660));
+        await waitFor(() => carol.audioFrom('dave', 1).length >= SR && dave.audioFrom('carol', 1).length >= SR, 15_000, 'a second of relayed audio each way');
+        expect(powerAt(carol.audioFrom('dave', 1), SR, 660)).toBeGreaterThan(PRESENT);
+        expect(powerAt(dave.audioFrom('carol', 1), SR, 440)).toBeGreaterThan(PRESENT);
+        expect(powerAt(dave.audioFrom('carol', 1), SR, 660)).toBeLessThan(ABSENT);
+        const s = shared.room.stats();
+        expect(s.packetsInFast ?? 0).toBeGreaterThanOrEqual(s.packetsIn);
+        expect(shared.errors).toEqual([]);
+      } finally {
+        await shared.close();
+      }
     }, 40_000);
 
     it('ICE fails for relay-only clients holding expired or forged credentials', async () => {

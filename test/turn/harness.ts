@@ -16,7 +16,7 @@ export class TurnRoom {
   readonly clients = new Map<string, NodeMediaClient>();
   readonly errors: unknown[] = [];
 
-  constructor(roomId: string, ports: { rtcMinPort: number; rtcMaxPort: number }) {
+  constructor(roomId: string, ports: { rtcMinPort: number; rtcMaxPort: number; udpPort?: { base: number; count: number } }) {
     this.roomId = roomId;
     this.room = createMediaRoom(
       { roomId, slots: 1, announcedIp: '127.0.0.1', bindIp: '127.0.0.1', mode: 'sfu', ...ports },
