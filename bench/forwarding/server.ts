@@ -10,7 +10,7 @@ import { createMediaRoom, type MediaRoom } from '../../src/media/room.ts';
 import { createNaiveRoom } from './naive-room.ts';
 
 export type ServerCommand =
-  | { t: 'create'; roomId: string; mode: 'slots' | 'naive'; slots: number; publishers: number; rtcMinPort: number; rtcMaxPort: number; fastSrtp: boolean }
+  | { t: 'create'; roomId: string; mode: 'slots' | 'naive'; slots: number; publishers: number; rtcMinPort: number; rtcMaxPort: number; fastSrtp: boolean; roomMode?: 'sfu' | 'mix' }
   | { t: 'join'; roomId: string; participantId: string; publish: boolean }
   | { t: 'signal'; roomId: string; participantId: string; message: unknown }
   | { t: 'stats'; id: number }
@@ -45,7 +45,7 @@ process.on('message', (raw) => {
           announcedIp: '127.0.0.1',
           rtcMinPort: cmd.rtcMinPort,
           rtcMaxPort: cmd.rtcMaxPort,
-          mode: 'sfu' as const,
+          mode: cmd.roomMode ?? 'sfu',
           fastSrtp: cmd.fastSrtp,
         };
         const onEvent = (event: unknown): void => send({ t: 'event', roomId: cmd.roomId, event });
