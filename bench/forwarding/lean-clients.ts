@@ -18,6 +18,7 @@
  * Both clocks are process.hrtime (CLOCK_MONOTONIC), shared by every process on the host.
  */
 import type { Socket } from 'node:dgram';
+import { RTCDtlsTransport } from 'werift';
 import { NodeMediaClient } from '../../src/client/media/node-media-client.ts';
 import { AUDIO_LEVEL_URI } from '../../src/media/rtp.ts';
 import { SrtpContext, SrtpProfile } from '../../src/media/srtp/index.ts';
@@ -74,6 +75,15 @@ interface Member {
   speaker: number;
   connected: boolean;
 }
+
+// The lean clients do AES_CM_128_HMAC_SHA1_80 only (SrtpContext): their DTLS offers nothing else, so
+// every server room negotiates it, also those that would prefer GCM (naive, werift-srtp). werift
+// 0.24 reads the plain field `srtpProfiles` when the handshake starts (transport/dtls.js, checked 0.24.4).
+const start = RTCDtlsTransport.prototype.start;
+RTCDtlsTransport.prototype.start = function (this: { srtpProfiles: number[] }, ...args: unknown[]) {
+  this.srtpProfiles = [SrtpProfile.AES128_CM_HMAC_SHA1_80];
+  return (start as (...a: unknown[]) => Promise<void>).apply(this, args);
+} as typeof start;
 
 const members = new Map<string, Member>();
 const key = (roomId: string, id: string): string => `${roomId}/${id}`;
