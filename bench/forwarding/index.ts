@@ -156,7 +156,7 @@ async function run(s: Scenario, portBase: number): Promise<Result> {
       server.send({ t: 'join', roomId, participantId: id, publish: speaker >= 0 });
       // A peer can fail its DTLS handshake on a starved box (werift): count failures instead of aborting.
       batch.push(proc.join(roomId, id, speaker).then((ok) => void (ok || failedJoins++)));
-      if (batch.length === 20) await Promise.all(batch.splice(0));
+      if (batch.length === 10) await Promise.all(batch.splice(0));
     }
     await Promise.all(batch);
   }

@@ -259,7 +259,7 @@ process.on('message', (raw) => {
       });
       const m: Member = { client, roomId: cmd.roomId, id: cmd.id, speaker: cmd.speaker, connected: false };
       members.set(key(cmd.roomId, cmd.id), m);
-      client.connected(30_000).then(
+      client.connected(60_000).then(
         () => {
           m.connected = true;
           reply({ t: 'joined', roomId: cmd.roomId, id: cmd.id, ok: true });
