@@ -13,15 +13,16 @@
  * Writes bench/results/forwarding.json and .md.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NodeMediaClient } from '../../src/client/media/node-media-client.ts';
 import type { MediaRoomStats } from '../../src/media/room.ts';
 import type { ServerMediaMessage } from '../../src/protocol/index.ts';
-import type { ServerCommand } from './server.ts';
+import { Server } from './server-process.ts';
+import type { LeanCommand, LeanReply, LeanSnapshot } from './lean-clients.ts';
 import { measureHotPath } from './hotpath.ts';
+import { costSplit, topFunctions, type CostSplit } from './cost-split.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
@@ -37,57 +38,60 @@ interface Scenario {
   slots: number;
   warmupS: number;
   windowS: number;
+  /** Each publisher sends a packet every intervalMs (20 = one voice stream; less = more load per peer). */
+  intervalMs: number;
+  /** Seconds of the profiled window (cost split) after the measured one. */
+  profileS: number;
+  /** Lean-client processes the participants are spread over. */
+  clientProcs: number;
 }
 
 interface Result {
   scenario: Scenario;
   serverCpuPct: number;
   forwardedPps: number;
+  inboundPps: number;
   ppsPerCore: number;
   cpuPctPer1000pps: number;
   latencyP50Ms: number;
   latencyP99Ms: number;
   lossPct: number;
+  receivedPps: number;
+  /** Packets the lean receivers unprotected (tag verified) in the window, and how many failed. */
+  tagsChecked: number;
+  badTags: number;
+  clientCpuPct: number;
   listenersWithAudio: number;
   listeners: number;
   gcPerS: number;
   gcMsPerS: number;
   joinS: number;
   failedJoins: number;
-  /** Forwarded pps the scenario should reach if every publisher kept its 50 pps. */
+  /** Forwarded pps the scenario should reach if every publisher kept its rate. */
   targetPps: number;
+  /** Server CPU µs per forwarded packet by category, from the profiled window (cost-split.ts). */
+  costSplitUs: CostSplit;
 }
 
-const FRAME_MS = 20;
-const PAYLOAD_BYTES = 60; // ≈ 24 kbit/s Opus voice frames
-const nowMs = (): number => performance.timeOrigin + performance.now();
 
-class Server {
+/** The lean clients' process (lean-clients.ts): joins through werift, then media on VoxLink's SRTP. */
+class LeanClients {
   readonly child: ChildProcess;
-  readonly #handlers = new Map<string, (m: ServerMediaMessage) => void>();
-  readonly #pending = new Map<number, (s: ServerStats) => void>();
-  #nextId = 1;
+  readonly #joined = new Map<string, (ok: boolean) => void>();
+  readonly #snapshots = new Map<number, (s: LeanSnapshot) => void>();
+  #started: ((r: { publishers: number; receivers: number; fallbacks: number }) => void) | null = null;
+  #seq = 1;
 
-  constructor() {
-    // VOXLINK_BENCH_SERVER_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-    const extra = (process.env.VOXLINK_BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean);
-    this.child = fork(join(here, 'server.ts'), [], {
-      execArgv: ['--import', 'tsx', ...extra],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
+  constructor(server: Server) {
+    this.child = fork(join(here, 'lean-clients.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const child = this.child;
     process.once('exit', () => child.kill());
-    this.child.on('message', (raw) => {
-      const m = raw as { t: string; roomId: string; event: { to: string; participantId?: string; message: ServerMediaMessage } } & ServerStats & { id: number; message: string };
-      if (m.t === 'event') {
-        if (m.event.to === 'room') for (const [key, h] of this.#handlers) key.startsWith(`${m.roomId}/`) && h(m.event.message);
-        else this.#handlers.get(`${m.roomId}/${m.event.participantId}`)?.(m.event.message);
-      } else if (m.t === 'stats') {
-        this.#pending.get(m.id)?.(m);
-        this.#pending.delete(m.id);
-      } else if (m.t === 'error') {
-        console.error('server error:', m.message);
-      }
+    child.on('message', (raw) => {
+      const m = raw as LeanReply;
+      if (m.t === 'signal') server.send({ t: 'signal', roomId: m.roomId, participantId: m.id, message: m.message });
+      else if (m.t === 'joined') this.#joined.get(`${m.roomId}/${m.id}`)?.(m.ok);
+      else if (m.t === 'snapshot') this.#snapshots.get(m.seq)?.(m.snapshot);
+      else if (m.t === 'started') this.#started?.(m);
     });
   }
 
@@ -95,19 +99,29 @@ class Server {
     return new Promise((resolve) => this.child.once('message', () => resolve()));
   }
 
-  send(cmd: ServerCommand): void {
-    this.child.send(cmd);
+  send(cmd: LeanCommand): void {
+    if (this.child.connected) this.child.send(cmd);
   }
 
-  on(roomId: string, participantId: string, handler: (m: ServerMediaMessage) => void): void {
-    this.#handlers.set(`${roomId}/${participantId}`, handler);
-  }
-
-  stats(): Promise<ServerStats> {
-    const id = this.#nextId++;
+  join(roomId: string, id: string, speaker: number): Promise<boolean> {
     return new Promise((resolve) => {
-      this.#pending.set(id, resolve);
-      this.send({ t: 'stats', id });
+      this.#joined.set(`${roomId}/${id}`, resolve);
+      this.send({ t: 'join', roomId, id, speaker });
+    });
+  }
+
+  start(intervalMs: number): Promise<{ publishers: number; receivers: number; fallbacks: number }> {
+    return new Promise((resolve) => {
+      this.#started = resolve;
+      this.send({ t: 'start', intervalMs });
+    });
+  }
+
+  snapshot(): Promise<LeanSnapshot> {
+    const seq = this.#seq++;
+    return new Promise((resolve) => {
+      this.#snapshots.set(seq, resolve);
+      this.send({ t: 'snapshot', seq });
     });
   }
 
@@ -119,130 +133,103 @@ class Server {
   }
 }
 
-interface ServerStats {
-  cpuMs: number;
-  gcCount: number;
-  gcMs: number;
-  rooms: MediaRoomStats[];
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
 async function run(s: Scenario, portBase: number): Promise<Result> {
   const server = new Server();
   await server.ready();
-  const clients: { client: NodeMediaClient; roomId: string; id: string; speaker: number }[] = [];
-  const latencies = new Float64Array(4_000_000);
-  let latencyCount = 0;
-  let measuring = false;
-  const heardInWindow = new Set<NodeMediaClient>();
+  const procs = Array.from({ length: s.clientProcs }, () => new LeanClients(server));
+  await Promise.all(procs.map((p) => p.ready()));
   let failedJoins = 0;
+  let n = 0;
   const joinStart = performance.now();
   for (let r = 0; r < s.rooms; r++) {
     const roomId = `room${r}`;
-    // Two ports per participant (werift binds one per interface) plus headroom.
-    const span = s.participants * 3 + 20;
+    // One port per participant (announced address only) plus headroom.
+    const span = s.participants * 2 + 20;
     const min = portBase + r * span;
     server.send({ t: 'create', roomId, mode: s.mode, slots: s.slots, publishers: s.speakers, rtcMinPort: min, rtcMaxPort: min + span - 1, fastSrtp: s.fastSrtp });
     const batch: Promise<void>[] = [];
     for (let p = 0; p < s.participants; p++) {
       const id = `p${p}`;
       const speaker = p < s.speakers ? p : -1;
-      const client = new NodeMediaClient({
-        room: roomId,
-        decode: false,
-        signal: { send: (message) => server.send({ t: 'signal', roomId, participantId: id, message }) },
-      });
-      server.on(roomId, id, (m) => void client.handle(m).catch(() => undefined));
-      client.on('rtp', (pkt) => {
-        if (!measuring) return;
-        heardInWindow.add(client);
-        if (latencyCount < latencies.length) latencies[latencyCount++] = nowMs() - pkt.payload.readDoubleLE(0);
-      });
-      clients.push({ client, roomId, id, speaker });
+      const proc = procs[n++ % procs.length]!;
+      server.on(roomId, id, (message, to) => proc.send({ t: 'media', roomId, id: to === 'room' ? null : id, message }));
       server.send({ t: 'join', roomId, participantId: id, publish: speaker >= 0 });
-      // A peer can fail its DTLS handshake on a starved box (werift); the slot room then replaces
-      // it (media reconnect), the naive baseline cannot. Count failures instead of aborting.
-      batch.push(
-        client.connected(30_000).catch(() => {
-          failedJoins++;
-        }),
-      );
+      // A peer can fail its DTLS handshake on a starved box (werift): count failures instead of aborting.
+      batch.push(proc.join(roomId, id, speaker).then((ok) => void (ok || failedJoins++)));
       if (batch.length === 10) await Promise.all(batch.splice(0));
     }
     await Promise.all(batch);
   }
   const joinS = (performance.now() - joinStart) / 1000;
-
-  // One clock for every publisher: a 60-byte frame per 20 ms, stamped with the send time.
-  const speakers = clients.filter((c) => c.speaker >= 0);
-  const frame = Buffer.alloc(PAYLOAD_BYTES, 0x55);
-  const start = performance.now();
-  let sent = 0;
-  const timer = setInterval(() => {
-    const due = Math.floor((performance.now() - start) / FRAME_MS);
-    if (due - sent > 10) {
-      for (const c of speakers) c.client.skipFrames(due - sent - 1);
-      sent = due - 1;
-    }
-    while (sent < due) {
-      for (const c of speakers) {
-        frame.writeDoubleLE(nowMs(), 0);
-        frame.writeUInt16LE(c.speaker, 8);
-        // Distinct levels: speaker 0 loudest, so the ranking is stable.
-        c.client.sendAudioFrame(frame, 20 + c.speaker * 4);
-      }
-      sent++;
-    }
-  }, 5);
+  const started = await Promise.all(procs.map((p) => p.start(s.intervalMs)));
+  const fallbacks = started.reduce((a, x) => a + x.fallbacks, 0);
+  if (fallbacks > 0) console.warn(`${s.name}: ${fallbacks} clients could not be taken over (no AES-CM profile or no UDP pair)`);
 
   await new Promise((r) => setTimeout(r, s.warmupS * 1000));
-  const gapsBefore = clients.map((c) => sumSlots(c.client));
+  for (const p of procs) p.send({ t: 'window', on: true });
   const before = await server.stats();
+  const clientsBefore = await Promise.all(procs.map((p) => p.snapshot()));
   const t0 = performance.now();
-  measuring = true;
   await new Promise((r) => setTimeout(r, s.windowS * 1000));
-  measuring = false;
+  for (const p of procs) p.send({ t: 'window', on: false });
   const after = await server.stats();
   const elapsedS = (performance.now() - t0) / 1000;
-  const gapsAfter = clients.map((c) => sumSlots(c.client));
-  clearInterval(timer);
+  const clientsAfter = await Promise.all(procs.map((p) => p.snapshot()));
 
-  let received = 0;
-  let lost = 0;
-  gapsAfter.forEach((g, i) => {
-    received += g.packets - gapsBefore[i].packets;
-    lost += g.gaps - gapsBefore[i].gaps;
-  });
+  // The cost split: a separate, profiled window right after the measured one (the sampling
+  // profiler costs a little CPU, so it does not colour the figures above).
+  const profilePath = join(tmpdir(), `voxlink-forwarding-${s.name}-${process.pid}.cpuprofile`);
+  await server.profile();
+  const p0 = await server.stats();
+  await new Promise((r) => setTimeout(r, s.profileS * 1000));
+  const p1 = await server.stats();
+  await server.profile(profilePath);
+  const profiledPackets = p1.rooms.reduce((a, r) => a + r.packetsOut, 0) - p0.rooms.reduce((a, r) => a + r.packetsOut, 0);
+  const split = costSplit(profilePath);
+  const costSplitUs = Object.fromEntries(Object.entries(split).map(([k, us]) => [k, us / Math.max(profiledPackets, 1)])) as CostSplit;
+  if (process.argv.includes('--top')) console.table(topFunctions(profilePath, 25));
+  rmSync(profilePath, { force: true });
+
+  const delta = (k: 'received' | 'lost' | 'sampled' | 'badTags' | 'sent' | 'cpuMs'): number =>
+    clientsAfter.reduce((a, c, i) => a + c[k] - clientsBefore[i]![k], 0);
+  const received = delta('received');
+  const lost = delta('lost');
+  // Latency percentiles: the clients' own (one process in the default scenarios; with more, the worst).
+  const latencyP50Ms = Math.max(...clientsAfter.map((c) => c.latencyP50Ms));
+  const latencyP99Ms = Math.max(...clientsAfter.map((c) => c.latencyP99Ms));
   const outBefore = before.rooms.reduce((a, r) => a + r.packetsOut, 0);
   const outAfter = after.rooms.reduce((a, r) => a + r.packetsOut, 0);
+  const inBefore = before.rooms.reduce((a, r) => a + r.packetsIn, 0);
+  const inAfter = after.rooms.reduce((a, r) => a + r.packetsIn, 0);
   const cpuS = (after.cpuMs - before.cpuMs) / 1000;
   const forwardedPps = (outAfter - outBefore) / elapsedS;
   const serverCpuPct = (cpuS / elapsedS) * 100;
-  const sorted = latencies.subarray(0, latencyCount).sort();
 
-  await Promise.allSettled(clients.map((c) => c.client.close()));
+  await Promise.allSettled(procs.map((p) => p.close()));
   await server.close();
   if (server.child.exitCode === null) await new Promise((r) => server.child.once('exit', r));
   return {
     scenario: s,
     serverCpuPct,
     forwardedPps,
+    inboundPps: (inAfter - inBefore) / elapsedS,
     ppsPerCore: forwardedPps / Math.max(cpuS / elapsedS, 1e-6),
     cpuPctPer1000pps: serverCpuPct / Math.max(forwardedPps / 1000, 1e-6),
-    latencyP50Ms: percentile(sorted, 50),
-    latencyP99Ms: percentile(sorted, 99),
+    latencyP50Ms,
+    latencyP99Ms,
     lossPct: received + lost > 0 ? (lost / (received + lost)) * 100 : 100,
-    listenersWithAudio: heardInWindow.size,
-    listeners: clients.length,
+    receivedPps: received / elapsedS,
+    tagsChecked: delta('sampled'),
+    badTags: delta('badTags'),
+    clientCpuPct: (delta('cpuMs') / 1000 / elapsedS) * 100,
+    listenersWithAudio: clientsAfter.reduce((a, c) => a + c.listenersWithAudio, 0),
+    listeners: s.rooms * s.participants,
     gcPerS: (after.gcCount - before.gcCount) / elapsedS,
     gcMsPerS: (after.gcMs - before.gcMs) / elapsedS,
     joinS,
     failedJoins,
     targetPps: targetPps(s),
+    costSplitUs,
   };
 }
 
@@ -250,32 +237,25 @@ function targetPps(s: Scenario): number {
   const perSpeakerStreams = s.mode === 'naive' ? s.speakers : s.slots;
   const listeners = s.participants - s.speakers;
   const perRoom = listeners * Math.min(perSpeakerStreams, s.speakers) + s.speakers * Math.min(perSpeakerStreams, s.speakers - 1);
-  return perRoom * s.rooms * (1000 / FRAME_MS);
+  return perRoom * s.rooms * (1000 / s.intervalMs);
 }
 
-function sumSlots(c: NodeMediaClient): { packets: number; gaps: number } {
-  let packets = 0;
-  let gaps = 0;
-  for (let k = 0; k < c.slotCount; k++) {
-    const st = c.slotStats(k);
-    if (st === undefined) continue;
-    packets += st.packets;
-    gaps += st.seqGaps;
-  }
-  return { packets, gaps };
-}
-
+// Sized so the server works at least half a core in every scenario (quick included): lean clients
+// absorb far more than werift's, and publishers send every 5–10 ms (2–4 voice streams' packet rate;
+// the per-packet work is the same) so fewer peers carry the load.
 const base = quick
-  ? { rooms: 2, participants: 6, speakers: 2, slots: 3, warmupS: 1.5, windowS: 3 }
-  : { rooms: 4, participants: 12, speakers: 3, slots: 3, warmupS: 3, windowS: 12 };
+  ? { rooms: 2, participants: 40, speakers: 3, slots: 3, warmupS: 2, windowS: 4, profileS: 2, intervalMs: 5, clientProcs: 1 }
+  : { rooms: 4, participants: 40, speakers: 3, slots: 3, warmupS: 3, windowS: 12, profileS: 4, intervalMs: 10, clientProcs: 1 };
+const largeRoom = quick
+  ? { rooms: 1, participants: 80, speakers: 5, slots: 3, warmupS: 2, windowS: 4, profileS: 2, intervalMs: 5, clientProcs: 1 }
+  : { rooms: 1, participants: 150, speakers: 5, slots: 3, warmupS: 3, windowS: 12, profileS: 4, intervalMs: 10, clientProcs: 1 };
 const scenarios: Scenario[] = [
   { name: 'slots', mode: 'slots', fastSrtp: true, ...base },
   { name: 'naive', mode: 'naive', fastSrtp: false, ...base },
   { name: 'slots-werift-srtp', mode: 'slots', fastSrtp: false, ...base },
-  // --quick keeps the large room under the 60 s budget with 50 participants; the full run has 100.
-  { name: 'large', mode: 'slots', fastSrtp: true, rooms: 1, participants: quick ? 50 : 100, speakers: 5, slots: 3, warmupS: quick ? 1.5 : 3, windowS: quick ? 3 : 12 },
+  { name: 'large', mode: 'slots', fastSrtp: true, ...largeRoom },
   // The large room on werift's SRTP and send: in the full run, or with --only=large-werift-srtp.
-  { name: 'large-werift-srtp', mode: 'slots', fastSrtp: false, rooms: 1, participants: quick ? 50 : 100, speakers: 5, slots: 3, warmupS: quick ? 1.5 : 3, windowS: quick ? 3 : 12 },
+  { name: 'large-werift-srtp', mode: 'slots', fastSrtp: false, ...largeRoom },
 ];
 
 const hotPath = await measureHotPath(quick);
@@ -288,19 +268,21 @@ console.log(
 // --only=<name>: run one scenario (profiling); results are then printed, not written.
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const results: Result[] = [];
-let portBase = 46000;
+// This bench's fixed ports: 52400–53999, two halves used in turn so a closing server's sockets never collide.
+let portBase = 52400;
 for (const s of scenarios) {
   if (only !== undefined && s.name !== only) continue;
   if (only === undefined && quick && s.name === 'large-werift-srtp') continue;
   const t = performance.now();
   const r = await run(s, portBase);
-  portBase += 1000;
+  portBase = portBase === 52400 ? 53200 : 52400;
   results.push(r);
   console.log(
     `${s.name.padEnd(17)} ${s.rooms}×${s.participants} S=${s.speakers}: ${r.forwardedPps.toFixed(0)} pps at ${r.serverCpuPct.toFixed(0)} % CPU → ` +
-      `${r.ppsPerCore.toFixed(0)} pps/core, ${r.cpuPctPer1000pps.toFixed(1)} %CPU/1000pps, latency p50 ${r.latencyP50Ms.toFixed(1)} ms ` +
+      `${r.ppsPerCore.toFixed(0)} pps/core (in ${r.inboundPps.toFixed(0)} pps, received ${r.receivedPps.toFixed(0)} pps, client CPU ${r.clientCpuPct.toFixed(0)} %, tags ${r.tagsChecked}/${r.badTags} bad, join ${r.joinS.toFixed(1)} s), ${r.cpuPctPer1000pps.toFixed(1)} %CPU/1000pps, latency p50 ${r.latencyP50Ms.toFixed(1)} ms ` +
       `p99 ${r.latencyP99Ms.toFixed(1)} ms, loss ${r.lossPct.toFixed(2)} %, listeners with audio ${r.listenersWithAudio}/${r.listeners}, ` +
-      `GC ${r.gcPerS.toFixed(1)}/s ${r.gcMsPerS.toFixed(1)} ms/s, failed joins ${r.failedJoins} ` +
+      `GC ${r.gcPerS.toFixed(1)}/s ${r.gcMsPerS.toFixed(1)} ms/s, failed joins ${r.failedJoins}, ` +
+      `µs/packet ${Object.entries(r.costSplitUs).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(' ')} ` +
       `(${((performance.now() - t) / 1000).toFixed(1)} s)`,
   );
 }
@@ -311,6 +293,12 @@ const largeWerift = results.find((r) => r.scenario.name === 'large-werift-srtp')
 const [slots, naive, large, weriftSrtp] = [byName('slots'), byName('naive'), byName('large'), byName('slots-werift-srtp')];
 const json = {
   ppsPerCore: Math.round(slots.ppsPerCore),
+  serverCpuPct: round2(slots.serverCpuPct),
+  forwardedPps: Math.round(slots.forwardedPps),
+  /** Server CPU µs per forwarded packet (slots scenario), by category (bench/forwarding/cost-split.ts). */
+  costSplitUs: splitRounded(slots.costSplitUs),
+  tagsChecked: slots.tagsChecked,
+  badTags: slots.badTags,
   latencyP50Ms: round2(slots.latencyP50Ms),
   latencyP99Ms: round2(slots.latencyP99Ms),
   lossPct: round2(slots.lossPct),
@@ -330,6 +318,8 @@ const json = {
     latencyP50Ms: round2(large.latencyP50Ms),
     latencyP99Ms: round2(large.latencyP99Ms),
     ppsPerCore: Math.round(large.ppsPerCore),
+    serverCpuPct: round2(large.serverCpuPct),
+    costSplitUs: splitRounded(large.costSplitUs),
     ...(largeWerift === undefined ? {} : { weriftSrtpPpsPerCore: Math.round(largeWerift.ppsPerCore) }),
   },
   hotPath,
@@ -339,9 +329,12 @@ const json = {
 function round2(x: number): number {
   return Math.round(x * 100) / 100;
 }
-function roundAll(r: Result): Record<string, number> {
-  const { scenario: _s, ...rest } = r;
-  return Object.fromEntries(Object.entries(rest).map(([k, v]) => [k, round2(v)]));
+function roundAll(r: Result): Record<string, unknown> {
+  const { scenario: _s, costSplitUs, ...rest } = r;
+  return { ...Object.fromEntries(Object.entries(rest).map(([k, v]) => [k, round2(v)])), costSplitUs: splitRounded(costSplitUs) };
+}
+function splitRounded(split: CostSplit): Record<string, number> {
+  return Object.fromEntries(Object.entries(split).map(([k, v]) => [k, round2(v)]));
 }
 
 // --quick results go to bench/results/quick/ (not committed) so they never replace a full run's.

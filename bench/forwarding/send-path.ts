@@ -11,6 +11,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createSocket } from 'node:dgram';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { RTCPeerConnection } from 'werift';
 import { clientPeerConfig, mediaPeerConfig } from '../../src/media/peer-config.ts';
@@ -93,9 +94,35 @@ async function measure(fast: boolean, port: number, packets: number): Promise<{ 
   return result;
 }
 
+/**
+ * The floor under any send path: one `dgram.Socket#send` of a 90-byte datagram (a protected
+ * 60-byte frame with its extensions) with a callback, from a bound socket to a loopback port
+ * nobody listens on, the same batching as above. What is left for SRTP and the rest is the difference.
+ */
+async function measureRawSend(port: number, packets: number): Promise<{ usPerPacket: number; gcPer100k: number }> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((r) => socket.bind(port, '127.0.0.1', r));
+  const bufs = Array.from({ length: 64 }, () => Buffer.alloc(90, 0x80));
+  const done = (): void => {};
+  const round = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i += BATCH) {
+      for (let b = 0; b < BATCH * K; b++) socket.send(bufs[b & 63]!, 0, 90, port + 1, '127.0.0.1', done);
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  await round(Math.min(packets, 20_000));
+  await new Promise((r) => setTimeout(r, 200));
+  const gc0 = gcs;
+  const cpu0 = process.cpuUsage();
+  await round(packets);
+  const cpu = process.cpuUsage(cpu0);
+  socket.close();
+  return { usPerPacket: (cpu.user + cpu.system) / (packets * K), gcPer100k: ((gcs - gc0) / (packets * K)) * 100_000 };
+}
+
 const packets = quick ? 30_000 : 150_000;
 const rows: Record<string, Awaited<ReturnType<typeof measure>>> = {};
-let port = 47300;
+let port = 53900; // this bench's ports: 53900–53949
 for (const rep of [0, 1]) {
   for (const fast of [false, true]) {
     const r = await measure(fast, port, packets);
@@ -109,8 +136,16 @@ for (const rep of [0, 1]) {
     );
   }
 }
+let raw: Awaited<ReturnType<typeof measureRawSend>> | undefined;
+for (const rep of [0, 1]) {
+  const r = await measureRawSend(53940 + 2 * rep, packets);
+  if (raw === undefined || r.usPerPacket < raw.usPerPacket) raw = r;
+  console.log(`dgram  run ${rep}: ${r.usPerPacket.toFixed(2)} µs CPU per socket.send, ${r.gcPer100k.toFixed(1)} GCs per 100k`);
+}
 const json = {
   quick,
+  /** One bare dgram send (no SRTP, no RTP): the floor of the fast path's cost per packet. */
+  dgramSend: raw,
   packetsPerRun: packets * K,
   werift: rows.werift,
   fast: rows.fast,
@@ -119,5 +154,8 @@ const json = {
 const outDir = join(here, '..', 'results', ...(quick ? ['quick'] : []));
 mkdirSync(outDir, { recursive: true });
 writeFileSync(join(outDir, 'send-path.json'), JSON.stringify(json, null, 2) + '\n');
-console.log(`send path: werift ${rows.werift!.usPerPacket.toFixed(2)} µs → fast ${rows.fast!.usPerPacket.toFixed(2)} µs per packet (${json.speedup}×)`);
+console.log(
+  `send path: werift ${rows.werift!.usPerPacket.toFixed(2)} µs → fast ${rows.fast!.usPerPacket.toFixed(2)} µs per packet (${json.speedup}×); ` +
+    `bare dgram send ${raw!.usPerPacket.toFixed(2)} µs`,
+);
 process.exit(0);

@@ -3,18 +3,23 @@
  * fan-out) and talks to the bench over IPC. One process = one core's worth of forwarding,
  * like one room worker.
  */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { createMediaRoom, type MediaRoom } from '../../src/media/room.ts';
 import { createNaiveRoom } from './naive-room.ts';
 
 export type ServerCommand =
-  | { t: 'create'; roomId: string; mode: 'slots' | 'naive'; slots: number; publishers: number; rtcMinPort: number; rtcMaxPort: number; fastSrtp: boolean }
+  | { t: 'create'; roomId: string; mode: 'slots' | 'naive'; slots: number; publishers: number; rtcMinPort: number; rtcMaxPort: number; fastSrtp: boolean; roomMode?: 'sfu' | 'mix' }
   | { t: 'join'; roomId: string; participantId: string; publish: boolean }
   | { t: 'signal'; roomId: string; participantId: string; message: unknown }
   | { t: 'stats'; id: number }
+  /** Start V8's sampling profiler (inspector, in this process), or stop it and write the profile to `path`. */
+  | { t: 'profile'; id: number; path?: string }
   | { t: 'close' };
 
 const rooms = new Map<string, MediaRoom>();
+let profiler: Session | null = null;
 // GC pressure is the cost of per-packet allocation (ours and werift's): count it.
 let gcCount = 0;
 let gcMs = 0;
@@ -40,7 +45,7 @@ process.on('message', (raw) => {
           announcedIp: '127.0.0.1',
           rtcMinPort: cmd.rtcMinPort,
           rtcMaxPort: cmd.rtcMaxPort,
-          mode: 'sfu' as const,
+          mode: cmd.roomMode ?? 'sfu',
           fastSrtp: cmd.fastSrtp,
         };
         const onEvent = (event: unknown): void => send({ t: 'event', roomId: cmd.roomId, event });
@@ -61,6 +66,22 @@ process.on('message', (raw) => {
       case 'stats': {
         const cpu = process.cpuUsage();
         send({ t: 'stats', id: cmd.id, cpuMs: (cpu.user + cpu.system) / 1000, gcCount, gcMs, rooms: [...rooms.values()].map((r) => r.stats()) });
+        return;
+      }
+      case 'profile': {
+        if (cmd.path === undefined) {
+          profiler = new Session();
+          profiler.connect();
+          await profiler.post('Profiler.enable');
+          await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
+          await profiler.post('Profiler.start');
+        } else if (profiler !== null) {
+          const { profile } = await profiler.post('Profiler.stop');
+          writeFileSync(cmd.path, JSON.stringify(profile));
+          profiler.disconnect();
+          profiler = null;
+        }
+        send({ t: 'profiled', id: cmd.id });
         return;
       }
       case 'close':

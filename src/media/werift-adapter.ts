@@ -265,6 +265,15 @@ export class FastRtpSender {
   readonly #sender: SenderInternals;
   /** Packets this sender protected and sent itself. */
   packets = 0;
+  // Per-packet lookups cached, each checked by one identity compare: the DTLS transport's SRTP
+  // session (a new handshake replaces it) and the nominated pair (ICE may nominate another).
+  #session: object | undefined = undefined;
+  #outbound: SrtpContext | null = null;
+  #pair: CandidatePairInternals | undefined = undefined;
+  #socket: Socket | undefined = undefined;
+  #transport: UdpTransportInternals | undefined = undefined;
+  #port = 0;
+  #address = '';
 
   constructor(sender: RTCRtpSender) {
     this.#sender = sender as unknown as SenderInternals;
@@ -282,9 +291,14 @@ export class FastRtpSender {
     const sender = this.#sender;
     const dtls = sender.dtlsTransport as unknown as DtlsTransportInternals;
     if (dtls.state !== 'connected') return FastSend.FALLBACK;
-    const t = fastTransportOf(dtls);
-    if (t === null || t.outbound === null) return FastSend.FALLBACK;
-    const n = t.outbound.protectRtp(buf, rtpLength);
+    if (dtls.srtp !== this.#session) {
+      const t = fastTransportOf(dtls);
+      this.#session = dtls.srtp;
+      this.#outbound = t === null ? null : t.outbound;
+    }
+    const outbound = this.#outbound;
+    if (outbound === null) return FastSend.FALLBACK;
+    const n = outbound.protectRtp(buf, rtpLength);
     if (n < 0) return FastSend.FALLBACK;
     sender.octetCount += payloadBytes;
     sender.packetCount = (sender.packetCount + 1) >>> 0;
@@ -295,19 +309,26 @@ export class FastRtpSender {
     // RFC 7675: no application data without consent (werift's Connection.send drops it the same way).
     if (!ice.canSendApplicationData()) return FastSend.SENT;
     const pair = ice.nominated!;
-    const socket = pair.protocol.type === 'stun' ? pair.protocol.transport?.socket : undefined;
-    if (socket !== undefined && pair.protocol.transport?.closed !== true) {
+    if (pair !== this.#pair) {
+      this.#pair = pair;
+      const transport = pair.protocol.type === 'stun' ? pair.protocol.transport : undefined;
+      this.#transport = transport;
+      this.#socket = transport?.socket;
+      this.#port = pair.remoteAddr[1];
+      this.#address = pair.remoteAddr[0];
+    }
+    const socket = this.#socket;
+    if (socket !== undefined && this.#transport!.closed !== true) {
       try {
-        socket.send(buf, 0, n, pair.remoteAddr[1], pair.remoteAddr[0], onSent);
+        socket.send(buf, 0, n, this.#port, this.#address, onSent);
       } catch {
         return FastSend.SENT; // the socket closed under us (peer closing): dropped, as werift's send would
       }
       pair.packetsSent++;
       pair.bytesSent += n;
       return FastSend.PENDING;
-    } else {
-      void ice.send(Buffer.from(buf.subarray(0, n))).catch(() => {});
     }
+    void ice.send(Buffer.from(buf.subarray(0, n))).catch(() => {});
     return FastSend.SENT;
   }
 }
