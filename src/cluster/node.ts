@@ -50,6 +50,8 @@ export class ClusterNode implements JoinRouter {
   #core: SignallingCore | undefined;
   /** Live nodes as last read (this node included, with its current load). */
   #nodes = new Map<string, NodeInfo>();
+  /** Per node: the registry entry's updatedAt and when (our clock) we saw it change. */
+  readonly #lastChange = new Map<string, { updatedAt: number; at: number }>();
   #available = false;
   #draining = false;
   #closed = false;
@@ -121,7 +123,14 @@ export class ClusterNode implements JoinRouter {
         const owner = await this.#redis.get(key);
         if (owner === this.id && !this.#draining) return { kind: 'local' };
         const info = owner === null ? undefined : this.#nodes.get(owner);
-        if (info && owner !== this.id) return this.#redirect(roomId, info);
+        if (info && owner !== null && owner !== this.id) {
+          if (!this.#silent(owner)) return this.#redirect(roomId, info);
+          // Its entry stopped changing: probably dead (kill -9). Sending the client there would
+          // cost it a failed connect and a backoff; wait here until the entry either moves again
+          // (alive: redirect) or expires (dead: claim the room), at most one node TTL.
+          await this.#waitWhileSilent(owner);
+          continue;
+        }
         // Free, owned by a node that left the registry (dead), or ours while draining: place it.
         const target = this.#leastLoaded();
         let now: string;
@@ -201,8 +210,31 @@ export class ClusterNode implements JoinRouter {
     }
   }
 
+  /**
+   * True when a node's registry entry has not changed for 2.5 heartbeats, measured on this node's
+   * clock (when it saw the change), so clock skew between hosts does not matter.
+   */
+  #silent(id: string): boolean {
+    const seen = this.#lastChange.get(id);
+    return seen !== undefined && Date.now() - seen.at > this.#config.heartbeatMs * 2.5;
+  }
+
+  async #waitWhileSilent(id: string): Promise<void> {
+    const deadline = Date.now() + this.#config.nodeTtlMs + this.#config.heartbeatMs;
+    while (Date.now() < deadline && this.#nodes.has(id) && this.#silent(id)) {
+      await new Promise((r) => setTimeout(r, 200));
+      await this.#refreshNodes();
+    }
+  }
+
   async #refreshNodes(): Promise<void> {
     const nodes = await readNodes(this.#redis);
+    const now = Date.now();
+    for (const n of nodes) {
+      const seen = this.#lastChange.get(n.id);
+      if (!seen || seen.updatedAt !== n.updatedAt) this.#lastChange.set(n.id, { updatedAt: n.updatedAt, at: now });
+    }
+    for (const id of this.#lastChange.keys()) if (!nodes.some((n) => n.id === id)) this.#lastChange.delete(id);
     const next = new Map(nodes.map((n) => [n.id, n]));
     next.set(this.id, this.#selfInfo());
     this.#nodes = next;
