@@ -8,7 +8,7 @@ import type { SignallingCore } from '../../src/signalling/core.ts';
 import { powerAt } from '../codec/signal.ts';
 import { decodeRecording } from '../recording/decode.ts';
 import { RawClient } from '../signalling/harness.ts';
-import { hearsEveryone, Member, RedisServer, SECRET, sleep, token, until, VoxNode } from './harness.ts';
+import { Member, RedisServer, SECRET, sleep, token, until, untilEveryoneHears, VoxNode } from './harness.ts';
 
 /**
  * Failures other than a crash, with a real redis-server: the claim race (in this process, many
@@ -85,14 +85,14 @@ describe('Redis outage and SIGTERM with two node processes', () => {
     members.push(ann, bob);
     await ann.join(entries(0));
     await bob.join(entries(1)); // sent to node-x
-    await until(() => hearsEveryone([ann, bob]), 30_000, 'ann and bob hear each other');
+    await untilEveryoneHears([ann, bob], 45_000, 'ann and bob hear each other');
 
     await redis.stop();
     await until(() => nodes.every((n) => n.lines('cluster registry (Redis) unavailable: calls in progress go on, joins that need a new room placement are refused until it is back').length === 1), 10_000, 'the outage logged');
     // Fresh audio after the outage began: the call goes on.
     const since = Date.now();
     for (const m of [ann, bob]) m.media!.clearRecordings();
-    await until(() => hearsEveryone([ann, bob]), 15_000, 'the call goes on without Redis');
+    await untilEveryoneHears([ann, bob], 15_000, 'the call goes on without Redis');
     expect(Date.now() - since).toBeLessThan(15_000);
 
     // Joins that need Redis fail with the clear code, again and again, without more log lines.
@@ -127,7 +127,7 @@ describe('Redis outage and SIGTERM with two node processes', () => {
     expect(['joined', 'redirect']).toContain(reply.op);
     dana.close();
     for (const n of nodes) expect(n.lines('cluster registry (Redis) reachable').length).toBeGreaterThanOrEqual(1);
-    await until(() => hearsEveryone([ann, bob]), 10_000, 'the call still goes on');
+    await untilEveryoneHears([ann, bob], 10_000, 'the call still goes on');
   }, 120_000);
 
   it('SIGTERM of the owner: clients move to the other node, hear each other there, the recording is valid, the node exits', async () => {
@@ -148,7 +148,7 @@ describe('Redis outage and SIGTERM with two node processes', () => {
 
     const termAt = Date.now();
     owner.kill('SIGTERM');
-    await until(() => [ann, bob].every((m) => m.mediaSince > termAt) && hearsEveryone([ann, bob]), 30_000, 'ann and bob hear each other on the other node');
+    await untilEveryoneHears([ann, bob], 30_000, 'ann and bob hear each other on the other node', () => [ann, bob].every((m) => m.mediaSince > termAt));
     console.log(`SIGTERM move: hearing each other again after ${((Date.now() - termAt) / 1000).toFixed(1)} s`);
     expect(await owner.exited).toBe(0);
     expect(Date.now() - termAt).toBeLessThan(8000 + 5000);

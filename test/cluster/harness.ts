@@ -243,6 +243,23 @@ export class Member {
 /** A 0.3-amplitude sine has power 0.045; decoded Opus keeps most of it. */
 export const PRESENT = 0.01;
 
+/** Who hears whom how loud, for failure messages: "ann←bob 0.031 ann←cy 0 …". */
+export function powerMatrix(members: readonly Member[]): string {
+  return members
+    .flatMap((m) => members.filter((o) => o !== m).map((o) => `${m.userId}←${o.userId} ${m.powerOf(o).toFixed(3)}`))
+    .concat(members.map((m) => `${m.userId}: ${m.client.state}, heard ${m.media?.heard().length ?? 0}, rooms ${m.rooms.map((r) => r.reason).join('/')}`))
+    .join('  ');
+}
+
+/** Waits until every member hears every other one; the timeout error says who hears whom. */
+export async function untilEveryoneHears(members: readonly Member[], timeoutMs: number, what: string, extra: () => boolean = () => true): Promise<void> {
+  try {
+    await until(() => extra() && hearsEveryone(members), timeoutMs, what);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}: ${powerMatrix(members)}`);
+  }
+}
+
 export function hearsEveryone(members: readonly Member[]): boolean {
   return members.every((m) => members.every((o) => o === m || m.powerOf(o) > PRESENT));
 }
