@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { VoxConfig } from '../config.ts';
 import { VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
-import { gauge } from '../metrics/registry.ts';
+import { counter, gauge } from '../metrics/registry.ts';
 import type { SignallingCore } from '../signalling/core.ts';
 import type { JoinRoute, JoinRouter } from '../signalling/join-router.ts';
 import { redactUrl } from '../turn/redis-store.ts';
@@ -29,6 +29,8 @@ export interface ClusterHealth {
 
 const clusterNodes = gauge('voxlink_cluster_nodes', 'Live nodes in the cluster registry as this node last read it.');
 const clusterRedisUp = gauge('voxlink_cluster_redis_up', '1 while the cluster registry (Redis) answers, 0 during an outage.');
+/** Per purpose, so operators (and bench/cluster) see what a join costs against the periodic traffic. */
+const redisCommands = counter('voxlink_cluster_redis_commands_total', 'Redis commands this node sent, by purpose: route (join placement), registry (heartbeat and node list), lease (renewals), writeback (room list).', ['purpose']);
 const clusterRoomsOwned = gauge('voxlink_cluster_rooms_owned', 'Rooms whose lease this node holds.');
 
 /**
@@ -120,6 +122,7 @@ export class ClusterNode implements JoinRouter {
     const key = keys.room(roomId);
     try {
       for (let attempt = 0; attempt < 3; attempt++) {
+        redisCommands.inc({ purpose: 'route' });
         const owner = await this.#redis.get(key);
         if (owner === this.id && !this.#draining) return { kind: 'local' };
         const info = owner === null ? undefined : this.#nodes.get(owner);
@@ -134,6 +137,7 @@ export class ClusterNode implements JoinRouter {
         // Free, owned by a node that left the registry (dead), or ours while draining: place it.
         const target = this.#leastLoaded();
         let now: string;
+        redisCommands.inc({ purpose: 'route' });
         if (owner === this.id) {
           now = (await this.#redis.voxTransfer(key, this.id, target.id, this.#config.leaseMs)) === 1 ? target.id : ((await this.#redis.get(key)) ?? '');
         } else {
@@ -143,7 +147,7 @@ export class ClusterNode implements JoinRouter {
         if (now === this.id) return { kind: 'local' };
         const placed = this.#nodes.get(now);
         if (placed) return this.#redirect(roomId, placed);
-        await this.#refreshNodes(); // a node we have not seen yet: read the registry, try again
+        await this.#refreshNodes('route'); // a node we have not seen yet: read the registry, try again
       }
       return { kind: 'refuse', code: 'CLUSTER_UNAVAILABLE', message: `room "${roomId}" could not be placed: its owner is not in the registry` };
     } catch (err) {
@@ -203,7 +207,8 @@ export class ClusterNode implements JoinRouter {
         .sadd(keys.nodes, this.id)
         .pexpire(keys.rooms(this.id), ttl)
         .exec();
-      await this.#refreshNodes();
+      redisCommands.inc({ purpose: 'registry' }, 5); // MULTI, SET, SADD, PEXPIRE, EXEC
+      await this.#refreshNodes('registry');
       this.#up();
     } catch (err) {
       this.#down(err as Error);
@@ -223,11 +228,12 @@ export class ClusterNode implements JoinRouter {
     const deadline = Date.now() + this.#config.nodeTtlMs + this.#config.heartbeatMs;
     while (Date.now() < deadline && this.#nodes.has(id) && this.#silent(id)) {
       await new Promise((r) => setTimeout(r, 200));
-      await this.#refreshNodes();
+      await this.#refreshNodes('route');
     }
   }
 
-  async #refreshNodes(): Promise<void> {
+  async #refreshNodes(purpose: 'route' | 'registry'): Promise<void> {
+    redisCommands.inc({ purpose }, 2); // SMEMBERS + MGET (an SREM of expired ids is rare)
     const nodes = await readNodes(this.#redis);
     const now = Date.now();
     for (const n of nodes) {
@@ -248,6 +254,7 @@ export class ClusterNode implements JoinRouter {
     if (rooms.length === 0) return;
     let answers: string[];
     try {
+      redisCommands.inc({ purpose: 'lease' });
       answers = await this.#redis.voxRenew(rooms.length, ...rooms.map(keys.room), this.id, this.#config.leaseMs);
     } catch (err) {
       this.#down(err as Error);
@@ -289,6 +296,7 @@ export class ClusterNode implements JoinRouter {
         }
       }
       multi.pexpire(keys.rooms(this.id), this.#config.nodeTtlMs);
+      redisCommands.inc({ purpose: 'writeback' }, multi.length + 2); // + MULTI/EXEC
       await multi.exec();
     } catch (err) {
       for (const roomId of batch) dirty.add(roomId);

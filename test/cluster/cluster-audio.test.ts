@@ -32,6 +32,7 @@ describe('three nodes, one room, kill -9 of its owner', () => {
   }, 90_000);
 
   afterAll(async () => {
+    for (const n of nodes) for (const line of n.problems()) console.log(line);
     await Promise.all(members.map((m) => m.close()));
     await Promise.all(nodes.map((n) => n.stop()));
     await redis.stop();

@@ -168,6 +168,15 @@ export class VoxNode {
       .filter((l) => l.msg === msg);
   }
 
+  /** Warnings and errors the node logged (for failure messages). */
+  problems(): string[] {
+    return this.output
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .filter((l) => (JSON.parse(l) as { level: number }).level >= 40)
+      .map((l) => `${this.id}: ${l.slice(0, 400)}`);
+  }
+
   cleanup(): void {
     rmSync(this.#dataDir, { recursive: true, force: true });
   }
