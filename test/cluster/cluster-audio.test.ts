@@ -77,7 +77,8 @@ describe('three nodes, one room, kill -9 of its owner', () => {
     nodes[0].kill('SIGKILL');
     await untilEveryoneHears(members, 30_000, 'everyone hears everyone after the owner died', () => members.every((m) => m.mediaSince > killedAt));
     const failoverS = (Date.now() - killedAt) / 1000;
-    console.log(`failover after kill -9: everyone hears everyone after ${failoverS.toFixed(1)} s`);
+    const rejoined = members.map((m) => `${m.userId} ${((m.rooms.at(-1)!.at - killedAt) / 1000).toFixed(1)} s`).join(', ');
+    console.log(`failover after kill -9: re-joined ${rejoined}; everyone hears everyone after ${failoverS.toFixed(1)} s`);
     expect(failoverS).toBeLessThan(15);
     const health = await Promise.all(nodes.slice(1).map((n) => n.health()));
     expect(health.map((h) => h.participants).sort()).toEqual([0, 3]);

@@ -130,6 +130,8 @@ export class VoxNode {
       VOXLINK_REDIS_URL: this.#options.redisUrl,
       VOXLINK_NODE_ID: this.id,
       VOXLINK_CLUSTER_DRAIN_TIMEOUT_MS: '8000',
+      // A cold media worker on a CPU-starved 2-core box can take longer than the 5 s default to answer its first join.
+      VOXLINK_MEDIA_REQUEST_TIMEOUT_MS: '20000',
       ...this.#options.env,
     };
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
