@@ -100,7 +100,11 @@ async function failoverRun(run: number): Promise<number[]> {
     'everyone hears everyone after the kill',
   );
   await Promise.all(members.map((m) => m.close()));
-  console.log(`failover run ${run}: killed ${owner.id}; per client ${[...healed.values()].map((s) => s.toFixed(1)).join(', ')} s`);
+  const rejoined = members.map((m) => ((m.rooms.find((r) => r.reason === 'rejoined' && r.at > killedAt)?.at ?? NaN) - killedAt) / 1000);
+  console.log(
+    `failover run ${run}: killed ${owner.id}; re-joined after ${rejoined.map((s) => s.toFixed(1)).join(', ')} s; hearing everyone after ${[...healed.values()].map((s) => s.toFixed(1)).join(', ')} s`,
+  );
+  for (const n of live) if (n !== owner) for (const line of n.problems().slice(-5)) console.log(`  ${line.slice(0, 300)}`);
   // Bring the node back for the next run.
   await owner.start();
   return [...healed.values()];
@@ -176,7 +180,11 @@ async function main(): Promise<void> {
         `| Redis commands per join: direct / routed / new room (route + write-behind) | ${result.redisCommandsPerJoin.direct} / ${result.redisCommandsPerJoin.routed} / ${result.redisCommandsPerJoin.newRoom} |`,
         '',
         'Join time is connect + hello + join until `joined` with a fresh SDK client. The routed join pays',
-        'one extra WebSocket connect and hello (the redirect), never a relay hop for media.',
+        'one extra WebSocket connect and hello (the redirect), never a relay hop for media. Redis commands',
+        "per join are the nodes' own count (voxlink_cluster_redis_commands_total, purposes route and",
+        'writeback) over the phase divided by its joins; the write-behind of the room list dominates them.',
+        'Failover is from `kill -9` until the client hears every other tone again; it includes the re-join',
+        '(bounded by cluster.nodeTtlMs), a cold media worker on the new owner, ICE/DTLS and a second of audio.',
         '',
       ].join('\n'),
     );

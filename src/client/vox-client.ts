@@ -598,13 +598,16 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
         });
       }
       this.#log?.debug({ room, url: reply.url }, 'room lives on another node; moving there');
-      await this.#moveTo(reply.url);
+      (await this.#moveTo(reply.url))();
       ticket = reply.ticket;
     }
   }
 
-  /** Make-before-break move of the session: the new node's socket and `hello` first, then the old socket closes (1000). */
-  async #moveTo(url: string): Promise<void> {
+  /**
+   * Make-before-break move of the session: the new node's socket and `hello` first; the old
+   * socket is closed (1000) by the returned function, or at once when the move fails.
+   */
+  async #moveTo(url: string): Promise<() => void> {
     const old = this.#socket;
     this.#stopHeartbeat();
     if (old) {
@@ -614,16 +617,21 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
     }
     this.#socket = null;
     this.#url = url;
-    try {
-      await this.#openSocket();
-      await this.#hello();
-    } finally {
+    const closeOld = (): void => {
       try {
         old?.close(1000, 'moved to the room owner node');
       } catch {
         // Already closed.
       }
+    };
+    try {
+      await this.#openSocket();
+      await this.#hello();
+    } catch (error) {
+      closeOld();
+      throw error;
     }
+    return closeOld;
   }
 
   /** Unsolicited `redirect` (reason moving): this node is shutting down; every room re-joins on the new node. */
@@ -634,9 +642,14 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
     this.#setState('reconnecting');
     try {
       this.#abandonSession();
-      await this.#moveTo(url);
-      if (epoch !== this.#epoch) return;
-      await this.#rejoinStaleRooms();
+      const closeOld = await this.#moveTo(url);
+      try {
+        if (epoch !== this.#epoch) return;
+        // The old node keeps serving (and forwarding) until the rooms are joined on the new one.
+        await this.#rejoinStaleRooms();
+      } finally {
+        closeOld();
+      }
       if (epoch !== this.#epoch) return;
       this.#setState('connected');
     } catch (error) {

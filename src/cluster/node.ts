@@ -168,12 +168,13 @@ export class ClusterNode implements JoinRouter {
     return { kind: 'refuse', code: 'CLUSTER_UNAVAILABLE', message: `the cluster registry is unreachable: room "${roomId}" cannot be placed now, try again shortly` };
   }
 
-  /** The live node with the fewest participants; this node wins a tie (no redirect). Draining nodes take nothing. */
+  /** The live node with the fewest participants; this node wins a tie (no redirect). */
   #leastLoaded(): NodeInfo {
     this.#nodes.set(this.id, this.#selfInfo());
     let best: NodeInfo | undefined;
     for (const n of this.#nodes.values()) {
-      if (n.draining) continue;
+      // Draining nodes take nothing; a silent one is probably dead and would strand the room.
+      if (n.draining || (n.id !== this.id && this.#silent(n.id))) continue;
       if (!best || n.load < best.load || (n.load === best.load && n.id === this.id)) best = n;
     }
     return best ?? this.#selfInfo();
