@@ -62,15 +62,26 @@ async function timedJoin(entry: string, room: string, user: string): Promise<num
   return ms;
 }
 
-async function joinPhase(label: string, joins: () => Promise<number>[] | Promise<number>, count: number): Promise<{ ms: number[]; commandsPerJoin: number }> {
+interface PhaseResult {
+  ms: number[];
+  /** Redis commands on the join's own path (placement: GET, claim), per join. */
+  routePerJoin: number;
+  /** Room-list write-behind per join (its join and its leave), coalesced across joins. */
+  writebackPerJoin: number;
+}
+
+async function joinPhase(label: string, joins: () => Promise<number>, count: number): Promise<PhaseResult> {
   const before = await redisCommands(nodes);
   const ms: number[] = [];
-  for (let i = 0; i < count; i++) ms.push(await (joins() as Promise<number>));
+  for (let i = 0; i < count; i++) ms.push(await joins());
   await sleep(600); // let the write-behind of the last joins land in the count
   const after = await redisCommands(nodes);
-  const perJoin = ((after.route ?? 0) - (before.route ?? 0) + (after.writeback ?? 0) - (before.writeback ?? 0)) / count;
-  console.log(`${label}: p50 ${quantile(ms, 0.5).toFixed(1)} ms, p95 ${quantile(ms, 0.95).toFixed(1)} ms, Redis commands per join ${perJoin.toFixed(2)}`);
-  return { ms, commandsPerJoin: perJoin };
+  const routePerJoin = ((after.route ?? 0) - (before.route ?? 0)) / count;
+  const writebackPerJoin = ((after.writeback ?? 0) - (before.writeback ?? 0)) / count;
+  console.log(
+    `${label}: p50 ${quantile(ms, 0.5).toFixed(1)} ms, p95 ${quantile(ms, 0.95).toFixed(1)} ms, Redis commands per join: ${routePerJoin.toFixed(2)} on the join path + ${writebackPerJoin.toFixed(2)} write-behind`,
+  );
+  return { ms, routePerJoin, writebackPerJoin };
 }
 
 async function failoverRun(run: number): Promise<number[]> {
@@ -156,9 +167,14 @@ async function main(): Promise<void> {
       failoverMaxS: round(Math.max(...failover)),
       failoverSamples: failover.map((s) => round(s)),
       redisCommandsPerJoin: {
-        direct: round(direct.commandsPerJoin, 2),
-        routed: round(routed.commandsPerJoin, 2),
-        newRoom: round(fresh.commandsPerJoin, 2),
+        direct: round(direct.routePerJoin, 2),
+        routed: round(routed.routePerJoin, 2),
+        newRoom: round(fresh.routePerJoin, 2),
+      },
+      redisWritebackCommandsPerJoin: {
+        direct: round(direct.writebackPerJoin, 2),
+        routed: round(routed.writebackPerJoin, 2),
+        newRoom: round(fresh.writebackPerJoin, 2),
       },
     };
     mkdirSync(resultsDir, { recursive: true });
@@ -177,12 +193,13 @@ async function main(): Promise<void> {
         `| join through another node: redirect + second connect (p50 / p95) | ${result.joinMsRouted} / ${result.joinMsRoutedP95} ms |`,
         `| join creating a room (placement claim, p50) | ${result.joinMsNewRoom} ms |`,
         `| kill -9 of the owner → client hears everyone again (p50 / max over ${failover.length} clients) | ${result.failoverS} / ${result.failoverMaxS} s |`,
-        `| Redis commands per join: direct / routed / new room (route + write-behind) | ${result.redisCommandsPerJoin.direct} / ${result.redisCommandsPerJoin.routed} / ${result.redisCommandsPerJoin.newRoom} |`,
+        `| Redis commands per join on its own path: direct / routed / new room | ${result.redisCommandsPerJoin.direct} / ${result.redisCommandsPerJoin.routed} / ${result.redisCommandsPerJoin.newRoom} |`,
+        `| room-list write-behind per join (join + leave, coalesced): direct / routed / new room | ${result.redisWritebackCommandsPerJoin.direct} / ${result.redisWritebackCommandsPerJoin.routed} / ${result.redisWritebackCommandsPerJoin.newRoom} |`,
         '',
         'Join time is connect + hello + join until `joined` with a fresh SDK client. The routed join pays',
         'one extra WebSocket connect and hello (the redirect), never a relay hop for media. Redis commands',
         "per join are the nodes' own count (voxlink_cluster_redis_commands_total, purposes route and",
-        'writeback) over the phase divided by its joins; the write-behind of the room list dominates them.',
+        'writeback) over the phase divided by its joins (each client joins, then leaves).',
         'Failover is from `kill -9` until the client hears every other tone again; it includes the re-join',
         '(bounded by cluster.nodeTtlMs), a cold media worker on the new owner, ICE/DTLS and a second of audio.',
         '',
