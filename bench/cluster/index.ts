@@ -84,14 +84,32 @@ async function joinPhase(label: string, joins: () => Promise<number>, count: num
   return { ms, routePerJoin, writebackPerJoin };
 }
 
-async function failoverRun(run: number): Promise<number[]> {
+interface FailoverRun {
+  /** Per client: kill → hears every other tone again (s). */
+  hear: number[];
+  /** Per client: kill → re-joined on the new owner (signalling only, s). */
+  rejoin: number[];
+  /** Per client: first join → hears everyone, before the kill (the media set-up cost without any failure, s). */
+  initialHear: number[];
+}
+
+async function failoverRun(run: number): Promise<FailoverRun> {
   const live = nodes.filter((n) => n.port !== 0);
   const room = `failover-${run}`;
   const tones = [440, 660, 880, 1100, 1320, 1540];
   const members = Array.from({ length: config.failoverClients }, (_, i) => new Member(`f${run}-${i}`, tones[i], room));
   // Everyone enters through a different node; the room lands on the first one's node.
+  const joinedAt = Date.now();
   for (const [i, m] of members.entries()) await m.join(live.map((_, k) => live[(i + k) % live.length].wsUrl));
-  await until(() => hearsEveryone(members), 60_000, 'everyone hears everyone before the kill');
+  const initial = new Map<Member, number>();
+  await until(
+    () => {
+      for (const m of members) if (!initial.has(m) && members.every((o) => o === m || m.powerOf(o) > 0.01)) initial.set(m, (Date.now() - joinedAt) / 1000);
+      return initial.size === members.length;
+    },
+    90_000,
+    'everyone hears everyone before the kill',
+  );
   const health = await Promise.all(live.map((n) => n.health()));
   const owner = live[health.findIndex((h) => h.participants > 0)];
   const killedAt = Date.now();
@@ -118,7 +136,7 @@ async function failoverRun(run: number): Promise<number[]> {
   for (const n of live) if (n !== owner) for (const line of n.problems().slice(-5)) console.log(`  ${line.slice(0, 300)}`);
   // Bring the node back for the next run.
   await owner.start();
-  return [...healed.values()];
+  return { hear: [...healed.values()], rejoin: rejoined, initialHear: [...initial.values()] };
 }
 
 async function main(): Promise<void> {
@@ -142,7 +160,14 @@ async function main(): Promise<void> {
     await holder.disconnect();
 
     const failover: number[] = [];
-    for (let run = 0; run < config.failoverRuns; run++) failover.push(...(await failoverRun(run)));
+    const rejoin: number[] = [];
+    const initialHear: number[] = [];
+    for (let run = 0; run < config.failoverRuns; run++) {
+      const r = await failoverRun(run);
+      failover.push(...r.hear);
+      rejoin.push(...r.rejoin);
+      initialHear.push(...r.initialHear);
+    }
 
     const result = {
       bench: 'cluster',
@@ -166,6 +191,9 @@ async function main(): Promise<void> {
       failoverS: round(quantile(failover, 0.5)),
       failoverMaxS: round(Math.max(...failover)),
       failoverSamples: failover.map((s) => round(s)),
+      failoverRejoinS: round(quantile(rejoin, 0.5)),
+      failoverRejoinMaxS: round(Math.max(...rejoin)),
+      firstJoinHearS: round(quantile(initialHear, 0.5)),
       redisCommandsPerJoin: {
         direct: round(direct.routePerJoin, 2),
         routed: round(routed.routePerJoin, 2),
@@ -193,6 +221,8 @@ async function main(): Promise<void> {
         `| join through another node: redirect + second connect (p50 / p95) | ${result.joinMsRouted} / ${result.joinMsRoutedP95} ms |`,
         `| join creating a room (placement claim, p50) | ${result.joinMsNewRoom} ms |`,
         `| kill -9 of the owner → client hears everyone again (p50 / max over ${failover.length} clients) | ${result.failoverS} / ${result.failoverMaxS} s |`,
+        `| kill -9 of the owner → client re-joined on the new owner (p50 / max) | ${result.failoverRejoinS} / ${result.failoverRejoinMaxS} s |`,
+        `| for comparison, no failure: first join → hears everyone (p50) | ${result.firstJoinHearS} s |`,
         `| Redis commands per join on its own path: direct / routed / new room | ${result.redisCommandsPerJoin.direct} / ${result.redisCommandsPerJoin.routed} / ${result.redisCommandsPerJoin.newRoom} |`,
         `| room-list write-behind per join (join + leave, coalesced): direct / routed / new room | ${result.redisWritebackCommandsPerJoin.direct} / ${result.redisWritebackCommandsPerJoin.routed} / ${result.redisWritebackCommandsPerJoin.newRoom} |`,
         '',
