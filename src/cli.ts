@@ -12,6 +12,7 @@ import { grantNames, type Grant } from './protocol/messages.ts';
  *   voxlink start                 run the server (same as npm start)
  *   voxlink token [options]       mint an access token with the server's key (same config/data dir)
  *   voxlink turn rotate-secret    add a TURN secret to the store coturn reads, retire the others
+ *   voxlink cluster [--json]      the cluster's live nodes and rooms (cluster.redisUrl)
  */
 const usage = `Usage:
   voxlink start [--config <file>] [--data-dir <dir>]
@@ -19,6 +20,11 @@ const usage = `Usage:
                 [--grants join,publish,subscribe,record,admin] [--ttl 1h] [--key-file ed25519-private.pem]
                 [--config <file>] [--data-dir <dir>]
   voxlink turn rotate-secret [--retire-after <seconds>] [--config <file>] [--data-dir <dir>]
+  voxlink cluster [--json] [--config <file>]
+
+cluster (cluster.redisUrl / VOXLINK_REDIS_URL; docs/cluster.md):
+  Lists the live nodes (id, URL, participants, rooms, version, draining) and every room with its
+  owner node and participant count, read from the cluster's Redis. --json prints one JSON object.
 
 From a checkout: npx voxlink …   From the bundle: node dist/src/cli.js …
 
@@ -133,6 +139,40 @@ async function turnCommand(args: string[]): Promise<void> {
   }
 }
 
+async function clusterCommand(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean' }, ...configOptions, help: { type: 'boolean', short: 'h' } }, strict: true });
+  if (values.help) {
+    process.stdout.write(usage);
+    return;
+  }
+  const config = cliConfig(values);
+  if (config.cluster.redisUrl === undefined) throw new UsageError('cluster.redisUrl (VOXLINK_REDIS_URL) is not set: this VoxLink is a single node');
+  const { openClusterRedis, readNodes, readRooms } = await import('./cluster/store.ts');
+  const redis = openClusterRedis(config.cluster.redisUrl, { enableOfflineQueue: true, retryStrategy: () => null });
+  redis.on('error', () => undefined);
+  try {
+    const nodes = await readNodes(redis);
+    const rooms = await readRooms(redis, nodes);
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ nodes, rooms }, null, 2)}\n`);
+      return;
+    }
+    const now = Date.now();
+    process.stdout.write(`${nodes.length} live node(s)\n`);
+    for (const n of nodes) {
+      process.stdout.write(
+        `  ${n.id}  ${n.url}  participants ${n.load}  rooms ${n.rooms}  v${n.version}${n.draining ? '  DRAINING' : ''}  seen ${((now - n.updatedAt) / 1000).toFixed(1)} s ago\n`,
+      );
+    }
+    process.stdout.write(`${rooms.length} room(s)\n`);
+    for (const r of rooms) process.stdout.write(`  ${r.room}  on ${r.node}  participants ${r.participants}  ${r.mode}${r.recording ? '  recording' : ''}\n`);
+  } catch (err) {
+    throw new Error(`cannot read the cluster registry: ${(err as Error).message}`);
+  } finally {
+    redis.disconnect();
+  }
+}
+
 class UsageError extends Error {}
 
 const configOptions = {
@@ -167,6 +207,9 @@ async function run(argv: string[]): Promise<void> {
       return;
     case 'turn':
       await turnCommand(rest);
+      return;
+    case 'cluster':
+      await clusterCommand(rest);
       return;
     case undefined:
     case 'help':

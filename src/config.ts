@@ -214,6 +214,35 @@ export const configSchema = z.object({
       dir: z.string().min(1).optional(),
     })
     .prefault({}),
+  /**
+   * Several nodes on one Redis (docs/cluster.md). Without redisUrl: one node, exactly as before.
+   * With it: a node registry, room leases and join redirects to the room's owner node.
+   */
+  cluster: z
+    .object({
+      /** redis://[:password@]host:port/db shared by every node. Unset: no cluster. */
+      redisUrl: z.string().optional(),
+      /** This node's id in the registry; default `<hostname>-<random>`, new at every start. */
+      nodeId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+      /** The signalling URL other nodes redirect clients to (ws[s]://host:port/ws); default this server's own URL. */
+      publicUrl: z.string().regex(/^wss?:\/\//, 'expected ws:// or wss://').optional(),
+      /** HMAC key of redirect tickets; every node needs the same. Default: derived from auth.hs256Secret (required with EdDSA). */
+      secret: z.string().min(32).optional(),
+      /** The node's registry entry is refreshed this often. */
+      heartbeatMs: z.number().int().min(100).default(1000),
+      /** A node whose entry was not refreshed for this long counts as dead (its rooms can be claimed). */
+      nodeTtlMs: z.number().int().min(500).default(4000),
+      /** A room's lease: the owner renews it every leaseMs/4; after a crash it lapses within this time (≤ 10 s). */
+      leaseMs: z.number().int().min(1000).max(60_000).default(8000),
+      /** Lifetime of a redirect ticket. */
+      ticketTtlMs: z.number().int().min(1000).default(30_000),
+      /** On SIGTERM: how long the node waits for its clients to move before it closes anyway. */
+      drainTimeoutMs: z.number().int().min(0).default(10_000),
+    })
+    .superRefine((cluster, ctx) => {
+      if (cluster.nodeTtlMs <= cluster.heartbeatMs) ctx.addIssue({ code: 'custom', path: ['nodeTtlMs'], message: 'must exceed cluster.heartbeatMs' });
+    })
+    .prefault({}),
   metrics: z
     .object({
       /** Serve /metrics. */
@@ -301,6 +330,15 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_MIX_VOICE_THRESHOLD_DBFS: { path: 'media.mixing.voiceThresholdDbfs', kind: 'number' },
   VOXLINK_MIX_HANGOVER_MS: { path: 'media.mixing.hangoverMs', kind: 'int' },
   VOXLINK_MIX_OPUS_PROFILE: { path: 'media.mixing.opusProfile', kind: 'string' },
+  VOXLINK_REDIS_URL: { path: 'cluster.redisUrl', kind: 'string' },
+  VOXLINK_NODE_ID: { path: 'cluster.nodeId', kind: 'string' },
+  VOXLINK_CLUSTER_PUBLIC_URL: { path: 'cluster.publicUrl', kind: 'string' },
+  VOXLINK_CLUSTER_SECRET: { path: 'cluster.secret', kind: 'string' },
+  VOXLINK_CLUSTER_HEARTBEAT_MS: { path: 'cluster.heartbeatMs', kind: 'int' },
+  VOXLINK_CLUSTER_NODE_TTL_MS: { path: 'cluster.nodeTtlMs', kind: 'int' },
+  VOXLINK_CLUSTER_LEASE_MS: { path: 'cluster.leaseMs', kind: 'int' },
+  VOXLINK_CLUSTER_TICKET_TTL_MS: { path: 'cluster.ticketTtlMs', kind: 'int' },
+  VOXLINK_CLUSTER_DRAIN_TIMEOUT_MS: { path: 'cluster.drainTimeoutMs', kind: 'int' },
   VOXLINK_METRICS: { path: 'metrics.enabled', kind: 'bool' },
   VOXLINK_METRICS_TOKEN: { path: 'metrics.token', kind: 'string' },
   VOXLINK_METRICS_ROOM_LABELS: { path: 'metrics.roomLabels', kind: 'bool' },

@@ -10,7 +10,9 @@ import { adminRoutes } from './admin/routes.ts';
 import { recordingRoutes } from './recording/routes.ts';
 import type { PooledMediaPlane } from './rooms/media-plane.ts';
 import { reportWorkerDeaths } from './signalling/observer.ts';
-import { startServer } from './signalling/server.ts';
+import { startServer, VERSION } from './signalling/server.ts';
+import { ClusterNode } from './cluster/node.ts';
+import { clusterUrlOf } from './cluster/url.ts';
 import { webRoutes } from './web/routes.ts';
 
 /**
@@ -54,7 +56,15 @@ async function main(): Promise<void> {
   }
   const keys = resolveAuthKeys(config);
   const mediaPlane = await startMediaPlane(config);
-  const server = await startServer(config, { keys, mediaPlane, routes: [webRoutes(config, keys), recordingRoutes(config, keys), adminRoutes(keys)] });
+  // Several nodes on one Redis (docs/cluster.md); without cluster.redisUrl, one node as before.
+  const cluster = config.cluster.redisUrl === undefined ? undefined : ClusterNode.create(config, { version: VERSION, hs256Secret: keys.hs256Secret });
+  const server = await startServer(config, {
+    keys,
+    mediaPlane,
+    routes: [webRoutes(config, keys), recordingRoutes(config, keys), adminRoutes(keys, cluster)],
+    ...(cluster ? { presence: cluster.presence, router: cluster, health: () => cluster.health() } : {}),
+  });
+  cluster?.start(clusterUrlOf(config, server), server.core);
   if (mediaPlane) reportWorkerDeaths(server.observer, mediaPlane.pool);
   log.info(
     { url: server.urls[0], urls: server.urls, native: server.native, auth: keys.source, devMode: config.auth.devMode, media: mediaPlane !== undefined },
@@ -95,11 +105,13 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    const timer = setTimeout(() => process.exit(1), 5000);
+    const timer = setTimeout(() => process.exit(1), 5000 + (cluster ? config.cluster.drainTimeoutMs : 0));
     timer.unref();
-    void server
-      .close()
+    // A cluster node first hands its rooms to other nodes and lets its clients move (drain).
+    void (cluster ? cluster.drain() : Promise.resolve())
+      .then(() => server.close())
       .then(() => mediaPlane?.close())
+      .then(() => cluster?.close())
       .catch((err: unknown) => log.error({ err }, 'shutdown failed'))
       .finally(() => process.exit(0));
   };

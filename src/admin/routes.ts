@@ -24,6 +24,8 @@ const targetSchema = z.union([
 /** The admin API's methods and their request bodies (docs/api.md). */
 export const adminRequestSchemas = {
   ListRooms: z.object({}).strict(),
+  /** Every room of every node (cluster.redisUrl; docs/cluster.md): room, owner node, participants. */
+  ListClusterRooms: z.object({}).strict(),
   ListParticipants: z.object({ room: roomIdSchema }).strict(),
   RemoveParticipant: targetSchema,
   MuteParticipant: targetSchema,
@@ -61,7 +63,13 @@ const notFound = (what: AdminMiss, room: string, target?: string): HttpError =>
  * Every call is logged at info as `admin call` (who = the token's sub, method, room, target,
  * result), never the token.
  */
-export function adminRoutes(keys: AuthKeys): RouteInstaller {
+/** The cluster's room list (src/cluster/node.ts), for ListClusterRooms. */
+export interface ClusterRoomLister {
+  readonly id: string;
+  listRooms(): Promise<{ room: string; node: string; participants: number; mode: string; recording: boolean }[]>;
+}
+
+export function adminRoutes(keys: AuthKeys, cluster?: ClusterRoomLister): RouteInstaller {
   return (app: TemplatedApp, { core }) => {
     app.post('/admin/v1/:method', (res, req) => {
       const method = req.getParameter(0) ?? '';
@@ -71,7 +79,7 @@ export function adminRoutes(keys: AuthKeys): RouteInstaller {
         aborted.value = true;
       });
       readBody(res, ADMIN_MAX_BODY_BYTES).then(
-        (body) => handle(core.admin, keys, method, token, body, res, aborted),
+        (body) => handle(core.admin, cluster, keys, method, token, body, res, aborted),
         (err: unknown) => {
           const e = err instanceof HttpError ? err : new HttpError('400 Bad Request', 'INVALID_REQUEST', 'could not read the request body');
           audit(undefined, method, undefined, undefined, e.code);
@@ -87,6 +95,7 @@ export function adminRoutes(keys: AuthKeys): RouteInstaller {
 
 async function handle(
   admin: RoomAdmin,
+  cluster: ClusterRoomLister | undefined,
   keys: AuthKeys,
   method: string,
   token: string | undefined,
@@ -130,7 +139,8 @@ async function handle(
     if (room !== undefined && !grantsForRoom(who, room).has('admin')) {
       throw new HttpError('403 Forbidden', 'FORBIDDEN', `the token has no admin grant for room "${room}"`);
     }
-    const result = run(admin, method as AdminMethod, request, (id) => grantsForRoom(who, id).has('admin'));
+    const visible = (id: string): boolean => grantsForRoom(who, id).has('admin');
+    const result = method === 'ListClusterRooms' ? await clusterRooms(admin, cluster, visible) : run(admin, method as AdminMethod, request, visible);
     audit(identity.userId, method, room, target, 'ok');
     sendJson(res, '200 OK', result, aborted);
   } catch (err) {
@@ -161,6 +171,8 @@ function run(
   switch (method) {
     case 'ListRooms':
       return { rooms: admin.listRooms(visible) };
+    case 'ListClusterRooms':
+      throw new Error('ListClusterRooms is answered by clusterRooms()');
     case 'ListParticipants':
       return { room, participants: check(admin.listParticipants(room)) };
     case 'RemoveParticipant': {
@@ -177,6 +189,20 @@ function run(
     case 'UpdateRoomMetadata':
       return { room: check(admin.updateRoomMetadata(room, request.metadata ?? '')) };
   }
+}
+
+/** ListClusterRooms: from Redis on a cluster node; on a single node its own rooms, node "local". */
+async function clusterRooms(admin: RoomAdmin, cluster: ClusterRoomLister | undefined, visible: (roomId: string) => boolean): Promise<unknown> {
+  if (!cluster) {
+    return { rooms: admin.listRooms(visible).map((r) => ({ room: r.room, node: 'local', participants: r.participants })) };
+  }
+  let rooms;
+  try {
+    rooms = await cluster.listRooms();
+  } catch {
+    throw new HttpError('503 Service Unavailable', 'CLUSTER_UNAVAILABLE', 'the cluster registry (Redis) is unreachable');
+  }
+  return { node: cluster.id, rooms: rooms.filter((r) => visible(r.room)) };
 }
 
 /** The audit line of one admin call: who (token sub), what, on which room and participant, and how it ended. Never the token. */

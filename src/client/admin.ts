@@ -11,6 +11,15 @@ import type { ParticipantInfo, RecordingInfo, RoomMode } from '../protocol/index
  *   await admin.removeParticipant('standup', { userId: 'mallory' });
  */
 
+export interface AdminClusterRoom {
+  room: string;
+  /** The owner node's id. */
+  node: string;
+  participants: number;
+  mode?: string;
+  recording?: boolean;
+}
+
 export interface AdminRoom {
   room: string;
   mode: RoomMode;
@@ -74,6 +83,14 @@ export class AdminClient {
   /** The rooms this token administers that have someone in them. */
   async listRooms(): Promise<AdminRoom[]> {
     return (await this.#call<{ rooms: AdminRoom[] }>('ListRooms', {})).rooms;
+  }
+
+  /**
+   * Every room of every node of a cluster this token administers (docs/cluster.md), with the
+   * node that owns it; on a single node its own rooms with node "local".
+   */
+  async listClusterRooms(): Promise<AdminClusterRoom[]> {
+    return (await this.#call<{ rooms: AdminClusterRoom[] }>('ListClusterRooms', {})).rooms;
   }
 
   async listParticipants(room: string): Promise<ParticipantInfo[]> {

@@ -48,6 +48,7 @@ export const errorSentences = {
   PARTICIPANT_NOT_FOUND: 'That participant is no longer in the room — refresh the list.',
   MEDIA_UNAVAILABLE: 'This voice server has audio turned off — ask its operator.',
   MEDIA_FAILED: 'The voice server could not set up audio — try again.',
+  CLUSTER_UNAVAILABLE: 'The voice service cannot open new rooms right now — try again in a moment.',
   INTERNAL: 'The voice server ran into a problem — try again in a moment.',
   // The SDK's own codes (src/errors.ts), for what never reached the server.
   CLIENT_CONNECT_FAILED: 'Could not reach the voice server — check your network and the address, then try again.',

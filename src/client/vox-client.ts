@@ -144,6 +144,11 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
 
   #state: ConnectionState = 'disconnected';
   #url = '';
+  /** Entry URLs given to connect(); reconnects that fail walk through them. */
+  #entries: string[] = [];
+  /** Redirect tickets per room, for the join on the node a room moved to. */
+  readonly #tickets = new Map<string, string>();
+  #moving = false;
   #token: TokenSource = '';
   #socket: WebSocketLike | null = null;
   #session: (SessionInfo & { resumeToken: string }) | null = null;
@@ -234,12 +239,19 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
    * function, called again whenever the SDK needs a fresh session, so short-lived tokens work.
    * Rejects with a SignallingError: CLIENT_TERMINAL_CLOSE (with `closeCode`, e.g. 1008 for a bad
    * token) or CLIENT_CONNECT_FAILED. The first connect is not retried.
+   *
+   * A cluster (docs/cluster.md) may be given as several entry URLs (or one behind DNS / a load
+   * balancer): the first is used to connect; when reconnecting fails (the node died) the SDK tries
+   * the others in turn. A join for a room on another node is followed there on its own.
    */
-  async connect(url: string, token: TokenSource): Promise<SessionInfo> {
+  async connect(url: string | readonly string[], token: TokenSource): Promise<SessionInfo> {
     if (this.#state !== 'disconnected' && this.#state !== 'failed') {
       throw new SignallingError('INVALID_ARGUMENT', { detail: `connect() while ${this.#state}` });
     }
-    this.#url = url;
+    const entries = typeof url === 'string' ? [url] : [...url];
+    if (entries.length === 0) throw new SignallingError('INVALID_ARGUMENT', { detail: 'connect() needs at least one URL' });
+    this.#entries = entries;
+    this.#url = entries[0];
     this.#token = token;
     const epoch = ++this.#epoch;
     this.#setState('connecting');
@@ -258,11 +270,19 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
     return this.session!;
   }
 
-  /** Join a room; resolves with the room's state once the server confirmed (`joined`). */
+  /**
+   * Join a room; resolves with the room's state once the server confirmed (`joined`). On a
+   * cluster, a room that lives on another node is followed there (the server's `redirect`): the
+   * client's session moves to that node, so all rooms of one VoxClient live on one node.
+   */
   async join(room: string, options: JoinOptions = {}): Promise<RoomState> {
     this.#joinOptions.set(room, options);
     try {
-      await this.#request({ op: 'join', room, options }, false);
+      await this.#joinRouted(room, options, false);
+    } catch (error) {
+      // The move to the room's node failed half way (that node is unreachable): get a connection back.
+      if (this.#state === 'connected' && this.#socket === null) void this.#reconnectLoop('room owner unreachable');
+      throw error;
     } finally {
       this.#joinOptions.delete(room);
     }
@@ -483,6 +503,8 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
       } catch (error) {
         if (epoch !== this.#epoch) return;
         this.#dropSocket(4000, 'reconnect attempt failed');
+        // Next attempt on the next entry URL: the node we were on may be gone for good (a cluster).
+        if (this.#entries.length > 0) this.#url = this.#entries[(this.#entries.indexOf(this.#url) + 1) % this.#entries.length];
         if (isTerminal(error)) {
           this.#fail(error as SignallingError, 'failed');
           return;
@@ -541,11 +563,12 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
       const options: JoinOptions = { ...room.joinOptions, muted: room.self?.muted ?? room.joinOptions.muted };
       try {
         this.#joinOptions.set(id, options);
-        await this.#request({ op: 'join', room: id, options }, true);
+        await this.#joinRouted(id, options, true);
         this.#staleRooms.delete(id);
       } catch (error) {
         const e = error as SignallingError;
-        if (e.serverCode === undefined) throw e; // connection trouble: the loop retries
+        // Connection trouble, or a placement the cluster cannot make yet: the loop retries.
+        if ((e.serverCode === undefined && e.code !== 'INVALID_ARGUMENT') || e.serverCode === 'CLUSTER_UNAVAILABLE') throw e;
         // The server refused (room full, grant gone…): the room is gone for this client.
         this.#staleRooms.delete(id);
         this.#removeRoom(room);
@@ -553,6 +576,89 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
       } finally {
         this.#joinOptions.delete(id);
       }
+    }
+  }
+
+  /**
+   * `join`, following `redirect`s to the room's node (at most two hops): the session moves there
+   * (a new socket and `hello` first, then the old socket closes) and the join is sent again with
+   * the ticket, which the owner admits without asking the cluster registry.
+   */
+  async #joinRouted(room: string, options: JoinOptions, duringReconnect: boolean): Promise<void> {
+    let ticket = this.#tickets.get(room);
+    this.#tickets.delete(room);
+    for (let hop = 0; ; hop++) {
+      const reply = await this.#request({ op: 'join', room, options: ticket === undefined ? options : { ...options, ticket } }, duringReconnect);
+      if (reply.op !== 'redirect') return;
+      if (hop >= 2) throw new SignallingError('CLIENT_PROTOCOL_ERROR', { detail: `join ${room}: redirected more than twice` });
+      const elsewhere = [...this.#rooms.keys()].filter((id) => id !== room && !this.#staleRooms.has(id));
+      if (elsewhere.length > 0) {
+        throw new SignallingError('INVALID_ARGUMENT', {
+          detail: `room ${room} lives on another cluster node than ${elsewhere.join(', ')}: use one VoxClient per room on a cluster`,
+        });
+      }
+      this.#log?.debug({ room, url: reply.url }, 'room lives on another node; moving there');
+      (await this.#moveTo(reply.url))();
+      ticket = reply.ticket;
+    }
+  }
+
+  /**
+   * Make-before-break move of the session: the new node's socket and `hello` first; the old
+   * socket is closed (1000) by the returned function, or at once when the move fails.
+   */
+  async #moveTo(url: string): Promise<() => void> {
+    const old = this.#socket;
+    this.#stopHeartbeat();
+    if (old) {
+      old.onmessage = null;
+      old.onclose = null;
+      old.onerror = () => {};
+    }
+    this.#socket = null;
+    this.#url = url;
+    const closeOld = (): void => {
+      try {
+        old?.close(1000, 'moved to the room owner node');
+      } catch {
+        // Already closed.
+      }
+    };
+    try {
+      await this.#openSocket();
+      await this.#hello();
+    } catch (error) {
+      closeOld();
+      throw error;
+    }
+    return closeOld;
+  }
+
+  /** Unsolicited `redirect` (reason moving): this node is shutting down; every room re-joins on the new node. */
+  async #followMove(url: string): Promise<void> {
+    if (this.#moving) return;
+    this.#moving = true;
+    const epoch = ++this.#epoch;
+    this.#setState('reconnecting');
+    try {
+      this.#abandonSession();
+      const closeOld = await this.#moveTo(url);
+      try {
+        if (epoch !== this.#epoch) return;
+        // The old node keeps serving (and forwarding) until the rooms are joined on the new one.
+        await this.#rejoinStaleRooms();
+      } finally {
+        closeOld();
+      }
+      if (epoch !== this.#epoch) return;
+      this.#setState('connected');
+    } catch (error) {
+      if (epoch !== this.#epoch) return;
+      this.#log?.debug({ err: String(error) }, 'moving to the new node failed; reconnecting');
+      this.#dropSocket(4000, 'move failed');
+      void this.#reconnectLoop('room moved and the new node was unreachable');
+    } finally {
+      this.#moving = false;
     }
   }
 
@@ -817,6 +923,12 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
         this.emit('recording', { room: message.room, recording, by: message.by });
         break;
       }
+      case 'redirect':
+        if (message.ref === undefined && this.#rooms.has(message.room)) {
+          this.#tickets.set(message.room, message.ticket);
+          void this.#followMove(message.url);
+        }
+        break;
       case 'room_metadata': {
         const room = this.#rooms.get(message.room);
         if (room) {

@@ -35,6 +35,11 @@ export const ProtocolErrorCodes = [
   'MEDIA_UNAVAILABLE',
   /** The media plane rejected or failed the request. */
   'MEDIA_FAILED',
+  /**
+   * Cluster: the join needs a room placement and the cluster registry (Redis) is unreachable.
+   * Calls already running go on; retry the join later (docs/cluster.md).
+   */
+  'CLUSTER_UNAVAILABLE',
   /** Unexpected server error; the message was not applied. */
   'INTERNAL',
 ] as const;

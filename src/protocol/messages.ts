@@ -124,6 +124,11 @@ export const joinSchema = z.object({
       muted: z.boolean().optional(),
       /** Requested room mode; only honoured when the join creates the room. */
       mode: roomModeSchema.optional(),
+      /**
+       * The ticket of a `redirect` (cluster): lets the room's owner node admit the join without
+       * asking Redis. Opaque to clients; docs/cluster.md.
+       */
+      ticket: z.string().max(512).optional(),
     })
     .optional(),
 });
@@ -419,6 +424,23 @@ export const mediaReconnectSchema = z.object({
   reason: z.string(),
 });
 
+/**
+ * Cluster (docs/cluster.md): the room lives on another node. As the reply to `join` (with its
+ * `ref`): connect to `url`, say `hello` and send the same `join` with `options.ticket`. Without a
+ * `ref` (reason `moving`): this node is shutting down and the room moved to `url`; the SDK does
+ * the same for every room the session is in.
+ */
+export const redirectSchema = z.object({
+  op: z.literal('redirect'),
+  ...sequenced,
+  room: roomIdSchema,
+  /** The owner node's signalling URL (ws:// or wss:// … /ws). */
+  url: z.string().max(2048),
+  /** Short-lived signed ticket naming the room and the owner node. */
+  ticket: z.string().max(512),
+  reason: z.enum(['placed', 'moving']),
+});
+
 export const serverSchemas = {
   ready: readySchema,
   joined: joinedSchema,
@@ -437,6 +459,7 @@ export const serverSchemas = {
   media_reconnect: mediaReconnectSchema,
   recording: recordingSchema,
   room_metadata: roomMetadataSchema,
+  redirect: redirectSchema,
 } as const;
 
 export type ServerOp = keyof typeof serverSchemas;
@@ -457,6 +480,7 @@ export const sequencedServerOps: ReadonlySet<ServerOp> = new Set<ServerOp>([
   'media_reconnect',
   'recording',
   'room_metadata',
+  'redirect',
 ]);
 
 export type ReadyMessage = z.infer<typeof readySchema>;
@@ -476,6 +500,7 @@ export type SpeakingMessage = z.infer<typeof speakingSchema>;
 export type MediaReconnectMessage = z.infer<typeof mediaReconnectSchema>;
 export type RecordingMessage = z.infer<typeof recordingSchema>;
 export type RoomMetadataMessage = z.infer<typeof roomMetadataSchema>;
+export type RedirectMessage = z.infer<typeof redirectSchema>;
 export type ServerMessage = z.infer<typeof serverMessageSchema>;
 
 /** A server message before the signalling layer stamps `seq` (and `ref`) on it. */

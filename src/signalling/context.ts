@@ -2,6 +2,7 @@ import type { VoxConfig } from '../config.ts';
 import type { AuthKeys } from '../auth/keys.ts';
 import type { Presence } from '../rooms/registry.ts';
 import type { ConnectionTable } from './connections.ts';
+import type { JoinRouter } from './join-router.ts';
 import type { LimitLog } from './limit-log.ts';
 import type { MediaPlane } from './media-plane.ts';
 import type { ServerObserver } from './observer.ts';
@@ -40,6 +41,8 @@ export interface SignallingContext {
   readonly presence: Presence;
   readonly observer: ServerObserver;
   readonly mediaPlane: MediaPlane | undefined;
+  /** Cluster join routing (src/cluster); undefined: one node, every join is served here. */
+  readonly router: JoinRouter | undefined;
   /** TURN shared secret for `ready`/`resumed` iceServers; undefined: none handed out. */
   readonly turnSecret: string | undefined;
   readonly serverInfo: { version: string; protocol: 1; native: boolean };

@@ -8,6 +8,7 @@ import { ConnectionTable } from './connections.ts';
 import { RoomAdmin } from './admin.ts';
 import type { ConnState, SignallingContext } from './context.ts';
 import { createFrameHandler } from './inbound.ts';
+import type { JoinRouter } from './join-router.ts';
 import { LimitLog } from './limit-log.ts';
 import type { MediaPlane } from './media-plane.ts';
 import { createMediaSink } from './media-sink.ts';
@@ -25,6 +26,8 @@ export interface SignallingCoreOptions {
   mediaPlane?: MediaPlane;
   /** Who is in which room; default a new in-memory RoomRegistry (rooms/registry.ts). */
   presence?: Presence;
+  /** Cluster join routing (src/cluster/node.ts); without it every join is served here. */
+  router?: JoinRouter;
   /** Where room, participant and recording events go (observer.ts); default a new one. */
   observer?: ServerObserver;
   /** Transport-wide publish (uWS app.publish); without it room events go out per connection. */
@@ -63,6 +66,11 @@ export interface SignallingCore {
    * when there is no such session or it has no connection.
    */
   disconnect(sessionId: string, code: number, reason: string): boolean;
+  /**
+   * Cluster drain: tells every session in the room that it moved to another node (`redirect`,
+   * reason `moving`, no ref). Returns how many sessions were told.
+   */
+  redirectRoom(roomId: string, url: string, ticket: string): number;
   stats(): SignallingStats;
   /** Close every connection with 1001, drop all sessions (no grace), stop timers. Idempotent. */
   close(): void;
@@ -78,6 +86,7 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
     presence: options.presence ?? new RoomRegistry(),
     observer: options.observer ?? new ServerObserver(),
     mediaPlane: options.mediaPlane,
+    router: options.router,
     turnSecret: options.turnSecret,
     serverInfo: { version: options.serverInfo?.version ?? '0.0.0', protocol: 1 as const, native: options.serverInfo?.native ?? false },
     limitLog: new LimitLog(),
@@ -130,6 +139,18 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
       }
     },
     disconnect: (sessionId, code, reason) => sessions.disconnect(sessionId, code, reason),
+    redirectRoom(roomId: string, url: string, ticket: string): number {
+      const room = presence.get(roomId);
+      if (!room) return 0;
+      const told = new Set<string>();
+      for (const p of room.participants.values()) {
+        const session = sessions.get(p.sessionId);
+        if (!session || told.has(session.id)) continue;
+        told.add(session.id);
+        ctx.out.sendTo(session, { op: 'redirect', room: roomId, url, ticket, reason: 'moving' });
+      }
+      return told.size;
+    },
     stats(): SignallingStats {
       return {
         connections: connections.size,

@@ -12,6 +12,7 @@ import { collectProcessMetrics, metricsContentType, metricsText, signallingMetri
 import { countServerEvents } from '../metrics/server-events.ts';
 import { SUBPROTOCOL } from '../protocol/messages.ts';
 import type { Presence } from '../rooms/registry.ts';
+import type { JoinRouter } from './join-router.ts';
 import { turnCredentials } from '../turn/credentials.ts';
 import { createSignallingCore, type SignallingCore } from './core.ts';
 import { logServerEvents } from './event-log.ts';
@@ -39,6 +40,10 @@ export interface StartServerOptions {
   routes?: RouteInstaller | readonly RouteInstaller[];
   /** Who is in which room; default the in-memory RoomRegistry. */
   presence?: Presence;
+  /** Cluster join routing (src/cluster/node.ts); without it every join is served here. */
+  router?: JoinRouter;
+  /** Extra fields for /healthz (the cluster's node list). */
+  health?: () => Record<string, unknown>;
   /** Server events (room, participant, recording, worker, media reconnect); default a new one, at `server.observer`. */
   observer?: ServerObserver;
 }
@@ -107,6 +112,7 @@ export async function startServer(config: VoxConfig, options: StartServerOptions
     keys,
     mediaPlane: options.mediaPlane,
     presence: options.presence,
+    router: options.router,
     observer: options.observer,
     turnSecret,
     serverInfo: { version: VERSION, native: uwsNative },
@@ -195,6 +201,7 @@ export async function startServer(config: VoxConfig, options: StartServerOptions
       mediaRooms: media?.rooms ?? 0,
       ...stats,
       uptimeSec: Math.round(process.uptime()),
+      ...options.health?.(),
     });
   });
 

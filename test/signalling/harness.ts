@@ -1,5 +1,6 @@
 import WebSocket from 'ws';
 import { resolveAuthKeys } from '../../src/auth/keys.ts';
+import { ClusterPresence } from '../../src/cluster/presence.ts';
 import { mintToken, type MintTokenOptions } from '../../src/auth/tokens.ts';
 import { loadConfig, type VoxConfig, type VoxConfigInput } from '../../src/config.ts';
 import { decodeServerMessage, encodeMessage, encodeRaw } from '../../src/protocol/codec.ts';
@@ -32,7 +33,10 @@ export async function startTestServer(overrides: VoxConfigInput = {}, options: S
     },
   });
   const keys = options.keys ?? resolveAuthKeys(config);
-  const server = await startServer(config, { keys, routes: [recordingRoutes(config, keys)], ...options });
+  // VOXLINK_TEST_PRESENCE=cluster runs a file against the cluster node's presence (docs/architecture.md
+  // "Presence and adding a cluster implementation": a new implementation must pass these tests).
+  const presence = options.presence ?? (process.env.VOXLINK_TEST_PRESENCE === 'cluster' ? new ClusterPresence(() => undefined) : undefined);
+  const server = await startServer(config, { keys, routes: [recordingRoutes(config, keys)], ...options, ...(presence ? { presence } : {}) });
   return {
     server,
     config,

@@ -2,18 +2,24 @@ import { grantsForRoom } from '../../auth/tokens.ts';
 import { logger } from '../../log.ts';
 import { signallingMetrics as metrics } from '../../metrics/registry.ts';
 import { CloseCode } from '../../protocol/close-codes.ts';
-import type { Grant } from '../../protocol/messages.ts';
+import type { Grant, JoinMessage } from '../../protocol/messages.ts';
 import { toParticipantInfo, type Participant } from '../../rooms/registry.ts';
 import type { MediaGrants } from '../media-plane.ts';
 import { randomId } from '../sessions.ts';
-import type { SignallingContext } from '../context.ts';
+import type { ConnState, SignallingContext } from '../context.ts';
+import type { JoinRoute } from '../join-router.ts';
 import type { Session } from '../session.ts';
 import type { SessionOpHandler } from './types.ts';
 
 const log = logger('signalling');
 
-/** `join`: grant and limit checks, same identity again (replaces the old participant), presence, then the media plane. */
-export const join: SessionOpHandler<'join'> = (ctx, state, session, msg) => {
+/**
+ * `join`: grant and limit checks, cluster routing (when a router is configured), same identity
+ * again (replaces the old participant), presence, then the media plane.
+ */
+export const join: SessionOpHandler<'join'> = (ctx, state, session, msg) => joinRoom(ctx, state, session, msg, false);
+
+function joinRoom(ctx: SignallingContext, state: ConnState, session: Session, msg: JoinMessage, routed: boolean): void {
   const { out, sessions, presence, mediaPlane, config } = ctx;
   const { limits } = config;
   const roomId = msg.room;
@@ -37,6 +43,27 @@ export const join: SessionOpHandler<'join'> = (ctx, state, session, msg) => {
     ctx.limitLog.warn(session, 'max_rooms', { rooms: session.rooms.size }, 'rooms per session limit');
     out.sendError(state, 'TOO_MANY_ROOMS', `at most ${limits.maxRoomsPerSession} rooms per session`, msg.ref, { room: roomId, about: 'join' });
     return;
+  }
+  if (ctx.router && !routed) {
+    const route = ctx.router.routeNow(roomId, msg.options?.ticket);
+    if (route === undefined) {
+      // Ask the registry, then take the join again from the top: everything checked above may
+      // have changed meanwhile (the session left, ended or joined the room).
+      void ctx.router.route(roomId).then((later) => {
+        if (ctx.sessions.get(session.id) !== session) return;
+        try {
+          if (later.kind === 'local') joinRoom(ctx, state, session, msg, true);
+          else answerRoute(ctx, session, msg, later);
+        } catch (err) {
+          ctx.out.internalError(state, err, msg.ref);
+        }
+      });
+      return;
+    }
+    if (route.kind !== 'local') {
+      answerRoute(ctx, session, msg, route);
+      return;
+    }
   }
   // A p2p (mesh) room has no server media; with a media plane it would silently run as an SFU.
   if (mediaPlane && msg.options?.mode === 'p2p') {
@@ -97,6 +124,15 @@ export const join: SessionOpHandler<'join'> = (ctx, state, session, msg) => {
       });
   }
 };
+
+function answerRoute(ctx: SignallingContext, session: Session, msg: JoinMessage, route: Exclude<JoinRoute, { kind: 'local' }>): void {
+  if (route.kind === 'redirect') {
+    ctx.out.sendTo(session, { op: 'redirect', ref: msg.ref, room: msg.room, url: route.url, ticket: route.ticket, reason: 'placed' });
+    return;
+  }
+  metrics.errors.inc({ code: route.code });
+  ctx.out.sendTo(session, { op: 'error', ref: msg.ref, code: route.code, message: route.message, room: msg.room, about: 'join' });
+}
 
 /** `leave`: out of the room (others see participant_left), then `left`. */
 export const leave: SessionOpHandler<'leave'> = (ctx, state, session, msg) => {

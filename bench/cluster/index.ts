@@ -1,0 +1,249 @@
+/**
+ * Cluster benchmark (VoxLink issue 12): three VoxLink processes on one redis-server, as
+ * test/cluster runs them.
+ *   joinMsDirect   connect + hello + join, the client's entry node owns the room (p50, p95)
+ *   joinMsRouted   the same through another node: join → redirect → connect + hello + join with the ticket
+ *   joinMsNewRoom  a room nobody holds yet: the entry node claims it (placement) and serves it
+ *   failoverS      per client, from `kill -9` of the room's owner until it hears every other tone again (p50, max)
+ *   redisCommandsPerJoin  from the nodes' voxlink_cluster_redis_commands_total (route + writeback), per phase
+ *
+ *   npm run bench -- cluster [--quick]   → bench/results[/quick]/cluster.json and .md
+ * Ports (this bench's share of 50600–51099): Redis 51000, RTC 51010–51099.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createNodeClient } from '../../src/client/node.ts';
+import { hearsEveryone, Member, RedisServer, sleep, token, until, VoxNode } from '../../test/cluster/harness.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const quick = process.argv.includes('--quick');
+const resultsDir = join(here, '..', 'results', ...(quick ? ['quick'] : []));
+const config = {
+  joins: quick ? 10 : 40,
+  newRooms: quick ? 5 : 20,
+  failoverClients: quick ? 3 : 4,
+  failoverRuns: quick ? 1 : 3,
+};
+
+const redis = new RedisServer(51000);
+const nodes = [
+  new VoxNode({ id: 'bench-a', redisUrl: redis.url, rtcMinPort: 51010, rtcMaxPort: 51039 }),
+  new VoxNode({ id: 'bench-b', redisUrl: redis.url, rtcMinPort: 51040, rtcMaxPort: 51069 }),
+  new VoxNode({ id: 'bench-c', redisUrl: redis.url, rtcMinPort: 51070, rtcMaxPort: 51099 }),
+];
+
+function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+}
+const round = (v: number, d = 1): number => Math.round(v * 10 ** d) / 10 ** d;
+
+/** Sum over live nodes of voxlink_cluster_redis_commands_total by purpose. */
+async function redisCommands(live: readonly VoxNode[]): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const n of live) {
+    const text = await (await fetch(`${n.httpUrl}/metrics`)).text();
+    for (const m of text.matchAll(/^voxlink_cluster_redis_commands_total\{purpose="(\w+)"\} (\d+)/gm)) out[m[1]] = (out[m[1]] ?? 0) + Number(m[2]);
+  }
+  return out;
+}
+
+/** One fresh SDK client: connect to `entry`, join `room`; returns the time until `joined`. */
+async function timedJoin(entry: string, room: string, user: string): Promise<number> {
+  const client = createNodeClient();
+  const jwt = await token(user);
+  const t0 = performance.now();
+  await client.connect(entry, jwt);
+  await client.join(room);
+  const ms = performance.now() - t0;
+  await client.disconnect();
+  return ms;
+}
+
+interface PhaseResult {
+  ms: number[];
+  /** Redis commands on the join's own path (placement: GET, claim), per join. */
+  routePerJoin: number;
+  /** Room-list write-behind per join (its join and its leave), coalesced across joins. */
+  writebackPerJoin: number;
+}
+
+async function joinPhase(label: string, joins: () => Promise<number>, count: number): Promise<PhaseResult> {
+  const before = await redisCommands(nodes);
+  const ms: number[] = [];
+  for (let i = 0; i < count; i++) ms.push(await joins());
+  await sleep(600); // let the write-behind of the last joins land in the count
+  const after = await redisCommands(nodes);
+  const routePerJoin = ((after.route ?? 0) - (before.route ?? 0)) / count;
+  const writebackPerJoin = ((after.writeback ?? 0) - (before.writeback ?? 0)) / count;
+  console.log(
+    `${label}: p50 ${quantile(ms, 0.5).toFixed(1)} ms, p95 ${quantile(ms, 0.95).toFixed(1)} ms, Redis commands per join: ${routePerJoin.toFixed(2)} on the join path + ${writebackPerJoin.toFixed(2)} write-behind`,
+  );
+  return { ms, routePerJoin, writebackPerJoin };
+}
+
+interface FailoverRun {
+  /** Per client: kill → hears every other tone again (s). */
+  hear: number[];
+  /** Per client: kill → re-joined on the new owner (signalling only, s). */
+  rejoin: number[];
+  /** Per client: first join → hears everyone, before the kill (the media set-up cost without any failure, s). */
+  initialHear: number[];
+}
+
+async function failoverRun(run: number): Promise<FailoverRun> {
+  const live = nodes.filter((n) => n.port !== 0);
+  const room = `failover-${run}`;
+  const tones = [440, 660, 880, 1100, 1320, 1540];
+  const members = Array.from({ length: config.failoverClients }, (_, i) => new Member(`f${run}-${i}`, tones[i], room));
+  // Everyone enters through a different node; the room lands on the first one's node.
+  const joinedAt = Date.now();
+  for (const [i, m] of members.entries()) await m.join(live.map((_, k) => live[(i + k) % live.length].wsUrl));
+  const initial = new Map<Member, number>();
+  await until(
+    () => {
+      for (const m of members) if (!initial.has(m) && members.every((o) => o === m || m.powerOf(o) > 0.01)) initial.set(m, (Date.now() - joinedAt) / 1000);
+      return initial.size === members.length;
+    },
+    90_000,
+    'everyone hears everyone before the kill',
+  );
+  const health = await Promise.all(live.map((n) => n.health()));
+  const owner = live[health.findIndex((h) => h.participants > 0)];
+  const killedAt = Date.now();
+  owner.kill('SIGKILL');
+  await owner.exited;
+  owner.port = 0;
+  const healed = new Map<Member, number>();
+  await until(
+    () => {
+      for (const m of members) {
+        if (healed.has(m) || m.mediaSince <= killedAt) continue;
+        if (members.every((o) => o === m || m.powerOf(o) > 0.01)) healed.set(m, (Date.now() - killedAt) / 1000);
+      }
+      return healed.size === members.length;
+    },
+    60_000,
+    'everyone hears everyone after the kill',
+  );
+  await Promise.all(members.map((m) => m.close()));
+  const rejoined = members.map((m) => ((m.rooms.find((r) => r.reason === 'rejoined' && r.at > killedAt)?.at ?? NaN) - killedAt) / 1000);
+  console.log(
+    `failover run ${run}: killed ${owner.id}; re-joined after ${rejoined.map((s) => s.toFixed(1)).join(', ')} s; hearing everyone after ${[...healed.values()].map((s) => s.toFixed(1)).join(', ')} s`,
+  );
+  for (const n of live) if (n !== owner) for (const line of n.problems().slice(-5)) console.log(`  ${line.slice(0, 300)}`);
+  // Bring the node back for the next run.
+  await owner.start();
+  return { hear: [...healed.values()], rejoin: rejoined, initialHear: [...initial.values()] };
+}
+
+async function main(): Promise<void> {
+  await redis.start();
+  await Promise.all(nodes.map((n) => n.start()));
+  await until(async () => (await Promise.all(nodes.map((n) => n.health()))).every((h) => h.cluster.nodes.length === 3), 15_000, 'three nodes registered');
+  try {
+    // A holder keeps the room open on bench-a.
+    const holder = createNodeClient();
+    await holder.connect(nodes[0].wsUrl, await token('holder'));
+    await holder.join('bench-room');
+    // Warm up both paths.
+    for (let i = 0; i < 3; i++) {
+      await timedJoin(nodes[0].wsUrl, 'bench-room', `warm-d${i}`);
+      await timedJoin(nodes[1].wsUrl, 'bench-room', `warm-r${i}`);
+    }
+    let n = 0;
+    const direct = await joinPhase('direct (entry node owns the room)', () => timedJoin(nodes[0].wsUrl, 'bench-room', `d${n++}`), config.joins);
+    const routed = await joinPhase('routed (join → redirect → owner)', () => timedJoin(nodes[1].wsUrl, 'bench-room', `r${n++}`), config.joins);
+    const fresh = await joinPhase('new room (placement claim)', () => timedJoin(nodes[2].wsUrl, `new-room-${n}`, `n${n++}`), config.newRooms);
+    await holder.disconnect();
+
+    const failover: number[] = [];
+    const rejoin: number[] = [];
+    const initialHear: number[] = [];
+    for (let run = 0; run < config.failoverRuns; run++) {
+      const r = await failoverRun(run);
+      failover.push(...r.hear);
+      rejoin.push(...r.rejoin);
+      initialHear.push(...r.initialHear);
+    }
+
+    const result = {
+      bench: 'cluster',
+      quick,
+      date: new Date().toISOString(),
+      host: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? 'unknown', loadavg: os.loadavg().map((l) => round(l, 2)), node: process.version },
+      setup: {
+        nodes: 3,
+        redis: 'redis-server 7 on loopback, no persistence',
+        joins: config.joins,
+        newRooms: config.newRooms,
+        failoverClients: config.failoverClients,
+        failoverRuns: config.failoverRuns,
+        defaults: { heartbeatMs: 1000, nodeTtlMs: 4000, leaseMs: 8000 },
+      },
+      joinMsDirect: round(quantile(direct.ms, 0.5)),
+      joinMsDirectP95: round(quantile(direct.ms, 0.95)),
+      joinMsRouted: round(quantile(routed.ms, 0.5)),
+      joinMsRoutedP95: round(quantile(routed.ms, 0.95)),
+      joinMsNewRoom: round(quantile(fresh.ms, 0.5)),
+      failoverS: round(quantile(failover, 0.5)),
+      failoverMaxS: round(Math.max(...failover)),
+      failoverSamples: failover.map((s) => round(s)),
+      failoverRejoinS: round(quantile(rejoin, 0.5)),
+      failoverRejoinMaxS: round(Math.max(...rejoin)),
+      firstJoinHearS: round(quantile(initialHear, 0.5)),
+      redisCommandsPerJoin: {
+        direct: round(direct.routePerJoin, 2),
+        routed: round(routed.routePerJoin, 2),
+        newRoom: round(fresh.routePerJoin, 2),
+      },
+      redisWritebackCommandsPerJoin: {
+        direct: round(direct.writebackPerJoin, 2),
+        routed: round(routed.writebackPerJoin, 2),
+        newRoom: round(fresh.writebackPerJoin, 2),
+      },
+    };
+    mkdirSync(resultsDir, { recursive: true });
+    writeFileSync(join(resultsDir, 'cluster.json'), `${JSON.stringify(result, null, 2)}\n`);
+    writeFileSync(
+      join(resultsDir, 'cluster.md'),
+      [
+        `# Cluster bench${quick ? ' (quick)' : ''}`,
+        '',
+        `${result.date}, ${result.host.cpus} × ${result.host.model}, load average ${result.host.loadavg.join(' / ')}, Node ${result.host.node}.`,
+        'Three VoxLink processes and one redis-server on this host (loopback); `npm run bench -- cluster`.',
+        '',
+        '| measure | value |',
+        '| --- | --- |',
+        `| join, entry node owns the room (p50 / p95) | ${result.joinMsDirect} / ${result.joinMsDirectP95} ms |`,
+        `| join through another node: redirect + second connect (p50 / p95) | ${result.joinMsRouted} / ${result.joinMsRoutedP95} ms |`,
+        `| join creating a room (placement claim, p50) | ${result.joinMsNewRoom} ms |`,
+        `| kill -9 of the owner → client hears everyone again (p50 / max over ${failover.length} clients) | ${result.failoverS} / ${result.failoverMaxS} s |`,
+        `| kill -9 of the owner → client re-joined on the new owner (p50 / max) | ${result.failoverRejoinS} / ${result.failoverRejoinMaxS} s |`,
+        `| for comparison, no failure: first join → hears everyone (p50) | ${result.firstJoinHearS} s |`,
+        `| Redis commands per join on its own path: direct / routed / new room | ${result.redisCommandsPerJoin.direct} / ${result.redisCommandsPerJoin.routed} / ${result.redisCommandsPerJoin.newRoom} |`,
+        `| room-list write-behind per join (join + leave, coalesced): direct / routed / new room | ${result.redisWritebackCommandsPerJoin.direct} / ${result.redisWritebackCommandsPerJoin.routed} / ${result.redisWritebackCommandsPerJoin.newRoom} |`,
+        '',
+        'Join time is connect + hello + join until `joined` with a fresh SDK client. The routed join pays',
+        'one extra WebSocket connect and hello (the redirect), never a relay hop for media. Redis commands',
+        "per join are the nodes' own count (voxlink_cluster_redis_commands_total, purposes route and",
+        'writeback) over the phase divided by its joins (each client joins, then leaves).',
+        'Failover is from `kill -9` until the client hears every other tone again; it includes the re-join',
+        '(bounded by cluster.nodeTtlMs), a cold media worker on the new owner, ICE/DTLS and a second of audio.',
+        '',
+      ].join('\n'),
+    );
+    console.log(JSON.stringify(result, null, 2));
+  } finally {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await redis.stop();
+    for (const n of nodes) n.cleanup();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
