@@ -35,6 +35,8 @@ export const ProtocolErrorCodes = [
   'MEDIA_UNAVAILABLE',
   /** The media plane rejected or failed the request. */
   'MEDIA_FAILED',
+  /** `refresh` with a token that fails verification or names another user; the current token stays in force. */
+  'TOKEN_REJECTED',
   /** Unexpected server error; the message was not applied. */
   'INTERNAL',
 ] as const;
