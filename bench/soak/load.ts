@@ -34,6 +34,8 @@ process.on('message', (m: ParentToLoad) => {
     process.send!({ type: 'report', report } satisfies LoadToParent, () => process.exit(0));
   }
 });
+/** Sockets the load itself drops or closes: their closes are not findings. */
+const leaving = new WeakSet<WebSocket>();
 const count1 = (o: Record<string, number>, k: string) => (o[k] = (o[k] ?? 0) + 1);
 
 /** One protocol client; `onMessage` sees every decoded server message. */
@@ -44,8 +46,6 @@ class Client {
   lastSeq = 0;
   heartbeatMs = 15_000;
   rooms = new Set<string>();
-  /** The load itself is dropping or closing this socket: its close is not a finding. */
-  leaving = false;
   pingAt = new Map<number, number>();
   ref = 1;
   #timer: NodeJS.Timeout | null = null;
@@ -59,9 +59,10 @@ class Client {
 
   open(first: ClientMessage | (() => Promise<ClientMessage>)): Promise<ServerMessage> {
     return new Promise((resolve, reject) => {
+      // The previous socket's heartbeat timer must not write on this one before it is ready.
+      this.#stopHeartbeat();
       const ws = new WebSocket(url, 'voxlink.v1', { perMessageDeflate: false });
       this.ws = ws;
-      this.leaving = false;
       let settled = false;
       ws.on('error', (err) => {
         if (!settled) reject(err);
@@ -71,11 +72,13 @@ class Client {
         this.send(typeof first === 'function' ? await first() : first);
       });
       ws.on('close', (code) => {
-        if (ws === this.ws) this.ws = null;
         report.open--;
-        if (!this.leaving && !stopping) count1(report.closes, String(code));
+        if (!leaving.has(ws) && !stopping) count1(report.closes, String(code));
         if (!settled) reject(new Error(`closed ${code}`));
-        this.#stopHeartbeat();
+        if (ws === this.ws) {
+          this.ws = null;
+          this.#stopHeartbeat();
+        }
       });
       ws.on('message', (data: Buffer) => {
         report.received++;
@@ -174,18 +177,18 @@ async function churn(): Promise<void> {
         // Drop without a close frame, then resume: the session and its rooms must survive.
         count1(report.actions, 'drop+resume');
         const { sessionId, resumeToken, lastSeq } = c;
-        c.leaving = true;
+        leaving.add(c.ws);
         c.ws.terminate();
         const reply = await c.open({ op: 'resume', sessionId, resumeToken, lastSeq });
         if (reply.op === 'invalid_session') {
           count1(report.actions, 'invalid_session');
-          c.leaving = true;
+          if (c.ws) leaving.add(c.ws);
           c.ws?.close(1000);
           await c.hello();
         }
       } else {
         count1(report.actions, 'close+reconnect');
-        c.leaving = true;
+        leaving.add(c.ws);
         c.ws.close(1000);
         await c.hello();
       }
@@ -240,7 +243,7 @@ async function fuzz(): Promise<void> {
           c.send({ op: 'heartbeat', ack: 0, ref });
         });
       }
-      c.leaving = true;
+      if (c.ws) leaving.add(c.ws);
       c.ws?.close(1000);
     }),
   );
