@@ -107,6 +107,18 @@ export const configSchema = z.object({
       maxParticipantsPerRoom: z.number().int().min(1).default(1000),
       /** Sessions (connected or in grace) per server; a `hello` beyond it is closed with 1013 (try again later). */
       maxSessions: z.number().int().min(1).default(100_000),
+      /**
+       * Open WebSockets per client IP address; an upgrade beyond it is refused with HTTP 429. Sized
+       * for a NAT'd office (everyone behind one address, a few tabs each). 0: no cap (behind a
+       * reverse proxy every client has the proxy's address; cap there instead).
+       */
+      maxConnectionsPerIp: z.number().int().min(0).default(500),
+      /**
+       * Frames up to this size are read whole and answered with close 1009 when they exceed
+       * maxPayloadBytes; a bigger one is cut by uWS without a close frame (the client sees 1006).
+       * It bounds what one connection can make the server buffer. At least 2 × maxPayloadBytes.
+       */
+      frameCeilingBytes: z.number().int().min(2048).default(1024 * 1024),
     })
     .prefault({}),
   turn: z
@@ -297,6 +309,8 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_MAX_ROOMS_PER_SESSION: { path: 'limits.maxRoomsPerSession', kind: 'int' },
   VOXLINK_MAX_PARTICIPANTS_PER_ROOM: { path: 'limits.maxParticipantsPerRoom', kind: 'int' },
   VOXLINK_MAX_SESSIONS: { path: 'limits.maxSessions', kind: 'int' },
+  VOXLINK_MAX_CONNECTIONS_PER_IP: { path: 'limits.maxConnectionsPerIp', kind: 'int' },
+  VOXLINK_FRAME_CEILING_BYTES: { path: 'limits.frameCeilingBytes', kind: 'int' },
   VOXLINK_TURN_URLS: { path: 'turn.urls', kind: 'list' },
   VOXLINK_TURN_SECRET: { path: 'turn.secret', kind: 'string' },
   VOXLINK_TURN_TTL_SEC: { path: 'turn.ttlSec', kind: 'int' },

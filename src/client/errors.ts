@@ -50,6 +50,7 @@ export const errorSentences = {
   MEDIA_FAILED: 'The voice server could not set up audio — try again.',
   CLUSTER_UNAVAILABLE: 'The voice service cannot open new rooms right now — try again in a moment.',
   INTERNAL: 'The voice server ran into a problem — try again in a moment.',
+  TOKEN_REJECTED: 'Your new link was not accepted — ask for a new one before the current one expires.',
   // The SDK's own codes (src/errors.ts), for what never reached the server.
   CLIENT_CONNECT_FAILED: 'Could not reach the voice server — check your network and the address, then try again.',
   CLIENT_CONNECTION_CLOSED: 'The connection to the voice server was lost — try again.',

@@ -74,6 +74,11 @@ export interface SessionInfo {
   resumeGraceMs: number;
   iceServers: IceServer[];
   server: ReadyMessage['server'];
+  /**
+   * When the session's token expires (ms since the epoch); the server ends the session then
+   * (1008 "token expired") unless `refreshToken` brought a newer one. Undefined from older servers.
+   */
+  tokenExpiresAt?: number;
 }
 
 export type RoomEventReason = 'joined' | 'resumed' | 'rejoined' | 'left';
@@ -163,6 +168,8 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
   /** Rooms in the local model that the current session is not in (after invalid_session). */
   readonly #staleRooms = new Set<string>();
   #heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+  /** Refreshes a function token before it expires (see #scheduleRefresh). */
+  #refreshTimer: ReturnType<typeof setTimeout> | null = null;
   #missedHeartbeats = 0;
   #awaitingAck = false;
   /** Bumped by disconnect() so an in-flight reconnect loop stops at its next step. */
@@ -325,8 +332,29 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
     this.#send({ ...message, ref: this.#nextRef++ });
   }
 
+  /**
+   * Present a newer token for the same user before the current one expires (`refresh`,
+   * docs/protocol.md "Token expiry"). Without an argument the token function given to `connect`
+   * is called. The session keeps its rooms and now ends at the new token's expiry; reconnects use
+   * the new token too. Resolves with the new expiry (ms since the epoch); rejects with serverCode
+   * TOKEN_REJECTED (bad or expired token, another user) — the current token then stays in force.
+   * When `connect` was given a function, the SDK does this by itself shortly before expiry.
+   */
+  async refreshToken(token?: string): Promise<number> {
+    const source = this.#token;
+    const next = token ?? (typeof source === 'function' ? await source() : undefined);
+    if (next === undefined) throw new SignallingError('INVALID_ARGUMENT', { detail: 'refreshToken() needs a token (connect() was given a fixed string)' });
+    const reply = await this.#request({ op: 'refresh', token: next }, false);
+    if (reply.op !== 'refreshed') throw new SignallingError('CLIENT_PROTOCOL_ERROR', { detail: `expected refreshed, got ${reply.op}` });
+    if (typeof this.#token === 'string') this.#token = next;
+    if (this.#session) this.#session.tokenExpiresAt = reply.tokenExpiresAt;
+    this.#scheduleRefresh();
+    return reply.tokenExpiresAt;
+  }
+
   /** Close the session for good (close code 1000): the server removes us from our rooms. Idempotent. */
   async disconnect(): Promise<void> {
+    this.#cancelRefresh();
     this.#epoch++;
     this.#cancelSleep();
     const closed = new SignallingError('CLIENT_CONNECTION_CLOSED', { sentence: 'client:disconnected', detail: 'disconnect() called' });
@@ -411,8 +439,36 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
       resumeGraceMs: m.resumeGraceMs,
       iceServers: m.iceServers,
       server: m.server,
+      ...(m.tokenExpiresAt === undefined ? {} : { tokenExpiresAt: m.tokenExpiresAt }),
     };
     this.#startHeartbeat();
+    this.#scheduleRefresh();
+  }
+
+  /**
+   * With a token function, refresh when four fifths of the token's remaining life have passed (at
+   * most a minute before expiry), so the server never ends the session for an expired token.
+   */
+  #scheduleRefresh(): void {
+    this.#cancelRefresh();
+    const expiresAt = this.#session?.tokenExpiresAt;
+    if (typeof this.#token !== 'function' || expiresAt === undefined) return;
+    const remaining = expiresAt - Date.now();
+    const delay = Math.max(1000, Math.max(remaining * 0.8, remaining - 60_000));
+    this.#refreshTimer = setTimeout(() => {
+      this.#refreshTimer = null;
+      if (this.#state !== 'connected' && this.#state !== 'resumed') return;
+      this.refreshToken().catch((err: unknown) => {
+        this.#log?.warn({ err: String(err) }, 'token refresh failed; the session ends when the current token expires');
+        this.emit('error', err instanceof SignallingError ? err : new SignallingError('CLIENT_REQUEST_FAILED', { detail: `refresh: ${String(err)}`, cause: err }));
+      });
+    }, Math.min(delay, 2 ** 31 - 1));
+    (this.#refreshTimer as { unref?: () => void }).unref?.();
+  }
+
+  #cancelRefresh(): void {
+    if (this.#refreshTimer) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = null;
   }
 
   #runHandshake(message: ClientRequest): Promise<HandshakeOutcome> {
@@ -466,6 +522,7 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
 
   /** Ends the session locally: emits the error (if any), clears the model, sets the final state. */
   #fail(error: SignallingError | null, state: 'failed' | 'disconnected'): void {
+    this.#cancelRefresh();
     this.#epoch++;
     this.#dropSocket(1000, 'giving up', error ?? undefined);
     this.#session = null;
@@ -843,6 +900,8 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
         return;
       case 'heartbeat_ack':
         return;
+      case 'refreshed':
+        break;
       case 'joined':
         this.#onJoined(message);
         break;

@@ -57,6 +57,7 @@ export const signallingMetrics = {
   replayed: counter('voxlink_replayed_messages_total', 'Messages replayed on resume'),
   authFailures: counter('voxlink_auth_failures_total', 'Rejected tokens and grants, by reason', ['reason']),
   internalErrors: counter('voxlink_internal_errors_total', 'Exceptions caught in signalling handlers'),
+  upgradesRejected: counter('voxlink_upgrades_rejected_total', 'WebSocket upgrades refused before a connection exists, by reason', ['reason']),
 };
 
 /** Prometheus text exposition of the registry. */

@@ -40,6 +40,8 @@ export const ProtocolErrorCodes = [
    * Calls already running go on; retry the join later (docs/cluster.md).
    */
   'CLUSTER_UNAVAILABLE',
+  /** `refresh` with a token that fails verification or names another user; the current token stays in force. */
+  'TOKEN_REJECTED',
   /** Unexpected server error; the message was not applied. */
   'INTERNAL',
 ] as const;

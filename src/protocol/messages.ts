@@ -179,6 +179,16 @@ export const recordSchema = z.object({
   action: z.enum(['start', 'stop']),
 });
 
+/**
+ * Present a new token before the current one expires (docs/protocol.md "Token expiry"): same
+ * `sub`, verified like hello's; the session continues under the new token's expiry and grants.
+ */
+export const refreshSchema = z.object({
+  op: z.literal('refresh'),
+  ref: refSchema.optional(),
+  token: z.string().min(1).max(8192),
+});
+
 export const clientMediaSchema = z.object({
   op: z.literal('media'),
   ref: refSchema.optional(),
@@ -195,6 +205,7 @@ export const clientSchemas = {
   resume: resumeSchema,
   media: clientMediaSchema,
   record: recordSchema,
+  refresh: refreshSchema,
 } as const;
 
 export type ClientOp = keyof typeof clientSchemas;
@@ -210,6 +221,7 @@ export type HeartbeatMessage = z.infer<typeof heartbeatSchema>;
 export type ResumeMessage = z.infer<typeof resumeSchema>;
 export type ClientMediaMessage = z.infer<typeof clientMediaSchema>;
 export type RecordMessage = z.infer<typeof recordSchema>;
+export type RefreshMessage = z.infer<typeof refreshSchema>;
 export type ClientMessage = z.infer<typeof clientMessageSchema>;
 
 // ---------------------------------------------------------------------------------------------
@@ -251,6 +263,19 @@ export const readySchema = z.object({
   server: serverInfoSchema,
   /** STUN/TURN servers for RTCPeerConnection, TURN credentials included (TURN REST API). */
   iceServers: z.array(iceServerSchema),
+  /**
+   * When the token expires (ms since the epoch): the server ends the session then (close 1008
+   * "token expired") unless a `refresh` brings a newer token first. Absent from older servers.
+   */
+  tokenExpiresAt: z.number().optional(),
+});
+
+/** Reply to `refresh`: the session now runs on the new token. */
+export const refreshedSchema = z.object({
+  op: z.literal('refreshed'),
+  ...unsequenced,
+  /** The new token's expiry (ms since the epoch). */
+  tokenExpiresAt: z.number(),
 });
 
 /** A room's recording as participants see it: everyone in a recorded room is told, joiners included. */
@@ -345,14 +370,15 @@ export const resumedSchema = z.object({
   iceServers: z.array(iceServerSchema).optional(),
 });
 
-export const invalidSessionReasons = ['unknown_session', 'expired', 'bad_token', 'replay_gap', 'replaced'] as const;
+export const invalidSessionReasons = ['unknown_session', 'expired', 'bad_token', 'replay_gap', 'replaced', 'token_expired'] as const;
 
 export const invalidSessionSchema = z.object({
   op: z.literal('invalid_session'),
   ...unsequenced,
   /**
    * expired: grace period over; replaced: the same identity joined elsewhere; unknown_session: never
-   * seen or forgotten; bad_token: wrong resume token; replay_gap: the buffer no longer holds lastSeq+1.
+   * seen or forgotten; bad_token: wrong resume token; replay_gap: the buffer no longer holds lastSeq+1;
+   * token_expired: the session's token expired meanwhile (hello with a fresh token).
    */
   reason: z.enum(invalidSessionReasons),
 });
@@ -460,6 +486,7 @@ export const serverSchemas = {
   recording: recordingSchema,
   room_metadata: roomMetadataSchema,
   redirect: redirectSchema,
+  refreshed: refreshedSchema,
 } as const;
 
 export type ServerOp = keyof typeof serverSchemas;
@@ -501,6 +528,7 @@ export type MediaReconnectMessage = z.infer<typeof mediaReconnectSchema>;
 export type RecordingMessage = z.infer<typeof recordingSchema>;
 export type RoomMetadataMessage = z.infer<typeof roomMetadataSchema>;
 export type RedirectMessage = z.infer<typeof redirectSchema>;
+export type RefreshedMessage = z.infer<typeof refreshedSchema>;
 export type ServerMessage = z.infer<typeof serverMessageSchema>;
 
 /** A server message before the signalling layer stamps `seq` (and `ref`) on it. */

@@ -3,6 +3,7 @@ import { signallingMetrics as metrics } from '../metrics/registry.ts';
 import { CloseCode } from '../protocol/close-codes.ts';
 import type { ConnState, SignallingContext } from './context.ts';
 import type { Session } from './session.ts';
+import { tokenExpired } from './sessions.ts';
 import type { Connection } from './transport.ts';
 
 const log = logger('signalling');
@@ -91,13 +92,20 @@ export class ConnectionTable {
   }
 
   #reap(now: number): void {
-    const sig = this.#ctx.config.signalling;
+    const { signalling: sig, auth } = this.#ctx.config;
     for (const state of this.#states.values()) {
       if (state.closed) continue;
-      if (!state.session && !state.pending && now - state.openedAt > sig.helloTimeoutMs) {
+      const session = state.session;
+      if (!session && !state.pending && now - state.openedAt > sig.helloTimeoutMs) {
         this.close(state, CloseCode.HELLO_TIMEOUT, 'no hello in time');
-      } else if (state.session && now - state.lastMessageAt > sig.heartbeatTimeoutMs) {
-        this.#ctx.limitLog.warn(state.session, 'zombie', { idleMs: now - state.lastMessageAt }, 'heartbeat timeout');
+      } else if (session && tokenExpired(session, auth.clockToleranceSec, now)) {
+        // Expiry is enforced for the session's whole life, not only at hello: 1008 is terminal,
+        // so the session ends now and the SDK reports "token expired" (docs/protocol.md "Token expiry").
+        metrics.authFailures.inc({ reason: 'token expired' });
+        log.info({ sessionId: session.id, userId: session.identity.userId }, 'session token expired');
+        this.close(state, CloseCode.POLICY_VIOLATION, 'token expired');
+      } else if (session && now - state.lastMessageAt > sig.heartbeatTimeoutMs) {
+        this.#ctx.limitLog.warn(session, 'zombie', { idleMs: now - state.lastMessageAt }, 'heartbeat timeout');
         this.close(state, CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
       }
     }

@@ -124,22 +124,47 @@ export async function startServer(config: VoxConfig, options: StartServerOptions
   logServerEvents(core.observer);
   const { limits, signalling } = config;
 
+  // Open WebSockets per remote address (limits.maxConnectionsPerIp), counted from upgrade to close.
+  const perIp = new Map<string, number>();
+  const ipCap = limits.maxConnectionsPerIp;
+
   function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+    let ip: string | undefined;
+    if (ipCap > 0) {
+      ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const open = perIp.get(ip) ?? 0;
+      if (open >= ipCap) {
+        signallingMetrics.upgradesRejected.inc({ reason: 'per_ip' });
+        res.writeStatus('429 Too Many Requests').writeHeader('content-type', 'text/plain').end(`more than ${ipCap} connections from this address\n`);
+        return;
+      }
+      // Counted at the upgrade, not at open: a burst of upgrades must not all pass the check.
+      perIp.set(ip, open + 1);
+    }
     const protocols = req.getHeader('sec-websocket-protocol');
     const key = req.getHeader('sec-websocket-key');
     const extensions = req.getHeader('sec-websocket-extensions');
     const offered = protocols.split(',').map((p) => p.trim());
     if (!offered.includes(SUBPROTOCOL)) {
+      releaseIp(ip);
       res.writeStatus('400 Bad Request').writeHeader('content-type', 'text/plain').end(`WebSocket subprotocol ${SUBPROTOCOL} required\n`);
       return;
     }
-    res.upgrade<SocketData>({ conn: undefined }, key, SUBPROTOCOL, extensions, context);
+    res.upgrade<SocketData>({ conn: undefined, ip }, key, SUBPROTOCOL, extensions, context);
+  }
+
+  function releaseIp(ip: string | undefined): void {
+    if (ip === undefined) return;
+    const open = (perIp.get(ip) ?? 1) - 1;
+    if (open <= 0) perIp.delete(ip);
+    else perIp.set(ip, open);
   }
 
   app.ws<SocketData>('/ws', {
-    // uWS cuts the TCP connection without a close frame (client sees 1006) above its limit. Twice
-    // the configured limit lets the core answer frames in between with a proper 1009.
-    maxPayloadLength: limits.maxPayloadBytes * 2,
+    // uWS cuts the TCP connection without a close frame (client sees 1006) above its own limit, so
+    // its limit is the larger frame ceiling and the core answers everything between maxPayloadBytes
+    // and the ceiling with a proper 1009 (docs/security.md "Limits").
+    maxPayloadLength: Math.max(limits.frameCeilingBytes, limits.maxPayloadBytes * 2),
     // The core closes a slow reader (4002) as soon as its buffer passes maxBackpressureBytes; uWS's
     // own limit is a safety net above it (uWS drops/closes silently, without a reason).
     maxBackpressure: limits.maxBackpressureBytes * 2 + limits.maxPayloadBytes,
@@ -180,6 +205,11 @@ export async function startServer(config: VoxConfig, options: StartServerOptions
     },
     close: (ws, code) => {
       guarded('close', () => {
+        if (uwsNative) {
+          const data = ws.getUserData();
+          releaseIp(data.ip);
+          data.ip = undefined;
+        }
         const conn = connOf(ws);
         if (!conn) return;
         conn.markClosed();

@@ -10,7 +10,8 @@ import type { Connection } from './transport.ts';
 export class Session {
   readonly id: string;
   readonly resumeToken: string;
-  readonly identity: Identity;
+  /** Replaced by a `refresh` with a newer token of the same user (ops/session.ts). */
+  identity: Identity;
   readonly replay: ReplayBuffer;
   /** roomId → participantId. */
   readonly rooms = new Map<string, string>();
@@ -19,6 +20,14 @@ export class Session {
   connection: Connection | null = null;
   graceTimer: NodeJS.Timeout | null = null;
   ended = false;
+  /**
+   * The rate limit's state when the session last lost its connection (inbound.ts takeToken): a
+   * resume continues from it, so reconnecting never refills the bucket (bucketAt 0: none saved).
+   */
+  bucketTokens = 0;
+  bucketAt = 0;
+  bucketDropped = 0;
+  bucketLimited = false;
   /** Limit violations already logged for this session (log once, count always); created on the first. */
   logged: Set<string> | null = null;
 

@@ -1,5 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Identity } from '../auth/tokens.ts';
+import type { VoxConfig } from '../config.ts';
 import { signallingMetrics as metrics } from '../metrics/registry.ts';
 import { CloseCode, isResumableClose } from '../protocol/close-codes.ts';
 import type { InvalidSessionMessage, ResumeMessage } from '../protocol/messages.ts';
@@ -11,6 +12,34 @@ import { roomTopic } from './transport.ts';
 const ENDED_SESSIONS_REMEMBERED = 10_000;
 
 export type SessionEndReason = 'disconnected' | 'replaced' | 'kicked';
+
+/** Whether the session's token has expired (exp plus the configured clock tolerance) at `now`. */
+export function tokenExpired(session: Session, clockToleranceSec: number, now: number): boolean {
+  return now >= session.identity.expiresAt + clockToleranceSec * 1000;
+}
+
+function saveBucket(state: ConnState, session: Session): void {
+  session.bucketTokens = state.tokens;
+  session.bucketAt = state.tokensAt;
+  session.bucketDropped = state.dropped;
+  session.bucketLimited = state.limited;
+}
+
+/**
+ * The rate limit follows the session across connections: the new connection's bucket is cut to
+ * what the session's saved bucket holds by now (refilled for the time in between), less the
+ * `resume` frame this connection already spent, and dropped counts carry over, so a client closed
+ * with 4003 cannot reconnect into a fresh burst.
+ */
+function restoreBucket(state: ConnState, session: Session, limits: VoxConfig['limits'], now: number): void {
+  if (session.bucketAt === 0) return;
+  const refilled = Math.min(limits.messageBurst, session.bucketTokens + Math.max(0, now - session.bucketAt) * (limits.messagesPerSecond / 1000));
+  const spentHere = Math.max(0, limits.messageBurst - state.tokens);
+  state.tokens = Math.max(0, Math.min(state.tokens, refilled - spentHere));
+  state.tokensAt = now;
+  state.dropped = session.bucketDropped;
+  state.limited = session.bucketLimited;
+}
 
 export function randomId(bytes: number): string {
   return randomBytes(bytes).toString('base64url');
@@ -65,6 +94,7 @@ export class SessionTable {
     state.session = null;
     if (!session || session.connection !== state.conn) return;
     session.connection = null;
+    saveBucket(state, session);
     if (session.ended) return;
     const graceMs = this.#ctx.config.signalling.resumeGraceMs;
     if (code === CloseCode.NORMAL || graceMs === 0 || (byServer && !isResumableClose(code))) {
@@ -121,6 +151,12 @@ export class SessionTable {
     const given = Buffer.from(msg.resumeToken);
     const expected = Buffer.from(session.resumeToken);
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return invalid('bad_token');
+    if (tokenExpired(session, config.auth.clockToleranceSec, Date.now())) {
+      // The token ran out while the session waited: a resume would outlive it. A hello with a
+      // fresh token starts over (docs/protocol.md "Token expiry").
+      this.end(session, 'disconnected');
+      return invalid('token_expired');
+    }
     const frames = msg.lastSeq > session.seq ? null : session.replay.since(msg.lastSeq, session.seq);
     if (frames === null) {
       // The client missed messages we no longer hold: its view cannot be repaired; it re-joins.
@@ -130,11 +166,13 @@ export class SessionTable {
     // A resume may beat the server's detection of the old connection's death: retire it.
     const previous = connections.of(session);
     if (previous) {
+      saveBucket(previous, session);
       previous.session = null;
       session.connection = null;
       connections.close(previous, CloseCode.SESSION_REPLACED, 'resumed on another connection');
     }
     this.#attach(state, session);
+    restoreBucket(state, session, config.limits, Date.now());
     session.replay.ack(msg.lastSeq);
     for (const roomId of session.rooms.keys()) state.conn.subscribe?.(roomTopic(roomId));
     // Replay is contiguous: frame i carries seq lastSeq + 1 + i (replay-buffer.ts since).

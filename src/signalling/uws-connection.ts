@@ -13,6 +13,8 @@ const log = logger('server');
  */
 export interface SocketData {
   conn?: UwsConnection;
+  /** Remote address, counted against limits.maxConnectionsPerIp until the close (server.ts). */
+  ip?: string;
 }
 export const connectionOf = new WeakMap<WebSocket<SocketData>, UwsConnection>();
 

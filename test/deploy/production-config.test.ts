@@ -36,7 +36,7 @@ describe('deploy/voxlink.service', () => {
   });
 
   it('runs the bundle from the release directory as an unprivileged user, with the config and secrets the docs name', () => {
-    expect(unitSetting(unit, 'ExecStart')).toEqual(['/usr/bin/node dist/src/main.js']);
+    expect(unitSetting(unit, 'ExecStart')).toEqual(['/usr/bin/node --max-semi-space-size=2 dist/src/main.js']);
     expect(unitSetting(unit, 'User')).toEqual(['voxlink']);
     expect(unitSetting(unit, 'Environment')).toContain('VOXLINK_CONFIG=/etc/voxlink/voxlink.json');
     expect(unitSetting(unit, 'EnvironmentFile')).toEqual(['/etc/voxlink/voxlink.env']);

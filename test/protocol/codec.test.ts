@@ -22,6 +22,7 @@ const clientSamples: ClientMessage[] = [
   { op: 'mute', ref: 4, room: 'r1', participantId: 'p2' },
   { op: 'unmute', room: 'r1' },
   { op: 'record', ref: 8, room: 'r1', action: 'start' },
+  { op: 'refresh', ref: 9, token: 'eyJhbGciOiJIUzI1NiJ9.e30.sig' },
   { op: 'heartbeat', ack: 42 },
   { op: 'resume', sessionId: 's1', resumeToken: 'rt', lastSeq: 7 },
   { op: 'media', ref: 5, room: 'r1', kind: 'offer', sdp: 'v=0\r\n' },
@@ -53,6 +54,7 @@ const serverSamples: ServerMessage[] = [
   { op: 'recording', seq: 12, room: 'r1', recording: false, id: 'mh2x3k-0123456789ab', by: 'p2', startedAt: 1_790_000_000_000, files: 2 },
   { op: 'room_metadata', seq: 13, room: 'r1', metadata: '{"topic":"standup"}' },
   { op: 'redirect', seq: 14, ref: 3, room: 'r1', url: 'ws://node-b:7880/ws', ticket: 'eyJyIjoicjEifQ.c2ln', reason: 'placed' },
+  { op: 'refreshed', ref: 9, tokenExpiresAt: 1_900_000_000_000 },
   { op: 'participant_left', seq: 14, room: 'r1', participantId: 'p2', reason: 'removed' },
 ];
 

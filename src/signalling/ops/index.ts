@@ -2,7 +2,7 @@ import type { ConnectionOp, ConnectionOpHandler, SessionOp, SessionOpHandler } f
 import { join, leave } from './join.ts';
 import { media, record } from './media.ts';
 import { mute, unmute } from './mute.ts';
-import { heartbeat, hello, resume } from './session.ts';
+import { heartbeat, hello, refresh, resume } from './session.ts';
 
 /**
  * The op handler tables, one entry per client op of the protocol (protocol/messages.ts
@@ -19,6 +19,7 @@ export const sessionOps: { readonly [K in SessionOp]: SessionOpHandler<K> } = {
   unmute,
   media,
   record,
+  refresh,
 };
 
 export type { ConnectionOp, SessionOp } from './types.ts';

@@ -64,6 +64,7 @@ async function openSession(ctx: SignallingContext, state: ConnState, msg: OpMess
     name: identity.name,
     server: ctx.serverInfo,
     iceServers: iceServersFor(config.turn, ctx.turnSecret, identity.userId),
+    tokenExpiresAt: identity.expiresAt,
   });
   log.debug({ sessionId: session.id, userId: identity.userId }, 'session ready');
 }
@@ -75,4 +76,36 @@ export const resume: ConnectionOpHandler<'resume'> = (ctx, state, msg) => ctx.se
 export const heartbeat: SessionOpHandler<'heartbeat'> = (ctx, state, session, msg) => {
   session.replay.ack(msg.ack);
   ctx.out.sendControl(state, { op: 'heartbeat_ack', ref: msg.ref, lastSeq: session.seq });
+};
+
+/**
+ * `refresh`: a newer token for the same user, verified like hello's. The session keeps its id,
+ * rooms and sequence and from now on ends at the new token's expiry; later ops are checked against
+ * the new token's grants. A rejected token changes nothing (TOKEN_REJECTED): the current one stays
+ * in force until it expires.
+ */
+export const refresh: SessionOpHandler<'refresh'> = (ctx, _state, session, msg) => {
+  // Answer on the session's connection at reply time: it may have resumed elsewhere meanwhile.
+  const reply = (send: (current: ConnState) => void): void => {
+    const current = ctx.connections.of(session);
+    if (current && !current.closed) send(current);
+  };
+  verifyToken(msg.token, ctx.keys.verify).then(
+    (identity) => {
+      if (session.ended) return;
+      if (identity.userId !== session.identity.userId) {
+        metrics.authFailures.inc({ reason: 'refresh for another user' });
+        reply((current) => ctx.out.sendError(current, 'TOKEN_REJECTED', 'the new token is for another user', msg.ref, { about: 'refresh' }));
+        return;
+      }
+      session.identity = identity;
+      reply((current) => ctx.out.sendControl(current, { op: 'refreshed', ref: msg.ref, tokenExpiresAt: identity.expiresAt }));
+    },
+    (err: unknown) => {
+      if (session.ended) return;
+      const reason = isVoxError(err) ? err.message : 'token rejected';
+      metrics.authFailures.inc({ reason });
+      reply((current) => ctx.out.sendError(current, 'TOKEN_REJECTED', reason, msg.ref, { about: 'refresh' }));
+    },
+  );
 };

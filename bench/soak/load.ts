@@ -1,0 +1,255 @@
+/**
+ * A soak load process: `load.ts <idle|churn|fuzz> <port> <count> <seed> [fuzzFrames]`.
+ * - idle: `count` clients say hello, heartbeat at the server's interval, and otherwise sit still;
+ * - churn: `count` clients each do something at random every 0.5–2 s: join or leave a room, mute,
+ *   a heartbeat (its round trip is the latency sample), drop the TCP connection and resume, close
+ *   and reconnect with a fresh session;
+ * - fuzz: 4 connections send `fuzzFrames` generated hostile frames (test/fuzz/frames.ts).
+ * Reports counts over IPC on request. Never outlives the orchestrator.
+ */
+import { WebSocket } from 'ws';
+import { mintToken } from '../../src/auth/index.ts';
+import { decodeServerMessage, encodeMessage, type ClientMessage, type ServerMessage } from '../../src/protocol/index.ts';
+import { fuzzFrames } from '../../test/fuzz/frames.ts';
+import { BENCH_SECRET } from '../signalling/secret.ts';
+import type { LoadReport, LoadToParent, ParentToLoad } from './ipc.ts';
+
+const [mode, portArg, countArg, seedArg, fuzzArg] = process.argv.slice(2);
+const url = `ws://127.0.0.1:${portArg}/ws`;
+const count = Number(countArg);
+let seed = Number(seedArg) >>> 0 || 1;
+const random = (): number => {
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  return (seed >>> 0) / 0x1_0000_0000;
+};
+const report: LoadReport = { sent: 0, received: 0, errors: {}, closes: {}, latencies: [], open: 0, actions: {}, fuzzFrames: 0, invalidFromServer: 0 };
+let stopping = false;
+process.on('disconnect', () => process.exit(0));
+process.on('message', (m: ParentToLoad) => {
+  if (m.type === 'report') process.send!({ type: 'report', report } satisfies LoadToParent);
+  if (m.type === 'stop') {
+    stopping = true;
+    process.send!({ type: 'report', report } satisfies LoadToParent, () => process.exit(0));
+  }
+});
+/** Sockets the load itself drops or closes: their closes are not findings. */
+const leaving = new WeakSet<WebSocket>();
+const count1 = (o: Record<string, number>, k: string) => (o[k] = (o[k] ?? 0) + 1);
+
+/** One protocol client; `onMessage` sees every decoded server message. */
+class Client {
+  ws: WebSocket | null = null;
+  sessionId = '';
+  resumeToken = '';
+  lastSeq = 0;
+  heartbeatMs = 15_000;
+  rooms = new Set<string>();
+  pingAt = new Map<number, number>();
+  ref = 1;
+  #timer: NodeJS.Timeout | null = null;
+  constructor(readonly userId: string) {}
+
+  send(m: ClientMessage): void {
+    if (this.ws?.readyState !== WebSocket.OPEN) return;
+    this.ws.send(encodeMessage(m));
+    report.sent++;
+  }
+
+  open(first: ClientMessage | (() => Promise<ClientMessage>)): Promise<ServerMessage> {
+    return new Promise((resolve, reject) => {
+      // The previous socket's heartbeat timer must not write on this one before it is ready.
+      this.#stopHeartbeat();
+      const ws = new WebSocket(url, 'voxlink.v1', { perMessageDeflate: false });
+      this.ws = ws;
+      let settled = false;
+      ws.on('error', (err) => {
+        if (!settled) reject(err);
+      });
+      ws.on('open', async () => {
+        report.open++;
+        this.send(typeof first === 'function' ? await first() : first);
+      });
+      ws.on('close', (code) => {
+        report.open--;
+        if (!leaving.has(ws) && !stopping) count1(report.closes, String(code));
+        if (!settled) reject(new Error(`closed ${code}`));
+        if (ws === this.ws) {
+          this.ws = null;
+          this.#stopHeartbeat();
+        }
+      });
+      ws.on('message', (data: Buffer) => {
+        report.received++;
+        const decoded = decodeServerMessage(data);
+        if (!decoded.ok) {
+          report.invalidFromServer++;
+          return;
+        }
+        const m = decoded.message;
+        if (m.seq !== undefined && m.seq > this.lastSeq) this.lastSeq = m.seq;
+        if (m.op === 'error') count1(report.errors, m.code);
+        if (m.op === 'heartbeat_ack' && m.ref !== undefined) {
+          const at = this.pingAt.get(m.ref);
+          if (at !== undefined) {
+            this.pingAt.delete(m.ref);
+            if (report.latencies.length < 200_000) report.latencies.push(performance.now() - at);
+          }
+        }
+        if (m.op === 'ready') {
+          this.sessionId = m.sessionId;
+          this.resumeToken = m.resumeToken;
+          this.heartbeatMs = m.heartbeatIntervalMs;
+        }
+        if (!settled && (m.op === 'ready' || m.op === 'resumed' || m.op === 'invalid_session')) {
+          settled = true;
+          this.#startHeartbeat();
+          resolve(m);
+        }
+      });
+    });
+  }
+
+  heartbeat(): void {
+    const ref = this.ref++;
+    this.pingAt.set(ref, performance.now());
+    if (this.pingAt.size > 8) this.pingAt.delete(this.pingAt.keys().next().value as number);
+    this.send({ op: 'heartbeat', ack: this.lastSeq, ref });
+  }
+
+  #startHeartbeat(): void {
+    this.#stopHeartbeat();
+    // Spread over the interval so thousands of idle clients do not beat in step.
+    this.#timer = setTimeout(() => {
+      this.heartbeat();
+      this.#timer = setInterval(() => this.heartbeat(), this.heartbeatMs);
+    }, random() * this.heartbeatMs);
+  }
+
+  #stopHeartbeat(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  hello(): Promise<ServerMessage> {
+    this.lastSeq = 0;
+    this.rooms.clear();
+    return this.open(async () => ({ op: 'hello', token: await mintToken({ key: BENCH_SECRET, userId: this.userId, room: '*', grants: ['join', 'publish', 'subscribe'] }) }));
+  }
+}
+
+async function idle(): Promise<void> {
+  const clients = Array.from({ length: count }, (_, i) => new Client(`idle-${seedArg}-${i}`));
+  // A few hundred handshakes at a time: a burst of 20k would be a connection storm, not idle load.
+  for (let i = 0; i < clients.length; i += 200) {
+    await Promise.all(clients.slice(i, i + 200).map((c) => c.hello().then(() => c.heartbeat())));
+  }
+  process.send!({ type: 'ready', open: report.open } satisfies LoadToParent);
+}
+
+async function churn(): Promise<void> {
+  const rooms = Array.from({ length: Math.max(4, Math.ceil(count / 10)) }, (_, i) => `churn-${seedArg}-${i}`);
+  const clients = Array.from({ length: count }, (_, i) => new Client(`churn-${seedArg}-${i}`));
+  await Promise.all(clients.map((c) => c.hello()));
+  process.send!({ type: 'ready', open: report.open } satisfies LoadToParent);
+  const act = async (c: Client): Promise<void> => {
+    if (stopping) return;
+    const r = random();
+    try {
+      if (!c.ws) {
+        count1(report.actions, 'reconnect');
+        await c.hello();
+      } else if (r < 0.25) {
+        // At most 3 rooms each (the server allows 8): a refused join would be the load's own error.
+        const room = c.rooms.size >= 3 ? [...c.rooms][0] : rooms[Math.floor(random() * rooms.length)];
+        count1(report.actions, c.rooms.has(room) ? 'leave' : 'join');
+        if (c.rooms.has(room)) c.rooms.delete(room);
+        else c.rooms.add(room);
+        c.send({ op: c.rooms.has(room) ? 'join' : 'leave', room });
+      } else if (r < 0.35 && c.rooms.size > 0) {
+        count1(report.actions, 'mute');
+        c.send({ op: random() < 0.5 ? 'mute' : 'unmute', room: [...c.rooms][0] });
+      } else if (r < 0.8) {
+        count1(report.actions, 'heartbeat');
+        c.heartbeat();
+      } else if (r < 0.9) {
+        // Drop without a close frame, then resume: the session and its rooms must survive.
+        count1(report.actions, 'drop+resume');
+        const { sessionId, resumeToken, lastSeq } = c;
+        leaving.add(c.ws);
+        c.ws.terminate();
+        const reply = await c.open({ op: 'resume', sessionId, resumeToken, lastSeq });
+        if (reply.op === 'invalid_session') {
+          count1(report.actions, 'invalid_session');
+          if (c.ws) leaving.add(c.ws);
+          c.ws?.close(1000);
+          await c.hello();
+        }
+      } else {
+        count1(report.actions, 'close+reconnect');
+        leaving.add(c.ws);
+        c.ws.close(1000);
+        await c.hello();
+      }
+    } catch {
+      count1(report.actions, 'failed');
+    }
+    setTimeout(() => void act(c), 500 + random() * 1500);
+  };
+  for (const c of clients) setTimeout(() => void act(c), random() * 2000);
+}
+
+async function fuzz(): Promise<void> {
+  const total = Number(fuzzArg);
+  const per = Math.ceil(total / 4);
+  process.send!({ type: 'ready', open: 0 } satisfies LoadToParent);
+  await Promise.all(
+    [0, 1, 2, 3].map(async (k) => {
+      const frames = fuzzFrames(seed + k, per, ['fuzz-room', 'churn-1-0', 'other']);
+      const c = new Client(`fuzzer-${k}`);
+      let done = false;
+      while (!done && !stopping) {
+        try {
+          if (!c.ws) await c.hello();
+        } catch {
+          continue;
+        }
+        for (let n = 0; n < 500; n++) {
+          const next = frames.next();
+          if (next.done) {
+            done = true;
+            break;
+          }
+          c.ws?.send(next.value.bytes);
+          report.fuzzFrames++;
+        }
+        // Fence: wait until the server has answered everything sent so far.
+        await new Promise<void>((resolve) => {
+          const ws = c.ws;
+          if (!ws) return resolve();
+          const ref = c.ref++;
+          const onMessage = (data: Buffer) => {
+            const d = decodeServerMessage(data);
+            if (d.ok && d.message.op === 'heartbeat_ack' && d.message.ref === ref) finish();
+          };
+          const finish = () => {
+            ws.off('message', onMessage);
+            ws.off('close', finish);
+            resolve();
+          };
+          ws.on('message', onMessage);
+          ws.once('close', finish);
+          c.send({ op: 'heartbeat', ack: 0, ref });
+        });
+      }
+      if (c.ws) leaving.add(c.ws);
+      c.ws?.close(1000);
+    }),
+  );
+}
+
+if (mode === 'idle') await idle();
+else if (mode === 'churn') await churn();
+else if (mode === 'fuzz') await fuzz();
+else throw new Error(`unknown mode ${mode}`);
