@@ -72,6 +72,8 @@ export interface RecordingManifest {
   segmentMs?: number | null;
   segments?: RecordingSegment[];
   participants?: RecordingParticipant[];
+  /** In the bucket's copy only: files added beside the finished recording (transcripts), RECORDING_EXTRA_SHAPE. */
+  extras?: string[];
 }
 
 /** What a recording id looks like (and all a path segment from a request may look like). */
