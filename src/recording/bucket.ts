@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import {
   GetObjectCommand,
   HeadObjectCommand,
@@ -29,7 +29,8 @@ import { MANIFEST_FILE, RECORDING_ID_SHAPE, recordingContentType, type Recording
  * is turned down to "when required", because several S3-compatible servers reject or mangle the
  * trailer. An upload is confirmed instead by a HEAD after it: the stored size and ETag must be the
  * file's size and its MD5 (a single PUT) or the multipart ETag (MD5 of the parts' MD5s, `-<parts>`),
- * both computed from the local file.
+ * both computed from the local file. (A store whose ETags are not MD5-based, such as AWS with
+ * SSE-KMS, never confirms: its files stay local and are retried; docs/recording.md.)
  */
 
 export interface RecordingBucketOptions {
@@ -53,6 +54,11 @@ export interface RecordingBucketOptions {
 export interface StoredObject {
   bytes: number;
   etag: string;
+}
+
+/** A local file's size, the ETag S3 gives it when uploaded in our parts, and its whole MD5. */
+export interface FileChecksum extends StoredObject {
+  md5: string;
 }
 
 const MIN_PART_BYTES = 5 * 1024 * 1024;
@@ -105,14 +111,15 @@ export class RecordingBucket {
     const expected = await fileChecksum(path, this.#options.partBytes);
     const before = await this.#head(key);
     if (before !== null && matches(before, expected)) return before;
-    const upload = new Upload({
-      client: this.#client,
-      params: { Bucket: this.#options.bucket, Key: key, Body: createReadStream(path), ContentType: recordingContentType(file) },
-      partSize: this.#options.partBytes,
-      queueSize: 2,
-      leavePartsOnError: false,
-    });
-    await upload.done();
+    const params = { Bucket: this.#options.bucket, Key: key, ContentType: recordingContentType(file) };
+    if (expected.bytes <= this.#options.partBytes) {
+      // One PUT with a known length (a segment of speech is well under a part).
+      const body = await readFile(path);
+      await this.#client.send(new PutObjectCommand({ ...params, Body: body, ContentLength: body.length }));
+    } else {
+      const upload = new Upload({ client: this.#client, params: { ...params, Body: createReadStream(path) }, partSize: this.#options.partBytes, queueSize: 2, leavePartsOnError: false });
+      await upload.done();
+    }
     const after = await this.#head(key);
     if (after === null || !matches(after, expected)) {
       throw new VoxError(
@@ -125,15 +132,13 @@ export class RecordingBucket {
 
   /** Replaces the recording's manifest object and makes sure its room marker exists. */
   async putManifest(manifest: RecordingManifest): Promise<void> {
+    const body = Buffer.from(JSON.stringify(manifest, null, 2));
     await this.#client.send(
-      new PutObjectCommand({
-        Bucket: this.#options.bucket,
-        Key: this.key(manifest.id, MANIFEST_FILE),
-        Body: JSON.stringify(manifest, null, 2),
-        ContentType: 'application/json',
-      }),
+      new PutObjectCommand({ Bucket: this.#options.bucket, Key: this.key(manifest.id, MANIFEST_FILE), Body: body, ContentLength: body.length, ContentType: 'application/json' }),
     );
-    await this.#client.send(new PutObjectCommand({ Bucket: this.#options.bucket, Key: `${this.#roomPrefix(manifest.roomId)}${manifest.id}`, Body: '' }));
+    await this.#client.send(
+      new PutObjectCommand({ Bucket: this.#options.bucket, Key: `${this.#roomPrefix(manifest.roomId)}${manifest.id}`, Body: Buffer.alloc(0), ContentLength: 0 }),
+    );
   }
 
   /** The recording's manifest object, or null when there is none (or it is not a manifest of that id). */
@@ -200,15 +205,16 @@ function unquote(etag: string): string {
   return etag.replace(/^(W\/)?"|"$/g, '').toLowerCase();
 }
 
-function matches(stored: StoredObject, expected: StoredObject): boolean {
-  return stored.bytes === expected.bytes && stored.etag === expected.etag;
+/** Same size, and an ETag that is the file's: S3's multipart form, or the whole MD5 (what some servers, s3rver among them, give a multipart object). */
+function matches(stored: StoredObject, expected: FileChecksum): boolean {
+  return stored.bytes === expected.bytes && (stored.etag === expected.etag || stored.etag === expected.md5);
 }
 
 /**
  * The size and the ETag S3 gives `path` when uploaded in parts of `partBytes`: the MD5 for one
  * part, else the MD5 of the concatenated part MD5s and `-<parts>` (what S3, MinIO and Ceph compute).
  */
-export async function fileChecksum(path: string, partBytes: number): Promise<StoredObject> {
+export async function fileChecksum(path: string, partBytes: number): Promise<FileChecksum> {
   const bytes = (await stat(path)).size;
   const whole = createHash('md5');
   const parts: Buffer[] = [];
@@ -230,6 +236,7 @@ export async function fileChecksum(path: string, partBytes: number): Promise<Sto
     }
   }
   if (inPart > 0) parts.push(part.digest());
-  if (bytes <= partBytes) return { bytes, etag: whole.digest('hex') };
-  return { bytes, etag: `${createHash('md5').update(Buffer.concat(parts)).digest('hex')}-${parts.length}` };
+  const md5 = whole.digest('hex');
+  if (bytes <= partBytes) return { bytes, etag: md5, md5 };
+  return { bytes, etag: `${createHash('md5').update(Buffer.concat(parts)).digest('hex')}-${parts.length}`, md5 };
 }
