@@ -67,6 +67,11 @@ export function recordingRoutes(config: VoxConfig, keys: AuthKeys, store?: Recor
         }
         sendJson(res, '200 OK', { room: roomId, recordings: await recordings!.list(roomId) }, aborted);
       })().catch((err: unknown) => {
+        if (isVoxError(err, 'RECORDING_STORAGE_UNAVAILABLE')) {
+          log.warn({ err }, 'recordings bucket unavailable');
+          sendJson(res, '503 Service Unavailable', { error: err.code, message: 'recording storage is unavailable; try again later' }, aborted);
+          return;
+        }
         log.error({ err }, 'listing recordings failed');
         sendJson(res, '500 Internal Server Error', { error: 'INTERNAL' }, aborted);
       });
@@ -109,6 +114,11 @@ export function recordingRoutes(config: VoxConfig, keys: AuthKeys, store?: Recor
         }
         await streamFile(res, found.path, { 'content-type': recordingContentType(file), 'content-disposition': `attachment; filename="${id}-${file}"` }, aborted);
       })().catch((err: unknown) => {
+        if (isVoxError(err, 'RECORDING_STORAGE_UNAVAILABLE')) {
+          log.warn({ err }, 'recordings bucket unavailable');
+          sendJson(res, '503 Service Unavailable', { error: err.code, message: 'recording storage is unavailable; try again later' }, aborted);
+          return;
+        }
         log.error({ err }, 'serving a recording failed');
         sendJson(res, '500 Internal Server Error', { error: 'INTERNAL' }, aborted);
       });

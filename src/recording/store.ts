@@ -166,7 +166,12 @@ export interface BucketStoreOptions {
 export function bucketRecordingStore(options: BucketStoreOptions): RecordingStore {
   const { dir, bucket, linkSeconds } = options;
   return {
-    async list(roomId) {
+    list: (roomId) => unavailableOnError(list(roomId)),
+    find: (id, file) => unavailableOnError(find(id, file)),
+  };
+
+  async function list(roomId: string): Promise<StoredRecording[]> {
+    {
       const [local, remoteIds] = await Promise.all([localIds(dir), bucket.listRoom(roomId)]);
       const ids = [...new Set([...local, ...remoteIds])];
       const described = await Promise.all(
@@ -180,8 +185,11 @@ export function bucketRecordingStore(options: BucketStoreOptions): RecordingStor
       const recordings = described.filter((r): r is StoredRecording => r !== null);
       recordings.sort((a, b) => b.startedAt - a.startedAt);
       return recordings;
-    },
-    async find(id, file) {
+    }
+  }
+
+  async function find(id: string, file: string): Promise<FoundRecordingFile> {
+    {
       if (!RECORDING_ID_SHAPE.test(id) || !isRecordingFileName(file)) throw notFound();
       try {
         const here = await findRecordingFile(dir, id, file);
@@ -192,6 +200,16 @@ export function bucketRecordingStore(options: BucketStoreOptions): RecordingStor
       const manifest = await bucket.getManifest(id);
       if (manifest === null || !(manifest.files.some((f) => f.file === file) || (manifest.extras ?? []).includes(file))) throw notFound();
       return { roomId: manifest.roomId, url: await bucket.signedUrl(id, file, `${id}-${file}`, linkSeconds) };
-    },
-  };
+    }
+  }
+}
+
+/** The bucket's failures (down, refused credentials, timeouts) as RECORDING_STORAGE_UNAVAILABLE; our own errors as they are. */
+async function unavailableOnError<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    if (error instanceof VoxError) throw error;
+    throw new VoxError('RECORDING_STORAGE_UNAVAILABLE', `the recordings bucket did not answer: ${(error as Error).message}`, { cause: error });
+  }
 }
