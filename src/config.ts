@@ -224,6 +224,34 @@ export const configSchema = z.object({
       enabled: z.boolean().default(true),
       /** Where recordings go; default `<dataDir>/recordings`. About 15 MB per participant-hour at 32 kb/s speech, 29 MB at 64 kb/s music; nothing deletes old recordings. */
       dir: z.string().min(1).optional(),
+      /**
+       * Roll recordings into segments this long, seconds: a completed segment's files are closed
+       * and (s3) uploaded at once. Unset: 300 with `storage` s3, one segment with local. 0: one segment.
+       */
+      segmentSeconds: z.number().int().min(0).optional(),
+      /** Where finished files go (docs/recording.md "Storage"): `local` keeps them in `dir`; `s3` uploads them to a bucket. */
+      storage: z.enum(['local', 's3']).default('local'),
+      /** s3: keep a confirmed upload's local copy this long after its last write, seconds (0: remove once confirmed). */
+      keepLocalSeconds: z.number().int().min(0).default(0),
+      /** s3: the bucket on any S3-compatible service. Credentials come from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, profiles, roles). */
+      s3: z
+        .object({
+          bucket: z.string().min(1).optional(),
+          /** Key prefix, no leading or trailing `/` needed. */
+          prefix: z.string().default('recordings'),
+          region: z.string().min(1).default('us-east-1'),
+          /** A non-AWS service's URL (MinIO, Ceph, R2, B2); unset: AWS. */
+          endpoint: z.string().url().optional(),
+          /** Path-style URLs (`host/bucket/key`): MinIO and Ceph usually need it. */
+          forcePathStyle: z.boolean().default(false),
+          /** Signed download links are made for this endpoint when clients reach the service by another URL than the server. */
+          publicEndpoint: z.string().url().optional(),
+          /** How long a download link (302 from /recordings/<id>/<file>) is valid, seconds. */
+          linkSeconds: z.number().int().min(1).max(604_800).default(300),
+          /** Files larger than this go up in parts of this size (multipart), MiB; S3's minimum is 5. */
+          partMiB: z.number().int().min(5).max(5120).default(16),
+        })
+        .prefault({}),
     })
     .prefault({}),
   /**
@@ -328,6 +356,15 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_MEDIA: { path: 'media.enabled', kind: 'bool' },
   VOXLINK_RECORDING: { path: 'recording.enabled', kind: 'bool' },
   VOXLINK_RECORDING_DIR: { path: 'recording.dir', kind: 'string' },
+  VOXLINK_RECORDING_SEGMENT_SECONDS: { path: 'recording.segmentSeconds', kind: 'int' },
+  VOXLINK_RECORDING_STORAGE: { path: 'recording.storage', kind: 'string' },
+  VOXLINK_RECORDING_KEEP_LOCAL_SECONDS: { path: 'recording.keepLocalSeconds', kind: 'int' },
+  VOXLINK_S3_BUCKET: { path: 'recording.s3.bucket', kind: 'string' },
+  VOXLINK_S3_PREFIX: { path: 'recording.s3.prefix', kind: 'string' },
+  VOXLINK_S3_REGION: { path: 'recording.s3.region', kind: 'string' },
+  VOXLINK_S3_ENDPOINT: { path: 'recording.s3.endpoint', kind: 'string' },
+  VOXLINK_S3_FORCE_PATH_STYLE: { path: 'recording.s3.forcePathStyle', kind: 'bool' },
+  VOXLINK_S3_PUBLIC_ENDPOINT: { path: 'recording.s3.publicEndpoint', kind: 'string' },
   VOXLINK_MEDIA_WORKERS: { path: 'media.workers', kind: 'int' },
   VOXLINK_ANNOUNCED_IP: { path: 'media.announcedIp', kind: 'string' },
   VOXLINK_RTC_LISTEN_IP: { path: 'media.listenIp', kind: 'string' },
@@ -444,6 +481,9 @@ export function parseConfig(input: unknown, source = 'config'): VoxConfig {
       `invalid ${source}:\n  signalling.defaultRoomMode p2p: the mesh mode is not built yet; use sfu, mix or hybrid (or media.enabled false)`,
     );
   }
+  if (config.recording.enabled && config.recording.storage === 's3' && config.recording.s3.bucket === undefined) {
+    throw new VoxError('CONFIG_INVALID', `invalid ${source}:\n  recording.storage s3 needs recording.s3.bucket (VOXLINK_S3_BUCKET)`);
+  }
   const explicitHost = (input as { server?: { host?: unknown } } | null)?.server?.host !== undefined;
   if (config.auth.devMode === undefined) {
     const noKey = config.auth.hs256Secret === undefined && config.auth.eddsaPublicKey === undefined;
@@ -494,7 +534,13 @@ export function loadConfig(options: LoadConfigOptions = {}): VoxConfig {
 }
 
 /** The recordings folder the config asks for (absolute), or undefined when recording is off. */
-export function recordingDirOf(config: Pick<VoxConfig, 'dataDir' | 'recording'>): string | undefined {
+export function recordingDirOf(config: { dataDir: string; recording: { enabled: boolean; dir?: string | undefined } }): string | undefined {
   if (!config.recording.enabled) return undefined;
   return resolve(config.recording.dir ?? join(config.dataDir, 'recordings'));
+}
+
+/** Segment length of recordings, ms (0: one segment): `recording.segmentSeconds`, by default 300 s with s3 storage, off with local. */
+export function recordingSegmentMsOf(config: Pick<VoxConfig, 'recording'>): number {
+  const { segmentSeconds, storage } = config.recording;
+  return (segmentSeconds ?? (storage === 's3' ? 300 : 0)) * 1000;
 }

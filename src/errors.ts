@@ -42,6 +42,7 @@ export type VoxErrorCode =
   | 'RECORDING_UNAVAILABLE'
   | 'RECORDING_FAILED'
   | 'RECORDING_NOT_FOUND'
+  | 'RECORDING_STORAGE_UNAVAILABLE'
   // TURN secret store and coturn statistics (src/turn)
   | 'TURN_STORE_UNAVAILABLE'
   // generic

@@ -2,12 +2,13 @@ import './js-only.ts';
 import { resolve } from 'node:path';
 import { resolveAuthKeys } from './auth/keys.ts';
 import { mintToken } from './auth/tokens.ts';
-import { loadConfig, recordingDirOf, type VoxConfig } from './config.ts';
+import { loadConfig, recordingDirOf, recordingSegmentMsOf, type VoxConfig } from './config.ts';
 import { isVoxError } from './errors.ts';
 import { logger } from './log.ts';
 import { signallingMetrics } from './metrics/registry.ts';
 import { adminRoutes } from './admin/routes.ts';
 import { recordingRoutes } from './recording/routes.ts';
+import { createRecordingStorage } from './recording/storage.ts';
 import type { PooledMediaPlane } from './rooms/media-plane.ts';
 import { reportWorkerDeaths } from './signalling/observer.ts';
 import { startServer, VERSION } from './signalling/server.ts';
@@ -30,7 +31,7 @@ async function startMediaPlane(config: VoxConfig): Promise<PooledMediaPlane | un
     const { createMediaPlane, mediaPlaneOptionsFromConfig } = await import('./rooms/media-plane.ts');
     // loadConfig refuses p2p while the media plane is on: the mesh mode is not built.
     const mode = config.signalling.defaultRoomMode === 'p2p' ? 'sfu' : config.signalling.defaultRoomMode;
-    return createMediaPlane(mediaPlaneOptionsFromConfig({ ...config.media, mode, recordingDir: recordingDirOf(config), roomLabels: config.metrics.roomLabels }));
+    return createMediaPlane(mediaPlaneOptionsFromConfig({ ...config.media, mode, recordingDir: recordingDirOf(config), recordingSegmentMs: recordingSegmentMsOf(config), roomLabels: config.metrics.roomLabels }));
   } catch (err) {
     log.error({ err }, 'media plane failed to start: running presence-only signalling');
     return undefined;
@@ -58,14 +59,17 @@ async function main(): Promise<void> {
   const mediaPlane = await startMediaPlane(config);
   // Several nodes on one Redis (docs/cluster.md); without cluster.redisUrl, one node as before.
   const cluster = config.cluster.redisUrl === undefined ? undefined : ClusterNode.create(config, { version: VERSION, hs256Secret: keys.hs256Secret });
+  const storage = createRecordingStorage(config);
   const server = await startServer(config, {
     keys,
     mediaPlane,
-    routes: [webRoutes(config, keys), recordingRoutes(config, keys), adminRoutes(keys, cluster)],
+    routes: [webRoutes(config, keys), recordingRoutes(config, keys, storage?.store), adminRoutes(keys, cluster)],
     ...(cluster ? { presence: cluster.presence, router: cluster, health: () => cluster.health() } : {}),
   });
   cluster?.start(clusterUrlOf(config, server), server.core);
   if (mediaPlane) reportWorkerDeaths(server.observer, mediaPlane.pool);
+  // s3: uploads what the recordings folder holds, a previous run's leftovers first.
+  storage?.start(server.observer);
   log.info(
     { url: server.urls[0], urls: server.urls, native: server.native, auth: keys.source, devMode: config.auth.devMode, media: mediaPlane !== undefined },
     'VoxLink ready',
@@ -112,6 +116,7 @@ async function main(): Promise<void> {
       .then(() => server.close())
       .then(() => mediaPlane?.close())
       .then(() => cluster?.close())
+      .then(() => storage?.close())
       .catch((err: unknown) => log.error({ err }, 'shutdown failed'))
       .finally(() => process.exit(0));
   };

@@ -22,6 +22,8 @@ export interface RecordingTapOptions {
   mixer?: MixRoomAudio | null;
   /** Flush period, ms (default RECORDING_FLUSH_MS). */
   flushMs?: number;
+  /** Roll into a new segment every this many ms (config `recording.segmentSeconds`; 0 or unset: one segment). */
+  segmentMs?: number;
 }
 
 /**
@@ -38,7 +40,7 @@ export class RecordingTap implements AudioTap {
   constructor(options: RecordingTapOptions) {
     const id = newRecordingId();
     try {
-      this.#recorder = new RoomRecorder({ dir: options.dir, id, roomId: options.roomId, startedBy: options.startedBy, identify: options.identify });
+      this.#recorder = new RoomRecorder({ dir: options.dir, id, roomId: options.roomId, startedBy: options.startedBy, identify: options.identify, segmentMs: options.segmentMs });
     } catch (error) {
       throw new VoxError('RECORDING_FAILED', `cannot start recording in ${options.dir}: ${(error as Error).message}`, { cause: error });
     }

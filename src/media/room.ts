@@ -58,6 +58,8 @@ export interface MediaRoomOptions {
   udpPort?: { base: number; count: number };
   /** Folder recordings are written to (config `recording.dir`); unset → `record` fails with RECORDING_UNAVAILABLE. */
   recordingDir?: string;
+  /** Recordings roll into a new segment every this many ms (config `recording.segmentSeconds`; 0/unset: one segment). */
+  recordingSegmentMs?: number;
 }
 
 export type MediaRoomEvent =
@@ -506,6 +508,7 @@ class ComposedMediaRoom implements MediaRoom {
       roomId: this.#options.roomId,
       startedBy: byParticipantId,
       mixer,
+      segmentMs: this.#options.recordingSegmentMs,
       identify: (id) => {
         const p = this.#participants.get(id);
         return p === undefined ? undefined : { userId: p.userId ?? null, name: p.name };

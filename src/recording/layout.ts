@@ -12,6 +12,10 @@ import { join } from 'node:path';
  *         00-mix.opus              the room as heard (`mix` rooms), participantId `~mix`
  *         01-<name>.opus           one Ogg Opus file per publisher heard, numbered in order, named
  *                                  by a slug of the display name (recordingFileName)
+ *         01-<name>.s1.opus        the same publisher in segment 1, 2, … when the recording rolls
+ *                                  into segments (`recording.segmentSeconds`, segmentFileName)
+ *         01-<name>.vtt / .json    files added beside a finished recording (transcripts):
+ *                                  RECORDING_EXTRA_SHAPE, not in the manifest's `files`
  *
  * Ids and file names are checked against these shapes before they touch a path, so a request can
  * never leave the folder.
@@ -28,6 +32,29 @@ export interface RecordingFile {
   samples: number;
   packets: number;
   bytes: number;
+  /** Which segment of the recording this file is (0 for the first; older manifests lack it: 0). */
+  segment?: number;
+  /** Where the file starts on the recording's timeline, 48 kHz samples (its segment's start). */
+  offsetSamples?: number;
+  /** The file is ended and closed (its segment rolled over, or the recording stopped): it will not change again. */
+  complete?: boolean;
+}
+
+/** One segment: every file of segment `index` spans [startSample, endSample) of the recording. */
+export interface RecordingSegment {
+  index: number;
+  startSample: number;
+  /** null while the segment is being written. */
+  endSample: number | null;
+}
+
+/** Someone heard in the recording, in the order first heard (the number in their file names). */
+export interface RecordingParticipant {
+  participantId: string;
+  userId: string | null;
+  name: string | null;
+  /** The `<nn>` of their files. */
+  index: number;
 }
 
 export interface RecordingManifest {
@@ -39,13 +66,26 @@ export interface RecordingManifest {
   /** Milliseconds since the Unix epoch. */
   startedAt: number;
   stoppedAt: number | null;
+  /** Every file of every segment, in the order opened. */
   files: RecordingFile[];
+  /** Segment length the recording rolls at, ms (null: one segment). Older manifests lack the next three. */
+  segmentMs?: number | null;
+  segments?: RecordingSegment[];
+  participants?: RecordingParticipant[];
+  /** In the bucket's copy only: files added beside the finished recording (transcripts), RECORDING_EXTRA_SHAPE. */
+  extras?: string[];
 }
 
 /** What a recording id looks like (and all a path segment from a request may look like). */
 export const RECORDING_ID_SHAPE = /^[A-Za-z0-9_-]{8,64}$/;
 /** What a recording's audio file name looks like. */
 export const RECORDING_FILE_SHAPE = /^[0-9]{2,}-[A-Za-z0-9._-]{1,48}\.opus$/;
+/**
+ * What a file added beside a finished recording looks like (transcripts: `01-alice.vtt`,
+ * `01-alice.json`): listed and downloaded with the recording, uploaded by the storage backend's
+ * `uploadFile`, never in the manifest's `files`.
+ */
+export const RECORDING_EXTRA_SHAPE = /^[0-9]{2,}-[A-Za-z0-9._-]{1,48}\.(vtt|json)$/;
 /** The manifest's name inside a recording's folder. */
 export const MANIFEST_FILE = 'manifest.json';
 /** The manifest's participantId of the room-mix file (no real participant id has a `~`). */
@@ -71,6 +111,18 @@ export function recordingFileName(index: number, participantId: string, name?: s
   if (participantId === MIX_TRACK) return MIX_FILE;
   const slug = slugify(name ?? '') || slugify(participantId) || 'participant';
   return `${String(index).padStart(2, '0')}-${slug}.opus`;
+}
+
+/** The file of segment `segment` (0: the plain name, `01-alice.opus`; n: `01-alice.s<n>.opus`). */
+export function segmentFileName(file: string, segment: number): string {
+  return segment === 0 ? file : file.replace(/\.opus$/, `.s${segment}.opus`);
+}
+
+/** The media type a recording's file is served with. */
+export function recordingContentType(file: string): string {
+  if (file.endsWith('.opus')) return 'audio/ogg; codecs=opus';
+  if (file.endsWith('.vtt')) return 'text/vtt; charset=utf-8';
+  return 'application/json';
 }
 
 function slugify(text: string): string {

@@ -7,8 +7,10 @@ import {
   RECORDING_ID_SHAPE,
   recordingFileName,
   recordingPaths,
+  segmentFileName,
   type RecordingFile,
   type RecordingManifest,
+  type RecordingParticipant,
 } from './layout.ts';
 
 export { MIX_TRACK, type RecordingFile, type RecordingManifest };
@@ -31,6 +33,12 @@ export { MIX_TRACK, type RecordingFile, type RecordingManifest };
  * Crash safety: pages are closed and written with a synchronous write when the recorder tap's own
  * timer (src/media/recording-tap.ts) calls `flush()` every second, together with the manifest
  * (write + rename); a worker that dies loses at most that much.
+ *
+ * Segments (`segmentMs`): at the first flush after a segment's time is up, every file is padded to
+ * that moment, ended and closed (`complete` in the manifest, so the storage backend uploads it at
+ * once), and the next packets open new files (`01-alice.s1.opus`, …) that start where the segment
+ * ended. Every file of segment n spans that segment (to within the last packet written before the
+ * roll, ≤ one frame past its end); `offsetSamples` places it on the recording's timeline.
  */
 
 export interface ParticipantIdentity {
@@ -50,6 +58,8 @@ export interface RoomRecorderOptions {
    * participant is first heard: it names the file and goes into the manifest and the OpusTags.
    */
   identify?: (participantId: string) => ParticipantIdentity | undefined;
+  /** Roll into a new segment every this many ms (0 or unset: one segment). */
+  segmentMs?: number;
   /** Milliseconds on a monotonic clock (default `performance.now`); tests inject their own. */
   now?: () => number;
 }
@@ -85,6 +95,8 @@ const SILENCE_20_STEREO = Uint8Array.of(0xfc, 0xff, 0xfe);
 
 interface Track {
   readonly info: RecordingFile;
+  /** Where the file starts on the recording's timeline (its segment's start), 48 kHz samples. */
+  readonly origin: number;
   readonly fd: number;
   readonly writer: OggOpusWriter;
   /** RTP timestamp where the next packet is expected (last packet's timestamp + its duration), or -1 before the first. */
@@ -106,7 +118,15 @@ export class RoomRecorder {
   readonly #dir: string;
   readonly #folder: string;
   readonly #manifestPath: string;
+  /** The open files of the current segment. */
   readonly #tracks = new Map<string, Track>();
+  /** Everyone heard so far (their file number and identity stay the same across segments). */
+  readonly #heard = new Map<string, RecordingParticipant>();
+  readonly #segmentMs: number;
+  /** Current segment: its index and start (48 kHz samples, recorder clock ms). */
+  #segment = 0;
+  #segmentStart = 0;
+  #segmentStartedAt = 0;
   /** Participants whose file could not be created: not retried per packet. */
   readonly #unwritable = new Set<string>();
   readonly #now: () => number;
@@ -129,10 +149,15 @@ export class RoomRecorder {
       startedAt: Date.now(),
       stoppedAt: null,
       files: [],
+      segmentMs: options.segmentMs ? options.segmentMs : null,
+      segments: [{ index: 0, startSample: 0, endSample: null }],
+      participants: [],
     };
+    this.#segmentMs = options.segmentMs ?? 0;
     this.#now = options.now ?? (() => performance.now());
     this.#identify = options.identify ?? (() => undefined);
     this.#startedAt = this.#now();
+    this.#segmentStartedAt = this.#startedAt;
     this.#writeManifest();
   }
 
@@ -174,7 +199,7 @@ export class RoomRecorder {
         // A first packet, a restarted stream (new peer after a media reconnect) or timestamps that
         // run ahead of real time: place it by wall clock on the recording's timeline.
         track.ssrc = ssrc;
-        this.#fill(track, this.#wallSamples(now) - track.writer.granule);
+        this.#fill(track, this.#wallSamples(now) - track.origin - track.writer.granule);
       } else if (ahead < 0) {
         track.behind++;
         return;
@@ -200,9 +225,14 @@ export class RoomRecorder {
     this.onAudio(MIX_TRACK, payload, 0, rtpTimestamp);
   }
 
-  /** Closes and writes the current page of every file and the manifest (the recorder tap's 1 s timer). */
+  /**
+   * Closes and writes the current page of every file and the manifest (the recorder tap's 1 s
+   * timer); rolls into the next segment first when the current one's time is up.
+   */
   flush(): void {
     if (this.#stopped) return;
+    const now = this.#now();
+    if (this.#segmentMs > 0 && now - this.#segmentStartedAt >= this.#segmentMs) this.#roll(now);
     for (const track of this.#tracks.values()) {
       if (track.failed) continue;
       try {
@@ -222,11 +252,29 @@ export class RoomRecorder {
   stop(stoppedBy: string | null): RecordingManifest {
     if (this.#stopped) return this.manifest;
     this.#stopped = true;
-    const end = this.#wallSamples(this.#now());
+    this.#endSegment(this.#wallSamples(this.#now()));
+    this.manifest.stoppedBy = stoppedBy;
+    this.manifest.stoppedAt = Date.now();
+    this.#writeManifestSafely();
+    return this.manifest;
+  }
+
+  /** Ends the current segment's files at `end` and starts the next segment there (its files open at their next packet). */
+  #roll(now: number): void {
+    const end = this.#wallSamples(now);
+    this.#endSegment(end);
+    this.#segment++;
+    this.#segmentStart = end;
+    this.#segmentStartedAt = now;
+    this.manifest.segments!.push({ index: this.#segment, startSample: end, endSample: null });
+  }
+
+  /** Pads every open file with silence to `end` (recording samples), ends (EOS page) and closes it. */
+  #endSegment(end: number): void {
     for (const track of this.#tracks.values()) {
       try {
         if (!track.failed) {
-          this.#fill(track, end - track.writer.granule);
+          this.#fill(track, end - track.origin - track.writer.granule);
           track.writer.end();
           track.info.samples = track.writer.granule;
         }
@@ -238,11 +286,10 @@ export class RoomRecorder {
       } catch (error) {
         log.warn({ err: error, file: track.info.file }, 'recording: could not close file');
       }
+      track.info.complete = true;
     }
-    this.manifest.stoppedBy = stoppedBy;
-    this.manifest.stoppedAt = Date.now();
-    this.#writeManifestSafely();
-    return this.manifest;
+    this.#tracks.clear();
+    this.manifest.segments![this.#segment]!.endSample = end;
   }
 
   /** 48 kHz samples since the recording started. */
@@ -251,15 +298,26 @@ export class RoomRecorder {
   }
 
   #openTrack(participantId: string, channels: 1 | 2): Track | null {
-    const who = participantId === MIX_TRACK ? undefined : this.#identify(participantId);
+    let heard = this.#heard.get(participantId);
+    if (heard === undefined) {
+      const who = participantId === MIX_TRACK ? undefined : this.#identify(participantId);
+      heard = { participantId, userId: who?.userId ?? null, name: who?.name ?? null, index: this.#heard.size + 1 };
+      this.#heard.set(participantId, heard);
+      this.manifest.participants!.push(heard);
+    }
+    const who = heard.name === null ? undefined : { userId: heard.userId, name: heard.name };
+    const segment = this.#segment;
     const info: RecordingFile = {
       participantId,
-      userId: who?.userId ?? null,
-      name: who?.name ?? null,
-      file: recordingFileName(this.#tracks.size + this.#unwritable.size + 1, participantId, who?.name),
+      userId: heard.userId,
+      name: heard.name,
+      file: segmentFileName(recordingFileName(heard.index, participantId, heard.name), segment),
       samples: 0,
       packets: 0,
       bytes: 0,
+      segment,
+      offsetSamples: this.#segmentStart,
+      complete: false,
     };
     let fd = -1;
     try {
@@ -274,7 +332,8 @@ export class RoomRecorder {
           channels,
           // The senders' encoders (libopus in browsers and our SDK) delay their output by 6.5 ms;
           // RFC 7845 §4.2 wants that trimmed, and players (opusinfo) flag a pre-skip below it.
-          preSkip: 312,
+          // A later segment continues the same stream, whose delay was trimmed in segment 0.
+          preSkip: segment === 0 ? 312 : 0,
           tags: this.#tags(participantId, who),
           // Pages close on the flush timer; this is only the ceiling for a long burst.
           maxPageSamples: OPUS_RTP_HZ,
@@ -283,6 +342,7 @@ export class RoomRecorder {
       const stereo = channels === 2;
       const track: Track = {
         info,
+        origin: this.#segmentStart,
         fd,
         writer,
         nextTimestamp: -1,

@@ -7,7 +7,9 @@ import { logger } from '../log.ts';
 import { signallingMetrics } from '../metrics/registry.ts';
 import { roomIdSchema } from '../protocol/messages.ts';
 import { bearer, sendJson, streamFile } from '../signalling/http.ts';
-import { findRecordingFile, listRecordings } from './store.ts';
+import { recordingContentType } from './layout.ts';
+import { recordingStoreFromConfig } from './storage.ts';
+import type { RecordingStore } from './store.ts';
 
 const log = logger('recordings');
 
@@ -15,12 +17,15 @@ const log = logger('recordings');
  * HTTP routes of the recordings (docs/recording.md), for
  * `startServer(config, { routes: [recordingRoutes(config, keys)] })`:
  *   GET /recordings?room=<room>     that room's recordings, newest first (JSON)
- *   GET /recordings/<id>/<file>     one Ogg Opus file, streamed
+ *   GET /recordings/<id>/<file>     one file (Ogg Opus, or a transcript beside it): streamed from
+ *                                   this node's disk, or a 302 to a short-lived signed link into
+ *                                   the bucket when only the bucket has it (`recording.storage` s3)
  * Both need a token with the `record` grant for the room. With recording off both answer
- * 404 RECORDING_DISABLED.
+ * 404 RECORDING_DISABLED. `store`: where recordings are read (default: the one the config says).
  */
-export function recordingRoutes(config: VoxConfig, keys: AuthKeys): (app: TemplatedApp) => void {
+export function recordingRoutes(config: VoxConfig, keys: AuthKeys, store?: RecordingStore): (app: TemplatedApp) => void {
   const recordingDir = recordingDirOf(config);
+  const recordings = recordingDir === undefined ? undefined : (store ?? recordingStoreFromConfig(config, recordingDir));
   /** The identity of `Authorization: Bearer <token>`, or null with the 401 already sent. */
   const bearerIdentity = async (token: string | undefined, res: HttpResponse, aborted: { value: boolean }): Promise<Identity | null> => {
     if (!token) {
@@ -60,14 +65,18 @@ export function recordingRoutes(config: VoxConfig, keys: AuthKeys): (app: Templa
           sendJson(res, '403 Forbidden', { error: 'FORBIDDEN', message: `the token has no record grant for room "${roomId}"` }, aborted);
           return;
         }
-        const recordings = await listRecordings(recordingDir, roomId);
-        sendJson(res, '200 OK', { room: roomId, recordings }, aborted);
+        sendJson(res, '200 OK', { room: roomId, recordings: await recordings!.list(roomId) }, aborted);
       })().catch((err: unknown) => {
+        if (isVoxError(err, 'RECORDING_STORAGE_UNAVAILABLE')) {
+          log.warn({ err }, 'recordings bucket unavailable');
+          sendJson(res, '503 Service Unavailable', { error: err.code, message: 'recording storage is unavailable; try again later' }, aborted);
+          return;
+        }
         log.error({ err }, 'listing recordings failed');
         sendJson(res, '500 Internal Server Error', { error: 'INTERNAL' }, aborted);
       });
     });
-    // GET /recordings/<id>/<file>: one Ogg Opus file (audio/ogg), streamed, for a token with the record grant for its room.
+    // GET /recordings/<id>/<file>: one file, streamed or redirected to the bucket, for a token with the record grant for its room.
     app.get('/recordings/:id/:file', (res, req) => {
       const token = bearer(req);
       const id = req.getParameter(0) ?? '';
@@ -86,7 +95,7 @@ export function recordingRoutes(config: VoxConfig, keys: AuthKeys): (app: Templa
         // "not your room" look the same (404), so ids and room names cannot be probed.
         const identity = await bearerIdentity(token, res, aborted);
         if (identity === null) return;
-        const found = await findRecordingFile(recordingDir, id, file).catch((err: unknown) => {
+        const found = await recordings!.find(id, file).catch((err: unknown) => {
           if (isVoxError(err, 'RECORDING_NOT_FOUND')) return null;
           throw err;
         });
@@ -95,8 +104,21 @@ export function recordingRoutes(config: VoxConfig, keys: AuthKeys): (app: Templa
           return;
         }
         if (aborted.value) return;
-        await streamFile(res, found.path, { 'content-type': 'audio/ogg; codecs=opus', 'content-disposition': `attachment; filename="${id}-${file}"` }, aborted);
+        if (found.url !== undefined) {
+          // The bytes come from the bucket, not through this node's event loop (docs/recording.md "Downloads").
+          const url = found.url;
+          res.cork(() => {
+            res.writeStatus('302 Found').writeHeader('location', url).writeHeader('cache-control', 'no-store').end();
+          });
+          return;
+        }
+        await streamFile(res, found.path, { 'content-type': recordingContentType(file), 'content-disposition': `attachment; filename="${id}-${file}"` }, aborted);
       })().catch((err: unknown) => {
+        if (isVoxError(err, 'RECORDING_STORAGE_UNAVAILABLE')) {
+          log.warn({ err }, 'recordings bucket unavailable');
+          sendJson(res, '503 Service Unavailable', { error: err.code, message: 'recording storage is unavailable; try again later' }, aborted);
+          return;
+        }
         log.error({ err }, 'serving a recording failed');
         sendJson(res, '500 Internal Server Error', { error: 'INTERNAL' }, aborted);
       });

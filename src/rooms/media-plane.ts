@@ -85,6 +85,8 @@ export function mediaPlaneOptionsFromConfig(media: {
   maxRecoveries?: number;
   /** Folder for recordings (config `recording.dir`); unset → rooms refuse `record`. */
   recordingDir?: string;
+  /** Config `recording.segmentSeconds` × 1000: recordings roll into segments this long (0/unset: one segment). */
+  recordingSegmentMs?: number;
   /** Config `metrics.roomLabels`: false → per-room series carry `room="_all"` (src/rooms/metrics.ts). Default true. */
   roomLabels?: boolean;
   /** Forwarded audio through VoxLink's own SRTP straight onto the socket (docs/media.md "Fast path"; default true). */
@@ -108,6 +110,7 @@ export function mediaPlaneOptionsFromConfig(media: {
       mode: media.mode ?? 'sfu',
       ...(media.listenIp !== undefined && media.listenIp !== '0.0.0.0' ? { bindIp: media.listenIp } : {}),
       ...(media.recordingDir === undefined ? {} : { recordingDir: media.recordingDir }),
+      ...(media.recordingSegmentMs ? { recordingSegmentMs: media.recordingSegmentMs } : {}),
       ...(media.fastSrtp === undefined ? {} : { fastSrtp: media.fastSrtp }),
       ...(media.udpPort === undefined ? {} : { udpPort: { base: media.udpPort, count: media.workers } }),
       // Plain data only: the room options are cloned to the worker thread.

@@ -13,6 +13,8 @@ import { logger } from '../log.ts';
  * - `recording_started` / `recording_stopped`: the room's recording as presence tells it to
  *   clients. A restart after a worker death is a stop of the old id and a start of the new one;
  *   a recording still running when its room closes stops with `reason: 'room_closed'`.
+ * - `recording_uploaded`: every object of a finished recording (its files and manifest) is confirmed
+ *   in the bucket (`recording.storage` s3, src/recording/uploader.ts); `objects` counts the manifest.
  * - `worker_died`: a media worker thread died (fed by `reportWorkerDeaths`).
  * - `media_reconnect`: a participant was told to reconnect its media (worker died, room failed).
  */
@@ -36,6 +38,7 @@ export interface ServerEvents {
     /** Participant id of who stopped it (`stopped` only). */
     stoppedBy?: string;
   };
+  recording_uploaded: { roomId: string; recordingId: string; objects: number; bytes: number };
   worker_died: { threadId: number; message: string };
   media_reconnect: { roomId: string; participantId: string; reason: string };
 }

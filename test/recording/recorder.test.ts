@@ -12,7 +12,7 @@ import { decodeRecording, seconds } from './decode.ts';
 
 /**
  * RoomRecorder on its own, fed RTP payloads the way the room feeds it: timelines through loss,
- * pauses, reordering, a new SSRC and garbage, checked in the written files.
+ * pauses, reordering, a new SSRC, garbage and segment rolls, checked in the written files.
  */
 
 const FRAME = 960;
@@ -192,6 +192,67 @@ describe('RoomRecorder', () => {
     expect(tags('03-pc.opus')).toContain('ARTIST=🎤🎧');
     expect(tags('07-stranger.opus')).toContain('ARTIST=stranger');
     expect(tags('07-stranger.opus').some((c) => c.startsWith('VOXLINK_USER_ID='))).toBe(false);
+  });
+
+  it('rolls into segments: each file of a segment spans exactly that segment, ends and is marked complete', () => {
+    const packets = tonePackets(440, 250);
+    const clock = { ms: 0 };
+    const recorder = new RoomRecorder({
+      dir,
+      id: 'unit-segments',
+      roomId: 'r',
+      startedBy: 'a',
+      segmentMs: 2000,
+      now: () => clock.ms,
+      identify: (id) => ({ userId: `u-${id}`, name: id === 'a' ? 'Alice' : 'Bob' }),
+    });
+    // a talks for 5 s (flushes every second, as the recorder tap does); b only from 2.5 s to 3 s.
+    for (let i = 0; i < 250; i++) {
+      clock.ms = i * 20;
+      recorder.onAudio('a', packets[i]!, 7, 1000 + i * FRAME);
+      if (clock.ms >= 2500 && clock.ms < 3000) recorder.onAudio('b', packets[i]!, 8, 50 + i * FRAME);
+      if (clock.ms % 1000 === 0 && clock.ms > 0) recorder.flush();
+      // Between flushes: segment 0 is ended and complete before segment 1 is.
+      if (clock.ms === 2100) expect(recorder.manifest.files.map((f) => [f.file, f.complete])).toEqual([['01-alice.opus', true], ['01-alice.s1.opus', false]]);
+    }
+    clock.ms = 5000;
+    const manifest = recorder.stop('a');
+    expect(manifest.segmentMs).toBe(2000);
+    expect(manifest.segments).toEqual([
+      { index: 0, startSample: 0, endSample: 96_000 },
+      { index: 1, startSample: 96_000, endSample: 192_000 },
+      { index: 2, startSample: 192_000, endSample: 240_000 },
+    ]);
+    expect(manifest.participants).toEqual([
+      { participantId: 'a', userId: 'u-a', name: 'Alice', index: 1 },
+      { participantId: 'b', userId: 'u-b', name: 'Bob', index: 2 },
+    ]);
+    expect(manifest.files.map((f) => [f.file, f.segment, f.offsetSamples, f.complete])).toEqual([
+      ['01-alice.opus', 0, 0, true],
+      ['01-alice.s1.opus', 1, 96_000, true],
+      ['02-bob.s1.opus', 1, 96_000, true],
+      ['01-alice.s2.opus', 2, 192_000, true],
+    ]);
+    for (const f of manifest.files) expect(f.file).toMatch(RECORDING_FILE_SHAPE);
+    const decoded = (file: string): ReturnType<typeof decodeRecording> => decodeRecording(readFileSync(join(dir, 'unit-segments', file)));
+    // Each file is a complete Ogg Opus stream as long as its segment; played one after another they are a's 5 s.
+    const lengths = ['01-alice.opus', '01-alice.s1.opus', '01-alice.s2.opus'].map((f) => {
+      const d = decoded(f);
+      expect(d.file.ended).toBe(true);
+      expect(powerAt(seconds(d.pcm, 0.1, 0.9), 48000, 440)).toBeGreaterThan(0.01);
+      return d.pcm.length / 48;
+    });
+    // Within a frame: a packet written just before the roll may end up to 20 ms past the segment's end.
+    const near = (ms: number, expected: number): void => expect(Math.abs(ms - expected), `${ms} ms vs ${expected}`).toBeLessThanOrEqual(21);
+    near(lengths[0]!, 2000 - 6.5);
+    near(lengths[1]!, 2000);
+    near(lengths[2]!, 1000);
+    // b's file starts at the segment's start: silent until 0.5 s into it, the tone after.
+    const b = decoded('02-bob.s1.opus');
+    near(b.pcm.length / 48, 2000);
+    expect(powerAt(seconds(b.pcm, 0.05, 0.45), 48000, 440)).toBeLessThan(1e-6);
+    expect(powerAt(seconds(b.pcm, 0.55, 0.95), 48000, 440)).toBeGreaterThan(0.01);
+    expect(powerAt(seconds(b.pcm, 1.1, 1.9), 48000, 440)).toBeLessThan(1e-6);
   });
 
   it('refuses ids that are not the recorder-made shape', () => {
