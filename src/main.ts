@@ -11,6 +11,7 @@ import { recordingRoutes } from './recording/routes.ts';
 import type { PooledMediaPlane } from './rooms/media-plane.ts';
 import { reportWorkerDeaths } from './signalling/observer.ts';
 import { startServer } from './signalling/server.ts';
+import { WebhookDispatcher } from './webhooks/index.ts';
 import { webRoutes } from './web/routes.ts';
 
 /**
@@ -56,6 +57,8 @@ async function main(): Promise<void> {
   const mediaPlane = await startMediaPlane(config);
   const server = await startServer(config, { keys, mediaPlane, routes: [webRoutes(config, keys), recordingRoutes(config, keys), adminRoutes(keys)] });
   if (mediaPlane) reportWorkerDeaths(server.observer, mediaPlane.pool);
+  const { urls, key, ...webhookOptions } = config.webhooks;
+  const webhooks = urls.length > 0 && key !== undefined ? new WebhookDispatcher({ urls, key, ...webhookOptions }).attach(server.observer) : undefined;
   log.info(
     { url: server.urls[0], urls: server.urls, native: server.native, auth: keys.source, devMode: config.auth.devMode, media: mediaPlane !== undefined },
     'VoxLink ready',
@@ -100,6 +103,8 @@ async function main(): Promise<void> {
     void server
       .close()
       .then(() => mediaPlane?.close())
+      // The rooms' last events (room_finished) get what is left of the shutdown budget.
+      .then(() => webhooks?.close(3000))
       .catch((err: unknown) => log.error({ err }, 'shutdown failed'))
       .finally(() => process.exit(0));
   };

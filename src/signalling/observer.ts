@@ -13,6 +13,9 @@ import { logger } from '../log.ts';
  * - `recording_started` / `recording_stopped`: the room's recording as presence tells it to
  *   clients. A restart after a worker death is a stop of the old id and a start of the new one;
  *   a recording still running when its room closes stops with `reason: 'room_closed'`.
+ * - `recording_uploaded`: a recording's files reached the storage backend (the uploader emits it).
+ * - `transcript_ready`: the offline transcription of a stopped recording finished
+ *   (src/transcription/; one event per recording, its tracks listed, failed ones counted).
  * - `worker_died`: a media worker thread died (fed by `reportWorkerDeaths`).
  * - `media_reconnect`: a participant was told to reconnect its media (worker died, room failed).
  */
@@ -36,8 +39,29 @@ export interface ServerEvents {
     /** Participant id of who stopped it (`stopped` only). */
     stoppedBy?: string;
   };
+  recording_uploaded: { roomId: string; recordingId: string; objects: number; bytes: number };
+  transcript_ready: TranscriptReady;
   worker_died: { threadId: number; message: string };
   media_reconnect: { roomId: string; participantId: string; reason: string };
+}
+
+/** One participant track's transcript, written beside its Ogg Opus file in the recording's folder. */
+export interface TranscriptTrack {
+  participantId: string;
+  name: string | null;
+  /** The track's audio file and its transcript's files, all in the recording's folder. */
+  file: string;
+  vtt: string;
+  json: string;
+  words: number;
+}
+
+export interface TranscriptReady {
+  roomId: string;
+  recordingId: string;
+  tracks: TranscriptTrack[];
+  /** Tracks whose transcription failed (logged with the reason). */
+  failed: number;
 }
 
 export type ServerEventName = keyof ServerEvents;

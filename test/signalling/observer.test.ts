@@ -32,6 +32,8 @@ function eventLog(server: VoxServer): string[] {
     participant_left: (e) => `left ${e.roomId} ${e.userId} ${e.reason}`,
     recording_started: (e) => `recording_started ${e.roomId} by ${users.get(e.startedBy)}`,
     recording_stopped: (e) => `recording_stopped ${e.roomId} ${e.reason}${e.stoppedBy ? ` by ${users.get(e.stoppedBy)}` : ''}`,
+    recording_uploaded: (e) => `recording_uploaded ${e.roomId}`,
+    transcript_ready: (e) => `transcript_ready ${e.roomId}`,
     worker_died: () => 'worker_died',
     media_reconnect: (e) => `media_reconnect ${e.roomId} ${users.get(e.participantId)} ${e.reason}`,
   };
