@@ -42,6 +42,8 @@ export type VoxErrorCode =
   | 'RECORDING_UNAVAILABLE'
   | 'RECORDING_FAILED'
   | 'RECORDING_NOT_FOUND'
+  // offline transcription (src/transcription)
+  | 'TRANSCRIPTION_FAILED'
   // TURN secret store and coturn statistics (src/turn)
   | 'TURN_STORE_UNAVAILABLE'
   // generic

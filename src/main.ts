@@ -10,7 +10,8 @@ import { adminRoutes } from './admin/routes.ts';
 import { recordingRoutes } from './recording/routes.ts';
 import type { PooledMediaPlane } from './rooms/media-plane.ts';
 import { reportWorkerDeaths } from './signalling/observer.ts';
-import { startServer } from './signalling/server.ts';
+import { startServer, type VoxServer } from './signalling/server.ts';
+import { Transcriber } from './transcription/index.ts';
 import { WebhookDispatcher } from './webhooks/index.ts';
 import { webRoutes } from './web/routes.ts';
 
@@ -36,6 +37,18 @@ async function startMediaPlane(config: VoxConfig): Promise<PooledMediaPlane | un
   }
 }
 
+/** Transcription of stopped recordings when `transcription.enabled` (docs/recording.md "Transcription"). */
+function startTranscriber(config: VoxConfig, server: VoxServer): Transcriber | undefined {
+  const recordingDir = recordingDirOf(config);
+  const t = config.transcription;
+  if (!t.enabled || recordingDir === undefined) return undefined;
+  const engine = t.engine === 'command' ? { engine: 'command' as const, argv: t.command ?? [] } : { engine: 'pocketsphinx' as const, ...t.pocketsphinx };
+  // A storage backend uploads the transcript files through transcriber.onTranscript.
+  return new Transcriber({ recordingDir, engine, workers: t.workers, timeoutSec: t.timeoutSec, includeMix: t.includeMix }).attach(server.observer, (e) =>
+    server.core.admin.announceTranscript(e.roomId, e.recordingId, { tracks: e.tracks.length, words: e.tracks.reduce((n, x) => n + x.words, 0), failed: e.failed }),
+  );
+}
+
 /** The CLI flags that make `voxlink token` find this server's secret from any directory. */
 function cliFlags(config: VoxConfig): string {
   if (process.env.VOXLINK_CONFIG) return ` --config ${resolve(process.env.VOXLINK_CONFIG)}${process.env.VOXLINK_DATA_DIR ? ` --data-dir ${config.dataDir}` : ''}`;
@@ -59,6 +72,7 @@ async function main(): Promise<void> {
   if (mediaPlane) reportWorkerDeaths(server.observer, mediaPlane.pool);
   const { urls, key, ...webhookOptions } = config.webhooks;
   const webhooks = urls.length > 0 && key !== undefined ? new WebhookDispatcher({ urls, key, ...webhookOptions }).attach(server.observer) : undefined;
+  const transcriber = startTranscriber(config, server);
   log.info(
     { url: server.urls[0], urls: server.urls, native: server.native, auth: keys.source, devMode: config.auth.devMode, media: mediaPlane !== undefined },
     'VoxLink ready',
@@ -103,6 +117,7 @@ async function main(): Promise<void> {
     void server
       .close()
       .then(() => mediaPlane?.close())
+      .then(() => transcriber?.close())
       // The rooms' last events (room_finished) get what is left of the shutdown budget.
       .then(() => webhooks?.close(3000))
       .catch((err: unknown) => log.error({ err }, 'shutdown failed'))

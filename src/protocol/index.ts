@@ -103,6 +103,7 @@ export type {
   RecordingInfo,
   RecordingMessage,
   RoomMetadataMessage,
+  TranscriptMessage,
   ServerMessage,
   Unstamped,
   UnstampedServerMessage,

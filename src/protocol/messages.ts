@@ -404,6 +404,21 @@ export const recordingSchema = z.object({
   files: z.number().int().min(0).optional(),
 });
 
+/**
+ * A stopped recording of the room has its transcript (docs/recording.md "Transcription"): told to
+ * everyone still in the room. Small on purpose: the files are beside the recording's tracks.
+ */
+export const transcriptSchema = z.object({
+  op: z.literal('transcript'),
+  ...sequenced,
+  room: roomIdSchema,
+  recordingId: z.string(),
+  /** Tracks transcribed and the words found in all of them; tracks that failed. */
+  tracks: z.number().int().min(0),
+  words: z.number().int().min(0),
+  failed: z.number().int().min(0),
+});
+
 /** The room's metadata changed (an admin's UpdateRoomMetadata); `joined.metadata` carries it for joiners. */
 export const roomMetadataSchema = z.object({
   op: z.literal('room_metadata'),
@@ -437,6 +452,7 @@ export const serverSchemas = {
   media_reconnect: mediaReconnectSchema,
   recording: recordingSchema,
   room_metadata: roomMetadataSchema,
+  transcript: transcriptSchema,
 } as const;
 
 export type ServerOp = keyof typeof serverSchemas;
@@ -457,6 +473,7 @@ export const sequencedServerOps: ReadonlySet<ServerOp> = new Set<ServerOp>([
   'media_reconnect',
   'recording',
   'room_metadata',
+  'transcript',
 ]);
 
 export type ReadyMessage = z.infer<typeof readySchema>;
@@ -476,6 +493,7 @@ export type SpeakingMessage = z.infer<typeof speakingSchema>;
 export type MediaReconnectMessage = z.infer<typeof mediaReconnectSchema>;
 export type RecordingMessage = z.infer<typeof recordingSchema>;
 export type RoomMetadataMessage = z.infer<typeof roomMetadataSchema>;
+export type TranscriptMessage = z.infer<typeof transcriptSchema>;
 export type ServerMessage = z.infer<typeof serverMessageSchema>;
 
 /** A server message before the signalling layer stamps `seq` (and `ref`) on it. */

@@ -52,6 +52,7 @@ const serverSamples: ServerMessage[] = [
   { op: 'recording', seq: 11, ref: 8, room: 'r1', recording: true, id: 'mh2x3k-0123456789ab', by: 'p1', startedAt: 1_790_000_000_000 },
   { op: 'recording', seq: 12, room: 'r1', recording: false, id: 'mh2x3k-0123456789ab', by: 'p2', startedAt: 1_790_000_000_000, files: 2 },
   { op: 'room_metadata', seq: 13, room: 'r1', metadata: '{"topic":"standup"}' },
+  { op: 'transcript', seq: 14, room: 'r1', recordingId: 'mi9x2k3a-5f1e0c9b7a2d', tracks: 2, words: 57, failed: 0 },
   { op: 'participant_left', seq: 14, room: 'r1', participantId: 'p2', reason: 'removed' },
 ];
 
