@@ -27,7 +27,7 @@ describe('command engine', () => {
         { word: '16000', start: 0.8, end: 1.25 },
       ],
     });
-    expect(segments[1]).toMatchObject({ start: 2, end: 6, words: [] });
+    expect(segments[1]).toEqual({ start: 2, end: 6, text: 'rms 0.00 seconds 1.00', words: [] });
   });
 
   it('a failing, chatty or off-contract recognizer is a clear TRANSCRIPTION_FAILED', async () => {
