@@ -45,7 +45,15 @@ export async function runTranscriptionJob(job: TranscriptionJob): Promise<Transc
   const duration = pcm.length / TRANSCRIPTION_RATE;
   const engine = createEngine(job.engine);
   const started = performance.now();
-  const recognized = await engine.recognize(wavFile(pcm), { signal: AbortSignal.timeout(job.timeoutMs) });
+  // A plain timer, strongly held (an unreferenced AbortSignal.timeout() may be collected before it fires).
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), job.timeoutMs);
+  let recognized;
+  try {
+    recognized = await engine.recognize(wavFile(pcm), { signal: deadline.signal });
+  } finally {
+    clearTimeout(timer);
+  }
   const recognizeMs = Math.round(performance.now() - started);
   const speaker = job.name ?? job.participantId;
   const offset = job.offsetMs / 1000;

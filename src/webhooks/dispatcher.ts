@@ -163,6 +163,17 @@ class Endpoint {
     await this.#slots.acquire();
     delivery.attempts++;
     let outcome: { status: number } | { error: string };
+    // One controller per attempt with a plain timer: on Node 20 a signal from AbortSignal.timeout()
+    // that only AbortSignal.any() refers to can be garbage-collected before it fires, leaving the
+    // request without its timeout.
+    const attempt = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      attempt.abort();
+    }, this.#options.timeoutMs);
+    const onClose = (): void => attempt.abort();
+    this.#closed.signal.addEventListener('abort', onClose, { once: true });
     try {
       const response = await fetch(this.url, {
         method: 'POST',
@@ -176,14 +187,16 @@ class Endpoint {
         },
         body: delivery.body,
         redirect: 'error',
-        signal: AbortSignal.any([this.#closed.signal, AbortSignal.timeout(this.#options.timeoutMs)]),
+        signal: attempt.signal,
       });
       // Free the connection; the receiver's answer body means nothing to us.
       await response.body?.cancel().catch(() => undefined);
       outcome = { status: response.status };
     } catch (err) {
-      outcome = { error: (err as Error).name === 'TimeoutError' ? `timed out after ${this.#options.timeoutMs} ms` : (err as Error).message };
+      outcome = { error: timedOut ? `timed out after ${this.#options.timeoutMs} ms` : (err as Error).message };
     } finally {
+      clearTimeout(timer);
+      this.#closed.signal.removeEventListener('abort', onClose);
       this.#slots.release();
     }
     if ('status' in outcome && outcome.status >= 200 && outcome.status < 300) {

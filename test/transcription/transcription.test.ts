@@ -30,7 +30,7 @@ const SPEECH: Record<string, { name: string; sentences: string[] }> = {
   alice: { name: 'Alice Smith', sentences: ['Hello world, this is a test.', 'The weather is nice today.', 'Please open the window.'] },
   bob: { name: 'Bob', sentences: ['We will meet at the station at seven.', 'Thank you very much for your help.', 'I would like a cup of coffee.'] },
 };
-/** Measured 43 % on this test (docs/recording.md "Accuracy"); the bound leaves room for run-to-run variation. */
+/** Measured 19 % and 43 % in two runs of this test (docs/recording.md "Accuracy as measured"); the bound leaves room over the worse. */
 const MAX_WER = 0.65;
 
 interface Speaker {
