@@ -40,6 +40,8 @@ export interface TranscriptWritten extends TranscriptReady {
 export type TranscriptAnnouncer = (event: TranscriptReady) => void;
 
 const log = logger('transcription');
+/** How long a room that closed may take to finish its recording's files. */
+const FINAL_MANIFEST_WAIT_MS = 30_000;
 
 const defaultFilename = fileURLToPath(
   new URL(import.meta.url.endsWith('.ts') ? '../../workers/transcribe.ts' : '../workers/transcribe.js', import.meta.url),
@@ -73,7 +75,12 @@ export class Transcriber {
     this.#off?.();
     this.#observer = observer;
     this.#announce = announce ?? null;
-    this.#off = observer.on('recording_stopped', (e) => void this.transcribe(e.recordingId));
+    // `stopped` comes after the worker finished the files; `room_closed` as presence empties, while the
+    // media room is still closing its recorder: wait for the final manifest. `lost` and `replaced`
+    // recordings died with their worker: their manifest never gets a stop, take it as it is.
+    this.#off = observer.on('recording_stopped', (e) =>
+      void this.transcribe(e.recordingId, { waitForStopMs: e.reason === 'stopped' || e.reason === 'room_closed' ? FINAL_MANIFEST_WAIT_MS : 0 }),
+    );
     return this;
   }
 
@@ -83,9 +90,12 @@ export class Transcriber {
     return () => void this.#listeners.delete(listener);
   }
 
-  /** Transcribes one recording now; resolves with what `transcript_ready` said (null: nothing to do). Never rejects. */
-  transcribe(recordingId: string): Promise<TranscriptReady | null> {
-    const run = this.#transcribe(recordingId).catch((err: unknown) => {
+  /**
+   * Transcribes one recording; resolves with what `transcript_ready` said (null: nothing to do).
+   * Never rejects. `waitForStopMs`: wait up to this long for the manifest to record the stop.
+   */
+  transcribe(recordingId: string, options: { waitForStopMs?: number } = {}): Promise<TranscriptReady | null> {
+    const run = this.#transcribe(recordingId, options.waitForStopMs ?? 0).catch((err: unknown) => {
       log.error({ err, recordingId }, 'transcription failed');
       return null;
     });
@@ -108,10 +118,20 @@ export class Transcriber {
     await this.#pool.destroy();
   }
 
-  async #transcribe(recordingId: string): Promise<TranscriptReady | null> {
+  async #readManifest(recordingId: string, waitForStopMs: number): Promise<RecordingManifest> {
+    const deadline = Date.now() + waitForStopMs;
+    for (;;) {
+      const manifest = JSON.parse(await readFile(recordingPaths.manifest(this.#options.recordingDir, recordingId), 'utf8')) as RecordingManifest;
+      if (manifest.stoppedAt !== null || Date.now() >= deadline || this.#closed) return manifest;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
+  async #transcribe(recordingId: string, waitForStopMs: number): Promise<TranscriptReady | null> {
     if (this.#closed) return null;
     const dir = this.#options.recordingDir;
-    const manifest = JSON.parse(await readFile(recordingPaths.manifest(dir, recordingId), 'utf8')) as RecordingManifest;
+    const manifest = await this.#readManifest(recordingId, waitForStopMs);
+    if (manifest.stoppedAt === null) log.warn({ recordingId }, 'transcribing a recording that never recorded its stop (its worker died): as far as it was flushed');
     const files = manifest.files.filter((f) => f.samples > 0 && (this.#options.includeMix || f.participantId !== MIX_TRACK));
     if (files.length === 0) return null;
     const started = Date.now();

@@ -105,6 +105,25 @@ describe('Transcriber (piscina jobs, command engine, real files)', () => {
     expect(readFileSync(join(dir, ID, '01-ann.vtt'), 'utf8')).toMatch(/^WEBVTT\n\n1\n00:00:02\.000 --> 00:00:02\.750\n<v Ann>rate 16000 channels 1\n/);
   }, 60_000);
 
+  it('a room that closed: waits for the recorder to write the final manifest, then transcribes what it lists', async () => {
+    const id = 'mi9x2k3b-000000000001';
+    mkdirSync(join(dir, id));
+    writeFileSync(join(dir, id, '01-cy.opus'), toneOpus(2));
+    const track = { participantId: 'p-cy', userId: 'cy', name: 'Cy', file: '01-cy.opus', samples: 96000, packets: 100, bytes: 0 };
+    const running: RecordingManifest = { id, roomId: 'room-2', startedBy: 'p-cy', stoppedBy: null, startedAt: 1, stoppedAt: null, files: [] };
+    writeFileSync(join(dir, id, 'manifest.json'), JSON.stringify(running));
+    const ready: TranscriptReady[] = [];
+    observer.on('transcript_ready', (e) => ready.push(e));
+    // Presence says the room closed; the media room is still closing its recorder.
+    observer.emit('recording_stopped', { roomId: 'room-2', recordingId: id, reason: 'room_closed' });
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    writeFileSync(join(dir, id, 'manifest.json'), JSON.stringify({ ...running, stoppedAt: 2, files: [track] }));
+    await transcriber.idle();
+    expect(ready.filter((e) => e.recordingId === id)).toEqual([
+      { roomId: 'room-2', recordingId: id, tracks: [expect.objectContaining({ participantId: 'p-cy', name: 'Cy', words: 2 })], failed: 0 },
+    ]);
+  }, 60_000);
+
   it('a recording without a manifest is logged, never thrown', async () => {
     await expect(transcriber.transcribe('nonexistent-0000')).resolves.toBeNull();
   });
