@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { VoxError } from './errors.ts';
 import { roomModeSchema } from './protocol/messages.ts';
 import type { OpusProfileName } from './codec/profiles.ts';
+import { webhookEventNames } from './webhooks/events.ts';
 
 /**
  * The one typed configuration of a VoxLink server. Layers, later wins:
@@ -301,6 +302,51 @@ export const configSchema = z.object({
       roomLabels: z.boolean().default(true),
     })
     .prefault({}),
+  /** Signed HTTP callbacks to applications (docs/recording.md "Webhooks"). Off while `urls` is empty. */
+  webhooks: z
+    .object({
+      /** Receivers; every event goes to each of them (http or https). */
+      urls: z.array(z.url({ protocol: /^https?$/ })).default([]),
+      /** HMAC-SHA256 key the requests are signed with (VoxLink-Signature); required with urls. */
+      key: z.string().min(16).optional(),
+      /** Only these events; default all. */
+      events: z.array(z.enum(webhookEventNames)).optional(),
+      /** One attempt's timeout. A slow receiver costs a request slot this long, never a room. */
+      timeoutMs: z.number().int().min(100).default(5000),
+      /** Attempts per event and URL (the first included) before the event is given up. */
+      maxAttempts: z.number().int().min(1).max(100).default(8),
+      /** First retry after this, doubling per attempt (jittered), capped at retryMaxMs. */
+      retryBaseMs: z.number().int().min(10).default(1000),
+      retryMaxMs: z.number().int().min(10).default(60_000),
+      /** Events waiting per URL (all rooms); beyond it new events are dropped and counted. */
+      maxQueue: z.number().int().min(1).default(10_000),
+      /** Requests in flight per URL. */
+      concurrency: z.number().int().min(1).max(256).default(8),
+    })
+    .prefault({}),
+  /** Offline transcription of stopped recordings (docs/recording.md "Transcription"). Off by default. */
+  transcription: z
+    .object({
+      enabled: z.boolean().default(false),
+      /** `pocketsphinx` (Debian's pocketsphinx_continuous, CPU) or `command` (the operator's recognizer). */
+      engine: z.enum(['pocketsphinx', 'command']).default('pocketsphinx'),
+      pocketsphinx: z
+        .object({
+          binary: z.string().min(1).default('pocketsphinx_continuous'),
+          /** Folder with the acoustic model `en-us/`, `en-us.lm.bin` and `cmudict-en-us.dict` (Debian's pocketsphinx-en-us). */
+          modelDir: z.string().min(1).default('/usr/share/pocketsphinx/model/en-us'),
+        })
+        .prefault({}),
+      /** The `command` engine's argv (program first); it reads a 16 kHz mono WAV on stdin and writes JSON on stdout. */
+      command: z.array(z.string().min(1)).min(1).optional(),
+      /** Transcription threads (piscina); each job mostly waits on its recognizer process. */
+      workers: z.number().int().min(1).max(64).default(1),
+      /** One track's recognizer run may take this long before it is killed. */
+      timeoutSec: z.number().int().min(1).default(3600),
+      /** Also transcribe a mix room's `00-mix.opus` (speaker unknown). */
+      includeMix: z.boolean().default(false),
+    })
+    .prefault({}),
 });
 
 export type VoxConfig = z.infer<typeof configSchema>;
@@ -393,6 +439,11 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_METRICS: { path: 'metrics.enabled', kind: 'bool' },
   VOXLINK_METRICS_TOKEN: { path: 'metrics.token', kind: 'string' },
   VOXLINK_METRICS_ROOM_LABELS: { path: 'metrics.roomLabels', kind: 'bool' },
+  VOXLINK_WEBHOOK_URLS: { path: 'webhooks.urls', kind: 'list' },
+  VOXLINK_WEBHOOK_KEY: { path: 'webhooks.key', kind: 'string' },
+  VOXLINK_TRANSCRIPTION: { path: 'transcription.enabled', kind: 'bool' },
+  VOXLINK_TRANSCRIPTION_ENGINE: { path: 'transcription.engine', kind: 'string' },
+  VOXLINK_TRANSCRIPTION_WORKERS: { path: 'transcription.workers', kind: 'int' },
 };
 
 function parseEnvValue(name: string, raw: string, kind: EnvKind): unknown {
@@ -483,6 +534,12 @@ export function parseConfig(input: unknown, source = 'config'): VoxConfig {
   }
   if (config.recording.enabled && config.recording.storage === 's3' && config.recording.s3.bucket === undefined) {
     throw new VoxError('CONFIG_INVALID', `invalid ${source}:\n  recording.storage s3 needs recording.s3.bucket (VOXLINK_S3_BUCKET)`);
+  }
+  if (config.webhooks.urls.length > 0 && config.webhooks.key === undefined) {
+    throw new VoxError('CONFIG_INVALID', `invalid ${source}:\n  webhooks.urls needs webhooks.key (VOXLINK_WEBHOOK_KEY, at least 16 characters) to sign the requests`);
+  }
+  if (config.transcription.enabled && config.transcription.engine === 'command' && config.transcription.command === undefined) {
+    throw new VoxError('CONFIG_INVALID', `invalid ${source}:\n  transcription.engine command needs transcription.command (the recognizer's argv)`);
   }
   const explicitHost = (input as { server?: { host?: unknown } } | null)?.server?.host !== undefined;
   if (config.auth.devMode === undefined) {

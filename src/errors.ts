@@ -43,6 +43,8 @@ export type VoxErrorCode =
   | 'RECORDING_FAILED'
   | 'RECORDING_NOT_FOUND'
   | 'RECORDING_STORAGE_UNAVAILABLE'
+  // offline transcription (src/transcription)
+  | 'TRANSCRIPTION_FAILED'
   // TURN secret store and coturn statistics (src/turn)
   | 'TURN_STORE_UNAVAILABLE'
   // generic

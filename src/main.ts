@@ -1,5 +1,5 @@
 import './js-only.ts';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { resolveAuthKeys } from './auth/keys.ts';
 import { mintToken } from './auth/tokens.ts';
 import { loadConfig, recordingDirOf, recordingSegmentMsOf, type VoxConfig } from './config.ts';
@@ -9,11 +9,14 @@ import { signallingMetrics } from './metrics/registry.ts';
 import { adminRoutes } from './admin/routes.ts';
 import { recordingRoutes } from './recording/routes.ts';
 import { createRecordingStorage } from './recording/storage.ts';
+import type { RecordingUploader } from './recording/uploader.ts';
 import type { PooledMediaPlane } from './rooms/media-plane.ts';
 import { reportWorkerDeaths } from './signalling/observer.ts';
-import { startServer, VERSION } from './signalling/server.ts';
+import { startServer, VERSION, type VoxServer } from './signalling/server.ts';
 import { ClusterNode } from './cluster/node.ts';
 import { clusterUrlOf } from './cluster/url.ts';
+import { Transcriber } from './transcription/index.ts';
+import { WebhookDispatcher } from './webhooks/index.ts';
 import { webRoutes } from './web/routes.ts';
 
 /**
@@ -36,6 +39,51 @@ async function startMediaPlane(config: VoxConfig): Promise<PooledMediaPlane | un
     log.error({ err }, 'media plane failed to start: running presence-only signalling');
     return undefined;
   }
+}
+
+/** Transcription of stopped recordings when `transcription.enabled` (docs/recording.md "Transcription"). */
+function startTranscriber(config: VoxConfig, server: VoxServer): Transcriber | undefined {
+  const recordingDir = recordingDirOf(config);
+  const t = config.transcription;
+  if (!t.enabled || recordingDir === undefined) return undefined;
+  const engine = t.engine === 'command' ? { engine: 'command' as const, argv: t.command ?? [] } : { engine: 'pocketsphinx' as const, ...t.pocketsphinx };
+  // With s3 storage, main.ts uploads the transcript files through transcriber.onTranscript (uploadTranscripts).
+  return new Transcriber({ recordingDir, engine, workers: t.workers, timeoutSec: t.timeoutSec, includeMix: t.includeMix }).attach(server.observer, (e) =>
+    server.core.admin.announceTranscript(e.roomId, e.recordingId, { tracks: e.tracks.length, words: e.tracks.reduce((n, x) => n + x.words, 0), failed: e.failed }),
+  );
+}
+
+/**
+ * With transcription on and s3 storage: a stopped recording's local tracks are held (`retain`)
+ * until its transcript is written (or the job's time ran out), and the transcript files are
+ * uploaded beside the recording, so every node lists and serves them (docs/recording.md).
+ */
+function uploadTranscripts(transcriber: Transcriber, uploader: RecordingUploader, server: VoxServer, holdMs: number): void {
+  const holds = new Map<string, () => void>();
+  const release = (id: string): void => {
+    holds.get(id)?.();
+    holds.delete(id);
+  };
+  server.observer.on('recording_stopped', (e) => {
+    if (holds.has(e.recordingId)) return;
+    const free = uploader.retain(e.recordingId);
+    const timer = setTimeout(() => release(e.recordingId), holdMs);
+    timer.unref();
+    holds.set(e.recordingId, () => {
+      clearTimeout(timer);
+      free();
+    });
+  });
+  transcriber.onTranscript(async (written) => {
+    try {
+      for (const path of written.paths) await uploader.uploadFile(written.recordingId, basename(path));
+    } catch (err) {
+      // The uploader's scans retry an extra file that is still on disk.
+      log.warn({ err, recordingId: written.recordingId }, 'transcript upload failed; retried by the next scan');
+    } finally {
+      release(written.recordingId);
+    }
+  });
 }
 
 /** The CLI flags that make `voxlink token` find this server's secret from any directory. */
@@ -70,6 +118,10 @@ async function main(): Promise<void> {
   if (mediaPlane) reportWorkerDeaths(server.observer, mediaPlane.pool);
   // s3: uploads what the recordings folder holds, a previous run's leftovers first.
   storage?.start(server.observer);
+  const { urls, key, ...webhookOptions } = config.webhooks;
+  const webhooks = urls.length > 0 && key !== undefined ? new WebhookDispatcher({ urls, key, ...webhookOptions }).attach(server.observer) : undefined;
+  const transcriber = startTranscriber(config, server);
+  if (transcriber && storage?.uploader) uploadTranscripts(transcriber, storage.uploader, server, (config.transcription.timeoutSec + 60) * 1000);
   log.info(
     { url: server.urls[0], urls: server.urls, native: server.native, auth: keys.source, devMode: config.auth.devMode, media: mediaPlane !== undefined },
     'VoxLink ready',
@@ -117,6 +169,9 @@ async function main(): Promise<void> {
       .then(() => mediaPlane?.close())
       .then(() => cluster?.close())
       .then(() => storage?.close())
+      .then(() => transcriber?.close())
+      // The rooms' last events (room_finished) get what is left of the shutdown budget.
+      .then(() => webhooks?.close(3000))
       .catch((err: unknown) => log.error({ err }, 'shutdown failed'))
       .finally(() => process.exit(0));
   };

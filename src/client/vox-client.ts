@@ -96,6 +96,8 @@ export interface VoxClientEvents extends Record<string, unknown[]> {
   slots: [event: { room: string; slots: readonly SlotAssignment[] }];
   /** The room's recording started (`recording` set) or stopped (null); `room.recording` says the same. */
   recording: [event: { room: string; recording: RecordingInfo | null; by: string | undefined }];
+  /** A stopped recording of the room has its transcript (tracks and words counted; docs/recording.md "Transcription"). */
+  transcript: [event: { room: string; recordingId: string; tracks: number; words: number; failed: number }];
   /**
    * Every message from the media plane, raw (`media` negotiation, `slots`, `speaking`,
    * `media_reconnect`), for the media part of the SDK: `client.on('media', (m) => mediaClient.handle(m))`.
@@ -987,6 +989,9 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
           this.#tickets.set(message.room, message.ticket);
           void this.#followMove(message.url);
         }
+        break;
+      case 'transcript':
+        this.emit('transcript', { room: message.room, recordingId: message.recordingId, tracks: message.tracks, words: message.words, failed: message.failed });
         break;
       case 'room_metadata': {
         const room = this.#rooms.get(message.room);

@@ -106,6 +106,7 @@ export type {
   RoomMetadataMessage,
   RedirectMessage,
   RefreshedMessage,
+  TranscriptMessage,
   ServerMessage,
   Unstamped,
   UnstampedServerMessage,

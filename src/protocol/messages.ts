@@ -435,6 +435,21 @@ export const recordingSchema = z.object({
   files: z.number().int().min(0).optional(),
 });
 
+/**
+ * A stopped recording of the room has its transcript (docs/recording.md "Transcription"): told to
+ * everyone still in the room. Small on purpose: the files are beside the recording's tracks.
+ */
+export const transcriptSchema = z.object({
+  op: z.literal('transcript'),
+  ...sequenced,
+  room: roomIdSchema,
+  recordingId: z.string(),
+  /** Tracks transcribed and the words found in all of them; tracks that failed. */
+  tracks: z.number().int().min(0),
+  words: z.number().int().min(0),
+  failed: z.number().int().min(0),
+});
+
 /** The room's metadata changed (an admin's UpdateRoomMetadata); `joined.metadata` carries it for joiners. */
 export const roomMetadataSchema = z.object({
   op: z.literal('room_metadata'),
@@ -487,6 +502,7 @@ export const serverSchemas = {
   room_metadata: roomMetadataSchema,
   redirect: redirectSchema,
   refreshed: refreshedSchema,
+  transcript: transcriptSchema,
 } as const;
 
 export type ServerOp = keyof typeof serverSchemas;
@@ -508,6 +524,7 @@ export const sequencedServerOps: ReadonlySet<ServerOp> = new Set<ServerOp>([
   'recording',
   'room_metadata',
   'redirect',
+  'transcript',
 ]);
 
 export type ReadyMessage = z.infer<typeof readySchema>;
@@ -529,6 +546,7 @@ export type RecordingMessage = z.infer<typeof recordingSchema>;
 export type RoomMetadataMessage = z.infer<typeof roomMetadataSchema>;
 export type RedirectMessage = z.infer<typeof redirectSchema>;
 export type RefreshedMessage = z.infer<typeof refreshedSchema>;
+export type TranscriptMessage = z.infer<typeof transcriptSchema>;
 export type ServerMessage = z.infer<typeof serverMessageSchema>;
 
 /** A server message before the signalling layer stamps `seq` (and `ref`) on it. */

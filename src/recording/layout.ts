@@ -16,6 +16,8 @@ import { join } from 'node:path';
  *                                  into segments (`recording.segmentSeconds`, segmentFileName)
  *         01-<name>.vtt / .json    files added beside a finished recording (transcripts):
  *                                  RECORDING_EXTRA_SHAPE, not in the manifest's `files`
+ *         01-<name>.vtt            its transcript when transcription is on (transcriptFileNames):
+ *         01-<name>.transcript.json  WebVTT and JSON, written after the recording stopped
  *
  * Ids and file names are checked against these shapes before they touch a path, so a request can
  * never leave the folder.
@@ -141,3 +143,9 @@ export const recordingPaths = {
   manifest: (dir: string, id: string): string => join(dir, id, MANIFEST_FILE),
   file: (dir: string, id: string, file: string): string => join(dir, id, file),
 };
+
+/** The transcript files of an audio file of the layout: `01-alice.opus` → `01-alice.vtt`, `01-alice.transcript.json`. */
+export function transcriptFileNames(file: string): { vtt: string; json: string } {
+  const base = file.replace(/\.opus$/, '');
+  return { vtt: `${base}.vtt`, json: `${base}.transcript.json` };
+}

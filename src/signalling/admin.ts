@@ -104,4 +104,11 @@ export class RoomAdmin {
     if (!this.#ctx.rooms.setMetadata(roomId, metadata)) return 'ROOM_NOT_FOUND';
     return this.listRooms((id) => id === roomId)[0]!;
   }
+
+  /** A recording's transcript is ready: tells everyone in the room (`transcript`), if it is still live. */
+  announceTranscript(roomId: string, recordingId: string, counts: { tracks: number; words: number; failed: number }): boolean {
+    if (!this.#ctx.presence.get(roomId)) return false;
+    this.#ctx.out.broadcast(roomId, { op: 'transcript', room: roomId, recordingId, ...counts });
+    return true;
+  }
 }

@@ -15,6 +15,8 @@ import { logger } from '../log.ts';
  *   a recording still running when its room closes stops with `reason: 'room_closed'`.
  * - `recording_uploaded`: every object of a finished recording (its files and manifest) is confirmed
  *   in the bucket (`recording.storage` s3, src/recording/uploader.ts); `objects` counts the manifest.
+ * - `transcript_ready`: the offline transcription of a stopped recording finished
+ *   (src/transcription/; one event per recording, its tracks listed, failed ones counted).
  * - `worker_died`: a media worker thread died (fed by `reportWorkerDeaths`).
  * - `media_reconnect`: a participant was told to reconnect its media (worker died, room failed).
  */
@@ -39,8 +41,28 @@ export interface ServerEvents {
     stoppedBy?: string;
   };
   recording_uploaded: { roomId: string; recordingId: string; objects: number; bytes: number };
+  transcript_ready: TranscriptReady;
   worker_died: { threadId: number; message: string };
   media_reconnect: { roomId: string; participantId: string; reason: string };
+}
+
+/** One participant track's transcript, written beside its Ogg Opus file in the recording's folder. */
+export interface TranscriptTrack {
+  participantId: string;
+  name: string | null;
+  /** The track's audio file and its transcript's files, all in the recording's folder. */
+  file: string;
+  vtt: string;
+  json: string;
+  words: number;
+}
+
+export interface TranscriptReady {
+  roomId: string;
+  recordingId: string;
+  tracks: TranscriptTrack[];
+  /** Tracks whose transcription failed (logged with the reason). */
+  failed: number;
 }
 
 export type ServerEventName = keyof ServerEvents;

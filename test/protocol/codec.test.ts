@@ -55,6 +55,7 @@ const serverSamples: ServerMessage[] = [
   { op: 'room_metadata', seq: 13, room: 'r1', metadata: '{"topic":"standup"}' },
   { op: 'redirect', seq: 14, ref: 3, room: 'r1', url: 'ws://node-b:7880/ws', ticket: 'eyJyIjoicjEifQ.c2ln', reason: 'placed' },
   { op: 'refreshed', ref: 9, tokenExpiresAt: 1_900_000_000_000 },
+  { op: 'transcript', seq: 14, room: 'r1', recordingId: 'mi9x2k3a-5f1e0c9b7a2d', tracks: 2, words: 57, failed: 0 },
   { op: 'participant_left', seq: 14, room: 'r1', participantId: 'p2', reason: 'removed' },
 ];
 

@@ -33,6 +33,7 @@ function eventLog(server: VoxServer): string[] {
     recording_started: (e) => `recording_started ${e.roomId} by ${users.get(e.startedBy)}`,
     recording_stopped: (e) => `recording_stopped ${e.roomId} ${e.reason}${e.stoppedBy ? ` by ${users.get(e.stoppedBy)}` : ''}`,
     recording_uploaded: (e) => `recording_uploaded ${e.roomId} ${e.objects} objects`,
+    transcript_ready: (e) => `transcript_ready ${e.roomId}`,
     worker_died: () => 'worker_died',
     media_reconnect: (e) => `media_reconnect ${e.roomId} ${users.get(e.participantId)} ${e.reason}`,
   };
