@@ -285,9 +285,11 @@ export class PeerToPeer {
   /** Back to direct once two remain and nothing needs the server (make-before-break: server peers stay until both switched). */
   #maybeReturn(room: PeerRoom): void {
     if (room.mode !== 'auto' || room.transport !== 'server' || !this.#ctx.config.p2p.returnToDirect) return;
-    if (this.#needsServer(room) || room.switching !== null) return;
+    if (this.#needsServer(room)) return;
     const members = this.#ctx.presence.get(room.id);
     if (!members) return;
+    // A move to the server still under way is overtaken: the server peers it set up serve the way back.
+    this.#endSwitch(room, 'undone');
     room.transport = 'direct';
     if (members.participants.size < P2P_MAX_PARTICIPANTS) {
       // Alone: nothing to hear either way, so no make-before-break; the server peer goes now.
