@@ -6,7 +6,7 @@ import {
   type RoomState,
   type TokenSource,
 } from '../client/index.ts';
-import { BrowserMediaClient, type MediaSignalChannel } from '../client/media/index.ts';
+import { BrowserMediaClient, type AudioPath, type MediaSignalChannel } from '../client/media/index.ts';
 import { LevelMeter } from './level-meter.ts';
 
 /**
@@ -127,6 +127,11 @@ export class Call extends TypedEmitter<CallEvents> {
 
   get mediaState(): MediaState {
     return this.#mediaState;
+  }
+
+  /** `direct` while a p2p/auto room's audio goes straight to the other participant, else `server`. */
+  get audioPath(): AudioPath {
+    return this.#media?.transport ?? 'server';
   }
 
   get room(): RoomState | undefined {
@@ -305,16 +310,15 @@ export class Call extends TypedEmitter<CallEvents> {
 
   #newMediaClient(iceServers: RTCIceServer[]): void {
     this.#media?.close();
-    const signal: MediaSignalChannel = {
-      send: (message) => {
-        try {
-          this.client.sendMedia(message);
-        } catch {
-          // The WebSocket is down; the watchdog repeats an ICE restart once it is back, and the
-          // server's offer already carries its candidates, so a lost trickle candidate is harmless.
-        }
-      },
+    const send = (message: Parameters<VoxClient['sendMedia']>[0]): void => {
+      try {
+        this.client.sendMedia(message);
+      } catch {
+        // The WebSocket is down; the watchdog repeats an ICE restart once it is back, and the
+        // server's offer already carries its candidates, so a lost trickle candidate is harmless.
+      }
     };
+    const signal: MediaSignalChannel = { send, sendPeer: send };
     const media = new BrowserMediaClient({
       room: this.roomId,
       signal,
@@ -324,6 +328,12 @@ export class Call extends TypedEmitter<CallEvents> {
     media.on('track', (slot, track) => {
       this.#play(slot, track);
       this.#watchPeer();
+    });
+    media.on('transport', (path) => {
+      this.#note(path === 'direct' ? 'Audio now goes directly to the other participant' : 'Audio now goes through the server', 'info');
+      this.#watchPeer();
+      this.#checkMedia(false);
+      this.emit('change');
     });
     media.on('reconnect', (reason) => {
       this.#lastRestartRequest = Date.now();
@@ -384,7 +394,8 @@ export class Call extends TypedEmitter<CallEvents> {
     }
     const t = Date.now();
     if (this.#mediaTroubleSince === 0) this.#mediaTroubleSince = t;
-    const signalling = this.client.state === 'connected' || this.client.state === 'resumed';
+    // A direct link has no server peer to restart: the server decides what follows (p2p.switchTimeoutMs).
+    const signalling = (this.client.state === 'connected' || this.client.state === 'resumed') && this.audioPath === 'server';
     const stalled = now || t - this.#mediaTroubleSince >= MEDIA_STALL_MS;
     if (signalling && stalled && t - this.#lastRestartRequest >= RESTART_RETRY_MS) {
       this.#lastRestartRequest = t;
