@@ -1,0 +1,250 @@
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveAuthKeys, type AuthKeys } from '../../src/auth/keys.ts';
+import { mintToken } from '../../src/auth/tokens.ts';
+import { NodeMediaClient, ToneSource } from '../../src/client/media/node.ts';
+import { createNodeClient, type VoxClient } from '../../src/client/node.ts';
+import { parseConfig, recordingDirOf } from '../../src/config.ts';
+import { createMediaPlane, mediaPlaneOptionsFromConfig, type PooledMediaPlane } from '../../src/rooms/media-plane.ts';
+import { startServer, type VoxServer } from '../../src/signalling/index.ts';
+import { buildWebAssets } from '../../src/web/assets.ts';
+import { webRoutes } from '../../src/web/routes.ts';
+import { powerAt } from '../codec/signal.ts';
+import { launchChromium } from '../media/chromium-peer.ts';
+import { decodeRecordingFile, seconds } from '../recording/decode.ts';
+import { fakeMicrophoneWav, joined, PAGE_HZ, remoteAudio, TONE_HZ, until } from '../web/page-harness.ts';
+
+/**
+ * An `auto` room with two Chromium pages (the demo page, fake microphones at 660 Hz) and a werift
+ * tone bot (440 Hz): the pages talk directly while the server forwards nothing for them; the bot
+ * joining moves everyone to the server make-before-break, the bot leaving moves the pages back,
+ * and a recording moves them to the server again and holds both voices. At each switch the audio
+ * gap is measured inside the pages: how long the other page's 660 Hz voice was absent from
+ * everything the page plays.
+ */
+
+const ROOM = 'duo';
+
+/** Installs a sampler in the page: every 10 ms, the 660 Hz amplitude (20 ms Hann window) over all playing remote audio. */
+async function startGapProbe(page: Page): Promise<void> {
+  await page.evaluate((hz) => {
+    const ctx = new AudioContext();
+    void ctx.resume();
+    const taps = new Map<MediaStream, AnalyserNode>();
+    const n = Math.round(ctx.sampleRate * 0.02);
+    const samples: [number, number][] = [];
+    const buffer = new Float32Array(2048);
+    const w = (2 * Math.PI * hz) / ctx.sampleRate;
+    const timer = setInterval(() => {
+      let best = 0;
+      for (const audio of document.querySelectorAll<HTMLAudioElement>('#remote-audio audio')) {
+        const stream = audio.srcObject as MediaStream | null;
+        if (!stream || stream.getAudioTracks()[0]?.readyState !== 'live') continue;
+        let analyser = taps.get(stream);
+        if (!analyser) {
+          analyser = ctx.createAnalyser();
+          analyser.fftSize = 2048;
+          ctx.createMediaStreamSource(stream).connect(analyser);
+          taps.set(stream, analyser);
+        }
+        analyser.getFloatTimeDomainData(buffer);
+        let re = 0;
+        let im = 0;
+        for (let i = 0; i < n; i++) {
+          const x = buffer[buffer.length - n + i] * (0.5 - 0.5 * Math.cos((2 * Math.PI * i) / (n - 1)));
+          re += x * Math.cos(w * i);
+          im += x * Math.sin(w * i);
+        }
+        best = Math.max(best, (4 * Math.hypot(re, im)) / n);
+      }
+      samples.push([performance.now(), best]);
+    }, 10);
+    (window as unknown as { gapProbe: unknown }).gapProbe = { samples, stop: () => clearInterval(timer), ctx };
+  }, PAGE_HZ);
+}
+
+/** Stops the sampler: the longest time the voice was absent (ms), and the longest gap between samples taken (the probe's own resolution). */
+async function stopGapProbe(page: Page): Promise<{ gapMs: number; worstTickMs: number; present: number; samples: number }> {
+  return page.evaluate(() => {
+    const probe = (window as unknown as { gapProbe: { samples: [number, number][]; stop: () => void; ctx: AudioContext } }).gapProbe;
+    probe.stop();
+    void probe.ctx.close();
+    const { samples } = probe;
+    let gapMs = 0;
+    let worstTickMs = 0;
+    let lastPresent = -1;
+    let present = 0;
+    for (let i = 0; i < samples.length; i++) {
+      const [t, amplitude] = samples[i];
+      if (i > 0) worstTickMs = Math.max(worstTickMs, t - samples[i - 1][0]);
+      if (amplitude < 0.003) continue;
+      present++;
+      if (lastPresent >= 0) gapMs = Math.max(gapMs, t - lastPresent);
+      lastPresent = t;
+    }
+    return { gapMs, worstTickMs, present, samples: samples.length };
+  });
+}
+
+describe('auto room in Chromium: direct for two, the server from three, make-before-break', () => {
+  let server: VoxServer;
+  let plane: PooledMediaPlane;
+  let browser: Browser;
+  let keys: AuthKeys;
+  let recordingDir: string;
+  const pages: Record<string, Page> = {};
+  const consoleErrors: string[] = [];
+
+  async function metric(name: string): Promise<string[]> {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    return text.split('\n').filter((line) => line.startsWith(name));
+  }
+
+  async function value(line: string): Promise<number> {
+    const found = await metric(line);
+    return found.length === 0 ? 0 : Number(found[0].slice(found[0].lastIndexOf(' ') + 1));
+  }
+
+  async function path(page: Page): Promise<string | null> {
+    return page.getAttribute('#media-path', 'data-path');
+  }
+
+  async function hearEachOther(what: string): Promise<void> {
+    for (const [name, page] of Object.entries(pages)) {
+      const other = name === 'Alice' ? 'Bob' : 'Alice';
+      const audio = await until(`${name} hears ${other} (${what})`, () => remoteAudio(page, 1000, PAGE_HZ), (a) => (a[other]?.rms ?? 0) > 0.01, 15_000);
+      expect(audio[other].toneDb, `${name}: ${PAGE_HZ} Hz dominates ${other}'s audio (${what})`).toBeGreaterThan(10);
+    }
+  }
+
+  beforeAll(async () => {
+    const config = parseConfig({
+      server: { host: '127.0.0.1', port: 0 },
+      dataDir: mkdtempSync(join(tmpdir(), 'voxlink-p2p-auto-')),
+      auth: { devMode: true },
+      metrics: { enabled: true, defaultMetrics: false },
+      signalling: { defaultRoomMode: 'auto' },
+      media: { workers: 1, rtcMinPort: 54200, rtcMaxPort: 54299 },
+    });
+    keys = resolveAuthKeys(config);
+    recordingDir = recordingDirOf(config)!;
+    plane = createMediaPlane(mediaPlaneOptionsFromConfig({ ...config.media, recordingDir }));
+    server = await startServer(config, { keys, mediaPlane: plane, routes: webRoutes(config, keys, { assets: buildWebAssets() }) });
+    browser = await launchChromium([`--use-file-for-fake-audio-capture=${fakeMicrophoneWav()}`]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await plane?.close();
+  });
+
+  it('two pages hear each other directly; the server starts no media room and forwards nothing', async () => {
+    for (const name of ['Alice', 'Bob']) {
+      const page = await (await browser.newContext()).newPage();
+      page.on('console', (m) => {
+        if (m.type() === 'error') consoleErrors.push(m.text());
+      });
+      await page.goto(`${server.url}/?room=${ROOM}`);
+      await expect.poll(() => page.locator('#mic option').count()).toBeGreaterThan(0);
+      await page.fill('#name', name);
+      await page.click('#join-button');
+      await joined(page);
+      pages[name] = page;
+    }
+    for (const page of Object.values(pages)) {
+      await until('the direct path', () => path(page), (p) => p === 'direct', 20_000);
+      await until('media connected', () => page.getAttribute('#media-state', 'data-state'), (s) => s === 'connected');
+      expect(await page.textContent('#media-path')).toBe('direct');
+      expect(await page.textContent('#room-mode')).toBe('Mode: auto');
+    }
+    await hearEachOther('direct');
+    expect(plane.workerOf(ROOM)).toBeUndefined();
+    expect(await metric(`voxlink_room_packets_out_total{room="${ROOM}"}`)).toEqual([]);
+    expect(await metric(`voxlink_room_packets_in_total{room="${ROOM}"}`)).toEqual([]);
+    expect(await value('voxlink_p2p_rooms ')).toBe(1);
+    expect(await value('voxlink_p2p_participants ')).toBe(2);
+  }, 90_000);
+
+  let bot: VoxClient;
+  let botMedia: NodeMediaClient;
+
+  it('a werift tone bot joins: everyone moves to the server make-before-break and all three hear each other', async () => {
+    await Promise.all(Object.values(pages).map(startGapProbe));
+    const token = await mintToken({ key: keys.hs256Secret!, userId: 'bot', name: 'Tone bot', room: ROOM });
+    bot = createNodeClient();
+    const send = (m: Parameters<VoxClient['sendMedia']>[0]): void => bot.sendMedia(m);
+    botMedia = new NodeMediaClient({ room: ROOM, signal: { send, sendPeer: send } });
+    bot.on('media', (m) => void botMedia.handle(m));
+    bot.on('slots', (e) => void botMedia.handle({ op: 'slots', room: e.room, slots: [...e.slots] }));
+    await bot.connect(server.url.replace(/^http/, 'ws') + '/ws', token);
+    await bot.join(ROOM);
+    await botMedia.connected(20_000);
+    botMedia.publish(new ToneSource(TONE_HZ));
+    for (const page of Object.values(pages)) await until('the server path', () => path(page), (p) => p === 'server', 20_000);
+    await until('the switch reported done', () => value('voxlink_p2p_switches_total{to="server",outcome="done"}'), (v) => v === 1, 15_000);
+    const gaps = await Promise.all(Object.values(pages).map(stopGapProbe));
+    console.log(`switch to the server: audio gap per page ${JSON.stringify(gaps)}`);
+    for (const gap of gaps) {
+      expect(gap.present).toBeGreaterThan(50);
+      expect(gap.gapMs, 'the other page was never silent for 100 ms beyond what the probe itself can resolve').toBeLessThan(100 + gap.worstTickMs);
+    }
+    await hearEachOther('via the server');
+    for (const [name, page] of Object.entries(pages)) {
+      const audio = await until(`${name} hears the bot`, () => remoteAudio(page, 1000, TONE_HZ), (a) => (a['Tone bot']?.rms ?? 0) > 0.05, 15_000);
+      expect(audio['Tone bot'].toneDb).toBeGreaterThan(20);
+    }
+    const heard = await until('the bot hears both pages', async () => botMedia.heard(), (h) => h.length >= 2, 15_000);
+    expect(heard.length).toBe(2);
+    expect(await value('voxlink_p2p_rooms ')).toBe(0);
+    expect(await value(`voxlink_room_packets_out_total{room="${ROOM}"}`)).toBeGreaterThan(0);
+    expect(await value('voxlink_p2p_switch_duration_seconds_count{to="server"}')).toBe(1);
+  }, 90_000);
+
+  it('the bot leaves: the pages return to direct make-before-break and still hear each other', async () => {
+    await Promise.all(Object.values(pages).map(startGapProbe));
+    await bot.leave(ROOM);
+    await botMedia.close();
+    await bot.disconnect();
+    for (const page of Object.values(pages)) await until('the direct path again', () => path(page), (p) => p === 'direct', 20_000);
+    await until('the switch back reported done', () => value('voxlink_p2p_switches_total{to="direct",outcome="done"}'), (v) => v === 1, 15_000);
+    const gaps = await Promise.all(Object.values(pages).map(stopGapProbe));
+    console.log(`switch back to direct: audio gap per page ${JSON.stringify(gaps)}`);
+    for (const gap of gaps) {
+      expect(gap.present).toBeGreaterThan(50);
+      expect(gap.gapMs).toBeLessThan(100 + gap.worstTickMs);
+    }
+    await hearEachOther('direct again');
+    // The break: the server's peers for them are gone with the media room.
+    await until('the media room closed', async () => plane.workerOf(ROOM), (w) => w === undefined, 10_000);
+    expect(await metric(`voxlink_room_packets_out_total{room="${ROOM}"}`)).toEqual([]);
+    expect(await value('voxlink_p2p_participants ')).toBe(2);
+  }, 90_000);
+
+  it('a recording started in the direct room moves it to the server, and the recording holds both voices', async () => {
+    const alice = pages.Alice;
+    await alice.click('#record-button');
+    for (const page of Object.values(pages)) await until('the server path for the recording', () => path(page), (p) => p === 'server', 20_000);
+    await new Promise((r) => setTimeout(r, 4000));
+    // While recording, the room stays on the server.
+    for (const page of Object.values(pages)) expect(await path(page)).toBe('server');
+    await alice.click('#record-button');
+    await until('the indicator gone', () => alice.isHidden('#recording'), (v) => v, 10_000);
+    const [id] = readdirSync(recordingDir);
+    const manifest = JSON.parse(readFileSync(join(recordingDir, id, 'manifest.json'), 'utf8')) as { files: { participantId: string; file: string; name?: string }[] };
+    const voices = manifest.files.filter((f) => !f.participantId.startsWith('~'));
+    expect(voices.length).toBe(2);
+    for (const f of voices) {
+      const { pcm } = decodeRecordingFile(join(recordingDir, id, f.file));
+      expect(pcm.length / 48000, `${f.file} length`).toBeGreaterThan(2);
+      // The fake microphone's 660 Hz voice (amplitude ~0.1–0.8 before Chromium's voice processing).
+      expect(powerAt(seconds(pcm, 0.5, pcm.length / 48000 - 0.5), 48000, PAGE_HZ), `${f.file} holds a ${PAGE_HZ} Hz voice`).toBeGreaterThan(1e-4);
+    }
+    // Recording stopped with two left: back to direct.
+    for (const page of Object.values(pages)) await until('direct after the recording', () => path(page), (p) => p === 'direct', 20_000);
+    expect(consoleErrors).toEqual([]);
+  }, 90_000);
+});
