@@ -174,7 +174,8 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
       });
     }
     const link = this.#direct;
-    if (!(await this.#flowing(link.pc, [link.receiver], decision)) || this.#direct !== link) return;
+    const receivers = (): RTCRtpReceiver[] => (link.receiver ? [link.receiver] : []);
+    if (!(await this.#flowing(link.pc, receivers, decision)) || this.#direct !== link || link.track === null) return;
     // Make-before-break: the direct link carries audio, so it plays and the server peer goes.
     this.emit('track', 0, link.track);
     this.#closeServerPeer();
@@ -186,7 +187,7 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
   async #awaitServer(decision: number): Promise<void> {
     const pc = this.#pc;
     const slots = this.#audioTransceivers().slice(1);
-    if (!(await this.#flowing(pc, slots.map((t) => t.receiver), decision)) || pc !== this.#pc || !this.#holdSlots) return;
+    if (!(await this.#flowing(pc, () => slots.map((t) => t.receiver), decision)) || pc !== this.#pc || !this.#holdSlots) return;
     this.#holdSlots = false;
     this.#slotTracks = slots.map((t) => t.receiver.track);
     this.#slotTracks.forEach((track, slot) => this.emit('track', slot, track));
@@ -200,7 +201,7 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
    * webrtc-stats §8.6), or the connection has been up SILENT_PEER_MS without any; false when a
    * newer decision overtook this one, the peer failed, or FLOW_GIVE_UP_MS passed.
    */
-  async #flowing(pc: RTCPeerConnection, receivers: RTCRtpReceiver[], decision: number): Promise<boolean> {
+  async #flowing(pc: RTCPeerConnection, receivers: () => RTCRtpReceiver[], decision: number): Promise<boolean> {
     const started = Date.now();
     let connectedAt = 0;
     while (decision === this.#decision && !this.closed) {
@@ -208,7 +209,7 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
       if (state === 'failed' || state === 'closed' || Date.now() - started > FLOW_GIVE_UP_MS) return false;
       if (state === 'connected') {
         connectedAt ||= Date.now();
-        for (const receiver of receivers) {
+        for (const receiver of receivers()) {
           const stats = await receiver.getStats();
           for (const report of stats.values()) {
             if (report.type === 'inbound-rtp' && (report as RTCInboundRtpStreamStats).packetsReceived! > 0) return decision === this.#decision;

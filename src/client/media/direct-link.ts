@@ -25,7 +25,9 @@ export class DirectLink {
   readonly pc: RTCPeerConnection;
   readonly #room: string;
   readonly #send: (message: ClientPeerMessage) => void;
-  readonly #transceiver: RTCRtpTransceiver;
+  /** Ours from the start at the offerer; the answerer takes the one its remote offer creates (JSEP §5.10: addTransceiver ones are not reused). */
+  #transceiver: RTCRtpTransceiver | null = null;
+  #microphone: MediaStreamTrack | null;
   #early: RTCIceCandidateInit[] | null = [];
   #closed = false;
 
@@ -34,9 +36,9 @@ export class DirectLink {
     this.link = options.link;
     this.#room = options.room;
     this.#send = options.send;
+    this.#microphone = options.microphone;
     this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', ...options.rtcConfiguration });
-    this.#transceiver = this.pc.addTransceiver('audio', { direction: 'sendrecv' });
-    if (options.microphone) void this.#transceiver.sender.replaceTrack(options.microphone);
+    if (options.offerer) this.#useTransceiver(this.pc.addTransceiver('audio', { direction: 'sendrecv' }));
     this.pc.addEventListener('icecandidate', (e) => {
       if (this.#closed) return;
       const c = e.candidate?.toJSON();
@@ -48,17 +50,24 @@ export class DirectLink {
     if (options.offerer) void this.#offer();
   }
 
-  /** The remote participant's audio. */
-  get track(): MediaStreamTrack {
-    return this.#transceiver.receiver.track;
+  /** The remote participant's audio (null at the answering end before the offer). */
+  get track(): MediaStreamTrack | null {
+    return this.#transceiver?.receiver.track ?? null;
   }
 
-  get receiver(): RTCRtpReceiver {
-    return this.#transceiver.receiver;
+  get receiver(): RTCRtpReceiver | null {
+    return this.#transceiver?.receiver ?? null;
   }
 
   async setMicrophone(track: MediaStreamTrack | null): Promise<void> {
-    await this.#transceiver.sender.replaceTrack(track);
+    this.#microphone = track;
+    await this.#transceiver?.sender.replaceTrack(track);
+  }
+
+  #useTransceiver(transceiver: RTCRtpTransceiver): void {
+    this.#transceiver = transceiver;
+    transceiver.direction = 'sendrecv';
+    if (this.#microphone) void transceiver.sender.replaceTrack(this.#microphone);
   }
 
   /** The other end's offer, answer or candidate (from the server's relay). */
@@ -70,6 +79,8 @@ export class DirectLink {
       this.#early = null;
       for (const candidate of early) await this.pc.addIceCandidate(candidate);
       if (message.kind === 'offer') {
+        const audio = this.pc.getTransceivers().find((t) => t.receiver.track.kind === 'audio');
+        if (audio && audio !== this.#transceiver) this.#useTransceiver(audio);
         await this.pc.setLocalDescription(await this.pc.createAnswer());
         this.#message({ kind: 'answer', sdp: this.pc.localDescription?.sdp ?? '' });
       }
