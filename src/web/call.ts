@@ -358,20 +358,27 @@ export class Call extends TypedEmitter<CallEvents> {
   #play(slot: number, track: MediaStreamTrack): void {
     const context = this.#context;
     if (!context) return;
-    let playback = this.#slots[slot];
-    if (playback) {
-      playback.meter.close();
-    } else {
-      const audio = document.createElement('audio');
-      audio.autoplay = true;
-      audio.dataset.slot = String(slot);
-      this.#options.audioContainer.append(audio);
-      playback = { audio, meter: null as unknown as LevelMeter };
-      this.#slots[slot] = playback;
-    }
-    playback.audio.srcObject = new MediaStream([track]);
-    playback.audio.play().catch(() => this.#note('Click anywhere to allow audio playback', 'warn'));
-    playback.meter = new LevelMeter(context, track);
+    const old = this.#slots[slot];
+    if (old?.audio.srcObject instanceof MediaStream && old.audio.srcObject.getAudioTracks()[0] === track) return;
+    // A new element for the new track; the old one plays on until the new one has started (a
+    // switch between the server and a direct link must not be heard).
+    const audio = document.createElement('audio');
+    audio.autoplay = true;
+    audio.dataset.slot = String(slot);
+    audio.srcObject = new MediaStream([track]);
+    if (old) old.audio.after(audio);
+    else this.#options.audioContainer.append(audio);
+    this.#slots[slot] = { audio, meter: new LevelMeter(context, track) };
+    const retire = (): void => {
+      if (!old) return;
+      old.meter.close();
+      old.audio.srcObject = null;
+      old.audio.remove();
+    };
+    audio.play().then(retire, () => {
+      retire();
+      this.#note('Click anywhere to allow audio playback', 'warn');
+    });
   }
 
   /** Media state for the view, and the ICE restart request the SDK could not send itself. */

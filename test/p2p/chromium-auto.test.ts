@@ -10,6 +10,7 @@ import { createNodeClient, type VoxClient } from '../../src/client/node.ts';
 import { parseConfig, recordingDirOf } from '../../src/config.ts';
 import { createMediaPlane, mediaPlaneOptionsFromConfig, type PooledMediaPlane } from '../../src/rooms/media-plane.ts';
 import { startServer, type VoxServer } from '../../src/signalling/index.ts';
+import type { RouteInstaller } from '../../src/signalling/server.ts';
 import { buildWebAssets } from '../../src/web/assets.ts';
 import { webRoutes } from '../../src/web/routes.ts';
 import { powerAt } from '../codec/signal.ts';
@@ -47,38 +48,41 @@ function announceSrcObject(): void {
   });
 }
 
+/** The probe's AudioWorklet, served same-origin to the pages (the demo's CSP allows 'self' only). */
+const GAP_PROBE_WORKLET = `
+  class Probe extends AudioWorkletProcessor {
+    constructor() { super(); this.n = Math.round(sampleRate * 0.02); this.hop = this.n / 2; this.ring = new Float32Array(this.n); this.at = 0; this.since = 0; this.out = []; this.w = 2 * Math.PI * ${PAGE_HZ} / sampleRate; }
+    process(inputs) {
+      // No source connected is silence too (a gap between two streams must not hide).
+      const x = inputs[0][0] ?? new Float32Array(128);
+      for (let i = 0; i < x.length; i++) {
+        this.ring[this.at] = x[i]; this.at = (this.at + 1) % this.n;
+        if (++this.since < this.hop) continue;
+        this.since = 0;
+        let re = 0, im = 0;
+        for (let k = 0; k < this.n; k++) {
+          const v = this.ring[(this.at + k) % this.n] * (0.5 - 0.5 * Math.cos(2 * Math.PI * k / (this.n - 1)));
+          re += v * Math.cos(this.w * k); im += v * Math.sin(this.w * k);
+        }
+        this.out.push(4 * Math.hypot(re, im) / this.n);
+      }
+      if (this.out.length >= 20) { this.port.postMessage(this.out); this.out = []; }
+      return true;
+    }
+  }
+  registerProcessor('gap-probe', Probe);`;
+
 /**
  * Installs the gap probe: what the page's <audio> elements play is summed into an AudioWorklet,
  * which measures the 660 Hz amplitude (Hann window 20 ms, hop 10 ms) on the audio clock, so main
  * thread stalls under load do not count as gaps.
  */
 async function startGapProbe(page: Page): Promise<void> {
-  await page.evaluate(async (hz) => {
+  await page.evaluate(async () => {
     const ctx = new AudioContext();
     await ctx.resume();
-    const worklet = `
-      class Probe extends AudioWorkletProcessor {
-        constructor() { super(); this.n = Math.round(sampleRate * 0.02); this.hop = this.n / 2; this.ring = new Float32Array(this.n); this.at = 0; this.since = 0; this.out = []; this.w = 2 * Math.PI * ${hz} / sampleRate; }
-        process(inputs) {
-          const x = inputs[0][0];
-          if (!x) return true;
-          for (let i = 0; i < x.length; i++) {
-            this.ring[this.at] = x[i]; this.at = (this.at + 1) % this.n;
-            if (++this.since < this.hop) continue;
-            this.since = 0;
-            let re = 0, im = 0;
-            for (let k = 0; k < this.n; k++) {
-              const v = this.ring[(this.at + k) % this.n] * (0.5 - 0.5 * Math.cos(2 * Math.PI * k / (this.n - 1)));
-              re += v * Math.cos(this.w * k); im += v * Math.sin(this.w * k);
-            }
-            this.out.push(4 * Math.hypot(re, im) / this.n);
-          }
-          if (this.out.length >= 20) { this.port.postMessage(this.out); this.out = []; }
-          return true;
-        }
-      }
-      registerProcessor('gap-probe', Probe);`;
-    await ctx.audioWorklet.addModule(URL.createObjectURL(new Blob([worklet], { type: 'application/javascript' })));
+
+    await ctx.audioWorklet.addModule('/__test/gap-probe.js');
     const probe = new AudioWorkletNode(ctx, 'gap-probe', { numberOfOutputs: 1, channelCount: 1, channelCountMode: 'explicit' });
     const mute = ctx.createGain();
     mute.gain.value = 0;
@@ -98,8 +102,17 @@ async function startGapProbe(page: Page): Promise<void> {
     for (const audio of document.querySelectorAll<HTMLAudioElement>('#remote-audio audio')) follow(audio);
     const onChange = (e: Event): void => follow((e as CustomEvent<HTMLMediaElement>).detail);
     window.addEventListener('test-src-object', onChange);
-    (window as unknown as { gapProbe: unknown }).gapProbe = { amplitudes, ctx, stop: () => window.removeEventListener('test-src-object', onChange) };
-  }, PAGE_HZ);
+    // An element taken out of the page no longer plays: its stream leaves the probe too.
+    const removed = new MutationObserver((records) => {
+      for (const r of records) for (const node of r.removedNodes) if (node instanceof HTMLMediaElement) sources.get(node)?.disconnect();
+    });
+    removed.observe(document.getElementById('remote-audio')!, { childList: true });
+    const stop = (): void => {
+      window.removeEventListener('test-src-object', onChange);
+      removed.disconnect();
+    };
+    (window as unknown as { gapProbe: unknown }).gapProbe = { amplitudes, ctx, stop };
+  });
 }
 
 /** Stops the probe: the longest run of 10 ms hops without the other page's voice, in ms, and how many hops it saw. */
@@ -171,7 +184,13 @@ describe('auto room in Chromium: direct for two, the server from three, make-bef
     keys = resolveAuthKeys(config);
     recordingDir = recordingDirOf(config)!;
     plane = createMediaPlane(mediaPlaneOptionsFromConfig({ ...config.media, recordingDir }));
-    server = await startServer(config, { keys, mediaPlane: plane, routes: webRoutes(config, keys, { assets: buildWebAssets() }) });
+    // The gap probe's worklet, same-origin (Playwright's routing does not see worklet module loads).
+    const probeRoute: RouteInstaller = (app) => {
+      app.get('/__test/gap-probe.js', (res) => {
+        res.writeHeader('content-type', 'text/javascript').end(GAP_PROBE_WORKLET);
+      });
+    };
+    server = await startServer(config, { keys, mediaPlane: plane, routes: [webRoutes(config, keys, { assets: buildWebAssets() }), probeRoute] });
     browser = await launchChromium([`--use-file-for-fake-audio-capture=${fakeMicrophoneWav()}`]);
   }, 60_000);
 

@@ -36,6 +36,11 @@ const FLOW_POLL_MS = 40;
 const SILENT_PEER_MS = 2000;
 /** A new path without audio after this long is given up; the server's switch timeout decides what follows. */
 const FLOW_GIVE_UP_MS = 20_000;
+/**
+ * The old path stays open this long after the new one's tracks were handed out, so the app's new
+ * <audio> has started playing before the old one goes silent (measured: test/p2p/chromium-auto.test.ts).
+ */
+const OVERLAP_MS = 400;
 
 /**
  * The SDK's media part in the browser: answers the server's offer with the page's
@@ -57,6 +62,9 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
   /** Server slot tracks negotiated but not handed out yet: the direct link plays until they carry audio. */
   #holdSlots = false;
   #serverLink = 0;
+  /** Who the direct link carried, and the server's slot assignments since the move to the server began. */
+  #directPeer: string | null = null;
+  #serverSlots: (string | null)[] = [];
   /** Bumped by every `transport`: a switch waiting for audio on an older decision stops. */
   #decision = 0;
 
@@ -149,6 +157,7 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
         return;
       }
       this.#holdSlots = true;
+      this.#serverSlots = [];
       // The server peer may be negotiated already (a switch back that was undone): wait for its audio now.
       if (this.#pc.remoteDescription !== null && this.#pc.signalingState !== 'closed') void this.#awaitServer(decision);
       return;
@@ -176,23 +185,43 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
     const link = this.#direct;
     const receivers = (): RTCRtpReceiver[] => (link.receiver ? [link.receiver] : []);
     if (!(await this.#flowing(link.pc, receivers, decision)) || this.#direct !== link || link.track === null) return;
-    // Make-before-break: the direct link carries audio, so it plays and the server peer goes.
+    // Make-before-break: the direct link carries audio, so it plays, and after the overlap the server peer goes.
+    this.#directPeer = link.peer;
     this.emit('track', 0, link.track);
-    this.#closeServerPeer();
     this.#setPath('direct');
+    await new Promise((resolve) => setTimeout(resolve, OVERLAP_MS));
+    if (decision !== this.#decision || this.#direct !== link) return;
+    this.#closeServerPeer();
     sendPeer({ op: 'peer', room: this.room, kind: 'switched', transport: 'direct', link: link.link });
   }
 
-  /** The held server slots carry audio: they play, the direct link goes. */
+  protected override slotsArrived(slots: readonly { slot: number; participantId: string | null }[]): void {
+    for (const { slot, participantId } of slots) this.#serverSlots[slot] = participantId;
+  }
+
+  /**
+   * The held server slots carry audio: they play, and after the overlap the direct link goes. What
+   * must flow is the slot the server gave the direct peer (the others, e.g. a newcomer, may come
+   * first): switching on any slot would silence the peer until its own server peer is up.
+   */
   async #awaitServer(decision: number): Promise<void> {
     const pc = this.#pc;
     const slots = this.#audioTransceivers().slice(1);
-    if (!(await this.#flowing(pc, () => slots.map((t) => t.receiver), decision)) || pc !== this.#pc || !this.#holdSlots) return;
+    const receivers = (): RTCRtpReceiver[] => {
+      const peer = this.#directPeer;
+      if (peer === null) return slots.map((t) => t.receiver);
+      const slot = this.#serverSlots.indexOf(peer);
+      return slot >= 0 && slots[slot] ? [slots[slot].receiver] : [];
+    };
+    if (!(await this.#flowing(pc, receivers, decision)) || pc !== this.#pc || !this.#holdSlots) return;
     this.#holdSlots = false;
     this.#slotTracks = slots.map((t) => t.receiver.track);
     this.#slotTracks.forEach((track, slot) => this.emit('track', slot, track));
-    this.#closeDirect();
     this.#setPath('server');
+    await new Promise((resolve) => setTimeout(resolve, OVERLAP_MS));
+    if (decision !== this.#decision) return;
+    this.#closeDirect();
+    this.#directPeer = null;
     this.signal.sendPeer?.({ op: 'peer', room: this.room, kind: 'switched', transport: 'server', link: this.#serverLink });
   }
 

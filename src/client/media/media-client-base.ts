@@ -66,6 +66,9 @@ export abstract class MediaClientBase<E extends MediaClientEvents> extends Typed
   /** Adds one trickled server candidate to the current peer. */
   protected abstract addRemoteCandidate(candidate: RemoteCandidate): Promise<void>;
 
+  /** A `slots` message was applied (after `slotMap`). */
+  protected slotsArrived(_slots: readonly { slot: number; participantId: string | null }[]): void {}
+
   /** An offer arrived (synchronously, before it is queued): for state the offer's options carry. */
   protected offerArrived(_offer: ServerOffer): void {}
 
@@ -109,6 +112,7 @@ export abstract class MediaClientBase<E extends MediaClientEvents> extends Typed
         return Promise.resolve();
       case 'slots':
         this.#events.emit('slots', this.slotMap.slots, this.slotMap.applySlots(message));
+        this.slotsArrived(message.slots);
         return Promise.resolve();
       case 'speaking':
         this.slotMap.applySpeaking(message);
