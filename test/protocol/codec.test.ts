@@ -22,6 +22,7 @@ const clientSamples: ClientMessage[] = [
   { op: 'mute', ref: 4, room: 'r1', participantId: 'p2' },
   { op: 'unmute', room: 'r1' },
   { op: 'record', ref: 8, room: 'r1', action: 'start' },
+  { op: 'peer', ref: 9, room: 'r1', kind: 'candidate', to: 'p2', link: 3, candidate: { candidate: 'candidate:1 1 udp 1 10.0.0.1 9 typ host', sdpMid: '0' } },
   { op: 'heartbeat', ack: 42 },
   { op: 'resume', sessionId: 's1', resumeToken: 'rt', lastSeq: 7 },
   { op: 'media', ref: 5, room: 'r1', kind: 'offer', sdp: 'v=0\r\n' },
@@ -52,6 +53,8 @@ const serverSamples: ServerMessage[] = [
   { op: 'recording', seq: 11, ref: 8, room: 'r1', recording: true, id: 'mh2x3k-0123456789ab', by: 'p1', startedAt: 1_790_000_000_000 },
   { op: 'recording', seq: 12, room: 'r1', recording: false, id: 'mh2x3k-0123456789ab', by: 'p2', startedAt: 1_790_000_000_000, files: 2 },
   { op: 'room_metadata', seq: 13, room: 'r1', metadata: '{"topic":"standup"}' },
+  { op: 'peer', seq: 14, room: 'r1', kind: 'offer', from: 'p1', link: 3, sdp: 'v=0\r\n' },
+  { op: 'transport', seq: 15, room: 'r1', transport: 'direct', link: 3, peer: 'p2', offerer: true },
   { op: 'participant_left', seq: 14, room: 'r1', participantId: 'p2', reason: 'removed' },
 ];
 
