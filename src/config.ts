@@ -93,6 +93,17 @@ export const configSchema = z.object({
       replaceIdentity: z.boolean().default(true),
     })
     .prefault({}),
+  /** Peer-to-peer rooms (`p2p`, `auto`): docs/media.md "Peer to peer". */
+  p2p: z
+    .object({
+      /** Largest SDP a peer may send through the server's relay (`peer` offer/answer); larger → INVALID_MESSAGE. */
+      maxSdpBytes: z.number().int().min(1024).max(64 * 1024).default(16 * 1024),
+      /** An `auto` room back to two participants (and nothing recording) returns to peer to peer; false: it stays on the server. */
+      returnToDirect: z.boolean().default(true),
+      /** A switch whose clients have not all reported `switched` within this long is counted as timed out (and a return to direct is undone). */
+      switchTimeoutMs: z.number().int().min(1000).default(15_000),
+    })
+    .prefault({}),
   limits: z
     .object({
       /** Largest accepted inbound frame (uWS maxPayloadLength); larger → close 1009. */
@@ -375,6 +386,9 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_REPLAY_MAX_BYTES: { path: 'signalling.replayMaxBytes', kind: 'int' },
   VOXLINK_DEFAULT_ROOM_MODE: { path: 'signalling.defaultRoomMode', kind: 'string' },
   VOXLINK_REPLACE_IDENTITY: { path: 'signalling.replaceIdentity', kind: 'bool' },
+  VOXLINK_P2P_MAX_SDP_BYTES: { path: 'p2p.maxSdpBytes', kind: 'int' },
+  VOXLINK_P2P_RETURN_TO_DIRECT: { path: 'p2p.returnToDirect', kind: 'bool' },
+  VOXLINK_P2P_SWITCH_TIMEOUT_MS: { path: 'p2p.switchTimeoutMs', kind: 'int' },
   VOXLINK_MAX_PAYLOAD_BYTES: { path: 'limits.maxPayloadBytes', kind: 'int' },
   VOXLINK_MESSAGES_PER_SECOND: { path: 'limits.messagesPerSecond', kind: 'number' },
   VOXLINK_MESSAGE_BURST: { path: 'limits.messageBurst', kind: 'int' },
@@ -525,12 +539,6 @@ export function parseConfig(input: unknown, source = 'config'): VoxConfig {
   }
   if (config.media.udpPort !== undefined && config.media.udpPort + config.media.workers - 1 > 65535) {
     throw new VoxError('CONFIG_INVALID', `invalid ${source}:\n  media.udpPort + media.workers − 1 must be ≤ 65535`);
-  }
-  if (config.signalling.defaultRoomMode === 'p2p' && config.media.enabled) {
-    throw new VoxError(
-      'CONFIG_INVALID',
-      `invalid ${source}:\n  signalling.defaultRoomMode p2p: the mesh mode is not built yet; use sfu, mix or hybrid (or media.enabled false)`,
-    );
   }
   if (config.recording.enabled && config.recording.storage === 's3' && config.recording.s3.bucket === undefined) {
     throw new VoxError('CONFIG_INVALID', `invalid ${source}:\n  recording.storage s3 needs recording.s3.bucket (VOXLINK_S3_BUCKET)`);

@@ -32,8 +32,9 @@ async function startMediaPlane(config: VoxConfig): Promise<PooledMediaPlane | un
   }
   try {
     const { createMediaPlane, mediaPlaneOptionsFromConfig } = await import('./rooms/media-plane.ts');
-    // loadConfig refuses p2p while the media plane is on: the mesh mode is not built.
-    const mode = config.signalling.defaultRoomMode === 'p2p' ? 'sfu' : config.signalling.defaultRoomMode;
+    // p2p and auto rooms are signalling's (signalling/p2p.ts); their server media, when any, is sfu.
+    const defaultMode = config.signalling.defaultRoomMode;
+    const mode = defaultMode === 'p2p' || defaultMode === 'auto' ? 'sfu' : defaultMode;
     return createMediaPlane(mediaPlaneOptionsFromConfig({ ...config.media, mode, recordingDir: recordingDirOf(config), recordingSegmentMs: recordingSegmentMsOf(config), roomLabels: config.metrics.roomLabels }));
   } catch (err) {
     log.error({ err }, 'media plane failed to start: running presence-only signalling');

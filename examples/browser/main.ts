@@ -30,7 +30,7 @@ async function join(): Promise<void> {
     // getUserMedia needs a secure context: https, or http on localhost.
     const microphone = (await navigator.mediaDevices.getUserMedia({ audio: true })).getAudioTracks()[0] ?? null;
     client = new VoxClient();
-    media = new BrowserMediaClient({ room, microphone, signal: { send: (m) => client!.sendMedia(m) } });
+    media = new BrowserMediaClient({ room, microphone, signal: { send: (m) => client!.sendMedia(m), sendPeer: (m) => client!.sendMedia(m) } });
     client.on('media', (m) => void media!.handle(m));
     client.on('ice_servers', (servers) => media!.setIceServers(servers));
     client.on('state', (state) => status(state === 'connected' || state === 'resumed' ? `In ${room}` : state));

@@ -16,7 +16,9 @@ import {
   type RoomMode,
   type ServerMediaNegotiation,
   type ServerMessage,
+  type ServerPeerMessage,
   type SlotsMessage,
+  type TransportMessage,
   type SpeakingMessage,
 } from '../protocol/index.ts';
 import { TypedEmitter } from './emitter.ts';
@@ -100,9 +102,10 @@ export interface VoxClientEvents extends Record<string, unknown[]> {
   transcript: [event: { room: string; recordingId: string; tracks: number; words: number; failed: number }];
   /**
    * Every message from the media plane, raw (`media` negotiation, `slots`, `speaking`,
-   * `media_reconnect`), for the media part of the SDK: `client.on('media', (m) => mediaClient.handle(m))`.
+   * `media_reconnect`, and in p2p/auto rooms `transport` and the other peer's `peer` messages), for
+   * the media part of the SDK: `client.on('media', (m) => mediaClient.handle(m))`.
    */
-  media: [message: ServerMediaNegotiation | SlotsMessage | SpeakingMessage | MediaReconnectMessage];
+  media: [message: ServerMediaNegotiation | SlotsMessage | SpeakingMessage | MediaReconnectMessage | ServerPeerMessage | TransportMessage];
   /**
    * The session's STUN/TURN servers changed: a resume brought freshly minted TURN credentials.
    * Hand them to the media client so its next peer (media reconnect) can still allocate:
@@ -323,11 +326,12 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
   }
 
   /**
-   * Send a media-plane message (offer/answer/candidate…). The media plane answers asynchronously
+   * Send a media-plane message (offer/answer/candidate…), or in p2p/auto rooms a `peer` message for
+   * the other participant (the media client sends both). The media plane answers asynchronously
    * with `media` events (not a reply to this ref), so this does not wait; a failure comes back as an
    * `error` event (serverCode MEDIA_FAILED / MEDIA_UNAVAILABLE). Throws CLIENT_NOT_CONNECTED.
    */
-  sendMedia(message: WithoutRef<Extract<ClientMessage, { op: 'media' }>>): void {
+  sendMedia(message: WithoutRef<Extract<ClientMessage, { op: 'media' | 'peer' }>>): void {
     if (this.#state !== 'connected' && this.#state !== 'resumed') {
       throw new SignallingError('CLIENT_NOT_CONNECTED', { detail: `cannot send media: client is ${this.#state}` });
     }
@@ -972,6 +976,8 @@ export class VoxClient extends TypedEmitter<VoxClientEvents> {
       }
       case 'media':
       case 'media_reconnect':
+      case 'peer':
+      case 'transport':
         this.emit('media', message);
         break;
       case 'recording': {

@@ -33,7 +33,12 @@ function unionOf<M extends OpSchemas<M>>(map: M) {
   return z.discriminatedUnion('op', Object.values(map) as [M[keyof M], ...M[keyof M][]]);
 }
 
-export const roomModes = ['sfu', 'mix', 'hybrid', 'p2p'] as const;
+/**
+ * `p2p`: the two participants' browsers connect directly, the server only relays their SDP and
+ * candidates (`peer`); `auto`: peer to peer while two publish and nothing needs the server's media
+ * (recording), the server's SFU otherwise (docs/media.md "Room modes").
+ */
+export const roomModes = ['sfu', 'mix', 'hybrid', 'p2p', 'auto'] as const;
 export const roomModeSchema = z.enum(roomModes);
 export type RoomMode = z.infer<typeof roomModeSchema>;
 
@@ -195,6 +200,29 @@ export const clientMediaSchema = z.object({
   ...mediaFields,
 });
 
+/**
+ * Peer-to-peer (`p2p` and `auto` rooms, docs/media.md "Peer to peer"): the server relays a
+ * participant's offer, answer and ICE candidates to the one other participant of its direct link
+ * (`to`), schema-checked, size-limited (p2p.maxSdpBytes) and only within the room. `switched`
+ * reports that this client now plays `transport` (make-before-break done on its side).
+ */
+export const peerKinds = ['offer', 'answer', 'candidate', 'switched'] as const;
+export const peerTransports = ['direct', 'server'] as const;
+export const clientPeerSchema = z.object({
+  op: z.literal('peer'),
+  ref: refSchema.optional(),
+  room: roomIdSchema,
+  kind: z.enum(peerKinds),
+  /** offer/answer/candidate: the participant at the other end of the direct link. */
+  to: participantIdSchema.optional(),
+  /** The link the message belongs to (`transport.link`); messages of an older link are dropped. */
+  link: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  sdp: z.string().max(64 * 1024).optional(),
+  candidate: iceCandidateSchema.nullable().optional(),
+  /** switched: what the client plays now. */
+  transport: z.enum(peerTransports).optional(),
+});
+
 export const clientSchemas = {
   hello: helloSchema,
   join: joinSchema,
@@ -206,6 +234,7 @@ export const clientSchemas = {
   media: clientMediaSchema,
   record: recordSchema,
   refresh: refreshSchema,
+  peer: clientPeerSchema,
 } as const;
 
 export type ClientOp = keyof typeof clientSchemas;
@@ -222,6 +251,7 @@ export type ResumeMessage = z.infer<typeof resumeSchema>;
 export type ClientMediaMessage = z.infer<typeof clientMediaSchema>;
 export type RecordMessage = z.infer<typeof recordSchema>;
 export type RefreshMessage = z.infer<typeof refreshSchema>;
+export type ClientPeerMessage = z.infer<typeof clientPeerSchema>;
 export type ClientMessage = z.infer<typeof clientMessageSchema>;
 
 // ---------------------------------------------------------------------------------------------
@@ -482,6 +512,35 @@ export const redirectSchema = z.object({
   reason: z.enum(['placed', 'moving']),
 });
 
+/** A peer's offer, answer or candidate, relayed by the server from `from` (p2p and auto rooms). */
+export const serverPeerSchema = z.object({
+  op: z.literal('peer'),
+  ...sequenced,
+  room: roomIdSchema,
+  kind: z.enum(['offer', 'answer', 'candidate']),
+  from: participantIdSchema,
+  link: z.number().int().min(0),
+  sdp: z.string().max(64 * 1024).optional(),
+  candidate: iceCandidateSchema.nullable().optional(),
+});
+
+/**
+ * Which way this participant's audio should go (p2p and auto rooms; never sent in other modes).
+ * `direct`: connect to `peer` (absent: nobody to connect to yet), the `offerer` end creates the
+ * offer; `server`: answer the server's offer as in an sfu room. Either way the client keeps playing
+ * what it has until the new path carries audio, then reports `peer` `switched` (make-before-break).
+ */
+export const transportSchema = z.object({
+  op: z.literal('transport'),
+  ...sequenced,
+  room: roomIdSchema,
+  transport: z.enum(peerTransports),
+  /** Numbers the direct links of the room: peer messages carry it so a late one of an old link is dropped. */
+  link: z.number().int().min(0),
+  peer: participantIdSchema.optional(),
+  offerer: z.boolean().optional(),
+});
+
 export const serverSchemas = {
   ready: readySchema,
   joined: joinedSchema,
@@ -503,6 +562,8 @@ export const serverSchemas = {
   redirect: redirectSchema,
   refreshed: refreshedSchema,
   transcript: transcriptSchema,
+  peer: serverPeerSchema,
+  transport: transportSchema,
 } as const;
 
 export type ServerOp = keyof typeof serverSchemas;
@@ -525,6 +586,8 @@ export const sequencedServerOps: ReadonlySet<ServerOp> = new Set<ServerOp>([
   'room_metadata',
   'redirect',
   'transcript',
+  'peer',
+  'transport',
 ]);
 
 export type ReadyMessage = z.infer<typeof readySchema>;
@@ -547,6 +610,8 @@ export type RoomMetadataMessage = z.infer<typeof roomMetadataSchema>;
 export type RedirectMessage = z.infer<typeof redirectSchema>;
 export type RefreshedMessage = z.infer<typeof refreshedSchema>;
 export type TranscriptMessage = z.infer<typeof transcriptSchema>;
+export type ServerPeerMessage = z.infer<typeof serverPeerSchema>;
+export type TransportMessage = z.infer<typeof transportSchema>;
 export type ServerMessage = z.infer<typeof serverMessageSchema>;
 
 /** A server message before the signalling layer stamps `seq` (and `ref`) on it. */

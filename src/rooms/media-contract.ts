@@ -17,8 +17,11 @@ import type { RoomRequests } from './room-protocol.ts';
 /** A recording as the media plane reports it (the manifest the room's recorder keeps). */
 export type RecordingState = RecordingManifest;
 
-/** The room modes a media room runs in (RoomMode is defined once, in the protocol); `p2p` rooms have no server media. */
-export type MediaRoomMode = Exclude<RoomMode, 'p2p'>;
+/**
+ * The room modes a media room runs in (RoomMode is defined once, in the protocol). `p2p` rooms have
+ * no server media; an `auto` room's media room, while it has one, runs as `sfu` (signalling/p2p.ts).
+ */
+export type MediaRoomMode = Exclude<RoomMode, 'p2p' | 'auto'>;
 
 export interface MediaGrants {
   publish: boolean;
@@ -38,7 +41,7 @@ export interface MediaParticipant {
   /**
    * The room's mode as signalling holds it (`join.options.mode` of the room's first joiner, else
    * signalling.defaultRoomMode). Used only when this join opens the media room; unset → the
-   * plane's configured mode. `p2p` has no media room: the plane refuses it (MEDIA_UNSUPPORTED).
+   * plane's configured mode. `p2p`/`auto` have no media room of their own: the plane refuses them (MEDIA_UNSUPPORTED).
    */
   roomMode?: RoomMode;
 }

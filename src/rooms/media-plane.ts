@@ -260,10 +260,10 @@ export class PooledMediaPlane implements MediaPlane {
     return [state, member];
   }
 
-  /** The mode a room opened by `p` runs in. A `p2p` (mesh) room has no server media: refused. */
+  /** The mode a room opened by `p` runs in. `p2p`/`auto` are signalling's (signalling/p2p.ts), never a media room's: refused. */
   #modeFor(p: MediaParticipant): MediaRoomMode {
     const mode = p.roomMode ?? this.#options.room.mode;
-    if (mode === 'p2p') throw new VoxError('MEDIA_UNSUPPORTED', `media room ${p.roomId}: p2p rooms have no server media`);
+    if (mode === 'p2p' || mode === 'auto') throw new VoxError('MEDIA_UNSUPPORTED', `media room ${p.roomId}: ${mode} is not a media room mode`);
     return mode;
   }
 

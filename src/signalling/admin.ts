@@ -79,7 +79,7 @@ export class RoomAdmin {
     const changed = presence.setMuted(roomId, participantId, true);
     if (changed) {
       out.broadcast(roomId, { op: 'participant_updated', room: roomId, participant: toParticipantInfo(changed) });
-      mediaPlane?.setMuted(roomId, participantId, true).catch((err: unknown) => log.error({ err, roomId }, 'media plane setMuted failed'));
+      if (this.#ctx.p2p.hasServerMedia(roomId, participantId)) mediaPlane?.setMuted(roomId, participantId, true).catch((err: unknown) => log.error({ err, roomId }, 'media plane setMuted failed'));
     }
     return toParticipantInfo(changed ?? participant);
   }

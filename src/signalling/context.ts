@@ -6,6 +6,7 @@ import type { JoinRouter } from './join-router.ts';
 import type { LimitLog } from './limit-log.ts';
 import type { MediaPlane } from './media-plane.ts';
 import type { ServerObserver } from './observer.ts';
+import type { PeerToPeer } from './p2p.ts';
 import type { Outbound } from './outbound.ts';
 import type { RoomMembership } from './rooms.ts';
 import type { Session } from './session.ts';
@@ -49,6 +50,8 @@ export interface SignallingContext {
   readonly connections: ConnectionTable;
   readonly sessions: SessionTable;
   readonly rooms: RoomMembership;
+  /** p2p and auto rooms: direct or through the server, and the peer relay (p2p.ts). */
+  readonly p2p: PeerToPeer;
   readonly out: Outbound;
   readonly limitLog: LimitLog;
   /** Handle one inbound frame (inbound.ts); frames queued during `hello` come back through it. */

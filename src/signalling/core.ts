@@ -14,6 +14,7 @@ import type { MediaPlane } from './media-plane.ts';
 import { createMediaSink } from './media-sink.ts';
 import { ServerObserver } from './observer.ts';
 import { Outbound } from './outbound.ts';
+import { PeerToPeer } from './p2p.ts';
 import { RoomMembership } from './rooms.ts';
 import { SessionTable } from './sessions.ts';
 import type { Connection, Transport } from './transport.ts';
@@ -94,6 +95,7 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
   ctx.out = new Outbound(ctx, options.transport);
   ctx.sessions = new SessionTable(ctx);
   ctx.rooms = new RoomMembership(ctx);
+  ctx.p2p = new PeerToPeer(ctx);
   ctx.connections = new ConnectionTable(ctx);
   ctx.handleFrame = createFrameHandler(ctx);
   const { connections, sessions, presence, handleFrame } = ctx;
@@ -165,6 +167,7 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
       closed = true;
       connections.closeAll();
       sessions.endAll();
+      ctx.p2p.close();
       connections.forget();
       sessions.updateGauges();
     },

@@ -3,6 +3,7 @@ import type { ParticipantState, RecordingInfo } from '../protocol/messages.ts';
 import { toParticipantInfo, type Participant, type RoomPresence } from '../rooms/registry.ts';
 import type { ConnState, SignallingContext } from './context.ts';
 import type { ServerEvents } from './observer.ts';
+import { isPeerRoomMode } from './p2p.ts';
 import type { Session } from './session.ts';
 import { roomTopic } from './transport.ts';
 
@@ -49,7 +50,10 @@ export class RoomMembership {
     const removed = presence.remove(roomId, participantId);
     if (!removed) return;
     out.broadcast(roomId, { op: 'participant_left', room: roomId, participantId, reason });
-    if (mediaPlane) {
+    if (isPeerRoomMode(removed.room.mode)) {
+      // A p2p or auto room: its server peers, if any, are p2p.ts's.
+      this.#ctx.p2p.leave(roomId, participantId);
+    } else if (mediaPlane) {
       mediaPlane.leave(roomId, participantId).catch((err: unknown) => log.error({ err, roomId }, 'media plane leave failed'));
     }
     this.#ctx.sessions.updateGauges();

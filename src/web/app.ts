@@ -35,6 +35,7 @@ const ui = {
   roomName: byId<HTMLSpanElement>('room-name'),
   roomMode: byId<HTMLSpanElement>('room-mode'),
   mediaState: byId<HTMLSpanElement>('media-state'),
+  mediaPath: byId<HTMLSpanElement>('media-path'),
   muteButton: byId<HTMLButtonElement>('mute-button'),
   recordButton: byId<HTMLButtonElement>('record-button'),
   recording: byId<HTMLSpanElement>('recording'),
@@ -231,6 +232,11 @@ const MODE_VIEW: Record<string, { title: string; hint: (k: number) => string }> 
     title: 'Audio slots and mix',
     hint: (k) => `The ${k} loudest speakers come on their own tracks; the server mixes everyone else into one more.`,
   },
+  p2p: { title: 'Direct audio', hint: () => 'Your audio goes straight to the other participant; the server only introduced you.' },
+  auto: {
+    title: 'Audio',
+    hint: () => 'Two people talk directly; from three (or while recording) the server forwards the loudest speakers.',
+  },
 };
 
 function renderConnection(state: string): void {
@@ -245,6 +251,8 @@ function render(): void {
   const room = current.room;
   ui.mediaState.dataset.state = current.mediaState;
   ui.mediaState.textContent = `Media: ${current.mediaState}`;
+  ui.mediaPath.dataset.path = current.audioPath;
+  ui.mediaPath.textContent = current.audioPath === 'direct' ? 'direct' : 'via server';
   ui.muteButton.textContent = current.muted ? 'Unmute' : 'Mute';
   ui.muteButton.setAttribute('aria-pressed', String(current.muted));
   if (!room) return;

@@ -6,7 +6,7 @@ import {
   type RoomState,
   type TokenSource,
 } from '../client/index.ts';
-import { BrowserMediaClient, type MediaSignalChannel } from '../client/media/index.ts';
+import { BrowserMediaClient, type AudioPath, type MediaSignalChannel } from '../client/media/index.ts';
 import { LevelMeter } from './level-meter.ts';
 
 /**
@@ -127,6 +127,11 @@ export class Call extends TypedEmitter<CallEvents> {
 
   get mediaState(): MediaState {
     return this.#mediaState;
+  }
+
+  /** `direct` while a p2p/auto room's audio goes straight to the other participant, else `server`. */
+  get audioPath(): AudioPath {
+    return this.#media?.transport ?? 'server';
   }
 
   get room(): RoomState | undefined {
@@ -305,16 +310,15 @@ export class Call extends TypedEmitter<CallEvents> {
 
   #newMediaClient(iceServers: RTCIceServer[]): void {
     this.#media?.close();
-    const signal: MediaSignalChannel = {
-      send: (message) => {
-        try {
-          this.client.sendMedia(message);
-        } catch {
-          // The WebSocket is down; the watchdog repeats an ICE restart once it is back, and the
-          // server's offer already carries its candidates, so a lost trickle candidate is harmless.
-        }
-      },
+    const send = (message: Parameters<VoxClient['sendMedia']>[0]): void => {
+      try {
+        this.client.sendMedia(message);
+      } catch {
+        // The WebSocket is down; the watchdog repeats an ICE restart once it is back, and the
+        // server's offer already carries its candidates, so a lost trickle candidate is harmless.
+      }
     };
+    const signal: MediaSignalChannel = { send, sendPeer: send };
     const media = new BrowserMediaClient({
       room: this.roomId,
       signal,
@@ -324,6 +328,12 @@ export class Call extends TypedEmitter<CallEvents> {
     media.on('track', (slot, track) => {
       this.#play(slot, track);
       this.#watchPeer();
+    });
+    media.on('transport', (path) => {
+      this.#note(path === 'direct' ? 'Audio now goes directly to the other participant' : 'Audio now goes through the server', 'info');
+      this.#watchPeer();
+      this.#checkMedia(false);
+      this.emit('change');
     });
     media.on('reconnect', (reason) => {
       this.#lastRestartRequest = Date.now();
@@ -348,20 +358,27 @@ export class Call extends TypedEmitter<CallEvents> {
   #play(slot: number, track: MediaStreamTrack): void {
     const context = this.#context;
     if (!context) return;
-    let playback = this.#slots[slot];
-    if (playback) {
-      playback.meter.close();
-    } else {
-      const audio = document.createElement('audio');
-      audio.autoplay = true;
-      audio.dataset.slot = String(slot);
-      this.#options.audioContainer.append(audio);
-      playback = { audio, meter: null as unknown as LevelMeter };
-      this.#slots[slot] = playback;
-    }
-    playback.audio.srcObject = new MediaStream([track]);
-    playback.audio.play().catch(() => this.#note('Click anywhere to allow audio playback', 'warn'));
-    playback.meter = new LevelMeter(context, track);
+    const old = this.#slots[slot];
+    if (old?.audio.srcObject instanceof MediaStream && old.audio.srcObject.getAudioTracks()[0] === track) return;
+    // A new element for the new track; the old one plays on until the new one has started (a
+    // switch between the server and a direct link must not be heard).
+    const audio = document.createElement('audio');
+    audio.autoplay = true;
+    audio.dataset.slot = String(slot);
+    audio.srcObject = new MediaStream([track]);
+    if (old) old.audio.after(audio);
+    else this.#options.audioContainer.append(audio);
+    this.#slots[slot] = { audio, meter: new LevelMeter(context, track) };
+    const retire = (): void => {
+      if (!old) return;
+      old.meter.close();
+      old.audio.srcObject = null;
+      old.audio.remove();
+    };
+    audio.play().then(retire, () => {
+      retire();
+      this.#note('Click anywhere to allow audio playback', 'warn');
+    });
   }
 
   /** Media state for the view, and the ICE restart request the SDK could not send itself. */
@@ -384,7 +401,8 @@ export class Call extends TypedEmitter<CallEvents> {
     }
     const t = Date.now();
     if (this.#mediaTroubleSince === 0) this.#mediaTroubleSince = t;
-    const signalling = this.client.state === 'connected' || this.client.state === 'resumed';
+    // A direct link has no server peer to restart: the server decides what follows (p2p.switchTimeoutMs).
+    const signalling = (this.client.state === 'connected' || this.client.state === 'resumed') && this.audioPath === 'server';
     const stalled = now || t - this.#mediaTroubleSince >= MEDIA_STALL_MS;
     if (signalling && stalled && t - this.#lastRestartRequest >= RESTART_RETRY_MS) {
       this.#lastRestartRequest = t;

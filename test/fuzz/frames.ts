@@ -88,7 +88,7 @@ function validOp(rng: Rng, op: ClientOp, rooms: readonly string[]): Record<strin
     case 'resume': return { op, ref, sessionId: randomString(rng, 20) || 's', resumeToken: randomString(rng, 40) || 't', lastSeq: rng.int(100) };
     case 'refresh': return { op, ref, token: randomString(rng, 300) || 'x' };
     case 'heartbeat': return { op, ref, ack: rng.int(1000) };
-    case 'join': return { op, ref, room, options: rng.chance(0.5) ? { muted: rng.chance(0.5), mode: rng.pick(['sfu', 'mix', 'hybrid', 'p2p']) } : undefined };
+    case 'join': return { op, ref, room, options: rng.chance(0.5) ? { muted: rng.chance(0.5), mode: rng.pick(['sfu', 'mix', 'hybrid', 'p2p', 'auto']), ticket: rng.chance(0.2) ? randomString(rng, 80) : undefined } : undefined };
     case 'leave': return { op, ref, room };
     case 'mute':
     case 'unmute': return { op, ref, room, participantId: rng.chance(0.5) ? randomString(rng, 10) || 'p' : undefined };
@@ -101,6 +101,16 @@ function validOp(rng: Rng, op: ClientOp, rooms: readonly string[]): Record<strin
         candidate: kind === 'candidate' ? { candidate: 'candidate:' + randomString(rng, 60), sdpMid: '0', sdpMLineIndex: rng.int(3) } : undefined,
         participantId: kind.endsWith('video') ? randomString(rng, 10) || 'p' : undefined,
         negotiationId: rng.chance(0.5) ? rng.int(100) : undefined,
+      };
+    }
+    case 'peer': {
+      const kind = rng.pick(['offer', 'answer', 'candidate', 'switched']);
+      return {
+        op, ref, room, kind, link: rng.int(10),
+        to: rng.chance(0.7) ? randomString(rng, 10) || 'p' : undefined,
+        sdp: kind === 'offer' || kind === 'answer' ? 'v=0\r\n' + randomString(rng, 200) : undefined,
+        candidate: kind === 'candidate' ? { candidate: 'candidate:' + randomString(rng, 60), sdpMid: '0' } : undefined,
+        transport: kind === 'switched' ? rng.pick(['direct', 'server']) : undefined,
       };
     }
   }

@@ -23,6 +23,7 @@ const clientSamples: ClientMessage[] = [
   { op: 'unmute', room: 'r1' },
   { op: 'record', ref: 8, room: 'r1', action: 'start' },
   { op: 'refresh', ref: 9, token: 'eyJhbGciOiJIUzI1NiJ9.e30.sig' },
+  { op: 'peer', ref: 9, room: 'r1', kind: 'candidate', to: 'p2', link: 3, candidate: { candidate: 'candidate:1 1 udp 1 10.0.0.1 9 typ host', sdpMid: '0' } },
   { op: 'heartbeat', ack: 42 },
   { op: 'resume', sessionId: 's1', resumeToken: 'rt', lastSeq: 7 },
   { op: 'media', ref: 5, room: 'r1', kind: 'offer', sdp: 'v=0\r\n' },
@@ -56,6 +57,8 @@ const serverSamples: ServerMessage[] = [
   { op: 'redirect', seq: 14, ref: 3, room: 'r1', url: 'ws://node-b:7880/ws', ticket: 'eyJyIjoicjEifQ.c2ln', reason: 'placed' },
   { op: 'refreshed', ref: 9, tokenExpiresAt: 1_900_000_000_000 },
   { op: 'transcript', seq: 14, room: 'r1', recordingId: 'mi9x2k3a-5f1e0c9b7a2d', tracks: 2, words: 57, failed: 0 },
+  { op: 'peer', seq: 14, room: 'r1', kind: 'offer', from: 'p1', link: 3, sdp: 'v=0\r\n' },
+  { op: 'transport', seq: 15, room: 'r1', transport: 'direct', link: 3, peer: 'p2', offerer: true },
   { op: 'participant_left', seq: 14, room: 'r1', participantId: 'p2', reason: 'removed' },
 ];
 

@@ -7,7 +7,7 @@ import { RawClient, startTestServer, type TestServer } from '../signalling/harne
  * `join.options.mode` reaches the media plane: real signalling server, real MediaPlane (worker
  * thread, werift peers), server configured for `sfu`. The room's mode shows in the server's offer
  * (docs/media.md): `sfu` → K sendonly slot tracks, `mix` → one sendonly track (the mix, mixSlot 0),
- * `hybrid` → K slots + the mix (mixSlot K). `p2p` has no server media and is refused.
+ * `hybrid` → K slots + the mix (mixSlot K). `p2p` has no server media: no offer (test/p2p covers it).
  */
 
 const K = 3;
@@ -97,15 +97,16 @@ describe('room mode from join.options.mode (real media plane)', () => {
     expect(offer.options?.mixSlot).toBe(K);
   });
 
-  it("mode 'p2p' is refused (no server media for a mesh room), no join happens", async () => {
+  it("mode 'p2p' joins without a media room: the client is told to go direct, the server makes no offer", async () => {
     const { client, reply } = await join('p1', 'room-p2p', 'p2p');
-    expect(reply).toMatchObject({ op: 'error', code: 'MEDIA_FAILED', room: 'room-p2p', about: 'join' });
-    // The session stays usable, and the room was never created: a plain join gets the default mode.
-    const again = await client.request({ op: 'join', room: 'room-p2p' });
-    expect(again).toMatchObject({ op: 'joined', mode: 'sfu' });
+    expect(reply).toMatchObject({ op: 'joined', mode: 'p2p' });
+    expect(await client.waitOp('transport')).toMatchObject({ transport: 'direct' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(client.received.some((m) => m.op === 'media')).toBe(false);
+    expect(plane.workerOf('room-p2p')).toBeUndefined();
   });
 
-  it("the plane itself refuses roomMode 'p2p'", async () => {
+  it("the plane itself refuses roomMode 'p2p' (signalling's, never a media room's)", async () => {
     const grants = { publish: true, subscribe: true, record: false, admin: false };
     await expect(plane.join({ roomId: 'direct-p2p', participantId: 'x', name: 'x', grants, roomMode: 'p2p' })).rejects.toMatchObject({
       code: 'MEDIA_UNSUPPORTED',

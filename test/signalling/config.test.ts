@@ -65,9 +65,11 @@ describe('dev mode stays on loopback', () => {
   });
 });
 
-it('refuses p2p as the default room mode while the media plane is on (mesh is not built)', () => {
-  expect(() => loadConfig({ env: { VOXLINK_DEFAULT_ROOM_MODE: 'p2p' } })).toThrow(/p2p: the mesh mode is not built/);
-  expect(loadConfig({ env: { VOXLINK_DEFAULT_ROOM_MODE: 'p2p', VOXLINK_MEDIA: 'false' } }).signalling.defaultRoomMode).toBe('p2p');
+it('takes p2p and auto as the default room mode, and the p2p block from the environment', () => {
+  expect(loadConfig({ env: { VOXLINK_DEFAULT_ROOM_MODE: 'p2p' } }).signalling.defaultRoomMode).toBe('p2p');
+  const config = loadConfig({ env: { VOXLINK_DEFAULT_ROOM_MODE: 'auto', VOXLINK_P2P_MAX_SDP_BYTES: '8192', VOXLINK_P2P_RETURN_TO_DIRECT: 'false' } });
+  expect(config.signalling.defaultRoomMode).toBe('auto');
+  expect(config.p2p).toMatchObject({ maxSdpBytes: 8192, returnToDirect: false, switchTimeoutMs: 15_000 });
 });
 
 describe('room mixer knobs (media.mixing)', () => {

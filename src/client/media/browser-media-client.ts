@@ -1,3 +1,5 @@
+import type { ServerPeerMessage, TransportMessage, Unstamped } from '../../protocol/index.ts';
+import { DirectLink } from './direct-link.ts';
 import { MediaClientBase, type MediaClientEvents, type RemoteCandidate, type ServerOffer } from './media-client-base.ts';
 import type { MediaSignalChannel } from './media-signal.ts';
 
@@ -15,15 +17,39 @@ export interface BrowserMediaClientOptions {
   gatherTimeoutMs?: number;
 }
 
+export type AudioPath = 'direct' | 'server';
+
 export interface BrowserMediaClientEvents extends MediaClientEvents {
-  /** The remote track of slot k is available (once per slot; it stays the same across speakers). */
+  /**
+   * Play this track for slot k (replacing what slot k played). Once per slot and server peer (it
+   * stays the same across speakers), and again at each switch between the server and a direct link
+   * (p2p/auto rooms: the direct link is slot 0), once the new path carries audio.
+   */
   track: [slot: number, track: MediaStreamTrack];
+  /** What the played tracks come from now: the server (slots) or the direct link to the other participant. */
+  transport: [path: AudioPath];
 }
+
+/** How often a switch checks whether the new path carries audio (RTCRtpReceiver.getStats). */
+const FLOW_POLL_MS = 40;
+/** A connected path without packets this long is taken anyway: the other end may be silent (muted, listen-only). */
+const SILENT_PEER_MS = 2000;
+/** A new path without audio after this long is given up; the server's switch timeout decides what follows. */
+const FLOW_GIVE_UP_MS = 20_000;
+/**
+ * The old path stays open this long after the new one's tracks were handed out, so the app's new
+ * <audio> has started playing before the old one goes silent (measured: test/p2p/chromium-auto.test.ts).
+ */
+const OVERLAP_MS = 400;
 
 /**
  * The SDK's media part in the browser: answers the server's offer with the page's
  * RTCPeerConnection, publishes the microphone on m-line 0, and exposes the K slot tracks
- * (m-lines 1…K) with the participant each slot carries (docs/media.md).
+ * (m-lines 1…K) with the participant each slot carries (docs/media.md). In p2p/auto rooms it also
+ * connects directly to the other participant when the server says so (`transport`), and switches
+ * between the two make-before-break: the new path is negotiated while the old one plays, its
+ * tracks are handed out once it carries audio, then the old path closes and the server is told
+ * (`peer` switched).
  */
 export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents> {
   #pc: RTCPeerConnection;
@@ -31,6 +57,16 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
   readonly #gatherTimeoutMs: number;
   #slotTracks: MediaStreamTrack[] = [];
   #microphone: MediaStreamTrack | null;
+  #path: AudioPath = 'server';
+  #direct: DirectLink | null = null;
+  /** Server slot tracks negotiated but not handed out yet: the direct link plays until they carry audio. */
+  #holdSlots = false;
+  #serverLink = 0;
+  /** Who the direct link carried, and the server's slot assignments since the move to the server began. */
+  #directPeer: string | null = null;
+  #serverSlots: (string | null)[] = [];
+  /** Bumped by every `transport`: a switch waiting for audio on an older decision stops. */
+  #decision = 0;
 
   constructor(options: BrowserMediaClientOptions) {
     super(options.room, options.signal);
@@ -40,9 +76,14 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
     this.#pc = this.#newPeer();
   }
 
-  /** The current PeerConnection (replaced on media reconnect). */
+  /** The PeerConnection that carries what plays now: the server's (replaced on media reconnect) or the direct link's. */
   get pc(): RTCPeerConnection {
-    return this.#pc;
+    return this.#path === 'direct' && this.#direct ? this.#direct.pc : this.#pc;
+  }
+
+  /** Where the played audio comes from: `server` (slots) or `direct` (p2p/auto rooms, docs/media.md). */
+  get transport(): AudioPath {
+    return this.#path;
   }
 
   /**
@@ -83,6 +124,7 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
     this.#microphone = track;
     const mic = this.#audioTransceivers()[0];
     if (mic !== undefined) await mic.sender.replaceTrack(track);
+    await this.#direct?.setMicrophone(track);
   }
 
   /** The remote track of slot k, or null before the first offer. A media reconnect emits new tracks. */
@@ -93,6 +135,137 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
   close(): void {
     this.markClosed();
     this.#pc.close();
+    this.#direct?.close();
+    this.#direct = null;
+  }
+
+  protected override async handlePeer(message: Unstamped<ServerPeerMessage | TransportMessage>): Promise<void> {
+    const sendPeer = this.signal.sendPeer?.bind(this.signal);
+    if (!sendPeer) return super.handlePeer(message);
+    if (message.op === 'peer') {
+      await this.#direct?.handle(message);
+      return;
+    }
+    const decision = ++this.#decision;
+    if (message.transport === 'server') {
+      this.#serverLink = message.link;
+      if (this.#path === 'server') {
+        // Nothing direct plays: the server's offer is answered as in any sfu room.
+        this.#closeDirect();
+        this.#holdSlots = false;
+        sendPeer({ op: 'peer', room: this.room, kind: 'switched', transport: 'server', link: message.link });
+        return;
+      }
+      this.#holdSlots = true;
+      this.#serverSlots = [];
+      // The server peer may be negotiated already (a switch back that was undone): wait for its audio now.
+      if (this.#pc.remoteDescription !== null && this.#pc.signalingState !== 'closed') void this.#awaitServer(decision);
+      return;
+    }
+    this.#holdSlots = false;
+    if (message.peer === undefined) {
+      // Alone in the room: the server has no peer for us either.
+      this.#closeDirect();
+      this.#closeServerPeer();
+      this.#setPath('direct');
+      return;
+    }
+    if (this.#direct?.link !== message.link) {
+      this.#closeDirect();
+      this.#direct = new DirectLink({
+        room: this.room,
+        peer: message.peer,
+        link: message.link,
+        offerer: message.offerer === true,
+        microphone: this.#microphone,
+        rtcConfiguration: this.#rtcConfiguration,
+        send: sendPeer,
+      });
+    }
+    const link = this.#direct;
+    const receivers = (): RTCRtpReceiver[] => (link.receiver ? [link.receiver] : []);
+    if (!(await this.#flowing(link.pc, receivers, decision)) || this.#direct !== link || link.track === null) return;
+    // Make-before-break: the direct link carries audio, so it plays, and after the overlap the server peer goes.
+    this.#directPeer = link.peer;
+    this.emit('track', 0, link.track);
+    this.#setPath('direct');
+    await new Promise((resolve) => setTimeout(resolve, OVERLAP_MS));
+    if (decision !== this.#decision || this.#direct !== link) return;
+    this.#closeServerPeer();
+    sendPeer({ op: 'peer', room: this.room, kind: 'switched', transport: 'direct', link: link.link });
+  }
+
+  protected override slotsArrived(slots: readonly { slot: number; participantId: string | null }[]): void {
+    for (const { slot, participantId } of slots) this.#serverSlots[slot] = participantId;
+  }
+
+  /**
+   * The held server slots carry audio: they play, and after the overlap the direct link goes. What
+   * must flow is the slot the server gave the direct peer (the others, e.g. a newcomer, may come
+   * first): switching on any slot would silence the peer until its own server peer is up.
+   */
+  async #awaitServer(decision: number): Promise<void> {
+    const pc = this.#pc;
+    const slots = this.#audioTransceivers().slice(1);
+    const receivers = (): RTCRtpReceiver[] => {
+      const peer = this.#directPeer;
+      if (peer === null) return slots.map((t) => t.receiver);
+      const slot = this.#serverSlots.indexOf(peer);
+      return slot >= 0 && slots[slot] ? [slots[slot].receiver] : [];
+    };
+    if (!(await this.#flowing(pc, receivers, decision)) || pc !== this.#pc || !this.#holdSlots) return;
+    this.#holdSlots = false;
+    this.#slotTracks = slots.map((t) => t.receiver.track);
+    this.#slotTracks.forEach((track, slot) => this.emit('track', slot, track));
+    this.#setPath('server');
+    await new Promise((resolve) => setTimeout(resolve, OVERLAP_MS));
+    if (decision !== this.#decision) return;
+    this.#closeDirect();
+    this.#directPeer = null;
+    this.signal.sendPeer?.({ op: 'peer', room: this.room, kind: 'switched', transport: 'server', link: this.#serverLink });
+  }
+
+  /**
+   * Resolves true once one of `receivers` has received RTP (inbound-rtp packetsReceived, W3C
+   * webrtc-stats §8.6), or the connection has been up SILENT_PEER_MS without any; false when a
+   * newer decision overtook this one, the peer failed, or FLOW_GIVE_UP_MS passed.
+   */
+  async #flowing(pc: RTCPeerConnection, receivers: () => RTCRtpReceiver[], decision: number): Promise<boolean> {
+    const started = Date.now();
+    let connectedAt = 0;
+    while (decision === this.#decision && !this.closed) {
+      const state = pc.connectionState;
+      if (state === 'failed' || state === 'closed' || Date.now() - started > FLOW_GIVE_UP_MS) return false;
+      if (state === 'connected') {
+        connectedAt ||= Date.now();
+        for (const receiver of receivers()) {
+          const stats = await receiver.getStats();
+          for (const report of stats.values()) {
+            if (report.type === 'inbound-rtp' && (report as RTCInboundRtpStreamStats).packetsReceived! > 0) return decision === this.#decision;
+          }
+        }
+        if (Date.now() - connectedAt >= SILENT_PEER_MS) return decision === this.#decision;
+      }
+      await new Promise((resolve) => setTimeout(resolve, FLOW_POLL_MS));
+    }
+    return false;
+  }
+
+  #setPath(path: AudioPath): void {
+    if (this.#path === path) return;
+    this.#path = path;
+    this.emit('transport', path);
+  }
+
+  #closeDirect(): void {
+    this.#direct?.close();
+    this.#direct = null;
+  }
+
+  /** The server dropped (or will drop) our server peer: close ours; its next offer gets a fresh one. */
+  #closeServerPeer(): void {
+    this.#pc.close();
+    this.#slotTracks = [];
   }
 
   #audioTransceivers(): RTCRtpTransceiver[] {
@@ -101,8 +274,9 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
   }
 
   protected async answerOffer({ sdp, negotiationId, restart }: ServerOffer): Promise<void> {
-    if (restart) {
-      // The server replaced our peer (new ICE, new DTLS): a fresh PeerConnection, new slot tracks.
+    if (restart || this.#pc.signalingState === 'closed') {
+      // The server replaced our peer (new ICE, new DTLS), or this is a new server peer after a
+      // direct link: a fresh PeerConnection, new slot tracks.
       this.#pc.close();
       this.#pc = this.#newPeer();
       this.#slotTracks = [];
@@ -118,7 +292,7 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
       }
       t.direction = 'recvonly';
       const slot = i - 1;
-      if (this.#slotTracks[slot] === undefined) {
+      if (this.#slotTracks[slot] === undefined && !this.#holdSlots) {
         this.#slotTracks[slot] = t.receiver.track;
         this.emit('track', slot, t.receiver.track);
       }
@@ -128,6 +302,7 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
     const local = pc.localDescription?.sdp;
     if (local === undefined || this.closed) return;
     this.signal.send({ op: 'media', room: this.room, kind: 'answer', sdp: local, negotiationId });
+    if (this.#holdSlots) void this.#awaitServer(this.#decision);
   }
 
   #gathered(pc: RTCPeerConnection): Promise<void> {

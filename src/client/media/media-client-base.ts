@@ -1,6 +1,6 @@
-import type { ServerMediaMessage } from '../../protocol/index.ts';
+import type { ServerPeerMessage, TransportMessage, Unstamped } from '../../protocol/index.ts';
 import { TypedEmitter } from '../emitter.ts';
-import type { MediaSignalChannel } from './media-signal.ts';
+import type { MediaClientMessage, MediaSignalChannel } from './media-signal.ts';
 import { SlotMap } from './slot-map.ts';
 
 /** The events every media client emits (the browser and Node clients add their own). */
@@ -66,11 +66,27 @@ export abstract class MediaClientBase<E extends MediaClientEvents> extends Typed
   /** Adds one trickled server candidate to the current peer. */
   protected abstract addRemoteCandidate(candidate: RemoteCandidate): Promise<void>;
 
+  /** A `slots` message was applied (after `slotMap`). */
+  protected slotsArrived(_slots: readonly { slot: number; participantId: string | null }[]): void {}
+
   /** An offer arrived (synchronously, before it is queued): for state the offer's options carry. */
   protected offerArrived(_offer: ServerOffer): void {}
 
-  /** Feed every server `media`, `slots`, `speaking` and `media_reconnect` message for this room here. */
-  handle(message: ServerMediaMessage): Promise<void> {
+  /**
+   * p2p/auto rooms (docs/media.md "Peer to peer"): which way the audio goes, and the other peer's
+   * offer/answer/candidates. This default only ever uses the server: it reports `switched` to the
+   * server at once and never connects directly (a Node client in a room that stays direct hears
+   * nothing). BrowserMediaClient connects directly.
+   */
+  protected handlePeer(message: Unstamped<ServerPeerMessage | TransportMessage>): Promise<void> {
+    if (message.op === 'transport' && message.transport === 'server') {
+      this.signal.sendPeer?.({ op: 'peer', room: this.room, kind: 'switched', transport: 'server', link: message.link });
+    }
+    return Promise.resolve();
+  }
+
+  /** Feed every server `media`, `slots`, `speaking`, `media_reconnect`, `transport` and `peer` message for this room here. */
+  handle(message: MediaClientMessage): Promise<void> {
     if (this.#closed || message.room !== this.room) return Promise.resolve();
     switch (message.op) {
       case 'media':
@@ -96,6 +112,7 @@ export abstract class MediaClientBase<E extends MediaClientEvents> extends Typed
         return Promise.resolve();
       case 'slots':
         this.#events.emit('slots', this.slotMap.slots, this.slotMap.applySlots(message));
+        this.slotsArrived(message.slots);
         return Promise.resolve();
       case 'speaking':
         this.slotMap.applySpeaking(message);
@@ -107,6 +124,9 @@ export abstract class MediaClientBase<E extends MediaClientEvents> extends Typed
       case 'recording':
         // Room state, not media: VoxClient reports it (its 'recording' event).
         return Promise.resolve();
+      case 'transport':
+      case 'peer':
+        return this.handlePeer(message);
     }
   }
 

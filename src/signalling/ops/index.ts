@@ -2,6 +2,7 @@ import type { ConnectionOp, ConnectionOpHandler, SessionOp, SessionOpHandler } f
 import { join, leave } from './join.ts';
 import { media, record } from './media.ts';
 import { mute, unmute } from './mute.ts';
+import { peer } from './peer.ts';
 import { heartbeat, hello, refresh, resume } from './session.ts';
 
 /**
@@ -20,6 +21,7 @@ export const sessionOps: { readonly [K in SessionOp]: SessionOpHandler<K> } = {
   media,
   record,
   refresh,
+  peer,
 };
 
 export type { ConnectionOp, SessionOp } from './types.ts';

@@ -9,6 +9,7 @@ import { randomId } from '../sessions.ts';
 import type { ConnState, SignallingContext } from '../context.ts';
 import type { JoinRoute } from '../join-router.ts';
 import type { Session } from '../session.ts';
+import { isPeerRoomMode } from '../p2p.ts';
 import type { SessionOpHandler } from './types.ts';
 
 const log = logger('signalling');
@@ -65,9 +66,9 @@ function joinRoom(ctx: SignallingContext, state: ConnState, session: Session, ms
       return;
     }
   }
-  // A p2p (mesh) room has no server media; with a media plane it would silently run as an SFU.
-  if (mediaPlane && msg.options?.mode === 'p2p') {
-    out.sendError(state, 'MEDIA_FAILED', 'room mode "p2p" is not supported by this server\'s media plane', msg.ref, { room: roomId, about: 'join' });
+  const p2pRefusal = ctx.p2p.joinRefusal(roomId, msg.options?.mode ?? config.signalling.defaultRoomMode);
+  if (p2pRefusal !== null) {
+    out.sendError(state, 'ROOM_FULL', p2pRefusal, msg.ref, { room: roomId, about: 'join' });
     return;
   }
   // Same identity again (signalling.replaceIdentity): the new participant replaces the old one.
@@ -103,7 +104,10 @@ function joinRoom(ctx: SignallingContext, state: ConnState, session: Session, ms
   });
   out.broadcast(roomId, { op: 'participant_joined', room: roomId, participant: toParticipantInfo(participant) }, participant.participantId);
   sessions.updateGauges();
-  if (mediaPlane) {
+  if (isPeerRoomMode(room.mode)) {
+    // Direct or through the server: the room's choice, and its media plane joins (p2p.ts).
+    ctx.p2p.join(roomId, room.mode, participant, mediaGrants(grants));
+  } else if (mediaPlane) {
     mediaPlane
       .join({
         roomId,
@@ -111,8 +115,7 @@ function joinRoom(ctx: SignallingContext, state: ConnState, session: Session, ms
         userId: participant.userId,
         name: participant.name,
         grants: mediaGrants(grants),
-        // A room that is p2p only by signalling.defaultRoomMode keeps the plane's configured mode (main.ts: sfu).
-        ...(room.mode === 'p2p' ? {} : { roomMode: room.mode }),
+        roomMode: room.mode,
       })
       .then(() => (participant.muted ? mediaPlane.setMuted(roomId, participant.participantId, true) : undefined))
       .catch((err: unknown) => {

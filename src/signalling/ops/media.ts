@@ -47,7 +47,9 @@ export const record: SessionOpHandler<'record'> = (ctx, state, session, msg) => 
     out.sendError(state, 'MEDIA_UNAVAILABLE', 'this server has no media plane to record', msg.ref, { room: msg.room, about: 'record' });
     return;
   }
-  mediaPlane.record(msg.room, participantId, msg.action).then(
+  // A direct (auto) room moves to the server first: a recording needs everyone's audio there (p2p.ts).
+  const serverMedia = msg.action === 'start' ? ctx.p2p.beforeRecord(msg.room) : Promise.resolve();
+  serverMedia.then(() => mediaPlane.record(msg.room, participantId, msg.action)).then(
     (result) => {
       const room = presence.get(msg.room);
       const recording = msg.action === 'start' && result !== null;
@@ -70,12 +72,17 @@ export const record: SessionOpHandler<'record'> = (ctx, state, session, msg) => 
         out.broadcast(msg.room, message, session.ended ? undefined : participantId);
       }
       if (!session.ended) out.sendTo(session, { ...message, ref: msg.ref });
+      if (!recording) ctx.p2p.recordingStopped(msg.room);
     },
     (err: unknown) => {
       log.warn({ err, roomId: msg.room, action: msg.action }, 'record failed');
       if (session.ended) return;
       metrics.errors.inc({ code: 'MEDIA_FAILED' });
-      const why = isVoxError(err, 'RECORDING_UNAVAILABLE') ? ': recording is disabled on this server' : '';
+      const why = isVoxError(err, 'RECORDING_UNAVAILABLE')
+        ? ': recording is disabled on this server'
+        : isVoxError(err, 'MEDIA_UNSUPPORTED')
+          ? `: ${err.message}`
+          : '';
       out.sendTo(session, { op: 'error', code: 'MEDIA_FAILED', message: `record ${msg.action} failed${why}`, ref: msg.ref, room: msg.room, about: 'record' });
     },
   );

@@ -38,7 +38,7 @@ function setMuted(ctx: SignallingContext, state: ConnState, session: Session, ms
   out.sendTo(session, { op: 'mute_ack', ref: msg.ref, room: msg.room, participantId: target, muted });
   if (changed) {
     out.broadcast(msg.room, { op: 'participant_updated', room: msg.room, participant: toParticipantInfo(changed) });
-    mediaPlane?.setMuted(msg.room, target, muted).catch((err: unknown) => log.error({ err }, 'media plane setMuted failed'));
+    if (ctx.p2p.hasServerMedia(msg.room, target)) mediaPlane?.setMuted(msg.room, target, muted).catch((err: unknown) => log.error({ err }, 'media plane setMuted failed'));
   }
 }
 
