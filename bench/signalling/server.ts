@@ -20,7 +20,8 @@ const config = parseConfig({
   signalling: { heartbeatIntervalMs: 15_000, heartbeatTimeoutMs: 600_000, helloTimeoutMs: 120_000 },
   // The production per-session rate limit (50 msg/s) would cap a closed-loop benchmark, not measure
   // the transport; lifted here and on no other server (Socket.IO has none).
-  limits: { messagesPerSecond: 1e9, messageBurst: 1e9, maxBackpressureBytes: 64 * 1024 * 1024 },
+  // Every load-generator connection comes from loopback: no per-IP cap.
+  limits: { messagesPerSecond: 1e9, messageBurst: 1e9, maxBackpressureBytes: 64 * 1024 * 1024, maxConnectionsPerIp: 0 },
   metrics: { enabled: false, defaultMetrics: false },
 });
 const keys = resolveAuthKeys(config);

@@ -121,8 +121,10 @@ describe('recording a media room (real werift peers)', () => {
       await Promise.all([...mixed.clients.values()].map((c) => c.connected()));
       mixed.clients.get('a')!.publish(new ToneSource(TONES.a));
       mixed.clients.get('b')!.publish(new ToneSource(TONES.b));
-      // Each hears the other through the mix before the recording starts.
+      // Each hears the other through the mix before the recording starts (both publishers' audio
+      // flows: on a loaded host one peer's first packets can come a second after the other's).
       await waitFor(() => mixed.clients.get('a')!.audioOfSlot(0, 0.5).length > 0, 10_000, 'a hears the mix');
+      await waitFor(() => mixed.clients.get('b')!.audioOfSlot(0, 0.5).length > 0, 10_000, 'b hears the mix');
       const started = (await mixed.room.record('start', 'a'))!;
       await sleep(2000);
       const stopped = (await mixed.room.record('stop', 'a'))!;
