@@ -4,22 +4,11 @@
  * Interleaved arrays are handled with `channelOf()`; everything else works on mono arrays.
  */
 
-/** A 16-bit PCM mono WAV file (RIFF WAVE, 44-byte header) of `pcm` at `sampleRate`; the bytes. */
+import { wavFile } from '../../src/transcription/audio.ts';
+
+/** A 16-bit PCM mono WAV file (RIFF WAVE, 44-byte header) of `pcm` at `sampleRate`: the server's own writer. */
 export function wavBytes(pcm: Int16Array, sampleRate: number): Buffer {
-  const header = Buffer.alloc(44);
-  header.write('RIFF', 0, 'ascii');
-  header.writeUInt32LE(36 + pcm.byteLength, 4);
-  header.write('WAVEfmt ', 8, 'ascii');
-  header.writeUInt32LE(16, 16);
-  header.writeUInt16LE(1, 20); // PCM
-  header.writeUInt16LE(1, 22); // mono
-  header.writeUInt32LE(sampleRate, 24);
-  header.writeUInt32LE(sampleRate * 2, 28);
-  header.writeUInt16LE(2, 32);
-  header.writeUInt16LE(16, 34);
-  header.write('data', 36, 'ascii');
-  header.writeUInt32LE(pcm.byteLength, 40);
-  return Buffer.concat([header, Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength)]);
+  return wavFile(pcm, sampleRate);
 }
 
 /** A sine of `freq` Hz, `n` samples per channel at `sampleRate`; interleaved when `channels` = 2. */
