@@ -63,6 +63,12 @@ const MEDIA_TROUBLE: Partial<Record<MediaState, string>> = {
 
 /** A PeerConnection that stays disconnected/failed this long gets an ICE restart request. */
 const MEDIA_STALL_MS = 4000;
+/**
+ * At a switch between the server and a direct link, the old path's elements play on until the new
+ * path is heard, at most this long (the SDK keeps the old path open a little longer, OVERLAP_MS in
+ * src/client/media/browser-media-client.ts). Also the longest a replaced slot element plays on.
+ */
+const HANDOVER_MS = 800;
 /** At most one watchdog ICE restart request per this interval. */
 const RESTART_RETRY_MS = 10_000;
 
@@ -75,6 +81,8 @@ export class Call extends TypedEmitter<CallEvents> {
   #micMeter: LevelMeter | null = null;
   #media: BrowserMediaClient | null = null;
   readonly #slots: SlotPlayback[] = [];
+  /** The previous path's elements during a switch (#handOver): they play until the new path is heard. */
+  #handover: SlotPlayback[] = [];
   readonly #names = new Map<string, string>();
   /** The level (0…1) of each participant's last `speaking` event, for those no slot carries to us. */
   readonly #serverLevels = new Map<string, { level: number }>();
@@ -330,6 +338,7 @@ export class Call extends TypedEmitter<CallEvents> {
       this.#watchPeer();
     });
     media.on('transport', (path) => {
+      this.#handOver(path);
       this.#note(path === 'direct' ? 'Audio now goes directly to the other participant' : 'Audio now goes through the server', 'info');
       this.#watchPeer();
       this.#checkMedia(false);
@@ -355,28 +364,72 @@ export class Call extends TypedEmitter<CallEvents> {
     });
   }
 
+  /**
+   * A switch between the server and a direct link (the SDK announces it before the new path's
+   * tracks): the old path's elements leave #slots but keep playing until every slot of the new path
+   * that carries someone is heard — the new receivers' jitter buffers take a moment to play out,
+   * longer on a busy machine — or HANDOVER_MS passes (a silent participant holds it that long; two
+   * copies of silence are not heard). docs/media.md has the measured gaps.
+   */
+  #handOver(path: 'direct' | 'server'): void {
+    this.#retire(this.#handover);
+    const previous = this.#slots.splice(0).filter((p) => p !== undefined);
+    this.#handover = previous;
+    if (previous.length === 0) return;
+    const since = performance.now();
+    const check = (): void => {
+      if (this.#handover !== previous) return;
+      if (performance.now() - since < HANDOVER_MS && !this.#heard(path)) {
+        setTimeout(check, 10);
+        return;
+      }
+      this.#retire(previous);
+      this.#handover = [];
+    };
+    setTimeout(check, 10);
+  }
+
+  /** Whether every slot of `path` that carries another participant plays something audible. */
+  #heard(path: 'direct' | 'server'): boolean {
+    const self = this.room?.participantId;
+    const slots = path === 'direct' ? [0] : (this.room?.slots ?? []).filter((s) => s.participantId !== null && s.participantId !== self).map((s) => s.slot);
+    return slots.length > 0 && slots.every((slot) => this.#slots[slot]?.meter.audible() === true);
+  }
+
+  #retire(playbacks: SlotPlayback[]): void {
+    for (const { audio, meter } of playbacks) {
+      meter.close();
+      audio.srcObject = null;
+      audio.remove();
+    }
+  }
+
   #play(slot: number, track: MediaStreamTrack): void {
     const context = this.#context;
     if (!context) return;
     const old = this.#slots[slot];
     if (old?.audio.srcObject instanceof MediaStream && old.audio.srcObject.getAudioTracks()[0] === track) return;
-    // A new element for the new track; the old one plays on until the new one has started (a
-    // switch between the server and a direct link must not be heard).
+    // A new element for the new track; the one it replaces (a replaced server peer's, after a
+    // media reconnect) plays on until the new one is heard, or HANDOVER_MS when nobody speaks.
     const audio = document.createElement('audio');
     audio.autoplay = true;
     audio.dataset.slot = String(slot);
     audio.srcObject = new MediaStream([track]);
     if (old) old.audio.after(audio);
     else this.#options.audioContainer.append(audio);
-    this.#slots[slot] = { audio, meter: new LevelMeter(context, track) };
-    const retire = (): void => {
-      if (!old) return;
-      old.meter.close();
-      old.audio.srcObject = null;
-      old.audio.remove();
+    const meter = new LevelMeter(context, track);
+    this.#slots[slot] = { audio, meter };
+    if (!old) {
+      audio.play().catch(() => this.#note('Click anywhere to allow audio playback', 'warn'));
+      return;
+    }
+    const since = performance.now();
+    const retireWhenHeard = (): void => {
+      if (this.#slots[slot]?.meter !== meter || meter.audible() || performance.now() - since >= HANDOVER_MS) this.#retire([old]);
+      else setTimeout(retireWhenHeard, 10);
     };
-    audio.play().then(retire, () => {
-      retire();
+    audio.play().then(retireWhenHeard, () => {
+      this.#retire([old]);
       this.#note('Click anywhere to allow audio playback', 'warn');
     });
   }
@@ -433,11 +486,9 @@ export class Call extends TypedEmitter<CallEvents> {
     window.removeEventListener('offline', this.#onOffline);
     this.#media?.close();
     this.#media = null;
-    for (const { audio, meter } of this.#slots.splice(0)) {
-      meter.close();
-      audio.srcObject = null;
-      audio.remove();
-    }
+    this.#retire(this.#slots.splice(0).filter((p) => p !== undefined));
+    this.#retire(this.#handover);
+    this.#handover = [];
     this.#micMeter?.close();
     this.#micMeter = null;
     this.#mic?.stop();

@@ -34,6 +34,15 @@ export class LevelMeter {
     return this.#shown;
   }
 
+  /** Whether the track plays anything above the meter's floor right now (no smoothing, the bar is untouched). */
+  audible(): boolean {
+    this.#analyser.getFloatTimeDomainData(this.#samples);
+    let sum = 0;
+    for (let i = 0; i < this.#samples.length; i++) sum += this.#samples[i] * this.#samples[i];
+    const rms = Math.sqrt(sum / this.#samples.length);
+    return rms > 0 && 20 * Math.log10(rms) > FLOOR_DBFS;
+  }
+
   close(): void {
     this.#source.disconnect();
     this.#analyser.disconnect();

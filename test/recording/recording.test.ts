@@ -237,13 +237,22 @@ describe('recording over signalling and HTTP (SDK, real media)', () => {
     expect(guest.client.room(ROOM)?.recording?.id).toBe(second);
     // The SDK reconnected its media by itself; the host's voice reaches the new recording.
     await host.media.connected(15_000);
+    const auditor = await t.token('auditor', { grants: ['record'], room: ROOM });
+    const hostId = host.client.room(ROOM)!.participantId;
+    // Under load the fresh peer can take a few seconds to carry audio: wait until the new
+    // recording's manifest (flushed every second) holds the host's file, then record 2 s more.
+    const heardBy = Date.now() + 15_000;
+    for (;;) {
+      const now = (await (await http(`/recordings?room=${encodeURIComponent(ROOM)}`, auditor)).json()) as { recordings: StoredRecording[] };
+      if (now.recordings.some((r) => r.id === second && r.files.some((f) => f.participantId === hostId))) break;
+      if (Date.now() > heardBy) throw new Error("timed out waiting for the host's voice in the new recording");
+      await sleep(200);
+    }
     await sleep(2000);
     expect(await host.client.record(ROOM, 'stop')).toBeNull();
 
-    const auditor = await t.token('auditor', { grants: ['record'], room: ROOM });
     const listed = (await (await http(`/recordings?room=${encodeURIComponent(ROOM)}`, auditor)).json()) as { recordings: StoredRecording[] };
     const byId = new Map(listed.recordings.map((r) => [r.id, r]));
-    const hostId = host.client.room(ROOM)!.participantId;
     // The dead worker's recording: never stopped, its files hold what was flushed before the kill.
     const died = byId.get(first)!;
     expect(died.stoppedAt).toBeNull();

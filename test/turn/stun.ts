@@ -157,6 +157,8 @@ export function decodeResponse(raw: Buffer, transactionId: Buffer, key?: Buffer)
 }
 
 /** One UDP socket talking to one STUN/TURN server; requests are retransmitted (RFC 5389 §7.2.1). */
+const usedLocalPorts = new Set<number>();
+
 export class StunClient {
   readonly #socket: Socket;
   readonly #server: { host: string; port: number };
@@ -175,13 +177,25 @@ export class StunClient {
     });
   }
 
+  /**
+   * Binds a local port this process has not used before. coturn keys an allocation by the UDP
+   * 5-tuple, so a socket that happened to get the port of an earlier socket whose allocation was
+   * not released (a Refresh lost under load) would draw 437 Allocation Mismatch.
+   */
   static async open(host: string, port: number): Promise<StunClient> {
-    const socket = createSocket('udp4');
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, '127.0.0.1', () => resolve());
-    });
-    return new StunClient(socket, { host, port });
+    for (;;) {
+      const socket = createSocket('udp4');
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind(0, '127.0.0.1', () => resolve());
+      });
+      const local = socket.address().port;
+      if (!usedLocalPorts.has(local)) {
+        usedLocalPorts.add(local);
+        return new StunClient(socket, { host, port });
+      }
+      socket.close();
+    }
   }
 
   /** Sends `method` with `attributes` (+ MESSAGE-INTEGRITY under `key`) and waits for the answer. */

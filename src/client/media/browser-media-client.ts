@@ -26,7 +26,11 @@ export interface BrowserMediaClientEvents extends MediaClientEvents {
    * (p2p/auto rooms: the direct link is slot 0), once the new path carries audio.
    */
   track: [slot: number, track: MediaStreamTrack];
-  /** What the played tracks come from now: the server (slots) or the direct link to the other participant. */
+  /**
+   * What the played tracks come from now: the server (slots) or the direct link to the other
+   * participant. At a switch it comes first, then the new path's `track` events; the old path's
+   * tracks keep carrying audio for OVERLAP_MS, so an app can play both until the new one is heard.
+   */
   transport: [path: AudioPath];
 }
 
@@ -38,9 +42,11 @@ const SILENT_PEER_MS = 2000;
 const FLOW_GIVE_UP_MS = 20_000;
 /**
  * The old path stays open this long after the new one's tracks were handed out, so the app's new
- * <audio> has started playing before the old one goes silent (measured: test/p2p/chromium-auto.test.ts).
+ * <audio> is heard before the old one goes silent: a fresh receiver's jitter buffer needs 100–400 ms
+ * to play out on a busy machine (measured: test/p2p/chromium-auto.test.ts). Apps keep the old
+ * element playing until the new track is heard (the demo: src/web/call.ts).
  */
-const OVERLAP_MS = 400;
+const OVERLAP_MS = 1000;
 
 /**
  * The SDK's media part in the browser: answers the server's offer with the page's
@@ -187,8 +193,8 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
     if (!(await this.#flowing(link.pc, receivers, decision)) || this.#direct !== link || link.track === null) return;
     // Make-before-break: the direct link carries audio, so it plays, and after the overlap the server peer goes.
     this.#directPeer = link.peer;
-    this.emit('track', 0, link.track);
     this.#setPath('direct');
+    this.emit('track', 0, link.track);
     await new Promise((resolve) => setTimeout(resolve, OVERLAP_MS));
     if (decision !== this.#decision || this.#direct !== link) return;
     this.#closeServerPeer();
@@ -216,8 +222,8 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
     if (!(await this.#flowing(pc, receivers, decision)) || pc !== this.#pc || !this.#holdSlots) return;
     this.#holdSlots = false;
     this.#slotTracks = slots.map((t) => t.receiver.track);
-    this.#slotTracks.forEach((track, slot) => this.emit('track', slot, track));
     this.#setPath('server');
+    this.#slotTracks.forEach((track, slot) => this.emit('track', slot, track));
     await new Promise((resolve) => setTimeout(resolve, OVERLAP_MS));
     if (decision !== this.#decision) return;
     this.#closeDirect();
