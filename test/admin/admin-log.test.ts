@@ -57,7 +57,8 @@ describe('info log and /metrics of a running server', () => {
       const alice = await RawClient.connect(`ws://127.0.0.1:${port}/ws`);
       await alice.hello(userToken);
       const aliceId = (await alice.join(ROOM)).participantId;
-      expect(await alice.request({ op: 'record', room: ROOM, action: 'start' })).toMatchObject({ op: 'recording', recording: true });
+      // The first recording starts the media worker's room (a cold worker on a busy machine: seconds).
+      expect(await alice.request({ op: 'record', room: ROOM, action: 'start' }, 20_000)).toMatchObject({ op: 'recording', recording: true });
 
       const admin = new AdminClient({ url: `http://127.0.0.1:${port}`, token: opsToken });
       expect((await admin.listRooms()).map((r) => r.room)).toEqual([ROOM]);
