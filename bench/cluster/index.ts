@@ -8,7 +8,7 @@
  *   redisCommandsPerJoin  from the nodes' voxlink_cluster_redis_commands_total (route + writeback), per phase
  *
  *   npm run bench -- cluster [--quick]   → bench/results[/quick]/cluster.json and .md
- * Ports (this bench's share of 50600–51099): Redis 51000, RTC 51010–51099.
+ * Ports (the cluster range 54600–55199): Redis 54605, RTC 55100–55189.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -27,11 +27,11 @@ const config = {
   failoverRuns: quick ? 1 : 3,
 };
 
-const redis = new RedisServer(51000);
+const redis = new RedisServer(54605);
 const nodes = [
-  new VoxNode({ id: 'bench-a', redisUrl: redis.url, rtcMinPort: 51010, rtcMaxPort: 51039 }),
-  new VoxNode({ id: 'bench-b', redisUrl: redis.url, rtcMinPort: 51040, rtcMaxPort: 51069 }),
-  new VoxNode({ id: 'bench-c', redisUrl: redis.url, rtcMinPort: 51070, rtcMaxPort: 51099 }),
+  new VoxNode({ id: 'bench-a', redisUrl: redis.url, rtcMinPort: 55100, rtcMaxPort: 55129 }),
+  new VoxNode({ id: 'bench-b', redisUrl: redis.url, rtcMinPort: 55130, rtcMaxPort: 55159 }),
+  new VoxNode({ id: 'bench-c', redisUrl: redis.url, rtcMinPort: 55160, rtcMaxPort: 55189 }),
 ];
 
 function quantile(values: number[], q: number): number {
