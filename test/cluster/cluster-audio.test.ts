@@ -8,7 +8,7 @@ import { Member, RedisServer, sleep, token, until, untilEveryoneHears, VoxNode }
  * a different node, land in one room on one node and each hears the other two tones; after
  * `kill -9` of that node the SDK takes everyone to a live node, the room is claimed again there
  * and everyone hears everyone again within 15 s.
- * Ports (range 54600–55199): Redis 54600, RTC 54610–54849.
+ * Ports (range 54600–55199): Redis 54600, RTC 54610–54759.
  */
 const ROOM = 'cluster-call';
 const root = new URL('../../', import.meta.url).pathname;
@@ -16,9 +16,9 @@ const root = new URL('../../', import.meta.url).pathname;
 describe('three nodes, one room, kill -9 of its owner', () => {
   const redis = new RedisServer(54600);
   const nodes = [
-    new VoxNode({ id: 'node-a', redisUrl: redis.url, rtcMinPort: 54610, rtcMaxPort: 54689 }),
-    new VoxNode({ id: 'node-b', redisUrl: redis.url, rtcMinPort: 54690, rtcMaxPort: 54769 }),
-    new VoxNode({ id: 'node-c', redisUrl: redis.url, rtcMinPort: 54770, rtcMaxPort: 54849 }),
+    new VoxNode({ id: 'node-a', redisUrl: redis.url, rtcMinPort: 54610, rtcMaxPort: 54659 }),
+    new VoxNode({ id: 'node-b', redisUrl: redis.url, rtcMinPort: 54660, rtcMaxPort: 54709 }),
+    new VoxNode({ id: 'node-c', redisUrl: redis.url, rtcMinPort: 54710, rtcMaxPort: 54759 }),
   ];
   const members = [new Member('ann', 440, ROOM), new Member('bob', 660, ROOM), new Member('cy', 880, ROOM)];
   /** Each member's entry URLs: its own node first, then the others (DNS round robin would give the same). */

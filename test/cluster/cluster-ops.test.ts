@@ -13,7 +13,7 @@ import { Member, RedisServer, SECRET, sleep, token, until, untilEveryoneHears, V
 /**
  * Failures other than a crash, with a real redis-server: the claim race (in this process, many
  * nodes on one Redis), Redis going away mid-call and coming back empty, and SIGTERM of a room's
- * owner while it records. Ports (range 54600–55199): Redis 54601–54602, RTC 54850–54999.
+ * owner while it records. Ports (range 54600–55199): Redis 54601–54602, RTC 54760–54859.
  */
 
 describe('two nodes racing for one room', () => {
@@ -60,8 +60,8 @@ describe('two nodes racing for one room', () => {
 describe('Redis outage and SIGTERM with two node processes', () => {
   const redis = new RedisServer(54602);
   const nodes = [
-    new VoxNode({ id: 'node-x', redisUrl: redis.url, rtcMinPort: 54850, rtcMaxPort: 54924 }),
-    new VoxNode({ id: 'node-y', redisUrl: redis.url, rtcMinPort: 54925, rtcMaxPort: 54999 }),
+    new VoxNode({ id: 'node-x', redisUrl: redis.url, rtcMinPort: 54760, rtcMaxPort: 54809 }),
+    new VoxNode({ id: 'node-y', redisUrl: redis.url, rtcMinPort: 54810, rtcMaxPort: 54859 }),
   ];
   const members: Member[] = [];
   const entries = (i: number): string[] => [nodes[i].wsUrl, nodes[1 - i].wsUrl];
