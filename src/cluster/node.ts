@@ -8,6 +8,7 @@ import type { SignallingCore } from '../signalling/core.ts';
 import type { JoinRoute, JoinRouter } from '../signalling/join-router.ts';
 import { redactUrl } from '../turn/redis-store.ts';
 import { ClusterPresence } from './presence.ts';
+import { RecordingHandover } from './recording.ts';
 import { keys, openClusterRedis, releaseIn, readNodes, readRooms, type ClusterRedis, type NodeInfo, type RoomSummary } from './store.ts';
 import { signTicket, verifyTicket } from './ticket.ts';
 
@@ -59,6 +60,7 @@ export class ClusterNode implements JoinRouter {
   #closed = false;
   #timers: NodeJS.Timeout[] = [];
   #flushing = false;
+  readonly #recordings: RecordingHandover;
 
   private constructor(config: VoxConfig, options: ClusterNodeOptions) {
     const cluster = config.cluster;
@@ -71,8 +73,30 @@ export class ClusterNode implements JoinRouter {
     this.#version = options.version;
     this.#ticketKey = createHash('sha256').update('voxlink-cluster-ticket\n').update(secret).digest();
     this.id = cluster.nodeId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40)}-${randomBytes(4).toString('hex')}`;
-    this.presence = new ClusterPresence((roomId) => this.#roomClosed(roomId));
     this.#redis = openClusterRedis(cluster.redisUrl);
+    const node = this;
+    this.#recordings = new RecordingHandover({
+      id: this.id,
+      redis: this.#redis,
+      ttlMs: 2 * cluster.leaseMs,
+      get available() {
+        return node.#available;
+      },
+      get draining() {
+        return node.#draining;
+      },
+      get core() {
+        return node.#core;
+      },
+      count: (purpose, n = 1) => redisCommands.inc({ purpose }, n),
+    });
+    this.presence = new ClusterPresence({
+      opened: (roomId) => this.#recordings.opened(roomId),
+      closed: (roomId, recording) => {
+        this.#recordings.closed(roomId, recording);
+        this.#roomClosed(roomId);
+      },
+    });
     this.#redis.on('error', (err: Error) => this.#down(err));
     this.#redis.on('close', () => this.#down(new Error('connection closed')));
     this.#redis.on('ready', () => this.#up());
@@ -202,13 +226,10 @@ export class ClusterNode implements JoinRouter {
     if (this.#redis.status !== 'ready' || this.#url === '' || this.#closed) return;
     const ttl = this.#config.nodeTtlMs;
     try {
-      await this.#redis
-        .multi()
-        .set(keys.node(this.id), JSON.stringify(this.#selfInfo()), 'PX', ttl)
-        .sadd(keys.nodes, this.id)
-        .pexpire(keys.rooms(this.id), ttl)
-        .exec();
-      redisCommands.inc({ purpose: 'registry' }, 5); // MULTI, SET, SADD, PEXPIRE, EXEC
+      const multi = this.#redis.multi().set(keys.node(this.id), JSON.stringify(this.#selfInfo()), 'PX', ttl).sadd(keys.nodes, this.id).pexpire(keys.rooms(this.id), ttl);
+      const recordings = this.#recordings.refreshIn(multi);
+      await multi.exec();
+      redisCommands.inc({ purpose: 'registry' }, 5 + recordings); // MULTI, SET, SADD, PEXPIRE, EXEC + a PEXPIRE per room recording here
       await this.#refreshNodes('registry');
       this.#up();
     } catch (err) {
@@ -295,10 +316,12 @@ export class ClusterNode implements JoinRouter {
           multi.hdel(keys.rooms(this.id), roomId);
           releaseIn(multi, roomId, this.id);
         }
+        this.#recordings.writeIn(multi, roomId, room);
       }
       multi.pexpire(keys.rooms(this.id), this.#config.nodeTtlMs);
       redisCommands.inc({ purpose: 'writeback' }, multi.length + 2); // + MULTI/EXEC
       await multi.exec();
+      this.#recordings.committed(batch, (roomId) => this.presence.get(roomId));
     } catch (err) {
       for (const roomId of batch) dirty.add(roomId);
       this.#down(err as Error);

@@ -8,7 +8,7 @@ import type { SignallingCore } from '../../src/signalling/core.ts';
 import { powerAt } from '../codec/signal.ts';
 import { decodeRecording } from '../recording/decode.ts';
 import { RawClient } from '../signalling/harness.ts';
-import { Member, RedisServer, SECRET, sleep, token, until, untilEveryoneHears, VoxNode } from './harness.ts';
+import { Member, PRESENT, readRecording, recordedTones, RedisServer, SECRET, sleep, token, until, untilEveryoneHears, VoxNode } from './harness.ts';
 
 /**
  * Failures other than a crash, with a real redis-server: the claim race (in this process, many
@@ -130,7 +130,7 @@ describe('Redis outage and SIGTERM with two node processes', () => {
     await untilEveryoneHears([ann, bob], 10_000, 'the call still goes on');
   }, 120_000);
 
-  it('SIGTERM of the owner: clients move to the other node, hear each other there, the recording is valid, the node exits', async () => {
+  it('SIGTERM of the owner: clients move to the other node, hear each other there, the recording is valid and goes on there, the node exits', async () => {
     const [ann, bob] = members;
     const ownerIndex = (await nodes[0].health()).participants > 0 ? 0 : 1;
     const owner = nodes[ownerIndex];
@@ -157,7 +157,8 @@ describe('Redis outage and SIGTERM with two node processes', () => {
     await until(async () => (await other.health()).cluster.nodes.length === 1, 3000, 'the stopped node gone from the registry');
     for (const m of [ann, bob]) expect(m.rooms.at(-1)?.reason).toBe('rejoined');
 
-    // The recording closed cleanly: manifest stopped, every file parses without truncation, ann's tone is in hers.
+    // The recording closed cleanly on the old node: manifest stopped, every file parses without
+    // truncation, and ann's and bob's tones from before the move are in their tracks.
     const dir = join(owner.dataDir, 'recordings', recordingId);
     expect(existsSync(dir)).toBe(true);
     const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { stoppedAt?: number; files: { userId: string; file: string }[] };
@@ -169,5 +170,37 @@ describe('Redis outage and SIGTERM with two node processes', () => {
     expect(decoded.file.truncated).toBe(false);
     expect(decoded.pcm.length).toBeGreaterThan(48_000);
     expect(powerAt(decoded.pcm.subarray(0, 48_000), 48_000, 440)).toBeGreaterThan(0.01);
+    const before = readRecording(owner, recordingId)!;
+    expect(before.tracks.every((t) => !t.truncated)).toBe(true);
+    const tonesBefore = recordedTones(owner, recordingId, [ann, bob]);
+    expect(tonesBefore.ann, 'ann in the first recording').toBeGreaterThan(PRESENT);
+    expect(tonesBefore.bob, 'bob in the first recording').toBeGreaterThan(PRESENT);
+
+    // The recording went on on the new owner: a new recording there, announced to the room and
+    // chained to the first in the node's log; ann's and bob's tones after the move are in it.
+    await until(() => [ann, bob].every((m) => (m.client.room('outage')?.recording?.id ?? recordingId) !== recordingId), 15_000, 'the continued recording announced to the room');
+    const continued = ann.client.room('outage')!.recording!.id;
+    expect(bob.client.room('outage')!.recording!.id).toBe(continued);
+    expect(other.lines('recording continued after the room moved here')).toMatchObject([{ roomId: 'outage', from: owner.id, previous: recordingId, id: continued, first: recordingId, part: 1 }]);
+    let after: Record<string, number> = {};
+    try {
+      await until(
+        () => {
+          after = recordedTones(other, continued, [ann, bob]);
+          return after.ann > PRESENT && after.bob > PRESENT;
+        },
+        15_000,
+        'both tones in the continued recording',
+      );
+    } catch (err) {
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(after)}`);
+    }
+    // The cluster knows which node records the room now.
+    const check = redis.client();
+    try {
+      expect(JSON.parse((await check.get(keys.recording('outage')))!)).toMatchObject({ node: other.id, id: continued, first: recordingId, part: 1 });
+    } finally {
+      check.disconnect();
+    }
   }, 90_000);
 });
