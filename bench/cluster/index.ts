@@ -57,10 +57,14 @@ async function redisCommands(live: readonly VoxNode[]): Promise<Record<string, n
 async function timedJoin(entry: string, room: string, user: string): Promise<number> {
   const client = createNodeClient();
   const jwt = await token(user);
+  // Leave only once the owner's media room has the participant (its offer arrived): a leave that
+  // overtakes the media join leaves a peer and its UDP ports behind in the room (see docs/cluster.md).
+  const offered = new Promise<void>((resolve) => client.on('media', () => resolve()));
   const t0 = performance.now();
   await client.connect(entry, jwt);
   await client.join(room);
   const ms = performance.now() - t0;
+  await Promise.race([offered, sleep(5000)]);
   await client.disconnect();
   return ms;
 }
