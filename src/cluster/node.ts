@@ -56,6 +56,8 @@ export class ClusterNode implements JoinRouter {
   /** Per node: the registry entry's updatedAt and when (our clock) we saw it change. */
   readonly #lastChange = new Map<string, { updatedAt: number; at: number }>();
   #available = false;
+  /** An outage (or Redis unreachable since start-up) has been logged and has not ended yet. */
+  #outageLogged = false;
   #draining = false;
   #closed = false;
   #timers: NodeJS.Timeout[] = [];
@@ -335,17 +337,33 @@ export class ClusterNode implements JoinRouter {
     this.presence.dirty.add(roomId);
   }
 
-  /** The outage is logged once, when it starts, not once per failing call. */
+  /**
+   * The outage is logged once, when it starts, not once per failing call or reconnect attempt
+   * (ioredis retries every ≤ 1 s and reports each failure). A node that starts while Redis is
+   * unreachable runs on and says so once: it refuses new placements (CLUSTER_UNAVAILABLE) rather
+   * than place rooms no other node knows about, and joins the cluster when Redis answers.
+   */
   #down(err: Error): void {
-    if (!this.#available || this.#closed) return;
+    if (this.#closed) return;
+    const wasUp = this.#available;
     this.#available = false;
     clusterRedisUp.set(0);
-    log.error({ err: err.message }, 'cluster registry (Redis) unavailable: calls in progress go on, joins that need a new room placement are refused until it is back');
+    if (this.#outageLogged) return;
+    this.#outageLogged = true;
+    if (wasUp) {
+      log.error({ err: err.message }, 'cluster registry (Redis) unavailable: calls in progress go on, joins that need a new room placement are refused until it is back');
+    } else {
+      log.error(
+        { err: err.message, redis: redactUrl(this.#config.redisUrl!) },
+        'cluster registry (Redis) unreachable at start-up: this node runs and keeps retrying; joins that need a room placement are refused (CLUSTER_UNAVAILABLE) until it answers',
+      );
+    }
   }
 
   #up(): void {
     if (this.#available || this.#closed) return;
     this.#available = true;
+    this.#outageLogged = false;
     clusterRedisUp.set(1);
     log.info({ node: this.id }, 'cluster registry (Redis) reachable');
     // Heal: publish this node, re-claim its rooms' leases, rewrite its room list.
