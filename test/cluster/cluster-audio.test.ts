@@ -60,6 +60,8 @@ describe('three nodes, one room, kill -9 of its owner', () => {
     for (const m of members) {
       for (const o of members) if (o !== m) expect(m.powerOf(o), `${m.userId} hears ${o.userId}`).toBeGreaterThan(0.01);
     }
+    // Speaking events reach everyone, whichever node they connected to (all of them are on the room's node).
+    await until(() => members.every((m) => members.every((o) => o === m || m.heardSpeaking(o))), 10_000, 'everyone told that everyone else speaks');
 
     // The cluster-wide room list, asked on a node that does not hold the room.
     const admin = new AdminClient({ url: nodes[2].httpUrl, token: await token('ops', ['admin']) });

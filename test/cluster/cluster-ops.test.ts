@@ -79,6 +79,23 @@ describe('Redis outage and SIGTERM with two node processes', () => {
     for (const n of nodes) n.cleanup();
   });
 
+  it('a resume that reaches the node not holding the session gets invalid_session; the original node still resumes it', async () => {
+    const raw = await RawClient.connect(nodes[0].wsUrl);
+    const ready = await raw.hello(await token('roamer'));
+    expect(await raw.request({ op: 'join', room: 'roaming' })).toMatchObject({ op: 'joined' });
+    raw.drop();
+    const elsewhere = await RawClient.connect(nodes[1].wsUrl);
+    expect(await elsewhere.request({ op: 'resume', sessionId: ready.sessionId, resumeToken: ready.resumeToken, lastSeq: raw.lastSeq() })).toMatchObject({
+      op: 'invalid_session',
+      reason: 'unknown_session',
+    });
+    elsewhere.close();
+    // The node holding it resumes it as on one node (the SDK would have re-joined, routed like any join).
+    const back = await RawClient.connect(nodes[0].wsUrl);
+    expect(await back.request({ op: 'resume', sessionId: ready.sessionId, resumeToken: ready.resumeToken, lastSeq: raw.lastSeq() })).toMatchObject({ op: 'resumed' });
+    back.close();
+  });
+
   it('Redis down: the call goes on, a new placement gets CLUSTER_UNAVAILABLE, logged once; Redis back: joins work', async () => {
     const ann = new Member('ann', 440, 'outage');
     const bob = new Member('bob', 660, 'outage');

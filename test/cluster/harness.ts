@@ -199,6 +199,8 @@ export class Member {
   /** When the current media client was made (after a re-join: when the SDK got back into the room). */
   mediaSince = 0;
   readonly rooms: { reason: string; at: number }[] = [];
+  /** Participant ids this member was told are speaking (`speaking` events from the room's node). */
+  readonly speaking = new Set<string>();
 
   constructor(userId: string, toneHz: number, room: string) {
     this.userId = userId;
@@ -206,6 +208,9 @@ export class Member {
     this.room = room;
     this.client = createNodeClient();
     this.client.on('media', (m) => void this.media?.handle(m).catch(() => undefined));
+    this.client.on('speaking', (e) => {
+      if (e.room === this.room && e.speaking) this.speaking.add(e.participantId);
+    });
     this.client.on('room', (e) => {
       if (e.room.id !== this.room) return;
       this.rooms.push({ reason: e.reason, at: Date.now() });
@@ -230,6 +235,14 @@ export class Member {
         if (this.media === media) media.publish(new ToneSource(this.toneHz));
       })
       .catch(() => undefined);
+  }
+
+  /** Whether this member was told `other` is speaking (in their current room state). */
+  heardSpeaking(other: Member): boolean {
+    const room = this.client.room(this.room);
+    if (!room) return false;
+    for (const p of room.participants.values()) if (p.userId === other.userId && this.speaking.has(p.participantId)) return true;
+    return false;
   }
 
   /** Power of `other`'s tone in the last second this member received from them (0 when nothing). */
