@@ -8,6 +8,7 @@ import type { SignallingCore } from '../signalling/core.ts';
 import type { JoinRoute, JoinRouter } from '../signalling/join-router.ts';
 import { redactUrl } from '../turn/redis-store.ts';
 import { ClusterPresence } from './presence.ts';
+import { RecordingHandover } from './recording.ts';
 import { keys, openClusterRedis, releaseIn, readNodes, readRooms, type ClusterRedis, type NodeInfo, type RoomSummary } from './store.ts';
 import { signTicket, verifyTicket } from './ticket.ts';
 
@@ -55,10 +56,13 @@ export class ClusterNode implements JoinRouter {
   /** Per node: the registry entry's updatedAt and when (our clock) we saw it change. */
   readonly #lastChange = new Map<string, { updatedAt: number; at: number }>();
   #available = false;
+  /** An outage (or Redis unreachable since start-up) has been logged and has not ended yet. */
+  #outageLogged = false;
   #draining = false;
   #closed = false;
   #timers: NodeJS.Timeout[] = [];
   #flushing = false;
+  readonly #recordings: RecordingHandover;
 
   private constructor(config: VoxConfig, options: ClusterNodeOptions) {
     const cluster = config.cluster;
@@ -71,8 +75,30 @@ export class ClusterNode implements JoinRouter {
     this.#version = options.version;
     this.#ticketKey = createHash('sha256').update('voxlink-cluster-ticket\n').update(secret).digest();
     this.id = cluster.nodeId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40)}-${randomBytes(4).toString('hex')}`;
-    this.presence = new ClusterPresence((roomId) => this.#roomClosed(roomId));
     this.#redis = openClusterRedis(cluster.redisUrl);
+    const node = this;
+    this.#recordings = new RecordingHandover({
+      id: this.id,
+      redis: this.#redis,
+      ttlMs: 2 * cluster.leaseMs,
+      get available() {
+        return node.#available;
+      },
+      get draining() {
+        return node.#draining;
+      },
+      get core() {
+        return node.#core;
+      },
+      count: (purpose, n = 1) => redisCommands.inc({ purpose }, n),
+    });
+    this.presence = new ClusterPresence({
+      opened: (roomId) => this.#recordings.opened(roomId),
+      closed: (roomId, recording) => {
+        this.#recordings.closed(roomId, recording);
+        this.#roomClosed(roomId);
+      },
+    });
     this.#redis.on('error', (err: Error) => this.#down(err));
     this.#redis.on('close', () => this.#down(new Error('connection closed')));
     this.#redis.on('ready', () => this.#up());
@@ -202,13 +228,10 @@ export class ClusterNode implements JoinRouter {
     if (this.#redis.status !== 'ready' || this.#url === '' || this.#closed) return;
     const ttl = this.#config.nodeTtlMs;
     try {
-      await this.#redis
-        .multi()
-        .set(keys.node(this.id), JSON.stringify(this.#selfInfo()), 'PX', ttl)
-        .sadd(keys.nodes, this.id)
-        .pexpire(keys.rooms(this.id), ttl)
-        .exec();
-      redisCommands.inc({ purpose: 'registry' }, 5); // MULTI, SET, SADD, PEXPIRE, EXEC
+      const multi = this.#redis.multi().set(keys.node(this.id), JSON.stringify(this.#selfInfo()), 'PX', ttl).sadd(keys.nodes, this.id).pexpire(keys.rooms(this.id), ttl);
+      const recordings = this.#recordings.refreshIn(multi);
+      await multi.exec();
+      redisCommands.inc({ purpose: 'registry' }, 5 + recordings); // MULTI, SET, SADD, PEXPIRE, EXEC + a PEXPIRE per room recording here
       await this.#refreshNodes('registry');
       this.#up();
     } catch (err) {
@@ -295,10 +318,12 @@ export class ClusterNode implements JoinRouter {
           multi.hdel(keys.rooms(this.id), roomId);
           releaseIn(multi, roomId, this.id);
         }
+        this.#recordings.writeIn(multi, roomId, room);
       }
       multi.pexpire(keys.rooms(this.id), this.#config.nodeTtlMs);
       redisCommands.inc({ purpose: 'writeback' }, multi.length + 2); // + MULTI/EXEC
       await multi.exec();
+      this.#recordings.committed(batch, (roomId) => this.presence.get(roomId));
     } catch (err) {
       for (const roomId of batch) dirty.add(roomId);
       this.#down(err as Error);
@@ -312,17 +337,33 @@ export class ClusterNode implements JoinRouter {
     this.presence.dirty.add(roomId);
   }
 
-  /** The outage is logged once, when it starts, not once per failing call. */
+  /**
+   * The outage is logged once, when it starts, not once per failing call or reconnect attempt
+   * (ioredis retries every ≤ 1 s and reports each failure). A node that starts while Redis is
+   * unreachable runs on and says so once: it refuses new placements (CLUSTER_UNAVAILABLE) rather
+   * than place rooms no other node knows about, and joins the cluster when Redis answers.
+   */
   #down(err: Error): void {
-    if (!this.#available || this.#closed) return;
+    if (this.#closed) return;
+    const wasUp = this.#available;
     this.#available = false;
     clusterRedisUp.set(0);
-    log.error({ err: err.message }, 'cluster registry (Redis) unavailable: calls in progress go on, joins that need a new room placement are refused until it is back');
+    if (this.#outageLogged) return;
+    this.#outageLogged = true;
+    if (wasUp) {
+      log.error({ err: err.message }, 'cluster registry (Redis) unavailable: calls in progress go on, joins that need a new room placement are refused until it is back');
+    } else {
+      log.error(
+        { err: err.message, redis: redactUrl(this.#config.redisUrl!) },
+        'cluster registry (Redis) unreachable at start-up: this node runs and keeps retrying; joins that need a room placement are refused (CLUSTER_UNAVAILABLE) until it answers',
+      );
+    }
   }
 
   #up(): void {
     if (this.#available || this.#closed) return;
     this.#available = true;
+    this.#outageLogged = false;
     clusterRedisUp.set(1);
     log.info({ node: this.id }, 'cluster registry (Redis) reachable');
     // Heal: publish this node, re-claim its rooms' leases, rewrite its room list.

@@ -7,16 +7,23 @@ import { RoomRegistry, type Participant, type Presence, type RoomPresence } from
  * every read answers from it. Changes that other nodes care about (a room's participant count,
  * mode, recording, the room opening or closing) only mark the room dirty; ClusterNode writes the
  * dirty rooms behind to Redis in one loop, and retries what failed. Nothing here waits for Redis.
- * `setSpeaking` is too frequent to matter to other nodes and stays local.
+ * `setSpeaking` is too frequent to matter to other nodes and stays local. A room opening here and
+ * a room closing (with whether it was recording) are told to the node (`PresenceHooks`): a room
+ * that moved here may have a recording to continue (docs/cluster.md "Recording across a move").
  */
+export interface PresenceHooks {
+  opened(roomId: string): void;
+  closed(roomId: string, recording: RecordingInfo | null): void;
+}
+
 export class ClusterPresence implements Presence {
   readonly #local = new RoomRegistry();
   /** Rooms whose summary changed since the last write to Redis. */
   readonly dirty = new Set<string>();
-  readonly #onClosed: (roomId: string) => void;
+  readonly #hooks: PresenceHooks;
 
-  constructor(onClosed: (roomId: string) => void) {
-    this.#onClosed = onClosed;
+  constructor(hooks: PresenceHooks = { opened: () => undefined, closed: () => undefined }) {
+    this.#hooks = hooks;
   }
 
   get roomCount(): number {
@@ -50,6 +57,7 @@ export class ClusterPresence implements Presence {
   add(roomId: string, mode: RoomMode, participant: Participant): { room: RoomPresence; created: boolean } {
     const result = this.#local.add(roomId, mode, participant);
     this.dirty.add(roomId);
+    if (result.created) this.#hooks.opened(roomId);
     return result;
   }
 
@@ -57,7 +65,7 @@ export class ClusterPresence implements Presence {
     const result = this.#local.remove(roomId, participantId);
     if (result) {
       this.dirty.add(roomId);
-      if (result.roomClosed) this.#onClosed(roomId);
+      if (result.roomClosed) this.#hooks.closed(roomId, result.room.recording);
     }
     return result;
   }

@@ -7,6 +7,8 @@ import { Redis, type RedisOptions } from 'ioredis';
  *   nodes        set     node ids (a listing index; ids whose node key expired are pruned)
  *   room:<room>  string  owner node id: the room's lease, PX leaseMs, renewed by the owner
  *   rooms:<id>   hash    room → JSON RoomSummary of the rooms open on node <id>, PX nodeTtlMs
+ *   rec:<room>   string  JSON RoomRecording: the room records, on which node; PX 2 × leaseMs,
+ *                        refreshed with the heartbeat, so it outlives a killed owner's lease
  *
  * Lease changes are Lua scripts, so "read the owner, then write" is one atomic step.
  */
@@ -32,12 +34,39 @@ export interface RoomSummary {
   recording: boolean;
 }
 
+/**
+ * A room's running recording as the cluster knows it, so the node the room moves to (SIGTERM
+ * drain, kill -9 failover) starts recording again there (docs/cluster.md "Recording across a move").
+ */
+export interface RoomRecording {
+  room: string;
+  /** The node recording it now. */
+  node: string;
+  /** The recording running there. */
+  id: string;
+  startedAt: number;
+  /** The first recording of the call, and this one's place in the chain (0 for the first). */
+  first: string;
+  part: number;
+}
+
+export function parseRoomRecording(raw: string | null): RoomRecording | undefined {
+  if (raw === null) return undefined;
+  try {
+    const r = JSON.parse(raw) as RoomRecording;
+    return typeof r.node === 'string' && typeof r.id === 'string' && typeof r.first === 'string' && typeof r.part === 'number' ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const PREFIX = 'voxlink:cluster:';
 export const keys = {
   node: (id: string) => `${PREFIX}node:${id}`,
   nodes: `${PREFIX}nodes`,
   room: (room: string) => `${PREFIX}room:${room}`,
   rooms: (node: string) => `${PREFIX}rooms:${node}`,
+  recording: (room: string) => `${PREFIX}rec:${room}`,
 };
 
 /**
@@ -87,11 +116,23 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`;
 
+/** KEYS[1] rec:<room>; ARGV self: deletes the room's recording entry only while this node is recording it. */
+const FORGET_RECORDING = `
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local ok, rec = pcall(cjson.decode, raw)
+  if ok and type(rec) == 'table' and rec.node == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+  end
+end
+return 0`;
+
 interface ClusterCommands {
   voxClaim(key: string, candidate: string, leaseMs: number, deadOwner: string): Promise<string>;
   voxRenew(numKeys: number, ...args: (string | number)[]): Promise<string[]>;
   voxTransfer(key: string, self: string, target: string, leaseMs: number): Promise<number>;
   voxRelease(key: string, self: string): Promise<number>;
+  voxForgetRecording(key: string, self: string): Promise<number>;
 }
 
 export type ClusterRedis = Redis & ClusterCommands;
@@ -99,6 +140,12 @@ export type ClusterRedis = Redis & ClusterCommands;
 /** A MULTI with the lease release script queued on it (ioredis adds defined commands to pipelines too). */
 export function releaseIn<M extends object>(multi: M, room: string, self: string): M {
   (multi as unknown as { voxRelease(key: string, self: string): unknown }).voxRelease(keys.room(room), self);
+  return multi;
+}
+
+/** The same for a room's recording entry (FORGET_RECORDING). */
+export function forgetRecordingIn<M extends object>(multi: M, room: string, self: string): M {
+  (multi as unknown as { voxForgetRecording(key: string, self: string): unknown }).voxForgetRecording(keys.recording(room), self);
   return multi;
 }
 
@@ -121,6 +168,7 @@ export function openClusterRedis(url: string, options: RedisOptions = {}): Clust
   redis.defineCommand('voxRenew', { lua: RENEW });
   redis.defineCommand('voxTransfer', { numberOfKeys: 1, lua: TRANSFER });
   redis.defineCommand('voxRelease', { numberOfKeys: 1, lua: RELEASE });
+  redis.defineCommand('voxForgetRecording', { numberOfKeys: 1, lua: FORGET_RECORDING });
   return redis as ClusterRedis;
 }
 

@@ -3,6 +3,7 @@ import { resolveAuthKeys, type AuthKeys } from '../auth/keys.ts';
 import { logger } from '../log.ts';
 import { signallingMetrics as metrics } from '../metrics/registry.ts';
 import { CloseCode } from '../protocol/close-codes.ts';
+import type { RecordingInfo } from '../protocol/messages.ts';
 import { RoomRegistry, type Presence } from '../rooms/registry.ts';
 import { ConnectionTable } from './connections.ts';
 import { RoomAdmin } from './admin.ts';
@@ -15,6 +16,7 @@ import { createMediaSink } from './media-sink.ts';
 import { ServerObserver } from './observer.ts';
 import { Outbound } from './outbound.ts';
 import { PeerToPeer } from './p2p.ts';
+import { continueRecording } from './room-recording.ts';
 import { RoomMembership } from './rooms.ts';
 import { SessionTable } from './sessions.ts';
 import type { Connection, Transport } from './transport.ts';
@@ -72,6 +74,11 @@ export interface SignallingCore {
    * reason `moving`, no ref). Returns how many sessions were told.
    */
   redirectRoom(roomId: string, url: string, ticket: string): number;
+  /**
+   * Cluster move: starts again here a recording the room had on its previous node
+   * (room-recording.ts). Null when there is nothing to continue.
+   */
+  continueRecording(roomId: string): Promise<RecordingInfo | null>;
   stats(): SignallingStats;
   /** Close every connection with 1001, drop all sessions (no grace), stop timers. Idempotent. */
   close(): void;
@@ -152,6 +159,9 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
         ctx.out.sendTo(session, { op: 'redirect', room: roomId, url, ticket, reason: 'moving' });
       }
       return told.size;
+    },
+    continueRecording(roomId: string): Promise<RecordingInfo | null> {
+      return continueRecording(ctx, roomId);
     },
     stats(): SignallingStats {
       return {

@@ -1,24 +1,26 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdminClient } from '../../src/client/admin.ts';
-import { Member, RedisServer, sleep, token, until, untilEveryoneHears, VoxNode } from './harness.ts';
+import { keys } from '../../src/cluster/store.ts';
+import { Member, PRESENT, recordedTones, RedisServer, sleep, token, until, untilEveryoneHears, VoxNode } from './harness.ts';
 
 /**
  * Three VoxLink processes on one real redis-server. Three werift tone clients, each connected to
  * a different node, land in one room on one node and each hears the other two tones; after
  * `kill -9` of that node the SDK takes everyone to a live node, the room is claimed again there
- * and everyone hears everyone again within 15 s.
- * Ports (this engineer's range 50600–51099): Redis 50600, RTC 50610–50849.
+ * and everyone hears everyone again within 15 s; the recording running on the killed node goes on
+ * as a new recording on the new owner, and both carry every tone.
+ * Ports (range 54600–55199): Redis 54600, RTC 54610–54759.
  */
 const ROOM = 'cluster-call';
 const root = new URL('../../', import.meta.url).pathname;
 
 describe('three nodes, one room, kill -9 of its owner', () => {
-  const redis = new RedisServer(50600);
+  const redis = new RedisServer(54600);
   const nodes = [
-    new VoxNode({ id: 'node-a', redisUrl: redis.url, rtcMinPort: 50610, rtcMaxPort: 50689 }),
-    new VoxNode({ id: 'node-b', redisUrl: redis.url, rtcMinPort: 50690, rtcMaxPort: 50769 }),
-    new VoxNode({ id: 'node-c', redisUrl: redis.url, rtcMinPort: 50770, rtcMaxPort: 50849 }),
+    new VoxNode({ id: 'node-a', redisUrl: redis.url, rtcMinPort: 54610, rtcMaxPort: 54659 }),
+    new VoxNode({ id: 'node-b', redisUrl: redis.url, rtcMinPort: 54660, rtcMaxPort: 54709 }),
+    new VoxNode({ id: 'node-c', redisUrl: redis.url, rtcMinPort: 54710, rtcMaxPort: 54759 }),
   ];
   const members = [new Member('ann', 440, ROOM), new Member('bob', 660, ROOM), new Member('cy', 880, ROOM)];
   /** Each member's entry URLs: its own node first, then the others (DNS round robin would give the same). */
@@ -42,7 +44,7 @@ describe('three nodes, one room, kill -9 of its owner', () => {
   it('clients connected to different nodes land in one room on one node and hear each other', async () => {
     // ann's node places the room (all loads are 0: the node asked keeps it, no redirect).
     const t0 = performance.now();
-    await members[0].join(entries(0));
+    await members[0].join(entries(0), ['join', 'publish', 'subscribe', 'record']);
     const direct = performance.now() - t0;
     const t1 = performance.now();
     await members[1].join(entries(1));
@@ -58,6 +60,8 @@ describe('three nodes, one room, kill -9 of its owner', () => {
     for (const m of members) {
       for (const o of members) if (o !== m) expect(m.powerOf(o), `${m.userId} hears ${o.userId}`).toBeGreaterThan(0.01);
     }
+    // Speaking events reach everyone, whichever node they connected to (all of them are on the room's node).
+    await until(() => members.every((m) => members.every((o) => o === m || m.heardSpeaking(o))), 10_000, 'everyone told that everyone else speaks');
 
     // The cluster-wide room list, asked on a node that does not hold the room.
     const admin = new AdminClient({ url: nodes[2].httpUrl, token: await token('ops', ['admin']) });
@@ -72,7 +76,18 @@ describe('three nodes, one room, kill -9 of its owner', () => {
     expect(cli.rooms).toMatchObject([{ room: ROOM, node: 'node-a', participants: 3 }]);
   }, 90_000);
 
-  it('after kill -9 of the owner everyone hears everyone again within 15 s, on one live node', async () => {
+  it('after kill -9 of the owner everyone hears everyone again within 15 s, on one live node, and the recording goes on there', async () => {
+    // ann records the call on node-a; its entry reaches Redis with the write-behind (≤ 250 ms).
+    const recordingId = (await members[0].client.record(ROOM, 'start'))!;
+    expect(recordingId).toEqual(expect.any(String));
+    const check = redis.client();
+    try {
+      await until(async () => (await check.get(keys.recording(ROOM))) !== null, 5000, 'the recording known to the cluster');
+    } finally {
+      check.disconnect();
+    }
+    await sleep(2500); // tones recorded and flushed (every second)
+
     const killedAt = Date.now();
     nodes[0].kill('SIGKILL');
     await untilEveryoneHears(members, 30_000, 'everyone hears everyone after the owner died', () => members.every((m) => m.mediaSince > killedAt));
@@ -87,6 +102,28 @@ describe('three nodes, one room, kill -9 of its owner', () => {
       expect(m.client.room(ROOM)!.participants.size).toBe(3);
       expect(m.rooms.at(-1)?.reason).toBe('rejoined');
     }
-    await sleep(0);
-  }, 60_000);
+
+    // What node-a recorded up to its last flushed page decodes and carries every tone.
+    const before = recordedTones(nodes[0], recordingId, members);
+    for (const m of members) expect(before[m.userId], `${m.userId} in the recording before the kill`).toBeGreaterThan(PRESENT);
+
+    // The new owner continued the recording: a new id, told to everyone, with every tone after the kill.
+    const owner = nodes[1 + health.findIndex((h) => h.participants === 3)];
+    await until(() => members.every((m) => (m.client.room(ROOM)?.recording?.id ?? recordingId) !== recordingId), 10_000, 'the continued recording announced');
+    const continued = members[0].client.room(ROOM)!.recording!.id;
+    expect(owner.lines('recording continued after the room moved here')).toMatchObject([{ roomId: ROOM, from: 'node-a', previous: recordingId, id: continued, first: recordingId, part: 1 }]);
+    let after: Record<string, number> = {};
+    try {
+      await until(
+        () => {
+          after = recordedTones(owner, continued, members);
+          return members.every((m) => after[m.userId] > PRESENT);
+        },
+        15_000,
+        'every tone in the continued recording',
+      );
+    } catch (err) {
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(after)}`);
+    }
+  }, 90_000);
 });

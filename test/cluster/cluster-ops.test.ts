@@ -8,16 +8,16 @@ import type { SignallingCore } from '../../src/signalling/core.ts';
 import { powerAt } from '../codec/signal.ts';
 import { decodeRecording } from '../recording/decode.ts';
 import { RawClient } from '../signalling/harness.ts';
-import { Member, RedisServer, SECRET, sleep, token, until, untilEveryoneHears, VoxNode } from './harness.ts';
+import { Member, PRESENT, readRecording, recordedTones, RedisServer, SECRET, sleep, token, until, untilEveryoneHears, VoxNode } from './harness.ts';
 
 /**
  * Failures other than a crash, with a real redis-server: the claim race (in this process, many
  * nodes on one Redis), Redis going away mid-call and coming back empty, and SIGTERM of a room's
- * owner while it records. Ports (this engineer's range 50600–51099): Redis 50601, RTC 50850–50999.
+ * owner while it records. Ports (range 54600–55199): Redis 54601–54602, RTC 54760–54859.
  */
 
 describe('two nodes racing for one room', () => {
-  const redis = new RedisServer(50601);
+  const redis = new RedisServer(54601);
   const racers: ClusterNode[] = [];
 
   beforeAll(async () => {
@@ -58,10 +58,10 @@ describe('two nodes racing for one room', () => {
 });
 
 describe('Redis outage and SIGTERM with two node processes', () => {
-  const redis = new RedisServer(50602);
+  const redis = new RedisServer(54602);
   const nodes = [
-    new VoxNode({ id: 'node-x', redisUrl: redis.url, rtcMinPort: 50850, rtcMaxPort: 50924 }),
-    new VoxNode({ id: 'node-y', redisUrl: redis.url, rtcMinPort: 50925, rtcMaxPort: 50999 }),
+    new VoxNode({ id: 'node-x', redisUrl: redis.url, rtcMinPort: 54760, rtcMaxPort: 54809 }),
+    new VoxNode({ id: 'node-y', redisUrl: redis.url, rtcMinPort: 54810, rtcMaxPort: 54859 }),
   ];
   const members: Member[] = [];
   const entries = (i: number): string[] => [nodes[i].wsUrl, nodes[1 - i].wsUrl];
@@ -77,6 +77,23 @@ describe('Redis outage and SIGTERM with two node processes', () => {
     await Promise.all(nodes.map((n) => n.stop()));
     await redis.stop();
     for (const n of nodes) n.cleanup();
+  });
+
+  it('a resume that reaches the node not holding the session gets invalid_session; the original node still resumes it', async () => {
+    const raw = await RawClient.connect(nodes[0].wsUrl);
+    const ready = await raw.hello(await token('roamer'));
+    expect(await raw.request({ op: 'join', room: 'roaming' })).toMatchObject({ op: 'joined' });
+    raw.drop();
+    const elsewhere = await RawClient.connect(nodes[1].wsUrl);
+    expect(await elsewhere.request({ op: 'resume', sessionId: ready.sessionId, resumeToken: ready.resumeToken, lastSeq: raw.lastSeq() })).toMatchObject({
+      op: 'invalid_session',
+      reason: 'unknown_session',
+    });
+    elsewhere.close();
+    // The node holding it resumes it as on one node (the SDK would have re-joined, routed like any join).
+    const back = await RawClient.connect(nodes[0].wsUrl);
+    expect(await back.request({ op: 'resume', sessionId: ready.sessionId, resumeToken: ready.resumeToken, lastSeq: raw.lastSeq() })).toMatchObject({ op: 'resumed' });
+    back.close();
   });
 
   it('Redis down: the call goes on, a new placement gets CLUSTER_UNAVAILABLE, logged once; Redis back: joins work', async () => {
@@ -130,7 +147,7 @@ describe('Redis outage and SIGTERM with two node processes', () => {
     await untilEveryoneHears([ann, bob], 10_000, 'the call still goes on');
   }, 120_000);
 
-  it('SIGTERM of the owner: clients move to the other node, hear each other there, the recording is valid, the node exits', async () => {
+  it('SIGTERM of the owner: clients move to the other node, hear each other there, the recording is valid and goes on there, the node exits', async () => {
     const [ann, bob] = members;
     const ownerIndex = (await nodes[0].health()).participants > 0 ? 0 : 1;
     const owner = nodes[ownerIndex];
@@ -157,7 +174,8 @@ describe('Redis outage and SIGTERM with two node processes', () => {
     await until(async () => (await other.health()).cluster.nodes.length === 1, 3000, 'the stopped node gone from the registry');
     for (const m of [ann, bob]) expect(m.rooms.at(-1)?.reason).toBe('rejoined');
 
-    // The recording closed cleanly: manifest stopped, every file parses without truncation, ann's tone is in hers.
+    // The recording closed cleanly on the old node: manifest stopped, every file parses without
+    // truncation, and ann's and bob's tones from before the move are in their tracks.
     const dir = join(owner.dataDir, 'recordings', recordingId);
     expect(existsSync(dir)).toBe(true);
     const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { stoppedAt?: number; files: { userId: string; file: string }[] };
@@ -169,5 +187,37 @@ describe('Redis outage and SIGTERM with two node processes', () => {
     expect(decoded.file.truncated).toBe(false);
     expect(decoded.pcm.length).toBeGreaterThan(48_000);
     expect(powerAt(decoded.pcm.subarray(0, 48_000), 48_000, 440)).toBeGreaterThan(0.01);
+    const before = readRecording(owner, recordingId)!;
+    expect(before.tracks.every((t) => !t.truncated)).toBe(true);
+    const tonesBefore = recordedTones(owner, recordingId, [ann, bob]);
+    expect(tonesBefore.ann, 'ann in the first recording').toBeGreaterThan(PRESENT);
+    expect(tonesBefore.bob, 'bob in the first recording').toBeGreaterThan(PRESENT);
+
+    // The recording went on on the new owner: a new recording there, announced to the room and
+    // chained to the first in the node's log; ann's and bob's tones after the move are in it.
+    await until(() => [ann, bob].every((m) => (m.client.room('outage')?.recording?.id ?? recordingId) !== recordingId), 15_000, 'the continued recording announced to the room');
+    const continued = ann.client.room('outage')!.recording!.id;
+    expect(bob.client.room('outage')!.recording!.id).toBe(continued);
+    expect(other.lines('recording continued after the room moved here')).toMatchObject([{ roomId: 'outage', from: owner.id, previous: recordingId, id: continued, first: recordingId, part: 1 }]);
+    let after: Record<string, number> = {};
+    try {
+      await until(
+        () => {
+          after = recordedTones(other, continued, [ann, bob]);
+          return after.ann > PRESENT && after.bob > PRESENT;
+        },
+        15_000,
+        'both tones in the continued recording',
+      );
+    } catch (err) {
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(after)}`);
+    }
+    // The cluster knows which node records the room now.
+    const check = redis.client();
+    try {
+      expect(JSON.parse((await check.get(keys.recording('outage')))!)).toMatchObject({ node: other.id, id: continued, first: recordingId, part: 1 });
+    } finally {
+      check.disconnect();
+    }
   }, 90_000);
 });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -8,6 +8,7 @@ import { NodeMediaClient, ToneSource } from '../../src/client/media/node.ts';
 import { createNodeClient, type VoxClient } from '../../src/client/node.ts';
 import type { RoomState } from '../../src/client/room.ts';
 import { powerAt } from '../codec/signal.ts';
+import { decodeRecording } from '../recording/decode.ts';
 
 /**
  * A cluster for tests: a real redis-server on a private port and VoxLink nodes as child processes
@@ -198,6 +199,8 @@ export class Member {
   /** When the current media client was made (after a re-join: when the SDK got back into the room). */
   mediaSince = 0;
   readonly rooms: { reason: string; at: number }[] = [];
+  /** Participant ids this member was told are speaking (`speaking` events from the room's node). */
+  readonly speaking = new Set<string>();
 
   constructor(userId: string, toneHz: number, room: string) {
     this.userId = userId;
@@ -205,6 +208,9 @@ export class Member {
     this.room = room;
     this.client = createNodeClient();
     this.client.on('media', (m) => void this.media?.handle(m).catch(() => undefined));
+    this.client.on('speaking', (e) => {
+      if (e.room === this.room && e.speaking) this.speaking.add(e.participantId);
+    });
     this.client.on('room', (e) => {
       if (e.room.id !== this.room) return;
       this.rooms.push({ reason: e.reason, at: Date.now() });
@@ -229,6 +235,14 @@ export class Member {
         if (this.media === media) media.publish(new ToneSource(this.toneHz));
       })
       .catch(() => undefined);
+  }
+
+  /** Whether this member was told `other` is speaking (in their current room state). */
+  heardSpeaking(other: Member): boolean {
+    const room = this.client.room(this.room);
+    if (!room) return false;
+    for (const p of room.participants.values()) if (p.userId === other.userId && this.speaking.has(p.participantId)) return true;
+    return false;
   }
 
   /** Power of `other`'s tone in the last second this member received from them (0 when nothing). */
@@ -273,4 +287,41 @@ export async function untilEveryoneHears(members: readonly Member[], timeoutMs: 
 
 export function hearsEveryone(members: readonly Member[]): boolean {
   return members.every((m) => members.every((o) => o === m || m.powerOf(o) > PRESENT));
+}
+
+/** The strongest `hz` power over half-second windows (a recorded track has silence where nobody spoke yet). */
+export function peakPower(pcm: Float32Array, hz: number, windowS = 0.5): number {
+  const n = Math.floor(48_000 * windowS);
+  let peak = 0;
+  for (let at = 0; at + n <= pcm.length; at += n) peak = Math.max(peak, powerAt(pcm.subarray(at, at + n), 48_000, hz));
+  return peak;
+}
+
+export interface RecordedTrack {
+  userId: string | null;
+  pcm: Float32Array;
+  truncated: boolean;
+}
+
+/** A recording on a node's disk, every track decoded (undefined while its manifest is not there yet). */
+export function readRecording(node: VoxNode, id: string): { stoppedAt: number | null; tracks: RecordedTrack[] } | undefined {
+  const dir = join(node.dataDir, 'recordings', id);
+  if (!existsSync(join(dir, 'manifest.json'))) return undefined;
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { stoppedAt: number | null; files: { userId: string | null; file: string }[] };
+  const tracks = manifest.files.map((f) => {
+    const decoded = decodeRecording(readFileSync(join(dir, f.file)));
+    return { userId: f.userId, pcm: decoded.pcm, truncated: decoded.file.truncated };
+  });
+  return { stoppedAt: manifest.stoppedAt, tracks };
+}
+
+/** Per member: the peak power of their own tone in their track of the recording (0 without a track). */
+export function recordedTones(node: VoxNode, id: string, members: readonly Member[]): Record<string, number> {
+  const recording = readRecording(node, id);
+  const out: Record<string, number> = {};
+  for (const m of members) {
+    const track = recording?.tracks.find((t) => t.userId === m.userId);
+    out[m.userId] = track ? peakPower(track.pcm, m.toneHz) : 0;
+  }
+  return out;
 }

@@ -35,7 +35,7 @@ export async function startTestServer(overrides: VoxConfigInput = {}, options: S
   const keys = options.keys ?? resolveAuthKeys(config);
   // VOXLINK_TEST_PRESENCE=cluster runs a file against the cluster node's presence (docs/architecture.md
   // "Presence and adding a cluster implementation": a new implementation must pass these tests).
-  const presence = options.presence ?? (process.env.VOXLINK_TEST_PRESENCE === 'cluster' ? new ClusterPresence(() => undefined) : undefined);
+  const presence = options.presence ?? (process.env.VOXLINK_TEST_PRESENCE === 'cluster' ? new ClusterPresence() : undefined);
   const server = await startServer(config, { keys, routes: [recordingRoutes(config, keys)], ...options, ...(presence ? { presence } : {}) });
   return {
     server,
