@@ -84,7 +84,7 @@ async function connect(room: string, index: number): Promise<ToneClient> {
   const c: ToneClient = { id, room, frequency: FREQUENCIES[index % FREQUENCIES.length], signalling, media, streams: new Map() };
   signalling.on('media', (m) => void media.handle(m).catch((err: unknown) => count1(report.errors, `media: ${(err as Error).message}`)));
   signalling.on('ice_servers', (servers) => media.setIceServers(servers));
-  signalling.on('error', (err) => count1(report.errors, err.code));
+  signalling.on('error', (err) => count1(report.errors, `${err.code}: ${String(err.detail ?? err.message).slice(0, 120)}`));
   signalling.on('state', (state) => count1(report.states, state));
   media.on('reconnect', () => report.mediaReconnects++);
   media.on('rtp', (p) => onRtp(c, p.slot, p.ssrc, p.sequenceNumber));
