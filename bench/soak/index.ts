@@ -36,12 +36,14 @@ const arg = (name: string): number | undefined => {
   return a === undefined ? undefined : Number(a.slice(name.length + 3));
 };
 /** Fixed ports (the bench's range 55200–55799): main.ts in the chaos phase, and the media ranges. */
-const PORTS = { chaosServer: 55210, mediaMin: 55300, mediaMax: 55427, chaosMediaMin: 55600 };
+const PORTS = { chaosServer: 55210, mediaMin: 55300, mediaMax: 55499, chaosMediaMin: 55600 };
 const config = {
   idle: arg('idle') ?? (quick ? 2_000 : 20_000),
   churn: arg('churn') ?? (quick ? 200 : 2_000),
   durationMs: (arg('seconds') ?? (quick ? 60 : 600)) * 1000,
   fuzzFrames: arg('fuzz') ?? (quick ? 100_000 : 1_000_000),
+  /** Frames per second per connection of the fuzzer on the media server (5 connections), under its default rate limit (50/s). */
+  mediaFuzzPace: 40,
   datagrams: arg('datagrams') ?? (quick ? 100_000 : 1_000_000),
   toneRooms: arg('tone-rooms') ?? (quick ? 2 : 3),
   killEveryMs: 30_000,
@@ -119,25 +121,32 @@ const churnLoads = Array.from({ length: churnProcs }, (_, i) =>
   spawnChild<LoadToParent>('load.ts', ['churn', String(sig.port), String(Math.ceil(config.churn / churnProcs)), String(200 + i)]),
 );
 for (const l of churnLoads) await l.next((m) => m.type === 'ready', 600_000, 'churn ready');
-const fuzzLoad = spawnChild<LoadToParent>('load.ts', ['fuzz', String(med.port), '0', '300', String(config.fuzzFrames)]);
+const fuzzLoad = spawnChild<LoadToParent>('load.ts', ['fuzz', String(sig.port), '0', '300', String(config.fuzzFrames)]);
 await fuzzLoad.next((m) => m.type === 'ready', 60_000, 'fuzz ready');
+// The media server's fuzzer aims at a tone room too: a hostile participant in the call.
+const mediaFuzzFrames = config.mediaFuzzPace * 5 * (config.durationMs / 1000);
+const mediaFuzzLoad = spawnChild<LoadToParent>('load.ts', ['fuzz', String(med.port), String(config.mediaFuzzPace), '500', String(mediaFuzzFrames)], [], {
+  FUZZ_ROOMS: `${toneRooms[0]},media-fuzz,other`,
+});
+await mediaFuzzLoad.next((m) => m.type === 'ready', 60_000, 'media fuzz ready');
 const udpLoad = spawnChild<LoadToParent>('load.ts', ['udp', `${PORTS.mediaMin}-${PORTS.mediaMax}`, String(config.datagrams), '400', String(config.durationMs / 1000)]);
 await udpLoad.next((m) => m.type === 'ready', 60_000, 'udp ready');
 const internalBefore = { sig: await metric(sig.base, 'voxlink_internal_errors_total'), med: await metric(med.base, 'voxlink_internal_errors_total') };
 const runStart = performance.now();
 const runStartSample = { sig: sig.samples.length, med: med.samples.length };
-const loads = [...idleLoads, ...churnLoads, fuzzLoad, udpLoad];
+const loads = [...idleLoads, ...churnLoads, fuzzLoad, mediaFuzzLoad, udpLoad];
+const hostileLoads = [fuzzLoad, mediaFuzzLoad, udpLoad];
 
 /** Reports of every load process; the fuzzer's and the datagram sender's are marked (their errors are expected, the others' are findings). */
-async function reports(stop = false): Promise<(LoadReport & { hostile: boolean })[]> {
+async function reports(stop = false): Promise<(LoadReport & { hostile: boolean; media: boolean })[]> {
   return Promise.all(
     loads.map(async (l) => {
       if (l.proc.exitCode !== null) return null;
       l.proc.send({ type: stop ? 'stop' : 'report' });
       const m = await l.next((x) => x.type === 'report', 30_000, 'report');
-      return m.type === 'report' ? { ...m.report, hostile: l === fuzzLoad || l === udpLoad } : null;
+      return m.type === 'report' ? { ...m.report, hostile: hostileLoads.includes(l), media: l === mediaFuzzLoad } : null;
     }),
-  ).then((r) => r.filter((x): x is LoadReport & { hostile: boolean } => x !== null));
+  ).then((r) => r.filter((x): x is LoadReport & { hostile: boolean; media: boolean } => x !== null));
 }
 
 async function toneReport(stop = false): Promise<MediaLoadReport> {
@@ -181,7 +190,8 @@ clearInterval(killTimer);
 // The fuzz and datagrams may need longer than the run on a loaded host: give them up to the run's length again.
 const hostileDeadline = performance.now() + config.durationMs;
 let final = await reports();
-const hostileDone = (rs: LoadReport[]) => rs.reduce((n, r) => n + r.fuzzFrames, 0) >= config.fuzzFrames && rs.reduce((n, r) => n + r.datagrams, 0) >= config.datagrams;
+const hostileDone = (rs: (LoadReport & { media: boolean })[]) =>
+  rs.reduce((n, r) => n + (r.media ? 0 : r.fuzzFrames), 0) >= config.fuzzFrames && rs.reduce((n, r) => n + r.datagrams, 0) >= config.datagrams;
 while (!hostileDone(final) && performance.now() < hostileDeadline && crashes === 0) {
   await new Promise((r) => setTimeout(r, 5_000));
   final = await reports();
@@ -248,6 +258,8 @@ const json = {
   crashes,
   healthyAtEnd: healthy,
   fuzzFrames,
+  /** On the signalling server (rate limit lifted) and on the media server (paced under its default rate limit, aiming at a tone room). */
+  fuzzFramesByServer: { signalling: final.filter((r) => !r.media).reduce((n, r) => n + r.fuzzFrames, 0), media: final.filter((r) => r.media).reduce((n, r) => n + r.fuzzFrames, 0) },
   fuzzPreauthFrames: sum((r) => r.preauthFrames),
   fuzzPreauthConnections: sum((r) => r.preauthConnections),
   fuzzCrashes: crashes,
@@ -258,8 +270,10 @@ const json = {
     packetsReceived: media.received,
     /** Sequence numbers missing inside continuous slot streams. */
     packetsLost: media.lost,
-    /** Received against what the other publishers sent (50/s each), worker-kill outages included. */
+    /** Received against what the other publishers of the room sent, worker-kill outages included. */
     deliveredPct: round((media.received / Math.max(1, media.expected)) * 100, 2),
+    publisherFramesPct: media.publisherFramesPct,
+    packetsPerSecond: media.perSecond,
     clientErrors: media.errors,
     clientCloses: media.closes,
     mediaReconnects: media.mediaReconnects,

@@ -50,8 +50,10 @@ export interface MediaLoadReport {
   /** Slot RTP packets received, and sequence numbers missing inside continuous streams. */
   received: number;
   lost: number;
-  /** Packets the other publishers sent to each client since counting began (50/s each). */
+  /** Packets the other publishers of each client's room sent since counting began. */
   expected: number;
+  /** Frames the publishers sent against 50/s each: below 100 when the load process itself is starved. */
+  publisherFramesPct: number;
   /** Per chaos event: how long until every affected client heard everyone again (null: not within 30 s). */
   recoveries: { event: string; at: number; rooms: string[]; perClientMs: (number | null)[]; audioBackMs: number | null }[];
   /** SDK errors by code, signalling socket closes by code, connection states entered. */
@@ -60,6 +62,8 @@ export interface MediaLoadReport {
   states: Record<string, number>;
   mediaReconnects: number;
   recordings: string[];
+  /** Slot packets received in each second since counting began (all clients): outages show as dips. */
+  perSecond: number[];
 }
 
 export type MediaLoadToParent =

@@ -6,7 +6,9 @@
  *   a heartbeat (its round trip is the latency sample), drop the TCP connection and resume, close
  *   and reconnect with a fresh session;
  * - fuzz: 4 authenticated connections and 1 that never says hello send `fuzzFrames` generated
- *   hostile frames (test/fuzz/frames.ts) between them;
+ *   hostile frames (test/fuzz/frames.ts) between them, as fast as the server answers, or with
+ *   `count` > 0 at `count` frames/s per connection (under the server's default rate limit);
+ *   `FUZZ_ROOMS` (comma-separated) are rooms the valid ops aim at;
  * - udp: hostile datagrams (test/fuzz/datagrams.ts) at every port of the media range, spread evenly
  *   over `seconds`.
  * Reports counts over IPC on request. Never outlives the orchestrator.
@@ -225,9 +227,27 @@ function fence(ws: WebSocket, ref: number): Promise<void> {
   });
 }
 
+/** Frames per second per fuzz connection; 0: as fast as the server answers. */
+const pace = mode === 'fuzz' ? Number(countArg) : 0;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Paced: one batch (a tenth of a second's frames) per 100 ms; unpaced: `unpaced` frames per batch, back to back. */
+function pacer(unpaced: number): { batch: number; wait(): Promise<void> } {
+  let next = performance.now();
+  return {
+    batch: pace > 0 ? Math.max(1, Math.round(pace / 10)) : unpaced,
+    async wait() {
+      if (pace <= 0) return;
+      next += 100;
+      await sleep(Math.max(0, next - performance.now()));
+    },
+  };
+}
+
 /** A connection that never says hello: frames in short batches (a bad hello closes it with 1008), reconnecting when closed. */
 async function preauthFuzzer(frames: Generator<{ bytes: Uint8Array }>): Promise<void> {
   let ref = 1;
+  const pacing = pacer(50);
   for (let done = false; !done && !stopping; ) {
     const ws = new WebSocket(url, 'voxlink.v1', { perMessageDeflate: false });
     report.preauthConnections++;
@@ -243,7 +263,7 @@ async function preauthFuzzer(frames: Generator<{ bytes: Uint8Array }>): Promise<
       ws.once('error', () => resolve(false));
     });
     while (opened && ws.readyState === WebSocket.OPEN && !done) {
-      for (let n = 0; n < 50 && ws.readyState === WebSocket.OPEN; n++) {
+      for (let n = 0; n < pacing.batch && ws.readyState === WebSocket.OPEN; n++) {
         const next = frames.next();
         if (next.done) {
           done = true;
@@ -254,6 +274,7 @@ async function preauthFuzzer(frames: Generator<{ bytes: Uint8Array }>): Promise<
         report.preauthFrames++;
       }
       await fence(ws, ref++);
+      await pacing.wait();
     }
     leaving.add(ws);
     if (ws.readyState === WebSocket.OPEN) ws.close(1000);
@@ -264,12 +285,13 @@ async function fuzz(): Promise<void> {
   const total = Number(fuzzArg);
   const per = Math.ceil(total / 5);
   process.send!({ type: 'ready', open: 0 } satisfies LoadToParent);
-  const rooms = ['fuzz-room', 'churn-1-0', 'other', 'tone-0'];
+  const rooms = process.env.FUZZ_ROOMS?.split(',') ?? ['fuzz-room', 'churn-1-0', 'other'];
   await Promise.all([
     preauthFuzzer(fuzzFrames(seed + 99, per, rooms)),
     ...[0, 1, 2, 3].map(async (k) => {
       const frames = fuzzFrames(seed + k, per, rooms);
-      const c = new Client(`fuzzer-${k}`);
+      const c = new Client(`fuzzer-${seedArg}-${k}`);
+      const pacing = pacer(500);
       let done = false;
       while (!done && !stopping) {
         try {
@@ -277,7 +299,7 @@ async function fuzz(): Promise<void> {
         } catch {
           continue;
         }
-        for (let n = 0; n < 500; n++) {
+        for (let n = 0; n < pacing.batch; n++) {
           const next = frames.next();
           if (next.done) {
             done = true;
@@ -287,6 +309,7 @@ async function fuzz(): Promise<void> {
           report.fuzzFrames++;
         }
         if (c.ws) await fence(c.ws, c.ref++);
+        await pacing.wait();
       }
       if (c.ws) leaving.add(c.ws);
       c.ws?.close(1000);

@@ -4,10 +4,11 @@
  * peer) publishing an Opus sine tone of its own frequency and decoding what it receives.
  *
  * Measured, and reported over IPC on request:
- * - loss: per received slot stream (one SSRC), sequence numbers missing between packets that did
- *   arrive; a jump of more than MAX_GAP is a new stream after an outage (the outage is measured as
- *   audio-back time, not as loss) — and, separately, packets received against the 50/s each other
- *   publisher sent (`deliveredPct`, outages included);
+ * - loss: per received slot stream (one SSRC, until the next offer), sequence numbers missing
+ *   between packets that did arrive; a jump of more than MAX_GAP, or a new peer, starts a new
+ *   stream (the outage is measured as audio-back time, not as loss) — and, separately, packets
+ *   received against the frames the other publishers of the room actually sent (`expected`,
+ *   outages included; a starved load process sends fewer than 50/s, `publisherFramesPct`);
  * - audio back: after `recover` (a worker was killed, or the server restarted) the time from the
  *   event until every client of the named rooms holds 0.1 s of decoded audio from every other
  *   participant in its room, carrying that participant's tone;
@@ -35,6 +36,19 @@ interface ToneClient {
   media: NodeMediaClient;
   /** Per slot: the SSRC being counted and its last sequence number. */
   streams: Map<number, { ssrc: number; seq: number }>;
+  /** Frames this client's publisher sent since counting began (a starved load process sends fewer). */
+  framesSent: number;
+}
+
+/** The tone, counting the frames the publisher actually sends (it skips frames when its event loop stalls). */
+class CountedTone extends ToneSource {
+  constructor(frequency: number, readonly onFrame: () => void) {
+    super(frequency);
+  }
+  override read(out: Float32Array): void {
+    this.onFrame();
+    super.read(out);
+  }
 }
 
 const report: MediaLoadReport = {
@@ -48,6 +62,8 @@ const report: MediaLoadReport = {
   states: {},
   mediaReconnects: 0,
   recordings: [],
+  perSecond: [],
+  publisherFramesPct: 0,
 };
 const count1 = (o: Record<string, number>, k: string) => (o[k] = (o[k] ?? 0) + 1);
 const clients: ToneClient[] = [];
@@ -55,6 +71,10 @@ let countingSince = 0;
 
 function onRtp(c: ToneClient, slot: number, ssrc: number, seq: number): void {
   report.received++;
+  if (countingSince > 0) {
+    const second = Math.floor((Date.now() - countingSince) / 1000);
+    if (second < 3600) report.perSecond[second] = (report.perSecond[second] ?? 0) + 1;
+  }
   const s = c.streams.get(slot);
   if (s === undefined || s.ssrc !== ssrc) {
     c.streams.set(slot, { ssrc, seq });
@@ -81,18 +101,20 @@ async function connect(room: string, index: number): Promise<ToneClient> {
     },
   });
   const media = new NodeMediaClient({ room, signal: { send: (m) => signalling.sendMedia(m) }, recordSeconds: 2 });
-  const c: ToneClient = { id, room, frequency: FREQUENCIES[index % FREQUENCIES.length], signalling, media, streams: new Map() };
+  const c: ToneClient = { id, room, frequency: FREQUENCIES[index % FREQUENCIES.length], signalling, media, streams: new Map(), framesSent: 0 };
   signalling.on('media', (m) => void media.handle(m).catch((err: unknown) => count1(report.errors, `media: ${(err as Error).message}`)));
   signalling.on('ice_servers', (servers) => media.setIceServers(servers));
   signalling.on('error', (err) => count1(report.errors, `${err.code}: ${String(err.detail ?? err.message).slice(0, 120)}`));
   signalling.on('state', (state) => count1(report.states, state));
   media.on('reconnect', () => report.mediaReconnects++);
   media.on('rtp', (p) => onRtp(c, p.slot, p.ssrc, p.sequenceNumber));
+  // A new peer (media reconnect, re-join) starts new streams: the outage is not loss (it is measured as audio-back time).
+  media.on('offer', () => c.streams.clear());
   const token = () => mintToken({ key: BENCH_SECRET, userId: id, room: '*', grants: ['join', 'publish', 'subscribe', 'record'], ttl: 3600 });
   await signalling.connect(url, token);
   await signalling.join(room);
   await media.connected();
-  media.publish(new ToneSource(c.frequency));
+  media.publish(new CountedTone(c.frequency, () => void (countingSince > 0 && c.framesSent++)));
   return c;
 }
 
@@ -131,9 +153,10 @@ process.on('disconnect', () => process.exit(0));
 process.on('message', (m: ParentToMediaLoad) => {
   const send = (msg: MediaLoadToParent, cb: () => void = () => undefined) => process.send!(msg, cb);
   const snapshot = (): MediaLoadReport => {
-    // Each client hears perRoom − 1 publishers at 50 packets/s since counting began.
+    // Each frame a publisher sent should reach every other client of its room.
     const perRoom = Number(perRoomArg);
-    report.expected = Math.round(((Date.now() - countingSince) / 20) * clients.length * (perRoom - 1));
+    report.expected = clients.reduce((n, c) => n + c.framesSent * (perRoom - 1), 0);
+    report.publisherFramesPct = Math.round((clients.reduce((n, c) => n + c.framesSent, 0) / Math.max(1, ((Date.now() - countingSince) / 20) * clients.length)) * 10_000) / 100;
     return report;
   };
   if (m.type === 'report') send({ type: 'report', report: snapshot() });
@@ -162,5 +185,7 @@ report.clients = clients.length;
 const ok = await waitFor(() => clients.every(hearsEveryone), 30_000);
 report.received = 0;
 report.lost = 0;
+report.perSecond = [];
+for (const c of clients) c.framesSent = 0;
 countingSince = Date.now();
 process.send!({ type: 'ready', open: clients.length, hearing: ok, rooms } satisfies MediaLoadToParent);

@@ -1,7 +1,7 @@
 /**
  * The soak's server process: VoxLink's signalling server as main.ts starts it, in the default
  * configuration except where the soak needs otherwise (every client comes from 127.0.0.1, so no
- * per-IP cap; the fuzzer's frames must reach the decoder, so no rate limit). Samples its memory
+ * per-IP cap; on the signalling server the fuzzer's frames must reach the decoder, so no rate limit). Samples its memory
  * every second over IPC; on `measure` runs the GC first (for bytes per idle connection).
  *
  * `server.ts media <rtcMinPort> <rtcMaxPort>`: with the media plane (2 worker threads, recordings
@@ -25,7 +25,9 @@ const config = parseConfig({
   server: { host: '127.0.0.1', port: 0 },
   dataDir: mkdtempSync(join(tmpdir(), 'voxlink-soak-')),
   auth: { hs256Secret: BENCH_SECRET },
-  limits: { maxConnectionsPerIp: 0, messagesPerSecond: 1e6, messageBurst: 1e6 },
+  // The media server keeps the default rate limit: its fuzzers are paced under it, as real
+  // clients would have to be (every join there costs a werift peer on a worker).
+  limits: media ? { maxConnectionsPerIp: 0 } : { maxConnectionsPerIp: 0, messagesPerSecond: 1e6, messageBurst: 1e6 },
   metrics: { defaultMetrics: false },
   media: media ? { enabled: true, workers: 2, announcedIp: '127.0.0.1', listenIp: '127.0.0.1', rtcMinPort: Number(minPort), rtcMaxPort: Number(maxPort) } : { enabled: false },
 });

@@ -11,8 +11,8 @@ export interface Child<O> {
   next(pred: (m: O) => boolean, timeoutMs: number, what: string): Promise<O>;
 }
 
-export function spawnChild<O>(file: string, args: string[], execArgv: string[] = []): Child<O> {
-  const proc = fork(join(here, file), args, { execArgv: ['--import', 'tsx', ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+export function spawnChild<O>(file: string, args: string[], execArgv: string[] = [], env: Record<string, string> = {}): Child<O> {
+  const proc = fork(join(here, file), args, { execArgv: ['--import', 'tsx', ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } });
   const queue: O[] = [];
   const waiters: { pred: (m: O) => boolean; resolve: (m: O) => void }[] = [];
   proc.on('message', (m) => {
