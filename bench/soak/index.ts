@@ -4,11 +4,12 @@
  * Two VoxLink servers in their own processes, each load generator in its own process too:
  * - the signalling server: 20 000 idle clients and 2 000 churning ones (join, leave, mute,
  *   heartbeat, drop + resume, close + reconnect, at random) for 10 minutes;
- * - the media server (2 worker threads): tone rooms of SDK clients (werift peers publishing Opus
- *   tones, media-load.ts) the whole time, while 1 000 000 generated hostile frames
- *   (test/fuzz/frames.ts; a fifth of them on connections that never say hello) and 1 000 000
- *   hostile datagrams on its media ports (test/fuzz/datagrams.ts) arrive, and one of its media
- *   worker threads is killed every 30 s;
+ *   1 000 000 generated hostile frames (test/fuzz/frames.ts; a fifth of them on connections that
+ *   never say hello) arrive there, its rate limit lifted;
+ * - the media server (2 worker threads, default limits): tone rooms of SDK clients (werift peers
+ *   publishing Opus tones, media-load.ts) the whole time, while a fuzzer paced under the rate
+ *   limit joins a tone room, 1 000 000 hostile datagrams arrive on its media ports
+ *   (test/fuzz/datagrams.ts), and one of its media worker threads is killed every 30 s;
  * - then the process chaos on `src/main.ts` as deployed (chaos.ts): SIGTERM, restart, kill -9,
  *   restart, with a recording running.
  * Quick: a tenth of the clients, 100 000 frames and datagrams, one minute. Writes
