@@ -24,6 +24,7 @@ describe('main.ts starts listening after its media workers', () => {
       VOXLINK_HOST: '127.0.0.1',
       VOXLINK_DATA_DIR: dir,
       VOXLINK_SECRET: 'listen-test-secret-0123456789abcdefghij',
+      VOXLINK_LOG_LEVEL: 'info',
       VOXLINK_MEDIA_WORKERS: '2',
       VOXLINK_RTC_MIN_PORT: '55750',
       VOXLINK_RTC_MAX_PORT: '55769',
