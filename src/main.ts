@@ -35,7 +35,13 @@ async function startMediaPlane(config: VoxConfig): Promise<PooledMediaPlane | un
     // p2p and auto rooms are signalling's (signalling/p2p.ts); their server media, when any, is sfu.
     const defaultMode = config.signalling.defaultRoomMode;
     const mode = defaultMode === 'p2p' || defaultMode === 'auto' ? 'sfu' : defaultMode;
-    return createMediaPlane(mediaPlaneOptionsFromConfig({ ...config.media, mode, recordingDir: recordingDirOf(config), recordingSegmentMs: recordingSegmentMsOf(config), roomLabels: config.metrics.roomLabels }));
+    const plane = createMediaPlane(mediaPlaneOptionsFromConfig({ ...config.media, mode, recordingDir: recordingDirOf(config), recordingSegmentMs: recordingSegmentMsOf(config), roomLabels: config.metrics.roomLabels }));
+    // Listen only once the worker threads are up: after a restart every client re-joins at once,
+    // and joins sent to threads still starting time out (docs/security.md "Restarts").
+    const startedAt = Date.now();
+    await plane.pool.ready(60_000).catch((err: unknown) => log.warn({ err }, 'media workers not ready after 60 s; listening anyway'));
+    log.info({ ms: Date.now() - startedAt, workers: plane.pool.workerCount }, 'media workers ready');
+    return plane;
   } catch (err) {
     log.error({ err }, 'media plane failed to start: running presence-only signalling');
     return undefined;

@@ -1,15 +1,23 @@
 /**
- * A soak load process: `load.ts <idle|churn|fuzz> <port> <count> <seed> [fuzzFrames]`.
+ * A soak load process: `load.ts <idle|churn|fuzz> <port> <count> <seed> [fuzzFrames]` or
+ * `load.ts udp <minPort-maxPort> <datagrams> <seed> <seconds>`.
  * - idle: `count` clients say hello, heartbeat at the server's interval, and otherwise sit still;
  * - churn: `count` clients each do something at random every 0.5–2 s: join or leave a room, mute,
  *   a heartbeat (its round trip is the latency sample), drop the TCP connection and resume, close
  *   and reconnect with a fresh session;
- * - fuzz: 4 connections send `fuzzFrames` generated hostile frames (test/fuzz/frames.ts).
+ * - fuzz: 4 authenticated connections and 1 that never says hello send `fuzzFrames` generated
+ *   hostile frames (test/fuzz/frames.ts) between them, as fast as the server answers, or with
+ *   `count` > 0 at `count` frames/s per connection (under the server's default rate limit);
+ *   `FUZZ_ROOMS` (comma-separated) are rooms the valid ops aim at;
+ * - udp: hostile datagrams (test/fuzz/datagrams.ts) at every port of the media range, spread evenly
+ *   over `seconds`.
  * Reports counts over IPC on request. Never outlives the orchestrator.
  */
+import { createSocket } from 'node:dgram';
 import { WebSocket } from 'ws';
 import { mintToken } from '../../src/auth/index.ts';
 import { decodeServerMessage, encodeMessage, type ClientMessage, type ServerMessage } from '../../src/protocol/index.ts';
+import { hostileDatagrams } from '../../test/fuzz/datagrams.ts';
 import { fuzzFrames } from '../../test/fuzz/frames.ts';
 import { BENCH_SECRET } from '../signalling/secret.ts';
 import type { LoadReport, LoadToParent, ParentToLoad } from './ipc.ts';
@@ -24,7 +32,7 @@ const random = (): number => {
   seed ^= seed << 5;
   return (seed >>> 0) / 0x1_0000_0000;
 };
-const report: LoadReport = { sent: 0, received: 0, errors: {}, closes: {}, latencies: [], open: 0, actions: {}, fuzzFrames: 0, invalidFromServer: 0 };
+const report: LoadReport = { sent: 0, received: 0, errors: {}, closes: {}, latencies: [], open: 0, actions: {}, fuzzFrames: 0, invalidFromServer: 0, preauthFrames: 0, preauthConnections: 0, datagrams: 0 };
 let stopping = false;
 process.on('disconnect', () => process.exit(0));
 process.on('message', (m: ParentToLoad) => {
@@ -200,14 +208,90 @@ async function churn(): Promise<void> {
   for (const c of clients) setTimeout(() => void act(c), random() * 2000);
 }
 
+/** Waits until the server answered everything sent so far on `ws` (a heartbeat's reply, ack or error, with `ref`), or `ws` closed. */
+function fence(ws: WebSocket, ref: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const onMessage = (data: Buffer) => {
+      const d = decodeServerMessage(data);
+      if (d.ok && (d.message.op === 'heartbeat_ack' || d.message.op === 'error') && d.message.ref === ref) finish();
+    };
+    const finish = () => {
+      ws.off('message', onMessage);
+      ws.off('close', finish);
+      resolve();
+    };
+    if (ws.readyState !== WebSocket.OPEN) return resolve();
+    ws.on('message', onMessage);
+    ws.once('close', finish);
+    ws.send(encodeMessage({ op: 'heartbeat', ack: 0, ref }));
+  });
+}
+
+/** Frames per second per fuzz connection; 0: as fast as the server answers. */
+const pace = mode === 'fuzz' ? Number(countArg) : 0;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Paced: one batch (a tenth of a second's frames) per 100 ms; unpaced: `unpaced` frames per batch, back to back. */
+function pacer(unpaced: number): { batch: number; wait(): Promise<void> } {
+  let next = performance.now();
+  return {
+    batch: pace > 0 ? Math.max(1, Math.round(pace / 10)) : unpaced,
+    async wait() {
+      if (pace <= 0) return;
+      next += 100;
+      await sleep(Math.max(0, next - performance.now()));
+    },
+  };
+}
+
+/** A connection that never says hello: frames in short batches (a bad hello closes it with 1008), reconnecting when closed. */
+async function preauthFuzzer(frames: Generator<{ bytes: Uint8Array }>): Promise<void> {
+  let ref = 1;
+  const pacing = pacer(50);
+  for (let done = false; !done && !stopping; ) {
+    const ws = new WebSocket(url, 'voxlink.v1', { perMessageDeflate: false });
+    report.preauthConnections++;
+    ws.on('message', (data: Buffer) => {
+      report.received++;
+      const d = decodeServerMessage(data);
+      if (!d.ok) report.invalidFromServer++;
+      else if (d.message.op === 'error') count1(report.errors, d.message.code);
+    });
+    ws.on('close', (code) => count1(report.closes, String(code)));
+    const opened = await new Promise<boolean>((resolve) => {
+      ws.once('open', () => resolve(true));
+      ws.once('error', () => resolve(false));
+    });
+    while (opened && ws.readyState === WebSocket.OPEN && !done) {
+      for (let n = 0; n < pacing.batch && ws.readyState === WebSocket.OPEN; n++) {
+        const next = frames.next();
+        if (next.done) {
+          done = true;
+          break;
+        }
+        ws.send(next.value.bytes);
+        report.fuzzFrames++;
+        report.preauthFrames++;
+      }
+      await fence(ws, ref++);
+      await pacing.wait();
+    }
+    leaving.add(ws);
+    if (ws.readyState === WebSocket.OPEN) ws.close(1000);
+  }
+}
+
 async function fuzz(): Promise<void> {
   const total = Number(fuzzArg);
-  const per = Math.ceil(total / 4);
+  const per = Math.ceil(total / 5);
   process.send!({ type: 'ready', open: 0 } satisfies LoadToParent);
-  await Promise.all(
-    [0, 1, 2, 3].map(async (k) => {
-      const frames = fuzzFrames(seed + k, per, ['fuzz-room', 'churn-1-0', 'other']);
-      const c = new Client(`fuzzer-${k}`);
+  const rooms = process.env.FUZZ_ROOMS?.split(',') ?? ['fuzz-room', 'churn-1-0', 'other'];
+  await Promise.all([
+    preauthFuzzer(fuzzFrames(seed + 99, per, rooms)),
+    ...[0, 1, 2, 3].map(async (k) => {
+      const frames = fuzzFrames(seed + k, per, rooms);
+      const c = new Client(`fuzzer-${seedArg}-${k}`);
+      const pacing = pacer(500);
       let done = false;
       while (!done && !stopping) {
         try {
@@ -215,7 +299,7 @@ async function fuzz(): Promise<void> {
         } catch {
           continue;
         }
-        for (let n = 0; n < 500; n++) {
+        for (let n = 0; n < pacing.batch; n++) {
           const next = frames.next();
           if (next.done) {
             done = true;
@@ -224,32 +308,43 @@ async function fuzz(): Promise<void> {
           c.ws?.send(next.value.bytes);
           report.fuzzFrames++;
         }
-        // Fence: wait until the server has answered everything sent so far.
-        await new Promise<void>((resolve) => {
-          const ws = c.ws;
-          if (!ws) return resolve();
-          const ref = c.ref++;
-          const onMessage = (data: Buffer) => {
-            const d = decodeServerMessage(data);
-            if (d.ok && d.message.op === 'heartbeat_ack' && d.message.ref === ref) finish();
-          };
-          const finish = () => {
-            ws.off('message', onMessage);
-            ws.off('close', finish);
-            resolve();
-          };
-          ws.on('message', onMessage);
-          ws.once('close', finish);
-          c.send({ op: 'heartbeat', ack: 0, ref });
-        });
+        if (c.ws) await fence(c.ws, c.ref++);
+        await pacing.wait();
       }
       if (c.ws) leaving.add(c.ws);
       c.ws?.close(1000);
     }),
-  );
+  ]);
+}
+
+/** Hostile datagrams at every port of the media range, paced evenly over the run. */
+async function udp(): Promise<void> {
+  const [min, max] = portArg.split('-').map(Number);
+  const total = Number(countArg);
+  const seconds = Number(fuzzArg);
+  const sock = createSocket('udp4');
+  await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+  process.send!({ type: 'ready', open: 0 } satisfies LoadToParent);
+  const datagrams = hostileDatagrams(seed, total);
+  const started = performance.now();
+  let port = min;
+  for (let i = 0; i < total && !stopping; ) {
+    // Where the pace says we should be by now; at most 200 in one go, then yield.
+    const due = Math.min(total, Math.ceil(((performance.now() - started) / (seconds * 1000)) * total) + 200);
+    for (; i < due; i++) {
+      const d = datagrams.next();
+      if (d.done) break;
+      sock.send(d.value.bytes, port, '127.0.0.1');
+      report.datagrams++;
+      port = port >= max ? min : port + 1;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  sock.close();
 }
 
 if (mode === 'idle') await idle();
 else if (mode === 'churn') await churn();
 else if (mode === 'fuzz') await fuzz();
+else if (mode === 'udp') await udp();
 else throw new Error(`unknown mode ${mode}`);

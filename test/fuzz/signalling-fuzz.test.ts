@@ -142,6 +142,88 @@ describe('signalling fuzz', () => {
   });
 });
 
+/**
+ * Before hello: connections that never authenticate send generated frames in batches of 50, each
+ * fenced by a heartbeat (answered NOT_AUTHENTICATED with its ref); a closed connection (a bad
+ * `hello` is 1008, too much queued behind a pending one is 4006) is replaced by a new one.
+ */
+async function runUnauthenticated(t: TestServer, count: number): Promise<FuzzerReport> {
+  const report: FuzzerReport = { sent: 0, byKind: {}, errorsByCode: {}, closes: [], invalidFromServer: 0 };
+  const frames = fuzzFrames(0xbad, count, ['call', 'other']);
+  let ref = 1;
+  for (let done = false; !done; ) {
+    const ws = new WebSocket(t.wsUrl, 'voxlink.v1');
+    ws.on('error', () => undefined);
+    let fence: { ref: number; resolve: () => void } | null = null;
+    const closed = new Promise<void>((resolve) =>
+      ws.once('close', (code) => {
+        report.closes.push(code);
+        fence?.resolve();
+        resolve();
+      }),
+    );
+    ws.on('message', (data: Buffer) => {
+      const decoded = decodeServerMessage(data);
+      if (!decoded.ok) {
+        report.invalidFromServer++;
+        return;
+      }
+      const m = decoded.message;
+      if (m.op === 'error') report.errorsByCode[m.code] = (report.errorsByCode[m.code] ?? 0) + 1;
+      if (m.op === 'error' && fence && m.ref === fence.ref) fence.resolve();
+    });
+    await new Promise<void>((resolve) => ws.once('open', () => resolve()).once('close', () => resolve()));
+    while (ws.readyState === ws.OPEN && !done) {
+      for (let n = 0; n < 50 && ws.readyState === ws.OPEN; n++) {
+        const next = frames.next();
+        if (next.done) {
+          done = true;
+          break;
+        }
+        ws.send(next.value.bytes);
+        report.sent++;
+      }
+      const fenceRef = ref++;
+      await new Promise<void>((resolve) => {
+        fence = { ref: fenceRef, resolve };
+        if (ws.readyState === ws.OPEN) ws.send(encodeMessage({ op: 'heartbeat', ack: 0, ref: fenceRef }));
+        else resolve();
+      });
+    }
+    if (ws.readyState === ws.OPEN) ws.close(1000);
+    await closed;
+  }
+  return report;
+}
+
+describe('signalling fuzz before hello', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ limits: { messagesPerSecond: 1e9, messageBurst: 1e9 } });
+  });
+  afterAll(() => t.close());
+
+  it('unauthenticated connections: only auth closes and errors, no session, no INTERNAL; a call meanwhile sees nothing', { timeout: 120_000 }, async () => {
+    const caller = await participant(t, 'caller', 'call');
+    const internalBefore = await metric(t, 'voxlink_internal_errors_total');
+    const report = await runUnauthenticated(t, Math.ceil(TOTAL / 4));
+    console.log(`fuzz before hello: ${report.sent} frames; errors ${JSON.stringify(report.errorsByCode)}; ${report.closes.length} connections`);
+    expect(report.sent).toBeGreaterThanOrEqual(TOTAL / 4);
+    expect(report.invalidFromServer).toBe(0);
+    expect(report.errorsByCode.INTERNAL ?? 0).toBe(0);
+    expect(report.errorsByCode.NOT_AUTHENTICATED ?? 0).toBeGreaterThan(0);
+    expect(await metric(t, 'voxlink_internal_errors_total')).toBe(internalBefore);
+    // Closed only for what a stranger did wrong: a bad hello (1008), a flood behind a pending hello
+    // (4006), a resume that failed, or our own goodbye.
+    expect(report.closes.filter((c) => ![1000, 1008, 4006, 4005].includes(c))).toEqual([]);
+    // Nobody got in: the room holds the caller only, and the caller saw no error.
+    expect(t.server.core.registry.snapshot('call').map((p) => p.userId)).toEqual(['caller']);
+    expect(caller.received.filter((m) => m.op === 'error')).toEqual([]);
+    expect((await caller.request({ op: 'mute', room: 'call' })).op).toBe('mute_ack');
+    caller.close();
+  });
+});
+
 async function metric(t: TestServer, name: string): Promise<number> {
   const text = await (await fetch(`${t.server.url}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(name + ' '));

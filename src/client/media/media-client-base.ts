@@ -42,6 +42,8 @@ export abstract class MediaClientBase<E extends MediaClientEvents> extends Typed
   #negotiation: Promise<void> = Promise.resolve();
   #restartRequested = false;
   #closed = false;
+  /** The DTLS fingerprint of the server's last offer (RFC 8122 §5 `a=fingerprint`). */
+  #serverFingerprint: string | null = null;
 
   constructor(room: string, signal: MediaSignalChannel) {
     super();
@@ -91,10 +93,13 @@ export abstract class MediaClientBase<E extends MediaClientEvents> extends Typed
     switch (message.op) {
       case 'media':
         if (message.kind === 'offer') {
+          const sdp = message.sdp ?? '';
           const offer: ServerOffer = {
-            sdp: message.sdp ?? '',
+            sdp,
             negotiationId: message.negotiationId,
-            restart: message.options?.restart === true,
+            // A new fingerprint is a new server-side peer (a re-join on a fresh session after a
+            // server restart offers without `restart`): our DTLS association is with the old one.
+            restart: message.options?.restart === true || this.#newServerPeer(sdp),
             options: message.options as Record<string, unknown> | undefined,
           };
           this.offerArrived(offer);
@@ -135,7 +140,23 @@ export abstract class MediaClientBase<E extends MediaClientEvents> extends Typed
     if (this.#restartRequested || this.#closed) return;
     this.#restartRequested = true;
     this.#events.emit('reconnect', reason);
-    this.signal.send({ op: 'media', room: this.room, kind: 'ice_restart' });
+    try {
+      this.signal.send({ op: 'media', room: this.room, kind: 'ice_restart' });
+    } catch {
+      // Signalling is down (VoxClient throws CLIENT_NOT_CONNECTED while reconnecting) and this runs
+      // inside a peer's state callback: never throw there. Once signalling is back the server
+      // offers again (media_reconnect, or a re-join's offer), and a later failure may ask again.
+      this.#restartRequested = false;
+    }
+  }
+
+  /** Whether `sdp` carries another DTLS certificate than the previous offer (RFC 8842 §5.1: a new association). */
+  #newServerPeer(sdp: string): boolean {
+    const fingerprint = /^a=fingerprint:(.+)$/m.exec(sdp)?.[1]?.trim() ?? null;
+    if (fingerprint === null) return false;
+    const previous = this.#serverFingerprint;
+    this.#serverFingerprint = fingerprint;
+    return previous !== null && previous !== fingerprint;
   }
 
   async #answer(offer: ServerOffer): Promise<void> {
