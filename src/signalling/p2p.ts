@@ -1,10 +1,12 @@
 import { VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { counter, gauge, histogram } from '../metrics/registry.ts';
+import type { ProtocolErrorCode } from '../protocol/error-codes.ts';
 import type { ClientPeerMessage, RoomMode } from '../protocol/messages.ts';
 import type { Participant } from '../rooms/registry.ts';
 import type { ConnState, SignallingContext } from './context.ts';
 import type { MediaGrants } from './media-plane.ts';
+import { DirectSpeaking } from './p2p-speaking.ts';
 import type { Session } from './session.ts';
 
 const log = logger('signalling');
@@ -36,6 +38,8 @@ interface PeerRoom {
   link: number;
   /** Grants per participant, to join them to the media plane when the room moves to the server. */
   readonly grants: Map<string, MediaGrants>;
+  /** Participants whose client can connect directly (`join.options.direct`); anyone else keeps the room on the server. */
+  readonly direct: Set<string>;
   /** Participants with a server peer (in the media plane), and their join in flight. */
   readonly onServer: Map<string, Promise<void>>;
   switching: Switch | null;
@@ -83,9 +87,11 @@ const CANDIDATE = /^candidate:[^\0\r\n]{1,2037}$/;
 export class PeerToPeer {
   readonly #ctx: SignallingContext;
   readonly #rooms = new Map<string, PeerRoom>();
+  readonly #speaking: DirectSpeaking;
 
   constructor(ctx: SignallingContext) {
     this.#ctx = ctx;
+    this.#speaking = new DirectSpeaking(ctx);
     instances.add(this);
   }
 
@@ -101,12 +107,19 @@ export class PeerToPeer {
     return { rooms, participants };
   }
 
-  /** Why `mode` cannot take another participant now, or null. */
-  joinRefusal(roomId: string, mode: RoomMode): string | null {
+  /** Why the room (or `mode`, for a new room) cannot take this joiner now, or null. `direct`: the joiner can connect directly. */
+  joinRefusal(roomId: string, mode: RoomMode, direct: boolean): { code: ProtocolErrorCode; message: string } | null {
     const existing = this.#ctx.presence.get(roomId);
     const roomMode = existing?.mode ?? mode;
-    if (roomMode === 'p2p' && (existing?.participants.size ?? 0) >= P2P_MAX_PARTICIPANTS) {
-      return `room "${roomId}" is peer to peer and holds ${P2P_MAX_PARTICIPANTS} participants; use mode auto to grow past two`;
+    if (roomMode !== 'p2p') return null;
+    if ((existing?.participants.size ?? 0) >= P2P_MAX_PARTICIPANTS) {
+      return { code: 'ROOM_FULL', message: `room "${roomId}" is peer to peer and holds ${P2P_MAX_PARTICIPANTS} participants; use mode auto to grow past two` };
+    }
+    if (!direct) {
+      return {
+        code: 'MEDIA_UNAVAILABLE',
+        message: `room "${roomId}" is peer to peer and this client cannot connect directly (join.options.direct); the server has no media for it: use mode auto`,
+      };
     }
     return null;
   }
@@ -118,13 +131,15 @@ export class PeerToPeer {
   }
 
   /** After `joined` and `participant_joined`: the joiner's path (and maybe the room's switch to the server). */
-  join(roomId: string, mode: PeerRoomMode, participant: Participant, grants: MediaGrants): void {
+  join(roomId: string, mode: PeerRoomMode, participant: Participant, grants: MediaGrants, direct: boolean): void {
     let room = this.#rooms.get(roomId);
     if (!room) {
-      room = { id: roomId, mode, transport: 'direct', link: 0, grants: new Map(), onServer: new Map(), switching: null };
+      room = { id: roomId, mode, transport: 'direct', link: 0, grants: new Map(), direct: new Set(), onServer: new Map(), switching: null };
       this.#rooms.set(roomId, room);
     }
     room.grants.set(participant.participantId, grants);
+    if (direct) room.direct.add(participant.participantId);
+    else room.direct.delete(participant.participantId);
     if (room.transport === 'server' || this.#needsServer(room)) {
       this.#toServer(room);
       return;
@@ -137,10 +152,13 @@ export class PeerToPeer {
     const room = this.#rooms.get(roomId);
     if (!room) return;
     room.grants.delete(participantId);
+    room.direct.delete(participantId);
+    this.#speaking.forget(roomId, participantId);
     void this.#mediaLeave(room, participantId);
     if (room.switching?.waiting.delete(participantId)) this.#checkSwitch(room);
     if (!this.#ctx.presence.get(roomId)) {
       if (room.switching) clearTimeout(room.switching.timer);
+      this.#speaking.reset(roomId);
       this.#rooms.delete(roomId);
       return;
     }
@@ -158,6 +176,20 @@ export class PeerToPeer {
     if (room.mode === 'p2p') throw new VoxError('MEDIA_UNSUPPORTED', `room "${roomId}" is peer to peer: nothing goes through the server to record (use mode auto)`);
     if (room.transport === 'direct') this.#toServer(room);
     await Promise.all(room.onServer.values());
+  }
+
+  /**
+   * A participant of a peer room was muted or unmuted (by themself, a moderator or the admin API;
+   * presence already updated). On the server path the media plane drops a muted participant's
+   * RTP; a direct link has no server in between, so every member is told (`peer` kind `muted`):
+   * the muted client stops sending on its direct link and the other end stops playing it
+   * (docs/media.md "Peer to peer").
+   */
+  muteChanged(roomId: string, participantId: string, muted: boolean): void {
+    const room = this.#rooms.get(roomId);
+    if (!room) return;
+    if (muted) this.#speaking.forget(roomId, participantId);
+    this.#ctx.out.broadcast(roomId, { op: 'peer', room: roomId, kind: 'muted', from: participantId, link: room.link, muted });
   }
 
   /** The room's recording stopped: an `auto` room of two may return to direct. */
@@ -180,6 +212,12 @@ export class PeerToPeer {
     if (msg.kind === 'switched') {
       if (msg.transport === undefined) return refuse('INVALID_MESSAGE', 'malformed', 'peer switched: transport is required');
       this.#switched(room, self, msg.transport);
+      return;
+    }
+    if (msg.kind === 'level') {
+      if (msg.level === undefined) return refuse('INVALID_MESSAGE', 'malformed', 'peer level: level is required (RFC 6464 −dBov, 0–127)');
+      // On the server path the media room reads levels from RTP; a report of an old link is late.
+      if (room.transport === 'direct' && msg.link === room.link) this.#speaking.report(room.id, self, msg.level);
       return;
     }
     if (msg.to === undefined || msg.to === self) return refuse('INVALID_MESSAGE', 'malformed', `peer ${msg.kind}: "to" must name the other participant`);
@@ -209,6 +247,7 @@ export class PeerToPeer {
   close(): void {
     for (const room of this.#rooms.values()) if (room.switching) clearTimeout(room.switching.timer);
     this.#rooms.clear();
+    this.#speaking.close();
     instances.delete(this);
   }
 
@@ -232,10 +271,14 @@ export class PeerToPeer {
     return null;
   }
 
+  /** An `auto` room needs the server from three participants, while recording, and while anyone cannot connect directly. */
   #needsServer(room: PeerRoom): boolean {
     if (room.mode !== 'auto' || !this.#ctx.mediaPlane) return false;
     const presence = this.#ctx.presence.get(room.id);
-    return (presence?.participants.size ?? 0) > P2P_MAX_PARTICIPANTS || (presence?.recording ?? null) !== null;
+    if (!presence) return false;
+    if (presence.participants.size > P2P_MAX_PARTICIPANTS || presence.recording !== null) return true;
+    for (const participantId of presence.participants.keys()) if (!room.direct.has(participantId)) return true;
+    return false;
   }
 
   /** Direct: each of the (at most two) participants gets `transport direct` naming the other; the earlier joiner offers. */
@@ -261,6 +304,12 @@ export class PeerToPeer {
     });
     // The slot the app plays is the direct link: the peer is in "slot 0", as in a two-person sfu room.
     if (room.onServer.size === 0) out.sendTo(session, { op: 'slots', room: room.id, slots: [{ slot: 0, participantId: peer ?? null }] });
+    // Who of the two is muted: a new link (or a client that re-joined) starts from the server's state.
+    for (const id of [participantId, peer]) {
+      if (id !== undefined && this.#ctx.presence.participant(room.id, id)?.muted === true) {
+        out.sendTo(session, { op: 'peer', room: room.id, kind: 'muted', from: id, link: room.link, muted: true });
+      }
+    }
   }
 
   /** Make: every participant gets a server peer and `transport server`; each reports `switched` once the server's audio plays. */
@@ -271,6 +320,7 @@ export class PeerToPeer {
     const wasDirect = room.transport === 'direct';
     if (room.switching && room.switching.to !== 'server') this.#endSwitch(room, 'undone');
     room.transport = 'server';
+    this.#speaking.reset(room.id);
     room.link++;
     for (const participant of members.participants.values()) {
       if (!room.onServer.has(participant.participantId)) this.#mediaJoin(room, participant);
