@@ -215,6 +215,8 @@ export const clientMediaSchema = z.object({
  * RTP then), so the room still gets `speaking` events.
  */
 export const peerKinds = ['offer', 'answer', 'candidate', 'switched', 'level'] as const;
+/** A client on a direct link sends `peer` `level` this often while it is not silent (one more when it falls silent). */
+export const PEER_LEVEL_INTERVAL_MS = 200;
 export const peerTransports = ['direct', 'server'] as const;
 export const clientPeerSchema = z.object({
   op: z.literal('peer'),
@@ -555,6 +557,8 @@ export const transportSchema = z.object({
   link: z.number().int().min(0),
   peer: participantIdSchema.optional(),
   offerer: z.boolean().optional(),
+  /** The recipient's own participant id, so a `peer` `muted` about itself is recognised. */
+  self: participantIdSchema.optional(),
 });
 
 export const serverSchemas = {

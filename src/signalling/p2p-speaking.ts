@@ -1,12 +1,8 @@
 import { SpeakerDetector } from '../media/speaker-detector.ts';
 import { AUDIO_LEVEL_SILENCE } from '../media/rtp.ts';
+import { PEER_LEVEL_INTERVAL_MS } from '../protocol/messages.ts';
 import type { SignallingContext } from './context.ts';
 
-/**
- * How much audio one `peer` `level` report stands for: the SDKs report every 200 ms while their
- * audio goes directly (docs/media.md "Peer to peer"), and the detector weighs a report by it.
- */
-export const LEVEL_REPORT_MS = 200;
 /** Decay and forget idle speakers this often (SpeakerDetector.tick: every 50–200 ms). */
 const TICK_MS = 100;
 
@@ -35,7 +31,8 @@ export class DirectSpeaking {
       detector = new SpeakerDetector();
       this.#rooms.set(roomId, detector);
     }
-    detector.process(participantId, level, performance.now(), LEVEL_REPORT_MS);
+    // A report stands for PEER_LEVEL_INTERVAL_MS of audio; the detector weighs it so.
+    detector.process(participantId, level, performance.now(), PEER_LEVEL_INTERVAL_MS);
     this.#flush(roomId, detector);
     if (this.#timer === null) {
       this.#timer = setInterval(() => this.#tick(), TICK_MS);

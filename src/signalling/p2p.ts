@@ -300,6 +300,7 @@ export class PeerToPeer {
       room: room.id,
       transport: 'direct',
       link: room.link,
+      self: participantId,
       ...(peer === undefined ? {} : { peer, offerer }),
     });
     // The slot the app plays is the direct link: the peer is in "slot 0", as in a two-person sfu room.
@@ -327,7 +328,7 @@ export class PeerToPeer {
     }
     for (const participantId of members.participants.keys()) {
       const session = this.#session(room.id, participantId);
-      if (session) out.sendTo(session, { op: 'transport', room: room.id, transport: 'server', link: room.link });
+      if (session) out.sendTo(session, { op: 'transport', room: room.id, transport: 'server', link: room.link, self: participantId });
     }
     if (wasDirect && members.participants.size > 1) this.#startSwitch(room, 'server', members.participants.keys());
   }

@@ -187,6 +187,7 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
         rtcConfiguration: this.#rtcConfiguration,
         send: sendPeer,
       });
+      this.muteArrived(message.peer);
     }
     const link = this.#direct;
     const receivers = (): RTCRtpReceiver[] => (link.receiver ? [link.receiver] : []);
@@ -199,6 +200,12 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
     if (decision !== this.#decision || this.#direct !== link) return;
     this.#closeServerPeer();
     sendPeer({ op: 'peer', room: this.room, kind: 'switched', transport: 'direct', link: link.link });
+  }
+
+  /** The server's mute state of us or the other end reaches the direct link (the server path drops muted RTP itself). */
+  protected override muteArrived(_participantId: string): void {
+    const link = this.#direct;
+    if (link) link.setMuted(this.selfId !== null && this.serverMuted.has(this.selfId), this.serverMuted.has(link.peer));
   }
 
   protected override slotsArrived(slots: readonly { slot: number; participantId: string | null }[]): void {
