@@ -117,7 +117,7 @@ export class PeerToPeer {
     }
     if (!direct) {
       return {
-        code: 'MEDIA_UNAVAILABLE',
+        code: 'DIRECT_REQUIRED',
         message: `room "${roomId}" is peer to peer and this client cannot connect directly (join.options.direct); the server has no media for it: use mode auto`,
       };
     }
