@@ -131,14 +131,18 @@ export class ToneParticipant {
     return { gapMs: gap * 20, repeated, played: (this.played.get(from)?.length ?? 0) - mark, known: list.length };
   }
 
-  /** The `hz` tone's share of what this one decoded from `from` over the last second (dB above the rest), and its RMS. */
-  heard(from: ToneParticipant, seconds = 1): { rms: number; toneDb: number } {
+  /**
+   * The `hz` voice's share of what this one decoded from `from` over the last second (dB above the
+   * rest), and its RMS. The voice counts with ±4 Hz sidebands: the pages' fake microphone is
+   * amplitude-modulated at 4 Hz (test/web/page-harness.ts); a plain tone has nothing there.
+   */
+  heard(from: Pick<ToneParticipant, 'participantId' | 'hz'>, seconds = 1): { rms: number; toneDb: number } {
     const pcm = this.media.audioFrom(from.participantId, seconds);
     if (pcm.length < 4800) return { rms: 0, toneDb: -Infinity };
     let sum = 0;
     for (const v of pcm) sum += v * v;
     const mean = sum / pcm.length;
-    const tone = powerAt(pcm, 48_000, from.hz);
+    const tone = powerAt(pcm, 48_000, from.hz - 4) + powerAt(pcm, 48_000, from.hz) + powerAt(pcm, 48_000, from.hz + 4);
     return { rms: Math.sqrt(mean), toneDb: 10 * Math.log10(tone / Math.max(1e-12, mean - tone)) };
   }
 
