@@ -24,6 +24,13 @@ export const P2P_MAX_PARTICIPANTS = 2;
 
 interface Switch {
   to: Transport;
+  /**
+   * The first direct link of an `auto` pair, not a switch: it is watched the same way (both report
+   * `switched` direct once they hear each other) so that a pair without a direct route (no TURN,
+   * blocked UDP) moves to the server after p2p.switchTimeoutMs instead of staying silent. Only its
+   * timeout is counted in the switch metrics.
+   */
+  initial: boolean;
   startedAt: number;
   /** Participants that have not reported `switched` to `to` yet. */
   waiting: Set<string>;
@@ -100,7 +107,7 @@ export class PeerToPeer {
     let rooms = 0;
     let participants = 0;
     for (const room of this.#rooms.values()) {
-      if (room.transport !== 'direct' || room.switching !== null) continue;
+      if (room.transport !== 'direct' || (room.switching !== null && !room.switching.initial)) continue;
       rooms++;
       participants += this.#ctx.presence.size(room.id);
     }
@@ -145,6 +152,11 @@ export class PeerToPeer {
       return;
     }
     this.#linkPair(room);
+    const members = this.#ctx.presence.get(roomId);
+    if (room.mode === 'auto' && this.#ctx.mediaPlane && members?.participants.size === P2P_MAX_PARTICIPANTS) {
+      this.#endSwitch(room, 'undone');
+      this.#startSwitch(room, 'direct', members.participants.keys(), true);
+    }
   }
 
   /** The participant left the room (presence already updated): its server peer goes, the room may return to direct. */
@@ -155,6 +167,7 @@ export class PeerToPeer {
     room.direct.delete(participantId);
     this.#speaking.forget(roomId, participantId);
     void this.#mediaLeave(room, participantId);
+    if (room.switching?.initial) this.#endSwitch(room, 'undone');
     if (room.switching?.waiting.delete(participantId)) this.#checkSwitch(room);
     if (!this.#ctx.presence.get(roomId)) {
       if (room.switching) clearTimeout(room.switching.timer);
@@ -352,10 +365,10 @@ export class PeerToPeer {
     this.#startSwitch(room, 'direct', members.participants.keys());
   }
 
-  #startSwitch(room: PeerRoom, to: Transport, participants: Iterable<string>): void {
+  #startSwitch(room: PeerRoom, to: Transport, participants: Iterable<string>, initial = false): void {
     const timer = setTimeout(() => this.#switchTimedOut(room), this.#ctx.config.p2p.switchTimeoutMs);
     timer.unref?.();
-    room.switching = { to, startedAt: performance.now(), waiting: new Set(participants), timer };
+    room.switching = { to, initial, startedAt: performance.now(), waiting: new Set(participants), timer };
     log.info({ roomId: room.id, to }, 'p2p: switching');
   }
 
@@ -369,7 +382,7 @@ export class PeerToPeer {
   #checkSwitch(room: PeerRoom): void {
     const switching = room.switching;
     if (!switching || switching.waiting.size > 0) return;
-    p2pMetrics.switchSeconds.observe({ to: switching.to }, (performance.now() - switching.startedAt) / 1000);
+    if (!switching.initial) p2pMetrics.switchSeconds.observe({ to: switching.to }, (performance.now() - switching.startedAt) / 1000);
     this.#endSwitch(room, 'done');
     if (switching.to === 'direct') {
       // Break: both play the direct link now, so their server peers go; then the slot view is the link's again.
@@ -393,7 +406,7 @@ export class PeerToPeer {
   #endSwitch(room: PeerRoom, outcome: 'done' | 'timeout' | 'undone'): void {
     if (!room.switching) return;
     clearTimeout(room.switching.timer);
-    p2pMetrics.switches.inc({ to: room.switching.to, outcome });
+    if (!room.switching.initial || outcome === 'timeout') p2pMetrics.switches.inc({ to: room.switching.to, outcome });
     room.switching = null;
   }
 

@@ -147,6 +147,20 @@ describe('p2p and auto rooms: transport decisions and the peer relay', () => {
     expect(a.client.received.filter((m): m is Peer => m.op === 'peer')).toEqual([]);
   }, 30_000);
 
+  it('auto: a pair whose direct link never comes up (nobody reports switched) moves to the server', async () => {
+    const a = await joinAs('za', 'auto-3', 'auto');
+    const b = await joinAs('zb', 'auto-3', 'auto');
+    const direct = await a.client.waitOp('transport', (m) => m.transport === 'direct' && m.peer !== undefined);
+    expect(plane.workerOf('auto-3')).toBeUndefined();
+    // No direct route (no TURN, blocked UDP): after p2p.switchTimeoutMs both get the server's media.
+    for (const x of [a, b]) {
+      const server = await x.client.waitOp('transport', (m) => m.transport === 'server', 6000);
+      expect(server.link).toBeGreaterThan(direct.link);
+      await x.client.waitOp('media', (m) => m.kind === 'offer', 10_000);
+    }
+    expect(plane.workerOf('auto-3')).toBeDefined();
+  }, 20_000);
+
   it('auto: a switch back to direct that the clients never finish returns the room to the server', async () => {
     const a = await joinAs('ya', 'auto-2', 'auto');
     const b = await joinAs('yb', 'auto-2', 'auto');
