@@ -6,6 +6,7 @@ import type { ClientPeerMessage, RoomMode } from '../protocol/messages.ts';
 import type { Participant } from '../rooms/registry.ts';
 import type { ConnState, SignallingContext } from './context.ts';
 import type { MediaGrants } from './media-plane.ts';
+import { invalidPeerPayload } from './p2p-payload.ts';
 import { DirectSpeaking } from './p2p-speaking.ts';
 import type { Session } from './session.ts';
 
@@ -76,11 +77,6 @@ gauge('voxlink_p2p_participants', 'Participants of rooms connected directly (no 
   for (const p of instances) n += p.directRooms().participants;
   this.set(n);
 });
-
-/** RFC 8866 §5: an SDP line is `<type>=<value>`, type one lower-case letter; no NULs or lone CR/LF. */
-const SDP_LINE = /^[a-z]=[^\0\r\n]*$/;
-/** RFC 8839 §5.1 candidate-attribute (the `a=` prefix stripped, as RTCIceCandidate.candidate has it). */
-const CANDIDATE = /^candidate:[^\0\r\n]{1,2037}$/;
 
 /**
  * Peer-to-peer rooms (`p2p`, `auto`; docs/media.md "Peer to peer"). The main thread decides per
@@ -236,7 +232,7 @@ export class PeerToPeer {
     if (msg.to === undefined || msg.to === self) return refuse('INVALID_MESSAGE', 'malformed', `peer ${msg.kind}: "to" must name the other participant`);
     const target = this.#ctx.presence.participant(msg.room, msg.to);
     if (!target) return refuse('PARTICIPANT_NOT_FOUND', 'no_target', `no participant "${msg.to}" in room "${msg.room}"`);
-    const invalid = this.#invalidPayload(msg);
+    const invalid = invalidPeerPayload(msg, this.#ctx.config.p2p.maxSdpBytes);
     if (invalid !== null) return refuse('INVALID_MESSAGE', invalid.reason, `peer ${msg.kind}: ${invalid.text}`);
     if (room.transport !== 'direct' || msg.link !== room.link) {
       // A late message of a link the room has moved on from: nothing to answer, the client has moved on too.
@@ -262,26 +258,6 @@ export class PeerToPeer {
     this.#rooms.clear();
     this.#speaking.close();
     instances.delete(this);
-  }
-
-  #invalidPayload(msg: ClientPeerMessage): { reason: string; text: string } | null {
-    if (msg.kind === 'candidate') {
-      if (msg.candidate === undefined) return { reason: 'malformed', text: 'candidate is required (null: end of candidates)' };
-      const c = msg.candidate?.candidate;
-      if (c !== undefined && c !== '' && !CANDIDATE.test(c)) return { reason: 'malformed', text: 'candidate is not an ICE candidate line (RFC 8839 "candidate:…")' };
-      return null;
-    }
-    if (msg.sdp === undefined) return { reason: 'malformed', text: 'sdp is required' };
-    const max = this.#ctx.config.p2p.maxSdpBytes;
-    const bytes = Buffer.byteLength(msg.sdp, 'utf8');
-    if (bytes > max) return { reason: 'oversized', text: `sdp is ${bytes} bytes, more than p2p.maxSdpBytes (${max})` };
-    const lines = msg.sdp.split('\r\n');
-    if (lines.at(-1) === '') lines.pop();
-    if (lines[0] !== 'v=0') return { reason: 'malformed', text: 'sdp must start with "v=0" (RFC 8866 §5)' };
-    const bad = lines.findIndex((line) => !SDP_LINE.test(line));
-    if (bad !== -1) return { reason: 'malformed', text: `sdp line ${bad + 1} is not "<type>=<value>" (RFC 8866 §5)` };
-    if (!lines.some((line) => line.startsWith('m='))) return { reason: 'malformed', text: 'sdp has no media section' };
-    return null;
   }
 
   /** An `auto` room needs the server from three participants, while recording, and while anyone cannot connect directly. */
