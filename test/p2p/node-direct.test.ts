@@ -116,6 +116,19 @@ describe('auto room with the Node SDK: direct for two, the server from three', (
     await hears(alice, bob, 'unmuted');
   }, 40_000);
 
+  it('a malformed offer from one end gets a clear error; the direct call goes on', async () => {
+    const errors: string[] = [];
+    bob.client.on('error', (e) => errors.push(`${e.serverCode}: ${e.detail}`));
+    expect(bob.media.directPc).not.toBeNull();
+    bob.client.sendMedia({ op: 'peer', room: ROOM, kind: 'offer', to: alice.participantId, link: 0, sdp: 'v=0\r\nnot sdp\r\n' });
+    await until('Bob is told why', async () => errors, (e) => e.length > 0, 5000);
+    expect(errors[0]).toMatch(/INVALID_MESSAGE.*sdp line 2/);
+    alice.media.clearRecordings();
+    await hears(alice, bob, 'after the malformed offer');
+    await hears(bob, alice, 'after the malformed offer');
+    expect(alice.media.transport).toBe('direct');
+  }, 30_000);
+
   let carol: ToneParticipant;
 
   it('a third joins: everyone moves to the server make-before-break, without a gap, and all three hear each other', async () => {
