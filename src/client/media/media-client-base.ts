@@ -79,8 +79,9 @@ export abstract class MediaClientBase<E extends MediaClientEvents> extends Typed
   /**
    * p2p/auto rooms (docs/media.md "Peer to peer"): which way the audio goes, and the other peer's
    * offer/answer/candidates. This default only ever uses the server: it reports `switched` to the
-   * server at once and never connects directly (a Node client in a room that stays direct hears
-   * nothing). BrowserMediaClient connects directly.
+   * server at once and never connects directly (its app joins without `direct`, so the server
+   * keeps the room on its own media). BrowserMediaClient and NodeMediaClient connect directly when
+   * they have `signal.sendPeer`.
    */
   protected handlePeer(message: Unstamped<ServerPeerMessage | TransportMessage>): Promise<void> {
     if (message.op === 'transport' && message.transport === 'server') {

@@ -171,6 +171,8 @@ interface SlotReceiver {
  * The SDK's media part for Node: one werift peer that answers the server's offer, publishes a PCM
  * source encoded with our Opus (with the RFC 6464 level in every packet), and receives the K slot
  * tracks — RTP per slot, and decoded PCM attributed to the participant the `slots` map names.
+ * In p2p/auto rooms (with `signal.sendPeer`, joined with `direct: true`) it also connects straight
+ * to the other participant (NodeDirectLink) and switches make-before-break as the server decides.
  * Tests and load generators use it as a real client.
  */
 export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
