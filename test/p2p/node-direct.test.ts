@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RtpHeader, RtpPacket } from 'werift';
+import { OpusEncoder } from '../../src/codec/index.ts';
 import { createMediaPlane, type PooledMediaPlane } from '../../src/rooms/media-plane.ts';
 import { startTestServer, type TestServer } from '../signalling/harness.ts';
 import { until } from '../web/page-harness.ts';
@@ -93,7 +95,7 @@ describe('auto room with the Node SDK: direct for two, the server from three', (
     expect(plane.workerOf(ROOM)).toBeUndefined();
   }, 40_000);
 
-  it('a moderator mutes the other end of a direct link: it stops sending, nobody hears it; unmuted, it is heard again', async () => {
+  it('a moderator mutes the other end of a direct link: it stops sending, and what it sends anyway is not played; unmuted, it is heard again', async () => {
     let raw = 0;
     for (const t of alice.media.directPc!.getTransceivers()) for (const track of t.receiver.tracks) track.onReceiveRtp.subscribe(() => raw++);
     expect(await until('RTP from Bob on the link', async () => raw, (n) => n > 10, 5000)).toBeGreaterThan(10);
@@ -110,6 +112,20 @@ describe('auto room with the Node SDK: direct for two, the server from three', (
     // Bob's SDK sends nothing on the link (his tone is still running), and Alice decodes nothing of him.
     expect(raw - before, 'RTP packets from a muted Bob').toBeLessThan(3);
     expect(alice.heard(bob).rms).toBe(0);
+    // A client that ignored the mute and kept sending on the link is not heard either: the
+    // receiving SDK drops a server-muted participant's packets (Bob's werift sender, past his SDK).
+    const encoder = new OpusEncoder({ sampleRate: 48_000, channels: 1 });
+    const tone = new Float32Array(960).map((_, i) => 0.3 * Math.sin((2 * Math.PI * 660 * i) / 48_000));
+    const sender = bob.media.directPc!.getTransceivers()[0].sender;
+    const rogue = raw;
+    for (let i = 0; i < 50; i++) {
+      const header = new RtpHeader({ payloadType: 111, sequenceNumber: 60_000 + i, timestamp: i * 960, marker: i === 0 });
+      await sender.sendRtp(new RtpPacket(header, Buffer.from(encoder.encode(tone))));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    encoder.close();
+    await until('the rogue packets arrive', async () => raw - rogue, (n) => n >= 40, 5000);
+    expect(alice.heard(bob).rms, 'nothing of the muted Bob decoded').toBe(0);
     expect(speaking.at(-1), 'muted: Bob no longer speaking').toBe(false);
     expect(plane.workerOf(ROOM)).toBeUndefined();
     await bob.client.unmute(ROOM);
