@@ -152,7 +152,7 @@ describe('auto room with the Node SDK: direct for two, the server from three', (
     carol = await participant('Carol', 880, ROOM, { direct: true });
     await carol.media.connected(20_000);
     carol.startTone();
-    for (const p of [alice, bob, carol]) await until(`${p.name} on the server`, async () => p.media.transport, (path) => path === 'server', 20_000);
+    for (const p of [alice, bob, carol]) await until(`${p.name} on the server`, async () => p.media.transport, (path) => path === 'server', 30_000);
     await until('the switch reported done', () => value('voxlink_p2p_switches_total{to="server",outcome="done"}'), (v) => v === 1, 20_000);
     const gaps = { alice: alice.gapSince(bob.participantId, marks.ab), bob: bob.gapSince(alice.participantId, marks.ba) };
     console.log(`Node switch to the server: ${JSON.stringify(gaps)}`);

@@ -26,6 +26,7 @@ import { isKeyFrameRequest, preventInactiveReuse } from '../../media/werift-adap
 import { audioLevelOf } from './audio-level.ts';
 import { LevelReport } from './level-report.ts';
 import { NodeDirectLink } from './node-direct-link.ts';
+import { PathSplice } from './path-splice.ts';
 import { PcmRecorder } from './pcm-recorder.ts';
 import type { PcmSource } from './pcm-source.ts';
 import { MediaClientBase, type MediaClientEvents, type RemoteCandidate, type ServerOffer } from './media-client-base.ts';
@@ -124,6 +125,8 @@ const FLOW_GIVE_UP_MS = 20_000;
  * old one (it switches when its own new path carries audio), so ours keeps sending on it meanwhile.
  */
 const OVERLAP_MS = 1000;
+/** How long a switch looks for the frame where the two paths meet before it switches anyway (PathSplice). */
+const SPLICE_MS = 400;
 
 const SAMPLE_RATE = 48_000;
 const FRAME_SAMPLES = 960; // 20 ms at 48 kHz (RFC 7587 §4.2 ptime default)
@@ -218,6 +221,8 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
   #serverLink = 0;
   /** Bumped by every `transport`: a switch waiting for audio on an older decision stops. */
   #decision = 0;
+  /** The switch in progress, or the last one during its overlap (repeats of the old path are dropped). */
+  #splice: { to: 'direct' | 'server'; splice: PathSplice } | null = null;
   readonly #levels = new LevelReport();
 
   constructor(options: NodeMediaClientOptions) {
@@ -493,6 +498,7 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
       return;
     }
     const decision = ++this.#decision;
+    this.#splice = null;
     if (message.transport === 'server') {
       this.#serverLink = message.link;
       if (this.#path === 'server') {
@@ -505,15 +511,19 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
       const flowing = (): boolean | null => {
         // Until the server's offer arrives our old server peer is closed: wait for the fresh one.
         if (this.#serverClosed) return false;
-        if (this.#pc.connectionState === 'failed') return null;
+        // A failed server peer is replaced (media reconnect): keep waiting for the fresh one.
+        if (this.#pc.connectionState === 'failed') return false;
         const peer = this.#directPeer;
         const slot = peer === null ? -1 : this.#serverSlots.indexOf(peer);
         return peer === null ? this.#slotsFlowing.size > 0 : slot >= 0 && this.#slotsFlowing.has(slot);
       };
-      if (!(await this.#awaitFlow(decision, () => this.#pc, flowing))) return;
-      this.#setPath('server');
+      await this.#awaitFlow(decision, () => this.#pc, flowing);
+      // The room is on the server now, flowing or not (FLOW_GIVE_UP_MS): the direct link is going away.
+      if (decision !== this.#decision || this.closed) return;
+      await this.#spliceTo('server', this.#directPeer, decision);
       await sleep(OVERLAP_MS);
       if (decision !== this.#decision) return;
+      this.#splice = null;
       this.#closeDirect();
       this.#directPeer = null;
       sendPeer({ op: 'peer', room: this.room, kind: 'switched', transport: 'server', link: this.#serverLink });
@@ -531,9 +541,11 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
     const flowing = (): boolean | null => (link.closed || link.pc.connectionState === 'failed' ? null : this.#directPackets > 0);
     if (!(await this.#awaitFlow(decision, () => link.pc, flowing)) || this.#direct !== link) return;
     this.#directPeer = link.peer;
-    this.#setPath('direct');
+    await this.#spliceTo('direct', link.peer, decision);
+    if (decision !== this.#decision || this.#direct !== link) return;
     await sleep(OVERLAP_MS);
     if (decision !== this.#decision || this.#direct !== link) return;
+    this.#splice = null;
     this.#closeServerPeer();
     sendPeer({ op: 'peer', room: this.room, kind: 'switched', transport: 'direct', link: link.link });
   }
@@ -582,8 +594,8 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
         if (this.#direct !== direct) return;
         this.#directPackets++;
         // The other end muted by the server: its audio is not played (no server in between to drop it).
-        if (this.#path !== 'direct' || this.serverMuted.has(peer)) return;
-        this.#receive(0, receiver, rtp, extensions, peer);
+        if (this.serverMuted.has(peer)) return;
+        this.#route('direct', peer, rtp.payload, () => this.#receive(0, receiver, rtp, extensions, peer));
       },
     });
     this.#direct = direct;
@@ -605,6 +617,39 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
     this.#mic = null;
     this.#slotsFlowing.clear();
     void this.#pc.close().catch(() => undefined);
+  }
+
+  /**
+   * One packet of `path`: played when that path plays, held or dropped while a splice decides
+   * where the other participant's audio continues (PathSplice), dropped otherwise.
+   */
+  #route(path: 'direct' | 'server', participantId: string | null, payload: Buffer, play: () => void): void {
+    const splice = this.#splice;
+    if (path === this.#path) {
+      if (splice?.to === path) {
+        if (!splice.splice.isRepeat(participantId, payload)) play();
+        return;
+      }
+      play();
+      splice?.splice.oldPlayed(participantId, payload);
+      return;
+    }
+    if (splice?.to === path) splice.splice.newArrived(participantId, payload, play);
+  }
+
+  /** Plays `to` from the frame where the other participant's audio continues on it (PathSplice), at most SPLICE_MS from now. */
+  async #spliceTo(to: 'direct' | 'server', peer: string | null, decision: number): Promise<void> {
+    if (peer === null || this.#path === to) {
+      this.#setPath(to);
+      return;
+    }
+    const splice = new PathSplice(peer, () => {
+      if (decision === this.#decision) this.#setPath(to);
+    });
+    this.#splice = { to, splice };
+    const timer = setTimeout(() => splice.expire(), SPLICE_MS);
+    await splice.switched;
+    clearTimeout(timer);
   }
 
   #setPath(path: 'direct' | 'server'): void {
@@ -718,7 +763,8 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
         if (pc !== this.#pc) return;
         this.#slotsFlowing.add(slot);
         // While the direct link plays (p2p/auto rooms), the server's slots are set up but not played.
-        if (this.#path === 'server') this.#receive(slot, r, rtp, extensions, this.slotMap.occupant(slot));
+        const participantId = this.slotMap.occupant(slot);
+        this.#route('server', participantId, rtp.payload, () => this.#receive(slot, r, rtp, extensions, participantId));
       });
     };
     // werift creates the remote track inside setRemoteDescription(), before we get here.
