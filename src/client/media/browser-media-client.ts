@@ -164,6 +164,7 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
       }
       this.#holdSlots = true;
       this.#serverSlots = [];
+      this.#direct?.stopLevelReports();
       // The server peer may be negotiated already (a switch back that was undone): wait for its audio now.
       if (this.#pc.remoteDescription !== null && this.#pc.signalingState !== 'closed') void this.#awaitServer(decision);
       return;

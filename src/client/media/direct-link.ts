@@ -38,6 +38,8 @@ export class DirectLink {
   readonly #levels = new LevelReport();
   readonly #levelTimer: ReturnType<typeof setInterval>;
   #energy = { energy: 0, seconds: 0 };
+  /** Level reports stop once the room moves to the server (its media room detects speakers then). */
+  #reporting = true;
 
   constructor(options: DirectLinkOptions) {
     this.peer = options.peer;
@@ -96,6 +98,12 @@ export class DirectLink {
     if (this.#microphone && !this.#sendMuted) void transceiver.sender.replaceTrack(this.#microphone);
   }
 
+  /** The room is moving to the server: no more level reports (and no stats polling during the switch). */
+  stopLevelReports(): void {
+    this.#reporting = false;
+    clearInterval(this.#levelTimer);
+  }
+
   /**
    * Our microphone's level over the last interval, from the sender's media-source stats (W3C
    * webrtc-stats §8.3 totalAudioEnergy / totalSamplesDuration), to the server (`peer` `level`):
@@ -103,7 +111,7 @@ export class DirectLink {
    */
   async #reportLevel(): Promise<void> {
     const sender = this.#transceiver?.sender;
-    if (this.#closed || this.#sendMuted || !sender?.track || this.pc.connectionState !== 'connected') return;
+    if (this.#closed || !this.#reporting || this.#sendMuted || !sender?.track || this.pc.connectionState !== 'connected') return;
     const stats = await sender.getStats();
     for (const report of stats.values()) {
       if (report.type !== 'media-source' || report.kind !== 'audio') continue;
