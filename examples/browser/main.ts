@@ -49,7 +49,8 @@ async function join(): Promise<void> {
 
     await client.connect(server, token);
     media.setIceServers(client.iceServers);
-    showPeople(await client.join(room));
+    // direct: the media client (with sendPeer) connects straight to the other participant in p2p/auto rooms.
+    showPeople(await client.join(room, { direct: true }));
     status(`In ${room}`);
     ($('leave') as HTMLButtonElement).disabled = false;
   } catch (err) {

@@ -48,6 +48,7 @@ export const errorSentences = {
   PARTICIPANT_NOT_FOUND: 'That participant is no longer in the room — refresh the list.',
   MEDIA_UNAVAILABLE: 'This voice server has audio turned off — ask its operator.',
   MEDIA_FAILED: 'The voice server could not set up audio — try again.',
+  DIRECT_REQUIRED: 'This call connects its two people directly, which this app cannot do — use another app or room.',
   CLUSTER_UNAVAILABLE: 'The voice service cannot open new rooms right now — try again in a moment.',
   INTERNAL: 'The voice server ran into a problem — try again in a moment.',
   TOKEN_REJECTED: 'Your new link was not accepted — ask for a new one before the current one expires.',

@@ -34,9 +34,9 @@ export class LocalRoom implements RoomState {
   recording: RecordingInfo | null = null;
   metadata = '';
   /** The join options to repeat when the SDK has to re-join on a fresh session. */
-  joinOptions: { muted?: boolean; mode?: RoomMode };
+  joinOptions: { muted?: boolean; mode?: RoomMode; direct?: boolean };
 
-  constructor(id: string, mode: RoomMode, participantId: string, joinOptions: { muted?: boolean; mode?: RoomMode }) {
+  constructor(id: string, mode: RoomMode, participantId: string, joinOptions: { muted?: boolean; mode?: RoomMode; direct?: boolean }) {
     this.id = id;
     this.mode = mode;
     this.participantId = participantId;

@@ -42,6 +42,12 @@ export interface JoinOptions {
   muted?: boolean;
   /** Room mode, honoured only when this join creates the room. */
   mode?: RoomMode;
+  /**
+   * Your media client connects directly in p2p/auto rooms (a `BrowserMediaClient` or
+   * `NodeMediaClient` with `signal.sendPeer`; docs/sdk.md "Peer to peer"). Default false: an
+   * `auto` room stays on the server while you are in it, a `p2p` room refuses you.
+   */
+  direct?: boolean;
 }
 
 export type TokenSource = string | (() => string | Promise<string>);

@@ -36,6 +36,11 @@ export const ProtocolErrorCodes = [
   /** The media plane rejected or failed the request. */
   'MEDIA_FAILED',
   /**
+   * `join` of a `p2p` room (no server media) by a client that did not say it can connect
+   * directly (`join.options.direct`); an `auto` room takes it and stays on the server.
+   */
+  'DIRECT_REQUIRED',
+  /**
    * Cluster: the join needs a room placement and the cluster registry (Redis) is unreachable.
    * Calls already running go on; retry the join later (docs/cluster.md).
    */

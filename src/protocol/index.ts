@@ -40,6 +40,7 @@ export {
   clientPeerSchema,
   peerKinds,
   peerTransports,
+  PEER_LEVEL_INTERVAL_MS,
   clientSchemas,
   clientOps,
   clientMessageSchema,

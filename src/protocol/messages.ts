@@ -134,6 +134,12 @@ export const joinSchema = z.object({
        * asking Redis. Opaque to clients; docs/cluster.md.
        */
       ticket: z.string().max(512).optional(),
+      /**
+       * This client can connect directly to another participant (`transport` direct, `peer`
+       * relay; docs/media.md "Peer to peer"). Absent or false: it only speaks to the server, so
+       * an `auto` room stays on the server while it is in, and a `p2p` room refuses it.
+       */
+      direct: z.boolean().optional(),
     })
     .optional(),
 });
@@ -204,9 +210,13 @@ export const clientMediaSchema = z.object({
  * Peer-to-peer (`p2p` and `auto` rooms, docs/media.md "Peer to peer"): the server relays a
  * participant's offer, answer and ICE candidates to the one other participant of its direct link
  * (`to`), schema-checked, size-limited (p2p.maxSdpBytes) and only within the room. `switched`
- * reports that this client now plays `transport` (make-before-break done on its side).
+ * reports that this client now plays `transport` (make-before-break done on its side). `level`
+ * reports the client's own microphone level while its audio goes directly (the server sees no
+ * RTP then), so the room still gets `speaking` events.
  */
-export const peerKinds = ['offer', 'answer', 'candidate', 'switched'] as const;
+export const peerKinds = ['offer', 'answer', 'candidate', 'switched', 'level'] as const;
+/** A client on a direct link sends `peer` `level` this often while it is not silent (one more when it falls silent). */
+export const PEER_LEVEL_INTERVAL_MS = 200;
 export const peerTransports = ['direct', 'server'] as const;
 export const clientPeerSchema = z.object({
   op: z.literal('peer'),
@@ -221,6 +231,8 @@ export const clientPeerSchema = z.object({
   candidate: iceCandidateSchema.nullable().optional(),
   /** switched: what the client plays now. */
   transport: z.enum(peerTransports).optional(),
+  /** level: the microphone's mean level over the last report interval, RFC 6464 −dBov (0 loudest … 127 silence). */
+  level: z.number().int().min(0).max(127).optional(),
 });
 
 export const clientSchemas = {
@@ -512,16 +524,22 @@ export const redirectSchema = z.object({
   reason: z.enum(['placed', 'moving']),
 });
 
-/** A peer's offer, answer or candidate, relayed by the server from `from` (p2p and auto rooms). */
+/**
+ * A peer's offer, answer or candidate, relayed by the server from `from` (p2p and auto rooms).
+ * `muted`: the server's mute state of `from` while the room is direct, sent to both ends of the
+ * link (at each new link and at each change): `from` itself stops sending on the direct link, the
+ * other end stops playing it (the server has no RTP to drop then).
+ */
 export const serverPeerSchema = z.object({
   op: z.literal('peer'),
   ...sequenced,
   room: roomIdSchema,
-  kind: z.enum(['offer', 'answer', 'candidate']),
+  kind: z.enum(['offer', 'answer', 'candidate', 'muted']),
   from: participantIdSchema,
   link: z.number().int().min(0),
   sdp: z.string().max(64 * 1024).optional(),
   candidate: iceCandidateSchema.nullable().optional(),
+  muted: z.boolean().optional(),
 });
 
 /**
@@ -539,6 +557,8 @@ export const transportSchema = z.object({
   link: z.number().int().min(0),
   peer: participantIdSchema.optional(),
   offerer: z.boolean().optional(),
+  /** The recipient's own participant id, so a `peer` `muted` about itself is recognised. */
+  self: participantIdSchema.optional(),
 });
 
 export const serverSchemas = {

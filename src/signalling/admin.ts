@@ -80,6 +80,7 @@ export class RoomAdmin {
     if (changed) {
       out.broadcast(roomId, { op: 'participant_updated', room: roomId, participant: toParticipantInfo(changed) });
       if (this.#ctx.p2p.hasServerMedia(roomId, participantId)) mediaPlane?.setMuted(roomId, participantId, true).catch((err: unknown) => log.error({ err, roomId }, 'media plane setMuted failed'));
+      this.#ctx.p2p.muteChanged(roomId, participantId, true);
     }
     return toParticipantInfo(changed ?? participant);
   }

@@ -1,10 +1,13 @@
 import { VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { counter, gauge, histogram } from '../metrics/registry.ts';
+import type { ProtocolErrorCode } from '../protocol/error-codes.ts';
 import type { ClientPeerMessage, RoomMode } from '../protocol/messages.ts';
 import type { Participant } from '../rooms/registry.ts';
 import type { ConnState, SignallingContext } from './context.ts';
 import type { MediaGrants } from './media-plane.ts';
+import { invalidPeerPayload } from './p2p-payload.ts';
+import { DirectSpeaking } from './p2p-speaking.ts';
 import type { Session } from './session.ts';
 
 const log = logger('signalling');
@@ -22,6 +25,13 @@ export const P2P_MAX_PARTICIPANTS = 2;
 
 interface Switch {
   to: Transport;
+  /**
+   * The first direct link of an `auto` pair, not a switch: it is watched the same way (both report
+   * `switched` direct once they hear each other) so that a pair without a direct route (no TURN,
+   * blocked UDP) moves to the server after p2p.switchTimeoutMs instead of staying silent. Only its
+   * timeout is counted in the switch metrics.
+   */
+  initial: boolean;
   startedAt: number;
   /** Participants that have not reported `switched` to `to` yet. */
   waiting: Set<string>;
@@ -36,6 +46,8 @@ interface PeerRoom {
   link: number;
   /** Grants per participant, to join them to the media plane when the room moves to the server. */
   readonly grants: Map<string, MediaGrants>;
+  /** Participants whose client can connect directly (`join.options.direct`); anyone else keeps the room on the server. */
+  readonly direct: Set<string>;
   /** Participants with a server peer (in the media plane), and their join in flight. */
   readonly onServer: Map<string, Promise<void>>;
   switching: Switch | null;
@@ -66,11 +78,6 @@ gauge('voxlink_p2p_participants', 'Participants of rooms connected directly (no 
   this.set(n);
 });
 
-/** RFC 8866 §5: an SDP line is `<type>=<value>`, type one lower-case letter; no NULs or lone CR/LF. */
-const SDP_LINE = /^[a-z]=[^\0\r\n]*$/;
-/** RFC 8839 §5.1 candidate-attribute (the `a=` prefix stripped, as RTCIceCandidate.candidate has it). */
-const CANDIDATE = /^candidate:[^\0\r\n]{1,2037}$/;
-
 /**
  * Peer-to-peer rooms (`p2p`, `auto`; docs/media.md "Peer to peer"). The main thread decides per
  * room whether its audio goes directly between the two browsers or through the media plane, and
@@ -83,9 +90,11 @@ const CANDIDATE = /^candidate:[^\0\r\n]{1,2037}$/;
 export class PeerToPeer {
   readonly #ctx: SignallingContext;
   readonly #rooms = new Map<string, PeerRoom>();
+  readonly #speaking: DirectSpeaking;
 
   constructor(ctx: SignallingContext) {
     this.#ctx = ctx;
+    this.#speaking = new DirectSpeaking(ctx);
     instances.add(this);
   }
 
@@ -94,19 +103,26 @@ export class PeerToPeer {
     let rooms = 0;
     let participants = 0;
     for (const room of this.#rooms.values()) {
-      if (room.transport !== 'direct' || room.switching !== null) continue;
+      if (room.transport !== 'direct' || (room.switching !== null && !room.switching.initial)) continue;
       rooms++;
       participants += this.#ctx.presence.size(room.id);
     }
     return { rooms, participants };
   }
 
-  /** Why `mode` cannot take another participant now, or null. */
-  joinRefusal(roomId: string, mode: RoomMode): string | null {
+  /** Why the room (or `mode`, for a new room) cannot take this joiner now, or null. `direct`: the joiner can connect directly. */
+  joinRefusal(roomId: string, mode: RoomMode, direct: boolean): { code: ProtocolErrorCode; message: string } | null {
     const existing = this.#ctx.presence.get(roomId);
     const roomMode = existing?.mode ?? mode;
-    if (roomMode === 'p2p' && (existing?.participants.size ?? 0) >= P2P_MAX_PARTICIPANTS) {
-      return `room "${roomId}" is peer to peer and holds ${P2P_MAX_PARTICIPANTS} participants; use mode auto to grow past two`;
+    if (roomMode !== 'p2p') return null;
+    if ((existing?.participants.size ?? 0) >= P2P_MAX_PARTICIPANTS) {
+      return { code: 'ROOM_FULL', message: `room "${roomId}" is peer to peer and holds ${P2P_MAX_PARTICIPANTS} participants; use mode auto to grow past two` };
+    }
+    if (!direct) {
+      return {
+        code: 'DIRECT_REQUIRED',
+        message: `room "${roomId}" is peer to peer and this client cannot connect directly (join.options.direct); the server has no media for it: use mode auto`,
+      };
     }
     return null;
   }
@@ -118,18 +134,25 @@ export class PeerToPeer {
   }
 
   /** After `joined` and `participant_joined`: the joiner's path (and maybe the room's switch to the server). */
-  join(roomId: string, mode: PeerRoomMode, participant: Participant, grants: MediaGrants): void {
+  join(roomId: string, mode: PeerRoomMode, participant: Participant, grants: MediaGrants, direct: boolean): void {
     let room = this.#rooms.get(roomId);
     if (!room) {
-      room = { id: roomId, mode, transport: 'direct', link: 0, grants: new Map(), onServer: new Map(), switching: null };
+      room = { id: roomId, mode, transport: 'direct', link: 0, grants: new Map(), direct: new Set(), onServer: new Map(), switching: null };
       this.#rooms.set(roomId, room);
     }
     room.grants.set(participant.participantId, grants);
+    if (direct) room.direct.add(participant.participantId);
+    else room.direct.delete(participant.participantId);
     if (room.transport === 'server' || this.#needsServer(room)) {
       this.#toServer(room);
       return;
     }
     this.#linkPair(room);
+    const members = this.#ctx.presence.get(roomId);
+    if (room.mode === 'auto' && this.#ctx.mediaPlane && members?.participants.size === P2P_MAX_PARTICIPANTS) {
+      this.#endSwitch(room, 'undone');
+      this.#startSwitch(room, 'direct', members.participants.keys(), true);
+    }
   }
 
   /** The participant left the room (presence already updated): its server peer goes, the room may return to direct. */
@@ -137,10 +160,14 @@ export class PeerToPeer {
     const room = this.#rooms.get(roomId);
     if (!room) return;
     room.grants.delete(participantId);
+    room.direct.delete(participantId);
+    this.#speaking.forget(roomId, participantId);
     void this.#mediaLeave(room, participantId);
+    if (room.switching?.initial) this.#endSwitch(room, 'undone');
     if (room.switching?.waiting.delete(participantId)) this.#checkSwitch(room);
     if (!this.#ctx.presence.get(roomId)) {
       if (room.switching) clearTimeout(room.switching.timer);
+      this.#speaking.reset(roomId);
       this.#rooms.delete(roomId);
       return;
     }
@@ -158,6 +185,20 @@ export class PeerToPeer {
     if (room.mode === 'p2p') throw new VoxError('MEDIA_UNSUPPORTED', `room "${roomId}" is peer to peer: nothing goes through the server to record (use mode auto)`);
     if (room.transport === 'direct') this.#toServer(room);
     await Promise.all(room.onServer.values());
+  }
+
+  /**
+   * A participant of a peer room was muted or unmuted (by themself, a moderator or the admin API;
+   * presence already updated). On the server path the media plane drops a muted participant's
+   * RTP; a direct link has no server in between, so every member is told (`peer` kind `muted`):
+   * the muted client stops sending on its direct link and the other end stops playing it
+   * (docs/media.md "Peer to peer").
+   */
+  muteChanged(roomId: string, participantId: string, muted: boolean): void {
+    const room = this.#rooms.get(roomId);
+    if (!room) return;
+    if (muted) this.#speaking.forget(roomId, participantId);
+    this.#ctx.out.broadcast(roomId, { op: 'peer', room: roomId, kind: 'muted', from: participantId, link: room.link, muted });
   }
 
   /** The room's recording stopped: an `auto` room of two may return to direct. */
@@ -182,10 +223,16 @@ export class PeerToPeer {
       this.#switched(room, self, msg.transport);
       return;
     }
+    if (msg.kind === 'level') {
+      if (msg.level === undefined) return refuse('INVALID_MESSAGE', 'malformed', 'peer level: level is required (RFC 6464 −dBov, 0–127)');
+      // On the server path the media room reads levels from RTP; a report of an old link is late.
+      if (room.transport === 'direct' && msg.link === room.link) this.#speaking.report(room.id, self, msg.level);
+      return;
+    }
     if (msg.to === undefined || msg.to === self) return refuse('INVALID_MESSAGE', 'malformed', `peer ${msg.kind}: "to" must name the other participant`);
     const target = this.#ctx.presence.participant(msg.room, msg.to);
     if (!target) return refuse('PARTICIPANT_NOT_FOUND', 'no_target', `no participant "${msg.to}" in room "${msg.room}"`);
-    const invalid = this.#invalidPayload(msg);
+    const invalid = invalidPeerPayload(msg, this.#ctx.config.p2p.maxSdpBytes);
     if (invalid !== null) return refuse('INVALID_MESSAGE', invalid.reason, `peer ${msg.kind}: ${invalid.text}`);
     if (room.transport !== 'direct' || msg.link !== room.link) {
       // A late message of a link the room has moved on from: nothing to answer, the client has moved on too.
@@ -209,33 +256,18 @@ export class PeerToPeer {
   close(): void {
     for (const room of this.#rooms.values()) if (room.switching) clearTimeout(room.switching.timer);
     this.#rooms.clear();
+    this.#speaking.close();
     instances.delete(this);
   }
 
-  #invalidPayload(msg: ClientPeerMessage): { reason: string; text: string } | null {
-    if (msg.kind === 'candidate') {
-      if (msg.candidate === undefined) return { reason: 'malformed', text: 'candidate is required (null: end of candidates)' };
-      const c = msg.candidate?.candidate;
-      if (c !== undefined && c !== '' && !CANDIDATE.test(c)) return { reason: 'malformed', text: 'candidate is not an ICE candidate line (RFC 8839 "candidate:…")' };
-      return null;
-    }
-    if (msg.sdp === undefined) return { reason: 'malformed', text: 'sdp is required' };
-    const max = this.#ctx.config.p2p.maxSdpBytes;
-    const bytes = Buffer.byteLength(msg.sdp, 'utf8');
-    if (bytes > max) return { reason: 'oversized', text: `sdp is ${bytes} bytes, more than p2p.maxSdpBytes (${max})` };
-    const lines = msg.sdp.split('\r\n');
-    if (lines.at(-1) === '') lines.pop();
-    if (lines[0] !== 'v=0') return { reason: 'malformed', text: 'sdp must start with "v=0" (RFC 8866 §5)' };
-    const bad = lines.findIndex((line) => !SDP_LINE.test(line));
-    if (bad !== -1) return { reason: 'malformed', text: `sdp line ${bad + 1} is not "<type>=<value>" (RFC 8866 §5)` };
-    if (!lines.some((line) => line.startsWith('m='))) return { reason: 'malformed', text: 'sdp has no media section' };
-    return null;
-  }
-
+  /** An `auto` room needs the server from three participants, while recording, and while anyone cannot connect directly. */
   #needsServer(room: PeerRoom): boolean {
     if (room.mode !== 'auto' || !this.#ctx.mediaPlane) return false;
     const presence = this.#ctx.presence.get(room.id);
-    return (presence?.participants.size ?? 0) > P2P_MAX_PARTICIPANTS || (presence?.recording ?? null) !== null;
+    if (!presence) return false;
+    if (presence.participants.size > P2P_MAX_PARTICIPANTS || presence.recording !== null) return true;
+    for (const participantId of presence.participants.keys()) if (!room.direct.has(participantId)) return true;
+    return false;
   }
 
   /** Direct: each of the (at most two) participants gets `transport direct` naming the other; the earlier joiner offers. */
@@ -257,10 +289,17 @@ export class PeerToPeer {
       room: room.id,
       transport: 'direct',
       link: room.link,
+      self: participantId,
       ...(peer === undefined ? {} : { peer, offerer }),
     });
     // The slot the app plays is the direct link: the peer is in "slot 0", as in a two-person sfu room.
     if (room.onServer.size === 0) out.sendTo(session, { op: 'slots', room: room.id, slots: [{ slot: 0, participantId: peer ?? null }] });
+    // Who of the two is muted: a new link (or a client that re-joined) starts from the server's state.
+    for (const id of [participantId, peer]) {
+      if (id !== undefined && this.#ctx.presence.participant(room.id, id)?.muted === true) {
+        out.sendTo(session, { op: 'peer', room: room.id, kind: 'muted', from: id, link: room.link, muted: true });
+      }
+    }
   }
 
   /** Make: every participant gets a server peer and `transport server`; each reports `switched` once the server's audio plays. */
@@ -271,13 +310,14 @@ export class PeerToPeer {
     const wasDirect = room.transport === 'direct';
     if (room.switching && room.switching.to !== 'server') this.#endSwitch(room, 'undone');
     room.transport = 'server';
+    this.#speaking.reset(room.id);
     room.link++;
     for (const participant of members.participants.values()) {
       if (!room.onServer.has(participant.participantId)) this.#mediaJoin(room, participant);
     }
     for (const participantId of members.participants.keys()) {
       const session = this.#session(room.id, participantId);
-      if (session) out.sendTo(session, { op: 'transport', room: room.id, transport: 'server', link: room.link });
+      if (session) out.sendTo(session, { op: 'transport', room: room.id, transport: 'server', link: room.link, self: participantId });
     }
     if (wasDirect && members.participants.size > 1) this.#startSwitch(room, 'server', members.participants.keys());
   }
@@ -301,10 +341,10 @@ export class PeerToPeer {
     this.#startSwitch(room, 'direct', members.participants.keys());
   }
 
-  #startSwitch(room: PeerRoom, to: Transport, participants: Iterable<string>): void {
+  #startSwitch(room: PeerRoom, to: Transport, participants: Iterable<string>, initial = false): void {
     const timer = setTimeout(() => this.#switchTimedOut(room), this.#ctx.config.p2p.switchTimeoutMs);
     timer.unref?.();
-    room.switching = { to, startedAt: performance.now(), waiting: new Set(participants), timer };
+    room.switching = { to, initial, startedAt: performance.now(), waiting: new Set(participants), timer };
     log.info({ roomId: room.id, to }, 'p2p: switching');
   }
 
@@ -318,7 +358,7 @@ export class PeerToPeer {
   #checkSwitch(room: PeerRoom): void {
     const switching = room.switching;
     if (!switching || switching.waiting.size > 0) return;
-    p2pMetrics.switchSeconds.observe({ to: switching.to }, (performance.now() - switching.startedAt) / 1000);
+    if (!switching.initial) p2pMetrics.switchSeconds.observe({ to: switching.to }, (performance.now() - switching.startedAt) / 1000);
     this.#endSwitch(room, 'done');
     if (switching.to === 'direct') {
       // Break: both play the direct link now, so their server peers go; then the slot view is the link's again.
@@ -342,7 +382,7 @@ export class PeerToPeer {
   #endSwitch(room: PeerRoom, outcome: 'done' | 'timeout' | 'undone'): void {
     if (!room.switching) return;
     clearTimeout(room.switching.timer);
-    p2pMetrics.switches.inc({ to: room.switching.to, outcome });
+    if (!room.switching.initial || outcome === 'timeout') p2pMetrics.switches.inc({ to: room.switching.to, outcome });
     room.switching = null;
   }
 

@@ -119,7 +119,8 @@ export class Call extends TypedEmitter<CallEvents> {
       this.#micMeter = new LevelMeter(this.#context, this.#mic);
       const session = await this.client.connect(this.#options.wsUrl, this.#options.token);
       this.#newMediaClient(session.iceServers);
-      await this.client.join(this.roomId);
+      // The media client below connects directly in p2p/auto rooms (signal.sendPeer).
+      await this.client.join(this.roomId, { direct: true });
     } catch (error) {
       await this.#teardown();
       throw error;

@@ -42,7 +42,7 @@ describe('p2p and auto rooms: transport decisions and the peer relay', () => {
     const client = await RawClient.connect(t.wsUrl);
     clients.push(client);
     await client.hello(await t.token(userId, { grants: ['join', 'publish', 'subscribe', 'record'] }));
-    const reply = await client.request({ op: 'join', room, options: { mode } });
+    const reply = await client.request({ op: 'join', room, options: { mode, direct: true } });
     return { client, self: reply.op === 'joined' ? reply.participantId : '', reply };
   }
 
@@ -55,7 +55,7 @@ describe('p2p and auto rooms: transport decisions and the peer relay', () => {
     const b = await joinAs('b', 'direct-1', 'p2p');
     const toB = await b.client.waitOp('transport', (m) => m.peer !== undefined);
     const toA = await a.client.waitOp('transport', (m) => m.peer !== undefined);
-    expect(toB).toMatchObject({ transport: 'direct', peer: a.self, offerer: true });
+    expect(toB).toMatchObject({ transport: 'direct', peer: a.self, offerer: true, self: b.self });
     expect(toA).toMatchObject({ transport: 'direct', peer: b.self, offerer: false, link: toB.link });
     // Each one's slot 0 is the other, as in a two-person sfu room.
     expect(await b.client.waitOp('slots')).toMatchObject({ slots: [{ slot: 0, participantId: a.self }] });
@@ -97,6 +97,7 @@ describe('p2p and auto rooms: transport decisions and the peer relay', () => {
       [{ kind: 'offer' }, /sdp is required/],
       [{ kind: 'candidate', candidate: { candidate: 'candidate:1 1 udp 1 1.2.3.4 9 typ host\r\na=evil' } }, /not an ICE candidate line/],
       [{ kind: 'candidate' }, /candidate is required/],
+      [{ kind: 'level' }, /level is required/],
     ];
     for (const [fields, message] of bad) {
       const reply = await b.client.request({ op: 'peer', room: 'direct-2', to: a.self, link, ...fields } as Parameters<RawClient['send']>[0]);
@@ -145,6 +146,20 @@ describe('p2p and auto rooms: transport decisions and the peer relay', () => {
     expect(await a.client.waitOp('slots', (m) => m.slots.length === 1 && m.slots[0].participantId === b.self)).toBeTruthy();
     expect(a.client.received.filter((m): m is Peer => m.op === 'peer')).toEqual([]);
   }, 30_000);
+
+  it('auto: a pair whose direct link never comes up (nobody reports switched) moves to the server', async () => {
+    const a = await joinAs('za', 'auto-3', 'auto');
+    const b = await joinAs('zb', 'auto-3', 'auto');
+    const direct = await a.client.waitOp('transport', (m) => m.transport === 'direct' && m.peer !== undefined);
+    expect(plane.workerOf('auto-3')).toBeUndefined();
+    // No direct route (no TURN, blocked UDP): after p2p.switchTimeoutMs both get the server's media.
+    for (const x of [a, b]) {
+      const server = await x.client.waitOp('transport', (m) => m.transport === 'server', 6000);
+      expect(server.link).toBeGreaterThan(direct.link);
+      await x.client.waitOp('media', (m) => m.kind === 'offer', 10_000);
+    }
+    expect(plane.workerOf('auto-3')).toBeDefined();
+  }, 20_000);
 
   it('auto: a switch back to direct that the clients never finish returns the room to the server', async () => {
     const a = await joinAs('ya', 'auto-2', 'auto');

@@ -45,7 +45,7 @@ describe('room mode from join.options.mode (real media plane)', () => {
     const client = await RawClient.connect(t.wsUrl);
     clients.push(client);
     await client.hello(await t.token(userId));
-    const reply = await client.request({ op: 'join', room, ...(mode === undefined ? {} : { options: { mode } }) });
+    const reply = await client.request({ op: 'join', room, ...(mode === undefined ? {} : { options: { mode, direct: true } }) });
     return { client, reply };
   }
 

@@ -164,6 +164,7 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
       }
       this.#holdSlots = true;
       this.#serverSlots = [];
+      this.#direct?.stopLevelReports();
       // The server peer may be negotiated already (a switch back that was undone): wait for its audio now.
       if (this.#pc.remoteDescription !== null && this.#pc.signalingState !== 'closed') void this.#awaitServer(decision);
       return;
@@ -187,6 +188,7 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
         rtcConfiguration: this.#rtcConfiguration,
         send: sendPeer,
       });
+      this.muteArrived(message.peer);
     }
     const link = this.#direct;
     const receivers = (): RTCRtpReceiver[] => (link.receiver ? [link.receiver] : []);
@@ -199,6 +201,12 @@ export class BrowserMediaClient extends MediaClientBase<BrowserMediaClientEvents
     if (decision !== this.#decision || this.#direct !== link) return;
     this.#closeServerPeer();
     sendPeer({ op: 'peer', room: this.room, kind: 'switched', transport: 'direct', link: link.link });
+  }
+
+  /** The server's mute state of us or the other end reaches the direct link (the server path drops muted RTP itself). */
+  protected override muteArrived(_participantId: string): void {
+    const link = this.#direct;
+    if (link) link.setMuted(this.selfId !== null && this.serverMuted.has(this.selfId), this.serverMuted.has(link.peer));
   }
 
   protected override slotsArrived(slots: readonly { slot: number; participantId: string | null }[]): void {

@@ -1,4 +1,5 @@
-import type { ClientPeerMessage, ServerPeerMessage, Unstamped } from '../../protocol/index.ts';
+import { PEER_LEVEL_INTERVAL_MS, type ClientPeerMessage, type ServerPeerMessage, type Unstamped } from '../../protocol/index.ts';
+import { LevelReport } from './level-report.ts';
 
 export interface DirectLinkOptions {
   room: string;
@@ -30,6 +31,15 @@ export class DirectLink {
   #microphone: MediaStreamTrack | null;
   #early: RTCIceCandidateInit[] | null = [];
   #closed = false;
+  /** The server muted us: nothing goes out on this link (there is no server in between to drop it). */
+  #sendMuted = false;
+  /** The server muted the other end: its track plays silence. */
+  #peerMuted = false;
+  readonly #levels = new LevelReport();
+  readonly #levelTimer: ReturnType<typeof setInterval>;
+  #energy = { energy: 0, seconds: 0 };
+  /** Level reports stop once the room moves to the server (its media room detects speakers then). */
+  #reporting = true;
 
   constructor(options: DirectLinkOptions) {
     this.peer = options.peer;
@@ -48,6 +58,7 @@ export class DirectLink {
       });
     });
     if (options.offerer) void this.#offer();
+    this.#levelTimer = setInterval(() => void this.#reportLevel(), PEER_LEVEL_INTERVAL_MS);
   }
 
   /** The remote participant's audio (null at the answering end before the offer). */
@@ -61,13 +72,57 @@ export class DirectLink {
 
   async setMicrophone(track: MediaStreamTrack | null): Promise<void> {
     this.#microphone = track;
-    await this.#transceiver?.sender.replaceTrack(track);
+    await this.#transceiver?.sender.replaceTrack(this.#sendMuted ? null : track);
+  }
+
+  /**
+   * The server's mute state of the two ends (`peer` `muted`, docs/media.md "Peer to peer"): muted,
+   * we send nothing on the link; the other end muted, its track is disabled (plays silence).
+   */
+  setMuted(self: boolean, peer: boolean): void {
+    if (this.#closed) return;
+    if (self !== this.#sendMuted) {
+      this.#sendMuted = self;
+      this.#levels.reset();
+      void this.#transceiver?.sender.replaceTrack(self ? null : this.#microphone);
+    }
+    this.#peerMuted = peer;
+    const track = this.track;
+    if (track) track.enabled = !peer;
   }
 
   #useTransceiver(transceiver: RTCRtpTransceiver): void {
     this.#transceiver = transceiver;
     transceiver.direction = 'sendrecv';
-    if (this.#microphone) void transceiver.sender.replaceTrack(this.#microphone);
+    transceiver.receiver.track.enabled = !this.#peerMuted;
+    if (this.#microphone && !this.#sendMuted) void transceiver.sender.replaceTrack(this.#microphone);
+  }
+
+  /** The room is moving to the server: no more level reports (and no stats polling during the switch). */
+  stopLevelReports(): void {
+    this.#reporting = false;
+    clearInterval(this.#levelTimer);
+  }
+
+  /**
+   * Our microphone's level over the last interval, from the sender's media-source stats (W3C
+   * webrtc-stats §8.3 totalAudioEnergy / totalSamplesDuration), to the server (`peer` `level`):
+   * the server sees no RTP of a direct link, so this is how the room gets `speaking` events.
+   */
+  async #reportLevel(): Promise<void> {
+    const sender = this.#transceiver?.sender;
+    if (this.#closed || !this.#reporting || this.#sendMuted || !sender?.track || this.pc.connectionState !== 'connected') return;
+    const stats = await sender.getStats();
+    for (const report of stats.values()) {
+      if (report.type !== 'media-source' || report.kind !== 'audio') continue;
+      const energy = Number(report.totalAudioEnergy ?? 0);
+      const seconds = Number(report.totalSamplesDuration ?? 0);
+      const level = this.#levels.addEnergy(energy - this.#energy.energy, seconds - this.#energy.seconds);
+      const first = this.#energy.seconds === 0;
+      this.#energy = { energy, seconds };
+      if (level >= 0 && !first && !this.#closed && !this.#sendMuted) this.#message({ kind: 'level', level });
+      return;
+    }
   }
 
   /** The other end's offer, answer or candidate (from the server's relay). */
@@ -95,6 +150,7 @@ export class DirectLink {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#levelTimer);
     this.pc.close();
   }
 
@@ -103,7 +159,7 @@ export class DirectLink {
     this.#message({ kind: 'offer', sdp: this.pc.localDescription?.sdp ?? '' });
   }
 
-  #message(fields: Pick<ClientPeerMessage, 'kind' | 'sdp' | 'candidate'>): void {
+  #message(fields: Pick<ClientPeerMessage, 'kind' | 'sdp' | 'candidate' | 'level'>): void {
     if (this.#closed) return;
     this.#send({ op: 'peer', room: this.#room, to: this.peer, link: this.link, ...fields });
   }

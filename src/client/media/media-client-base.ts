@@ -39,6 +39,10 @@ export abstract class MediaClientBase<E extends MediaClientEvents> extends Typed
   protected readonly signal: MediaSignalChannel;
   /** Offers answered (restart offers included). */
   offersReceived = 0;
+  /** Our participant id in the room, once a p2p/auto room's `transport` said it. */
+  protected selfId: string | null = null;
+  /** Participants the server has muted, as its `peer` `muted` messages say (p2p/auto rooms). */
+  protected readonly serverMuted = new Set<string>();
   #negotiation: Promise<void> = Promise.resolve();
   #restartRequested = false;
   #closed = false;
@@ -77,8 +81,9 @@ export abstract class MediaClientBase<E extends MediaClientEvents> extends Typed
   /**
    * p2p/auto rooms (docs/media.md "Peer to peer"): which way the audio goes, and the other peer's
    * offer/answer/candidates. This default only ever uses the server: it reports `switched` to the
-   * server at once and never connects directly (a Node client in a room that stays direct hears
-   * nothing). BrowserMediaClient connects directly.
+   * server at once and never connects directly (its app joins without `direct`, so the server
+   * keeps the room on its own media). BrowserMediaClient and NodeMediaClient connect directly when
+   * they have `signal.sendPeer`.
    */
   protected handlePeer(message: Unstamped<ServerPeerMessage | TransportMessage>): Promise<void> {
     if (message.op === 'transport' && message.transport === 'server') {
@@ -86,6 +91,12 @@ export abstract class MediaClientBase<E extends MediaClientEvents> extends Typed
     }
     return Promise.resolve();
   }
+
+  /**
+   * A p2p/auto room's `peer` `muted` changed `participantId`'s entry in `serverMuted`: a client
+   * with a direct link stops sending on it (ourselves) or stops playing it (the other end).
+   */
+  protected muteArrived(_participantId: string): void {}
 
   /** Feed every server `media`, `slots`, `speaking`, `media_reconnect`, `transport` and `peer` message for this room here. */
   handle(message: MediaClientMessage): Promise<void> {
@@ -130,7 +141,15 @@ export abstract class MediaClientBase<E extends MediaClientEvents> extends Typed
         // Room state, not media: VoxClient reports it (its 'recording' event).
         return Promise.resolve();
       case 'transport':
+        if (message.self !== undefined) this.selfId = message.self;
+        return this.handlePeer(message);
       case 'peer':
+        if (message.kind === 'muted') {
+          if (message.muted === true) this.serverMuted.add(message.from);
+          else this.serverMuted.delete(message.from);
+          this.muteArrived(message.from);
+          return Promise.resolve();
+        }
         return this.handlePeer(message);
     }
   }

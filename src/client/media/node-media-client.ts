@@ -4,10 +4,11 @@ import {
   RtpHeader,
   RtpPacket,
   type RTCIceServer,
+  type PeerConfig,
   type RTCRtpTransceiver,
   type MediaStreamTrack,
 } from 'werift';
-import type { ServerMediaMessage } from '../../protocol/index.ts';
+import type { ServerMediaMessage, ServerPeerMessage, TransportMessage, Unstamped } from '../../protocol/index.ts';
 import {
   Downsampler48to8,
   G711_PAYLOAD_TYPE,
@@ -23,6 +24,9 @@ import { clientPeerConfig, keepHostCandidates, waitGathered } from '../../media/
 import { AUDIO_LEVEL_URI } from '../../media/rtp.ts';
 import { isKeyFrameRequest, preventInactiveReuse } from '../../media/werift-adapter.ts';
 import { audioLevelOf } from './audio-level.ts';
+import { LevelReport } from './level-report.ts';
+import { NodeDirectLink } from './node-direct-link.ts';
+import { PathSplice } from './path-splice.ts';
 import { PcmRecorder } from './pcm-recorder.ts';
 import type { PcmSource } from './pcm-source.ts';
 import { MediaClientBase, type MediaClientEvents, type RemoteCandidate, type ServerOffer } from './media-client-base.ts';
@@ -102,7 +106,27 @@ export interface NodeMediaClientEvents extends MediaClientEvents {
   video: [publisherId: string | null, packet: RtpPacket];
   /** The server asked our camera for a key frame (PLI). */
   keyframeRequest: [];
+  /**
+   * What the decoded audio and `rtp` events come from now: the server's slots, or the direct link
+   * to the other participant (p2p/auto rooms; the direct link is slot 0). At a switch the new path
+   * is taken once it carries the other participant's audio (docs/media.md "Peer to peer").
+   */
+  transport: [path: 'direct' | 'server'];
 }
+
+/** How often a switch between paths checks whether the new one carries audio. */
+const FLOW_POLL_MS = 20;
+/** A connected path without packets this long is taken anyway: the other end may be silent (muted, listen-only). */
+const SILENT_PEER_MS = 2000;
+/** A new path without audio after this long is given up; the server's switch timeout decides what follows. */
+const FLOW_GIVE_UP_MS = 20_000;
+/**
+ * The old path stays open this long after the new one is played: the other end may still play the
+ * old one (it switches when its own new path carries audio), so ours keeps sending on it meanwhile.
+ */
+const OVERLAP_MS = 1000;
+/** How long a switch looks for the frame where the two paths meet before it switches anyway (PathSplice). */
+const SPLICE_MS = 400;
 
 const SAMPLE_RATE = 48_000;
 const FRAME_SAMPLES = 960; // 20 ms at 48 kHz (RFC 7587 §4.2 ptime default)
@@ -150,6 +174,8 @@ interface SlotReceiver {
  * The SDK's media part for Node: one werift peer that answers the server's offer, publishes a PCM
  * source encoded with our Opus (with the RFC 6464 level in every packet), and receives the K slot
  * tracks — RTP per slot, and decoded PCM attributed to the participant the `slots` map names.
+ * In p2p/auto rooms (with `signal.sendPeer`, joined with `direct: true`) it also connects straight
+ * to the other participant (NodeDirectLink) and switches make-before-break as the server decides.
  * Tests and load generators use it as a real client.
  */
 export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
@@ -180,6 +206,24 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
   #mixSlot: number | null = null;
   /** Offers that replaced the peer (media reconnects), included in `offersReceived`. */
   restartOffers = 0;
+  // p2p/auto rooms (docs/media.md "Peer to peer"): which path plays, the direct link, the switch.
+  #path: 'direct' | 'server' = 'server';
+  #direct: NodeDirectLink | null = null;
+  #directReceiver: SlotReceiver | null = null;
+  #directPackets = 0;
+  /** We closed the server peer (the room went direct): the server's next offer gets a fresh one. */
+  #serverClosed = false;
+  /** Server slots that carried RTP on the current server peer. */
+  readonly #slotsFlowing = new Set<number>();
+  /** Who the direct link carried, and the server's slot assignments since the move to the server began. */
+  #directPeer: string | null = null;
+  #serverSlots: (string | null)[] = [];
+  #serverLink = 0;
+  /** Bumped by every `transport`: a switch waiting for audio on an older decision stops. */
+  #decision = 0;
+  /** The switch in progress, or the last one during its overlap (repeats of the old path are dropped). */
+  #splice: { to: 'direct' | 'server'; splice: PathSplice } | null = null;
+  readonly #levels = new LevelReport();
 
   constructor(options: NodeMediaClientOptions) {
     super(options.room, options.signal);
@@ -215,6 +259,16 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
   }
 
   #newPeer(): RTCPeerConnection {
+    const pc = new RTCPeerConnection(this.#peerConfig());
+    pc.connectionStateChange.subscribe((state) => {
+      // ICE or DTLS gave up: ask the server for a fresh peer (it answers with a restart offer).
+      if (state === 'failed' && pc === this.#pc) this.requestRestart('failed');
+    });
+    return pc;
+  }
+
+  /** werift configuration of every peer this client creates: the server's and the direct link's. */
+  #peerConfig(): Partial<PeerConfig> {
     const config = clientPeerConfig(this.#bindIp);
     config.iceServers = copyIceServers(this.#iceServers);
     config.iceTransportPolicy = this.#iceTransportPolicy;
@@ -229,12 +283,7 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
       });
       config.codecs = { ...config.codecs, audio: [g711] };
     }
-    const pc = new RTCPeerConnection(config);
-    pc.connectionStateChange.subscribe((state) => {
-      // ICE or DTLS gave up: ask the server for a fresh peer (it answers with a restart offer).
-      if (state === 'failed' && pc === this.#pc) this.requestRestart('failed');
-    });
-    return pc;
+    return config;
   }
 
   /**
@@ -267,10 +316,11 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
    */
   async connected(timeoutMs = 10_000): Promise<void> {
     const end = performance.now() + timeoutMs;
-    while (this.#pc.connectionState !== 'connected') {
+    // Either path: the server peer, or in a p2p/auto room the direct link.
+    while (!(this.#pc.connectionState === 'connected' && !this.#serverClosed) && !this.#direct?.connected) {
       if (this.closed) throw new VoxError('CLOSED', 'media client closed');
       if (performance.now() > end) {
-        throw new VoxError('TIMEOUT', `media not connected after ${timeoutMs} ms (${this.#pc.connectionState})`);
+        throw new VoxError('TIMEOUT', `media not connected after ${timeoutMs} ms (${this.#direct ? `direct ${this.#direct.pc.connectionState}` : this.#pc.connectionState})`);
       }
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -278,7 +328,9 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
 
   /** Starts sending `source` (48 kHz) as 20 ms Opus frames — or G.711 ones — on the microphone m-line. */
   publish(source: PcmSource, options: PublishOptions = {}): void {
-    if (this.#mic === null) throw new VoxError('MEDIA_NEGOTIATION_FAILED', 'publish() before the first offer was answered');
+    if (this.#mic === null && this.#path !== 'direct' && this.#direct === null) {
+      throw new VoxError('MEDIA_NEGOTIATION_FAILED', 'publish() before the first offer was answered (or a direct link was set up)');
+    }
     this.unpublish();
     const law = this.#audioCodec;
     let encode: (frame: Float32Array) => Uint8Array;
@@ -324,19 +376,44 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
    * `publish()` uses it too.
    */
   sendAudioFrame(payload: Uint8Array, level: number): void {
-    const mic = this.#mic;
-    if (mic === null || this.closed) return;
-    const header = new RtpHeader({
-      payloadType: this.#audioCodec === 'opus' ? 111 : G711_PAYLOAD_TYPE[this.#audioCodec],
-      sequenceNumber: this.#seq,
-      timestamp: this.#ts,
-      marker: this.#firstFrame,
-      extensions: this.#levelExtId > 0 ? [{ id: this.#levelExtId, payload: Buffer.from([level & 0x7f]) }] : [],
-    });
+    if (this.closed) return;
+    const mic = this.#serverClosed ? null : this.#mic;
+    const direct = this.#direct;
+    const payloadType = this.#audioCodec === 'opus' ? 111 : G711_PAYLOAD_TYPE[this.#audioCodec];
+    if (mic === null && direct === null) return;
+    if (mic !== null) {
+      const header = new RtpHeader({
+        payloadType,
+        sequenceNumber: this.#seq,
+        timestamp: this.#ts,
+        marker: this.#firstFrame,
+        extensions: this.#levelExtId > 0 ? [{ id: this.#levelExtId, payload: Buffer.from([level & 0x7f]) }] : [],
+      });
+      mic.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => undefined);
+    }
+    // The server cannot drop a muted participant's audio on a direct link: we do not send it.
+    if (direct !== null && !this.#selfMuted) {
+      direct.sendFrame(payload, this.#seq, this.#ts, this.#firstFrame, level, payloadType);
+      const report = this.#levels.addFrame(level, FRAME_MS);
+      if (report >= 0) this.signal.sendPeer?.({ op: 'peer', room: this.room, kind: 'level', to: direct.peer, link: direct.link, level: report });
+    }
     this.#firstFrame = false;
     this.#seq = (this.#seq + 1) & 0xffff;
     this.#ts = (this.#ts + this.#frameTicks) >>> 0;
-    mic.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => undefined);
+  }
+
+  get #selfMuted(): boolean {
+    return this.selfId !== null && this.serverMuted.has(this.selfId);
+  }
+
+  /** Where the decoded audio and `rtp` events come from now: the server's slots or the direct link (p2p/auto rooms). */
+  get transport(): 'direct' | 'server' {
+    return this.#path;
+  }
+
+  /** The direct link's PeerConnection while there is one (p2p/auto rooms). */
+  get directPc(): RTCPeerConnection | null {
+    return this.#direct?.pc ?? null;
   }
 
   /** Advances the RTP clock over frames that were never sent (a stall), so timestamps stay wall-clock true. */
@@ -398,14 +475,197 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
     if (!this.markClosed()) return;
     this.unpublish();
     for (const s of this.#slots) s.decoder?.close();
+    this.#closeDirect();
     await this.#pc.close();
+  }
+
+  protected override muteArrived(participantId: string): void {
+    if (participantId === this.selfId) this.#levels.reset();
+  }
+
+  /**
+   * p2p/auto rooms: follows the server's `transport` decisions make-before-break. The new path is
+   * set up while the old one plays; once it carries the other participant's audio (or has been
+   * connected SILENT_PEER_MS without any: a silent peer) it plays, the old path keeps sending for
+   * OVERLAP_MS, then closes and the server is told (`peer` switched). Without `signal.sendPeer`
+   * the client stays on the server (the base class reports `switched` at once).
+   */
+  protected override async handlePeer(message: Unstamped<ServerPeerMessage | TransportMessage>): Promise<void> {
+    const sendPeer = this.signal.sendPeer?.bind(this.signal);
+    if (!sendPeer) return super.handlePeer(message);
+    if (message.op === 'peer') {
+      await this.#direct?.handle(message);
+      return;
+    }
+    const decision = ++this.#decision;
+    this.#splice = null;
+    if (message.transport === 'server') {
+      this.#serverLink = message.link;
+      if (this.#path === 'server') {
+        this.#closeDirect();
+        sendPeer({ op: 'peer', room: this.room, kind: 'switched', transport: 'server', link: message.link });
+        return;
+      }
+      this.#serverSlots = [];
+      // The server's slot of the peer we hear directly must carry audio (a newcomer's may come first).
+      const flowing = (): boolean | null => {
+        // Until the server's offer arrives our old server peer is closed: wait for the fresh one.
+        if (this.#serverClosed) return false;
+        // A failed server peer is replaced (media reconnect): keep waiting for the fresh one.
+        if (this.#pc.connectionState === 'failed') return false;
+        const peer = this.#directPeer;
+        const slot = peer === null ? -1 : this.#serverSlots.indexOf(peer);
+        return peer === null ? this.#slotsFlowing.size > 0 : slot >= 0 && this.#slotsFlowing.has(slot);
+      };
+      await this.#awaitFlow(decision, () => this.#pc, flowing);
+      // The room is on the server now, flowing or not (FLOW_GIVE_UP_MS): the direct link is going away.
+      if (decision !== this.#decision || this.closed) return;
+      await this.#spliceTo('server', this.#directPeer, decision);
+      await sleep(OVERLAP_MS);
+      if (decision !== this.#decision) return;
+      this.#splice = null;
+      this.#closeDirect();
+      this.#directPeer = null;
+      sendPeer({ op: 'peer', room: this.room, kind: 'switched', transport: 'server', link: this.#serverLink });
+      return;
+    }
+    if (message.peer === undefined) {
+      // Alone in the room: the server has no peer for us either.
+      this.#closeDirect();
+      this.#closeServerPeer();
+      this.#setPath('direct');
+      return;
+    }
+    if (this.#direct?.link !== message.link) this.#openDirect(message.peer, message.link, message.offerer === true, sendPeer);
+    const link = this.#direct!;
+    const flowing = (): boolean | null => (link.closed || link.pc.connectionState === 'failed' ? null : this.#directPackets > 0);
+    if (!(await this.#awaitFlow(decision, () => link.pc, flowing)) || this.#direct !== link) return;
+    this.#directPeer = link.peer;
+    await this.#spliceTo('direct', link.peer, decision);
+    if (decision !== this.#decision || this.#direct !== link) return;
+    await sleep(OVERLAP_MS);
+    if (decision !== this.#decision || this.#direct !== link) return;
+    this.#splice = null;
+    this.#closeServerPeer();
+    sendPeer({ op: 'peer', room: this.room, kind: 'switched', transport: 'direct', link: link.link });
+  }
+
+  protected override slotsArrived(slots: readonly { slot: number; participantId: string | null }[]): void {
+    for (const { slot, participantId } of slots) this.#serverSlots[slot] = participantId;
+  }
+
+  /**
+   * Resolves true once `flowing()` says the new path carries audio, or its peer has been connected
+   * SILENT_PEER_MS; false when a newer decision overtook this one, `flowing()` gave up (null) or
+   * FLOW_GIVE_UP_MS passed.
+   */
+  async #awaitFlow(decision: number, pc: () => RTCPeerConnection, flowing: () => boolean | null): Promise<boolean> {
+    const started = performance.now();
+    let connectedAt = 0;
+    while (decision === this.#decision && !this.closed) {
+      const state = flowing();
+      if (state === null || performance.now() - started > FLOW_GIVE_UP_MS) return false;
+      if (state) return true;
+      if (pc().connectionState === 'connected') {
+        connectedAt ||= performance.now();
+        if (performance.now() - connectedAt >= SILENT_PEER_MS) return true;
+      }
+      await sleep(FLOW_POLL_MS);
+    }
+    return false;
+  }
+
+  #openDirect(peer: string, link: number, offerer: boolean, send: NonNullable<MediaSignalChannel['sendPeer']>): void {
+    this.#closeDirect();
+    this.#levels.reset();
+    this.#directPackets = 0;
+    const receiver = this.#newReceiver();
+    receiver.recorder = this.#slotReceiver(0).recorder;
+    this.#directReceiver = receiver;
+    const direct: NodeDirectLink = new NodeDirectLink({
+      room: this.room,
+      peer,
+      link,
+      offerer,
+      config: this.#peerConfig(),
+      bindIp: this.#bindIp,
+      send,
+      onRtp: (rtp, extensions) => {
+        if (this.#direct !== direct) return;
+        this.#directPackets++;
+        // The other end muted by the server: its audio is not played (no server in between to drop it).
+        if (this.serverMuted.has(peer)) return;
+        this.#route('direct', peer, rtp.payload, () => this.#receive(0, receiver, rtp, extensions, peer));
+      },
+    });
+    this.#direct = direct;
+  }
+
+  #closeDirect(): void {
+    const direct = this.#direct;
+    if (direct === null) return;
+    this.#direct = null;
+    this.#directReceiver?.decoder?.close();
+    this.#directReceiver = null;
+    void direct.close();
+  }
+
+  /** The server dropped (or will drop) our server peer: close ours; its next offer gets a fresh one. */
+  #closeServerPeer(): void {
+    if (this.#serverClosed) return;
+    this.#serverClosed = true;
+    this.#mic = null;
+    this.#slotsFlowing.clear();
+    void this.#pc.close().catch(() => undefined);
+  }
+
+  /**
+   * One packet of `path`: played when that path plays, held or dropped while a splice decides
+   * where the other participant's audio continues (PathSplice), dropped otherwise.
+   */
+  #route(path: 'direct' | 'server', participantId: string | null, payload: Buffer, play: () => void): void {
+    const splice = this.#splice;
+    if (path === this.#path) {
+      if (splice?.to === path) {
+        if (!splice.splice.isRepeat(participantId, payload)) play();
+        return;
+      }
+      play();
+      splice?.splice.oldPlayed(participantId, payload);
+      return;
+    }
+    if (splice?.to === path) splice.splice.newArrived(participantId, payload, play);
+  }
+
+  /** Plays `to` from the frame where the other participant's audio continues on it (PathSplice), at most SPLICE_MS from now. */
+  async #spliceTo(to: 'direct' | 'server', peer: string | null, decision: number): Promise<void> {
+    if (peer === null || this.#path === to) {
+      this.#setPath(to);
+      return;
+    }
+    const splice = new PathSplice(peer, () => {
+      if (decision === this.#decision) this.#setPath(to);
+    });
+    this.#splice = { to, splice };
+    const timer = setTimeout(() => splice.expire(), SPLICE_MS);
+    await splice.switched;
+    clearTimeout(timer);
+  }
+
+  #setPath(path: 'direct' | 'server'): void {
+    if (this.#path === path) return;
+    this.#path = path;
+    this.emit('transport', path);
   }
 
   protected async answerOffer({ sdp, negotiationId, restart, options }: ServerOffer): Promise<void> {
     const videoMids = (options?.video ?? {}) as Record<string, string>;
-    if (restart) {
-      this.restartOffers++;
-      // The server replaced our peer (new ICE, new DTLS): start a fresh PeerConnection too.
+    if (restart || this.#serverClosed) {
+      if (restart) this.restartOffers++;
+      // The server replaced our peer (new ICE, new DTLS), or this is a new server peer after a
+      // direct link: start a fresh PeerConnection too.
+      this.#serverClosed = false;
+      this.#slotsFlowing.clear();
       const old = this.#pc;
       this.#pc = this.#newPeer();
       this.#mic = null;
@@ -496,26 +756,15 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
     t.setDirection('recvonly');
     if (this.#slotTransceivers.has(t)) return;
     this.#slotTransceivers.add(t);
-    let receiver = this.#slots[slot];
-    if (receiver === undefined) {
-      receiver = {
-        stats: { packets: 0, seqGaps: 0, timestampRegressions: 0, duplicates: 0, ssrc: null },
-        lastSeq: -1,
-        lastTs: 0,
-        decoder: !this.#decode
-          ? null
-          : this.#audioCodec === 'opus'
-            ? new OpusDecoder({ sampleRate: SAMPLE_RATE, channels: 1 })
-            : new G711SlotDecoder(this.#audioCodec),
-        recorder: this.#decode ? new PcmRecorder(this.#recordSamples) : null,
-      };
-      this.#slots[slot] = receiver;
-    }
-    const r = receiver;
+    const r = this.#slotReceiver(slot);
     const pc = this.#pc;
     const listen = (track: MediaStreamTrack): void => {
       track.onReceiveRtp.subscribe((rtp, extensions) => {
-        if (pc === this.#pc) this.#onSlotRtp(slot, r, rtp, extensions);
+        if (pc !== this.#pc) return;
+        this.#slotsFlowing.add(slot);
+        // While the direct link plays (p2p/auto rooms), the server's slots are set up but not played.
+        const participantId = this.slotMap.occupant(slot);
+        this.#route('server', participantId, rtp.payload, () => this.#receive(slot, r, rtp, extensions, participantId));
       });
     };
     // werift creates the remote track inside setRemoteDescription(), before we get here.
@@ -523,7 +772,27 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
     t.onTrack.subscribe(listen);
   }
 
-  #onSlotRtp(slot: number, r: SlotReceiver, rtp: RtpPacket, extensions: Record<string, unknown> | undefined): void {
+  #slotReceiver(slot: number): SlotReceiver {
+    let receiver = this.#slots[slot];
+    if (receiver === undefined) {
+      receiver = this.#newReceiver();
+      this.#slots[slot] = receiver;
+    }
+    return receiver;
+  }
+
+  #newReceiver(): SlotReceiver {
+    return {
+      stats: { packets: 0, seqGaps: 0, timestampRegressions: 0, duplicates: 0, ssrc: null },
+      lastSeq: -1,
+      lastTs: 0,
+      decoder: !this.#decode ? null : this.#audioCodec === 'opus' ? new OpusDecoder({ sampleRate: SAMPLE_RATE, channels: 1 }) : new G711SlotDecoder(this.#audioCodec),
+      recorder: this.#decode ? new PcmRecorder(this.#recordSamples) : null,
+    };
+  }
+
+  /** One played packet of slot `slot` (or the direct link, as slot 0) from `participantId`: stats, `rtp` event, decoded audio. */
+  #receive(slot: number, r: SlotReceiver, rtp: RtpPacket, extensions: Record<string, unknown> | undefined, participantId: string | null): void {
     const { sequenceNumber: seq, timestamp: ts } = rtp.header;
     const st = r.stats;
     st.packets++;
@@ -544,7 +813,6 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
       r.lastSeq = seq;
       r.lastTs = ts;
     }
-    const participantId = this.slotMap.occupant(slot);
     const levelExt = extensions?.[AUDIO_LEVEL_URI] as { level: number } | undefined;
     this.emit('rtp', {
       slot,
@@ -571,6 +839,10 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
       rec.append(pcm);
     }
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function copyIceServers(servers: readonly RTCIceServer[]): RTCIceServer[] {

@@ -66,9 +66,9 @@ function joinRoom(ctx: SignallingContext, state: ConnState, session: Session, ms
       return;
     }
   }
-  const p2pRefusal = ctx.p2p.joinRefusal(roomId, msg.options?.mode ?? config.signalling.defaultRoomMode);
+  const p2pRefusal = ctx.p2p.joinRefusal(roomId, msg.options?.mode ?? config.signalling.defaultRoomMode, msg.options?.direct === true);
   if (p2pRefusal !== null) {
-    out.sendError(state, 'ROOM_FULL', p2pRefusal, msg.ref, { room: roomId, about: 'join' });
+    out.sendError(state, p2pRefusal.code, p2pRefusal.message, msg.ref, { room: roomId, about: 'join' });
     return;
   }
   // Same identity again (signalling.replaceIdentity): the new participant replaces the old one.
@@ -106,7 +106,7 @@ function joinRoom(ctx: SignallingContext, state: ConnState, session: Session, ms
   sessions.updateGauges();
   if (isPeerRoomMode(room.mode)) {
     // Direct or through the server: the room's choice, and its media plane joins (p2p.ts).
-    ctx.p2p.join(roomId, room.mode, participant, mediaGrants(grants));
+    ctx.p2p.join(roomId, room.mode, participant, mediaGrants(grants), msg.options?.direct === true);
   } else if (mediaPlane) {
     mediaPlane
       .join({

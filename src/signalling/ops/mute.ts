@@ -39,6 +39,7 @@ function setMuted(ctx: SignallingContext, state: ConnState, session: Session, ms
   if (changed) {
     out.broadcast(msg.room, { op: 'participant_updated', room: msg.room, participant: toParticipantInfo(changed) });
     if (ctx.p2p.hasServerMedia(msg.room, target)) mediaPlane?.setMuted(msg.room, target, muted).catch((err: unknown) => log.error({ err }, 'media plane setMuted failed'));
+    ctx.p2p.muteChanged(msg.room, target, muted);
   }
 }
 
