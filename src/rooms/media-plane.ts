@@ -8,6 +8,7 @@ import type {
   MediaRoomEvent,
   MediaRoomMode,
   MediaRoomOptions,
+  MediaRoomStats,
   MediaSink,
   RecordingState,
   ServerMediaMessage,
@@ -275,6 +276,17 @@ export class PooledMediaPlane implements MediaPlane {
   shardsOf(roomId: string): ShardSummary[] {
     const state = this.#rooms.get(roomId);
     return state === undefined ? [] : shardSummary(state);
+  }
+
+  /** A room's stats now, asked of every worker it uses: the sum, and each shard's own (home first). Null when not open. */
+  async roomStats(roomId: string): Promise<{ total: MediaRoomStats; shards: (ShardSummary & { stats: MediaRoomStats })[] } | null> {
+    const state = this.#rooms.get(roomId);
+    if (state === undefined) return null;
+    const shards = allShards(state);
+    const stats = await Promise.all(shards.map((s) => s.task.request('stats', null)));
+    shards.forEach((s, i) => (s.stats = stats[i]!));
+    const summary = shardSummary(state);
+    return { total: sumShardStats(shards)!, shards: summary.map((s, i) => ({ ...s, stats: stats[i]! })) };
   }
 
   /** The thread a participant's peer is on. */
