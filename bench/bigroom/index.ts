@@ -199,6 +199,9 @@ interface Result {
   packetsOutPerS: number;
   targetPacketsOutPerS: number;
   packetsInPerS: number;
+  /** Speakers' packets sent per second, and the share of them the server never accepted (kernel drops on a starved worker). */
+  sentPerS: number;
+  inboundLossPct: number;
   receivedPerS: number;
   clientCores: number;
   spill: { recordsOut: number; recordsIn: number; dropped: number } | null;
@@ -221,7 +224,9 @@ async function run(name: string, capacity: number, udpBase: number, transport: '
   const batch: Promise<void>[] = [];
   for (let i = 0; i < n; i++) {
     const id = `p${i}`;
-    const speaker = i < config.speakers ? i : -1;
+    // Speakers spread over the join order, so both workers of the spread room host some.
+    const every = Math.floor(n / config.speakers);
+    const speaker = i % every === 0 && i / every < config.speakers ? i / every : -1;
     const proc = procs[i % procs.length]!;
     server.on(id, (message, to) => proc.send({ t: 'media', roomId: ROOM, id: to === 'room' ? null : id, message }));
     const started = performance.now();
@@ -250,7 +255,7 @@ async function run(name: string, capacity: number, udpBase: number, transport: '
   const after = await server.stats();
   const elapsedS = (performance.now() - w0) / 1000;
   const cAfter = await Promise.all(procs.map((p) => p.snapshot()));
-  const delta = (k: 'received' | 'lost' | 'sampled' | 'badTags' | 'cpuMs'): number => cAfter.reduce((a, c, i) => a + c[k] - cBefore[i]![k], 0);
+  const delta = (k: 'received' | 'lost' | 'sampled' | 'badTags' | 'cpuMs' | 'sent'): number => cAfter.reduce((a, c, i) => a + c[k] - cBefore[i]![k], 0);
   const received = delta('received');
   const lost = delta('lost');
   const hist = cAfter.reduce((acc, c) => acc.map((x, i) => x + (c.ssrcsPerListener[i] ?? 0)), new Array<number>(9).fill(0));
@@ -292,6 +297,9 @@ async function run(name: string, capacity: number, udpBase: number, transport: '
     packetsOutPerS: Math.round((total(after, 'packetsOut') - total(before, 'packetsOut')) / elapsedS),
     targetPacketsOutPerS: targetOut,
     packetsInPerS: Math.round((total(after, 'packetsIn') - total(before, 'packetsIn')) / elapsedS),
+    sentPerS: Math.round(delta('sent') / elapsedS),
+    inboundLossPct:
+      delta('sent') > 0 ? Math.round(Math.max(0, 1 - (total(after, 'packetsIn') - total(before, 'packetsIn')) / delta('sent')) * 10_000) / 100 : 0,
     receivedPerS: Math.round(received / elapsedS),
     clientCores: Math.round((delta('cpuMs') / 1000 / elapsedS) * 100) / 100,
     spill:
@@ -361,7 +369,7 @@ mkdirSync(outDir, { recursive: true });
 writeFileSync(join(outDir, 'bigroom.json'), JSON.stringify(json, null, 2) + '\n');
 
 const row = (r: Result): string =>
-  `| ${r.scenario} | ${r.capacity === 0 ? 'one worker' : `${r.capacity} per worker`} | ${r.joined}/${r.participants} (${r.failedJoins} failed) | ${r.joinP50Ms} / ${r.joinP99Ms} | ${r.listenersWithAudio} | ${r.listenersWithAllSlots} | ${r.lossPct} % | ${r.latencyP50Ms} / ${r.latencyP99Ms} | ${r.serverCores} | ${r.workers.map((w) => `${w.home === null ? '–' : w.home ? 'home' : 'spill'} ${w.participants}p ${Math.round(w.elu * 100)} %`).join(', ')} | ${r.packetsOutPerS} of ${r.targetPacketsOutPerS} | ${r.tagsChecked}/${r.badTags} | ${r.clientCores} |`;
+  `| ${r.scenario} | ${r.capacity === 0 ? 'one worker' : `${r.capacity} per worker`} | ${r.joined}/${r.participants} (${r.failedJoins} failed) | ${r.joinP50Ms} / ${r.joinP99Ms} | ${r.listenersWithAudio} | ${r.listenersWithAllSlots} | ${r.lossPct} % | ${r.inboundLossPct} % | ${r.latencyP50Ms} / ${r.latencyP99Ms} | ${r.serverCores} | ${r.workers.map((w) => `${w.home === null ? '–' : w.home ? 'home' : 'spill'} ${w.participants}p ${Math.round(w.elu * 100)} %`).join(', ')} | ${r.packetsOutPerS} of ${r.targetPacketsOutPerS} | ${r.tagsChecked}/${r.badTags} | ${r.clientCores} |`;
 const linkRow = (l: LinkResult): string =>
   `| ${l.transport} | ${l.pps} | ${l.producerNsPerRecord.toFixed(0)} | ${l.consumerNsPerRecord.toFixed(0)} | ${l.latencyP50Ms.toFixed(3)} / ${l.latencyP99Ms.toFixed(3)} | ${l.lossPct.toFixed(2)} % |`;
 writeFileSync(
@@ -375,8 +383,8 @@ ${config.clientProcs} other processes, all on this host: ${cpus().length} cores,
 (shared with other jobs: compare the rows of one run, not runs). \`spread\`: \`media.roomWorkerCapacity\` =
 ${Math.ceil(config.participants / config.workers)}, the room on its home worker and one spill worker; \`one-worker\`: the same room held by one worker (baseline).
 
-| scenario | capacity | joined | join p50 / p99 ms | listeners with audio | with all ${config.slots} slots | loss | latency p50 / p99 ms | server cores | workers (participants, ELU) | packets/s out (of target) | tags checked / bad | client cores |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| scenario | capacity | joined | join p50 / p99 ms | listeners with audio | with all ${config.slots} slots | loss (listeners) | inbound loss | latency p50 / p99 ms | server cores | workers (participants, ELU) | packets/s out (of target) | tags checked / bad | client cores |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${row(spread)}
 ${row(one)}
 
@@ -387,6 +395,11 @@ xychart-beta
   y-axis "packets/s"
   bar [${spread.packetsOutPerS}, ${one.packetsOutPerS}]
 \`\`\`
+
+Loss (listeners) = sequence gaps on the slot streams the listeners received; inbound loss = speakers'
+packets the server never accepted (dropped by the kernel while a worker was saturated; a slot that
+re-anchors after a switch hides such gaps from the listeners). Latency is publisher socket → receiver
+socket, so on a saturated host it is mostly queueing in the server's and the clients' sockets.
 
 Spread vs one worker: **${json.vsOneWorker}×** the packets out. Between the workers
 (\`spread\`): ${spread.spill?.recordsOut ?? 0} records/s written to the other worker, ${spread.spill?.recordsIn ?? 0} read, ${spread.spill?.dropped ?? 0} dropped.

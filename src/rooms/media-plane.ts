@@ -358,6 +358,7 @@ export class PooledMediaPlane implements MediaPlane {
           shard.stats = stats;
           const sum = sumShardStats(allShards(state));
           if (sum !== null) this.pool.metrics.roomStats(state.roomId, sum);
+          if (shard.id === 0) this.pool.metrics.roomWorkers(state.roomId, shardSummary(state));
         },
         onReady: () => undefined,
         onDied: (error) => {
