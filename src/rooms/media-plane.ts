@@ -403,6 +403,7 @@ export class PooledMediaPlane implements MediaPlane {
     }
     member.shard = shard;
     shard.members.add(member.participant.participantId);
+    if (this.#spills(state.mode)) this.pool.metrics.roomWorkers(state.roomId, shardSummary(state));
     this.#tellShards(state, shard, { add: [remoteMember(member.participant, member.muted)], remove: [] });
   }
 
@@ -429,6 +430,7 @@ export class PooledMediaPlane implements MediaPlane {
     if (shard === null) return;
     shard.members.delete(id);
     this.#tellShards(state, shard, { add: [], remove: [id] });
+    if (this.#spills(state.mode) && state.members.size > 0) this.pool.metrics.roomWorkers(state.roomId, shardSummary(state));
     if (shard.id !== 0 && shard.members.size === 0 && state.spills.get(shard.id) === shard) this.#closeSpill(state, shard);
   }
 

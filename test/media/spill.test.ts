@@ -1,4 +1,8 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { OpusDecoder, readOggOpus } from '../../src/codec/index.ts';
 import { NodeMediaClient } from '../../src/client/media/node-media-client.ts';
 import { ToneSource } from '../../src/client/media/pcm-source.ts';
 import { createMediaPlane, type PooledMediaPlane } from '../../src/rooms/media-plane.ts';
@@ -38,10 +42,28 @@ describe('a room spilled over two workers (capacity 4)', () => {
   const reconnects: string[] = [];
   const speaking = new Set<string>();
 
+  const recordingDir = mkdtempSync(join(tmpdir(), 'voxlink-spill-'));
+
   afterAll(async () => {
     await Promise.all([...clients.values()].map((c) => c.close()));
     await plane?.close();
+    rmSync(recordingDir, { recursive: true, force: true });
   });
+
+  /** Decodes one recorded track (Ogg Opus) to 48 kHz mono PCM. */
+  function decodeTrack(recordingId: string, file: string): Float32Array {
+    const ogg = readOggOpus(readFileSync(join(recordingDir, recordingId, file)));
+    const decoder = new OpusDecoder({ sampleRate: SR });
+    const chunks = ogg.packets.map((packet) => decoder.decode(packet).slice());
+    decoder.close();
+    const out = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const c of chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
+  }
 
   async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
     const end = Date.now() + timeoutMs;
@@ -110,7 +132,7 @@ describe('a room spilled over two workers (capacity 4)', () => {
 
   it('everyone hears the right tones across workers, never themself; a dead spill worker, then a dead home worker, and they hear again', async () => {
     plane = createMediaPlane({
-      room: { slots: 3, announcedIp: '127.0.0.1', rtcMinPort: 56400, rtcMaxPort: 56799, mode: 'sfu' },
+      room: { slots: 3, announcedIp: '127.0.0.1', rtcMinPort: 56400, rtcMaxPort: 56799, mode: 'sfu', recordingDir },
       pool: { workers: 2 },
       roomWorkerCapacity: 4,
     });
@@ -148,6 +170,23 @@ describe('a room spilled over two workers (capacity 4)', () => {
     await everyoneHearsEveryone(20_000, 'everyone hears every other publisher');
     // The home ranks everyone, spilled publishers included, and tells the whole room who speaks.
     expect([...speaking].sort()).toEqual(['a', 'd', 'e']);
+    // Each worker reports its share of the room.
+    const perWorker = await plane.pool.metrics.registry.getSingleMetricAsString('voxlink_room_worker_participants');
+    expect(perWorker).toContain(`voxlink_room_worker_participants{room="${ROOM}",worker="${shards[0]!.threadId}"} 4`);
+    expect(perWorker).toContain(`voxlink_room_worker_participants{room="${ROOM}",worker="${shards[1]!.threadId}"} 2`);
+
+    // The recorder stays home and records the spilled publisher too, from the link.
+    await plane.record(ROOM, 'b', 'start');
+    await sleep(2500);
+    const manifest = (await plane.record(ROOM, 'b', 'stop'))!;
+    const tracks = new Map(manifest.files.map((f) => [f.participantId, f]));
+    expect([...tracks.keys()].sort()).toEqual(['a', 'd', 'e']);
+    expect(tracks.get('e')!.name).toBe('e');
+    for (const id of ['a', 'd', 'e']) {
+      const pcm = decodeTrack(manifest.id, tracks.get(id)!.file);
+      expect(pcm.length, `${id}'s recorded track`).toBeGreaterThan(SR);
+      expect(powerAt(pcm.subarray(pcm.length - SR), SR, TONES[id]!), `${id}'s recorded tone`).toBeGreaterThan(PRESENT);
+    }
 
     // Mute the spilled publisher: nobody hears e any more, and its slots go (slots messages).
     await plane.setMuted(ROOM, 'e', true);
