@@ -1,4 +1,4 @@
-import type { Extensions, RtpPacket } from 'werift';
+import { RtpPacket, type Extensions } from 'werift';
 import type { ClientMediaMessage, ServerMediaMessage } from '../protocol/index.ts';
 import type { MediaGrants, MediaParticipant, MediaRoomMode, RecordingState } from '../rooms/media-contract.ts';
 import { VoxError } from '../errors.ts';
@@ -244,8 +244,23 @@ class ComposedMediaRoom implements MediaRoom {
               this.#homeRanking = ranking;
               this.#homeReranked = true;
             },
+            onVideo: (id, rtp) => this.#video.onRemoteVideo(id, RtpPacket.deSerialize(rtp)),
+            onKeyFrame: (id) => this.#video.requestKeyFrame(id),
           });
-    this.#video = new VideoForwarder(options.roomId, (participantId) => this.#renegotiate(participantId));
+    const spill = this.#spill;
+    this.#video = new VideoForwarder(
+      options.roomId,
+      (participantId) => this.#renegotiate(participantId),
+      spill === null
+        ? null
+        : {
+            localVideo: (id, rtp) => {
+              if (spill.wantsVideo(id)) spill.forwardVideo(id, rtp.serialize());
+            },
+            want: (id, want) => spill.wantVideo(id, want),
+            keyFrame: (id) => spill.requestKeyFrame(id),
+          },
+    );
     if (mode.mixer !== null) this.#setMix(this.#createMix(mode.mixer));
     else this.#rebuildTaps();
     this.#timer = setInterval(() => this.#tick(), options.rankIntervalMs ?? 100);
@@ -281,7 +296,10 @@ class ComposedMediaRoom implements MediaRoom {
       throw new VoxError('CLOSED', `media room ${this.#options.roomId} is closed`);
     }
     this.#participants.set(p.participantId, participant);
-    this.#spill?.addLocal(p.participantId, p.memberNumber);
+    if (this.#spill !== null) {
+      this.#spill.addLocal(p.participantId, p.memberNumber);
+      this.#video.removeRemote(p.participantId); // it was on another worker until now
+    }
     this.#video.attach(p.participantId, participant.peer.pc, p.grants.publish, p.grants.subscribe);
     if (p.grants.subscribe && participant.peer.outputs.length > 0) {
       this.#forwarder?.addSubscriber(p.participantId, participant.peer.outputs);
@@ -438,7 +456,7 @@ class ComposedMediaRoom implements MediaRoom {
       case 'unsubscribe_video': {
         if (!p.grants.subscribe) throw new VoxError('MEDIA_NOT_ALLOWED', `${participantId} has no subscribe grant`);
         const publisherId = message.participantId;
-        if (publisherId === undefined || !this.#participants.has(publisherId)) {
+        if (publisherId === undefined || (!this.#participants.has(publisherId) && this.#spill?.remote(publisherId) === undefined)) {
           throw new VoxError('MEDIA_UNKNOWN_PARTICIPANT', `no publisher ${String(publisherId)} in the room`);
         }
         if (message.kind === 'subscribe_video') this.#video.subscribe(participantId, publisherId);
@@ -478,10 +496,12 @@ class ComposedMediaRoom implements MediaRoom {
     for (const m of add) {
       if (this.#participants.has(m.participantId)) continue;
       spill.setRemote(m);
+      if (m.publish) this.#video.addRemote(m.participantId);
       if (m.muted || !m.publish) this.#forgetSpeaker(m.participantId);
     }
     for (const id of remove) {
       if (!spill.removeRemote(id)) continue;
+      this.#video.removeRemote(id);
       this.#forgetSpeaker(id);
       this.#forwarder?.removePublisher(id);
     }

@@ -19,6 +19,16 @@
 
 export const KIND_AUDIO = 1;
 export const KIND_RANKING = 2;
+/**
+ * Video (docs/media.md "Rooms over several workers"): a publisher's whole RTP packet, sent only to
+ * the shards that asked for it (VIDEO_WANT, flags bit 0 = on); KEYFRAME asks the publisher's shard
+ * for a PLI upstream. Header: len, kind, flags, member (u16), RTP length (u16), then the packet.
+ */
+export const KIND_VIDEO = 3;
+export const KIND_VIDEO_WANT = 4;
+export const KIND_KEYFRAME = 5;
+export const VIDEO_HEADER_BYTES = 8;
+export const OFF_RTP_LEN = 6;
 /** Fills the end of a ring the next record does not fit into (spill-ring.ts). */
 export const KIND_PAD = 0xff;
 

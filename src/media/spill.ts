@@ -7,7 +7,10 @@ import { RingReceiver, RingSender } from './spill-ring.ts';
 import {
   AUDIO_HEADER_BYTES,
   KIND_AUDIO,
+  KIND_KEYFRAME,
   KIND_RANKING,
+  KIND_VIDEO,
+  KIND_VIDEO_WANT,
   MAX_RECORD_BYTES,
   NO_LEVEL,
   OFF_COUNT,
@@ -18,10 +21,12 @@ import {
   OFF_MEMBER,
   OFF_PAYLOAD_LEN,
   OFF_PT,
+  OFF_RTP_LEN,
   OFF_SEQ,
   OFF_SSRC,
   OFF_TS,
   RANKING_HEADER_BYTES,
+  VIDEO_HEADER_BYTES,
   padded,
   type SpillReceiver,
   type SpillSender,
@@ -75,6 +80,10 @@ export interface SpillFabricOptions {
   onAudio(participantId: string, a: Readonly<InboundAudio>): void;
   /** The home's ranking arrived (spill shards only); the array is reused. */
   onRanking(ranking: readonly string[]): void;
+  /** A remote publisher's video packet (a copy, the room may keep it). */
+  onVideo?(participantId: string, rtp: Buffer): void;
+  /** Another shard asks for a key frame of a publisher here. */
+  onKeyFrame?(participantId: string): void;
 }
 
 interface Link {
@@ -99,6 +108,8 @@ export class SpillFabric {
   /** Payload copies out of the link, one reused Buffer per payload length (taps read `payload.length`). */
   readonly #payloads: (Buffer | undefined)[] = [];
   readonly #ranking: string[] = [];
+  /** Local publisher → the shards that asked for its video. */
+  readonly #videoWants = new Map<string, Set<number>>();
   #recordsOut = 0;
   #unknownMember = 0;
   #droppedRetired = 0;
@@ -130,6 +141,7 @@ export class SpillFabric {
   }
 
   removeLocal(participantId: string): void {
+    this.#videoWants.delete(participantId);
     this.#forget(participantId);
   }
 
@@ -153,7 +165,8 @@ export class SpillFabric {
   link(end: SpillLinkEnd): void {
     if (this.#closed) throw new VoxError('CLOSED', 'spill fabric closed');
     this.unlink(end.peer);
-    const onRecord = (buf: Buffer, at: number, len: number): void => this.#receive(buf, at, len);
+    const peer = end.peer;
+    const onRecord = (buf: Buffer, at: number, len: number): void => this.#receive(buf, at, len, peer);
     const link: Link =
       end.transport === 'ring'
         ? { peer: end.peer, sender: new RingSender(end.send), receiver: new RingReceiver(end.receive, onRecord) }
@@ -166,6 +179,7 @@ export class SpillFabric {
     const i = this.#links.findIndex((l) => l.peer === peer);
     if (i < 0) return;
     const [link] = this.#links.splice(i, 1);
+    for (const wants of this.#videoWants.values()) wants.delete(peer);
     this.#droppedRetired += link!.sender.dropped;
     this.#recordsInRetired += link!.receiver.records;
     link!.sender.close();
@@ -218,6 +232,55 @@ export class SpillFabric {
     this.#recordsOut += links.length;
   }
 
+  /** Whether another shard asked for this local publisher's video. */
+  wantsVideo(participantId: string): boolean {
+    const wants = this.#videoWants.get(participantId);
+    return wants !== undefined && wants.size > 0;
+  }
+
+  /** A local publisher's video packet (serialized RTP) to the shards that asked for it. */
+  forwardVideo(participantId: string, rtp: Buffer): void {
+    const wants = this.#videoWants.get(participantId);
+    const number = this.#numbers.get(participantId);
+    const len = padded(VIDEO_HEADER_BYTES + rtp.length);
+    if (wants === undefined || wants.size === 0 || number === undefined || len > MAX_RECORD_BYTES) return;
+    const out = this.#out;
+    this.#header(out, len, KIND_VIDEO, 0, number);
+    out.writeUInt16LE(rtp.length, OFF_RTP_LEN);
+    rtp.copy(out, VIDEO_HEADER_BYTES);
+    for (const link of this.#links) {
+      if (!wants.has(link.peer)) continue;
+      link.sender.write(out, len);
+      this.#recordsOut++;
+    }
+  }
+
+  /** This shard's subscribers want (or no longer want) a remote publisher's video: asks every other shard (its own shard acts). */
+  wantVideo(participantId: string, want: boolean): void {
+    this.#control(participantId, KIND_VIDEO_WANT, want ? 1 : 0);
+  }
+
+  /** A key frame of a remote publisher, asked of its shard (a PLI upstream there). */
+  requestKeyFrame(participantId: string): void {
+    this.#control(participantId, KIND_KEYFRAME, 0);
+  }
+
+  #control(participantId: string, kind: number, flags: number): void {
+    const number = this.#numbers.get(participantId);
+    if (number === undefined) return;
+    const out = this.#out;
+    this.#header(out, 8, kind, flags, number);
+    for (const link of this.#links) link.sender.write(out, 8);
+    this.#recordsOut += this.#links.length;
+  }
+
+  #header(out: Buffer, len: number, kind: number, flags: number, number: number): void {
+    out.writeUInt16LE(len, OFF_LEN);
+    out[OFF_KIND] = kind;
+    out[OFF_FLAGS] = flags;
+    out.writeUInt16LE(number, OFF_MEMBER);
+  }
+
   stats(): SpillStats {
     let dropped = this.#droppedRetired;
     let recordsIn = this.#recordsInRetired;
@@ -258,9 +321,13 @@ export class SpillFabric {
     if (this.#ids[number] === participantId) this.#ids[number] = undefined;
   }
 
-  #receive(buf: Buffer, at: number, len: number): void {
+  #receive(buf: Buffer, at: number, len: number, peer: number): void {
     if (this.#closed) return;
     const kind = buf[at + OFF_KIND];
+    if (kind === KIND_VIDEO || kind === KIND_VIDEO_WANT || kind === KIND_KEYFRAME) {
+      this.#receiveVideo(buf, at, len, peer, kind);
+      return;
+    }
     if (kind === KIND_AUDIO) {
       const id = this.#ids[buf.readUInt16LE(at + OFF_MEMBER)];
       const payloadLen = buf.readUInt16LE(at + OFF_PAYLOAD_LEN);
@@ -294,5 +361,32 @@ export class SpillFabric {
       }
       this.#options.onRanking(ranking);
     }
+  }
+
+  /** Video records: not on the audio hot path, so a copy per packet is fine (werift clones video per subscriber anyway). */
+  #receiveVideo(buf: Buffer, at: number, len: number, peer: number, kind: number): void {
+    const id = this.#ids[buf.readUInt16LE(at + OFF_MEMBER)];
+    if (id === undefined) {
+      this.#unknownMember++;
+      return;
+    }
+    if (kind === KIND_VIDEO) {
+      const rtpLen = buf.readUInt16LE(at + OFF_RTP_LEN);
+      if (!this.#remote.has(id) || VIDEO_HEADER_BYTES + rtpLen > len) return;
+      this.#options.onVideo?.(id, Buffer.from(buf.subarray(at + VIDEO_HEADER_BYTES, at + VIDEO_HEADER_BYTES + rtpLen)));
+      return;
+    }
+    // Wants and key-frame requests are for the publisher's own shard only.
+    if (this.#remote.has(id)) return;
+    if (kind === KIND_KEYFRAME) {
+      this.#options.onKeyFrame?.(id);
+      return;
+    }
+    let wants = this.#videoWants.get(id);
+    if (wants === undefined) this.#videoWants.set(id, (wants = new Set()));
+    if ((buf[at + OFF_FLAGS]! & 1) !== 0) {
+      wants.add(peer);
+      this.#options.onKeyFrame?.(id);
+    } else wants.delete(peer);
   }
 }
