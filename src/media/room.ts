@@ -497,11 +497,14 @@ class ComposedMediaRoom implements MediaRoom {
       if (this.#participants.has(m.participantId)) continue;
       spill.setRemote(m);
       if (m.publish) this.#video.addRemote(m.participantId);
+      // Every worker of a mixing room mixes for its own listeners, from every publisher's packets.
+      this.#mix?.addParticipant(m.participantId, { codec: 'opus', publish: m.publish, subscribe: false });
       if (m.muted || !m.publish) this.#forgetSpeaker(m.participantId);
     }
     for (const id of remove) {
       if (!spill.removeRemote(id)) continue;
       this.#video.removeRemote(id);
+      this.#mix?.removeParticipant(id);
       this.#forgetSpeaker(id);
       this.#forwarder?.removePublisher(id);
     }
@@ -659,8 +662,9 @@ class ComposedMediaRoom implements MediaRoom {
     a.payloadType = header.payloadType;
     a.level = level;
     a.now = now;
-    // Once per other worker of the room, before this worker's own sends.
-    this.#spill?.forward(p.id, a);
+    // Once per other worker of the room, before this worker's own sends. A G.711 publisher's voice
+    // stays on its worker (the others take every remote publisher as Opus): heard there only.
+    if (p.codec === 'opus') this.#spill?.forward(p.id, a);
     const taps = this.#taps;
     for (let i = 0; i < taps.length; i++) taps[i]!.onAudio(p.id, a);
   }
@@ -692,11 +696,13 @@ class ComposedMediaRoom implements MediaRoom {
     const now = performance.now();
     const spill = this.#spill;
     if (spill !== null && !spill.home) {
-      // A spill shard maps its subscribers' slots from the home's ranking.
+      // A spill shard maps its subscribers' slots (and a hybrid mixer's leave-outs) from the home's ranking.
       if (!this.#homeReranked && !this.#membershipChanged) return;
       this.#homeReranked = false;
       this.#membershipChanged = false;
       this.#forwarder?.rank(this.#homeRanking, this.#eligible);
+      const taps = this.#taps;
+      for (let i = 0; i < taps.length; i++) if (taps[i] !== this.#forwarder) taps[i]!.rank?.(this.#homeRanking, this.#eligible);
       return;
     }
     const reranked = this.#detector.tick(now);
@@ -771,6 +777,7 @@ class ComposedMediaRoom implements MediaRoom {
       for (const q of this.#participants.values()) {
         mix.addParticipant(q.id, { codec: 'opus', publish: q.grants.publish, subscribe: this.#hearsMix(q) });
       }
+      for (const r of this.#spill?.remoteMembers() ?? []) mix.addParticipant(r.participantId, { codec: 'opus', publish: r.publish, subscribe: false });
       this.#setMix(mix);
       mix.start();
     } else if (this.#mix !== null) {

@@ -325,9 +325,9 @@ export class PooledMediaPlane implements MediaPlane {
     return mode;
   }
 
-  /** Whether rooms of this mode spread over workers: `sfu` rooms with a capacity set (mixing rooms stay on one worker). */
-  #spills(mode: MediaRoomMode): boolean {
-    return (this.#options.roomWorkerCapacity ?? 0) > 0 && mode === 'sfu';
+  /** Whether rooms spread over workers: with a capacity set (every mode; a mixing room mixes on each of its workers). */
+  #spills(_mode: MediaRoomMode): boolean {
+    return (this.#options.roomWorkerCapacity ?? 0) > 0;
   }
 
   #openRoom(roomId: string, mode: MediaRoomMode): RoomState {
