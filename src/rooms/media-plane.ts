@@ -325,8 +325,8 @@ export class PooledMediaPlane implements MediaPlane {
     return mode;
   }
 
-  /** Whether rooms spread over workers: with a capacity set (every mode; a mixing room mixes on each of its workers). */
-  #spills(_mode: MediaRoomMode): boolean {
+  /** Whether rooms spread over workers: with a capacity set (any mode; a mixing room mixes on each of its workers). */
+  #spreads(): boolean {
     return (this.#options.roomWorkerCapacity ?? 0) > 0;
   }
 
@@ -349,7 +349,7 @@ export class PooledMediaPlane implements MediaPlane {
   }
 
   #startTask(state: RoomState, shard: Shard, exclude?: ReadonlySet<number>): RoomTask {
-    const spill = this.#spills(state.mode) ? { spill: { shard: shard.id, home: shard.id === 0 } } : {};
+    const spill = this.#spreads() ? { spill: { shard: shard.id, home: shard.id === 0 } } : {};
     const task: RoomTask = this.pool.openRoom(
       { ...this.#options.room, mode: state.mode, roomId: state.roomId, ...spill },
       {
@@ -390,7 +390,7 @@ export class PooledMediaPlane implements MediaPlane {
   #assign(state: RoomState, member: Member): void {
     let shard: Shard = state.home;
     const capacity = this.#options.roomWorkerCapacity ?? 0;
-    if (this.#spills(state.mode)) {
+    if (this.#spreads()) {
       const shards = allShards(state);
       const free = shards.find((s) => s.members.size < capacity);
       if (free !== undefined) shard = free;
@@ -403,7 +403,7 @@ export class PooledMediaPlane implements MediaPlane {
     }
     member.shard = shard;
     shard.members.add(member.participant.participantId);
-    if (this.#spills(state.mode)) this.pool.metrics.roomWorkers(state.roomId, shardSummary(state));
+    if (this.#spreads()) this.pool.metrics.roomWorkers(state.roomId, shardSummary(state));
     this.#tellShards(state, shard, { add: [remoteMember(member.participant, member.muted)], remove: [] });
   }
 
@@ -430,7 +430,7 @@ export class PooledMediaPlane implements MediaPlane {
     if (shard === null) return;
     shard.members.delete(id);
     this.#tellShards(state, shard, { add: [], remove: [id] });
-    if (this.#spills(state.mode) && state.members.size > 0) this.pool.metrics.roomWorkers(state.roomId, shardSummary(state));
+    if (this.#spreads() && state.members.size > 0) this.pool.metrics.roomWorkers(state.roomId, shardSummary(state));
     if (shard.id !== 0 && shard.members.size === 0 && state.spills.get(shard.id) === shard) this.#closeSpill(state, shard);
   }
 
@@ -442,7 +442,7 @@ export class PooledMediaPlane implements MediaPlane {
 
   /** Fire-and-forget to every shard but `except`: a failure there is that shard's death, handled by its recovery. */
   #tellShards(state: RoomState, except: Shard | null, data: RoomRequests['remoteMembers']['data']): void {
-    if (!this.#spills(state.mode)) return;
+    if (!this.#spreads()) return;
     for (const shard of allShards(state)) if (shard !== except) this.#requestShard(state, shard, 'remoteMembers', data);
   }
 
