@@ -215,6 +215,11 @@ export const configSchema = z.object({
       ppsCapacity: z.number().int().min(1).default(20000),
       /** Re-placements of one room per minute after worker deaths before it is given up. */
       maxRecoveries: z.number().int().min(0).default(3),
+      // Rooms over several workers (docs/media.md "Rooms over several workers").
+      /** Peers of one `sfu` room a worker hosts before the room's next participants go to another worker. 0: a room stays on one worker. */
+      roomWorkerCapacity: z.number().int().min(0).max(65535).default(500),
+      /** How a spilled room's workers pass packets: `ring` (SharedArrayBuffer, measured faster) or `batch` (postMessage per event-loop turn). */
+      spillTransport: z.enum(['ring', 'batch']).default('ring'),
       /** The room mixer of `mix`/`hybrid` rooms (and of sfu subscribers who asked for one mixed stream). */
       mixing: z
         .object({
@@ -438,6 +443,8 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_MEDIA_MAX_ROOMS_PER_WORKER: { path: 'media.maxRoomsPerWorker', kind: 'int' },
   VOXLINK_MEDIA_PPS_CAPACITY: { path: 'media.ppsCapacity', kind: 'int' },
   VOXLINK_MEDIA_MAX_RECOVERIES: { path: 'media.maxRecoveries', kind: 'int' },
+  VOXLINK_ROOM_WORKER_CAPACITY: { path: 'media.roomWorkerCapacity', kind: 'int' },
+  VOXLINK_SPILL_TRANSPORT: { path: 'media.spillTransport', kind: 'string' },
   VOXLINK_MIX_VOICE_THRESHOLD_DBFS: { path: 'media.mixing.voiceThresholdDbfs', kind: 'number' },
   VOXLINK_MIX_HANGOVER_MS: { path: 'media.mixing.hangoverMs', kind: 'int' },
   VOXLINK_MIX_OPUS_PROFILE: { path: 'media.mixing.opusProfile', kind: 'string' },

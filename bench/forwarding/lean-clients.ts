@@ -50,6 +50,8 @@ export interface LeanSnapshot {
   latencyP99Ms: number;
   latencySamples: number;
   listenersWithAudio: number;
+  /** Receivers by how many distinct streams (SSRCs, i.e. slots) reached them while the window was on: index n = receivers with n (last: n or more). */
+  ssrcsPerListener: number[];
   cpuMs: number;
 }
 
@@ -98,11 +100,15 @@ let measuring = false;
 const latencies = new Float64Array(2_000_000);
 let latencyCount = 0;
 const heard = new Set<LeanReceiver>();
+const receivers: LeanReceiver[] = [];
+const MAX_SSRCS_COUNTED = 8;
 
 class LeanReceiver {
   readonly #inbound: SrtpContext;
   /** Per-SSRC highest sequence number (the slot streams: K of them, a Map is fine). */
   readonly #lastSeq = new Map<number, number>();
+  /** The SSRCs seen while the window was on (cleared when it opens). */
+  readonly windowSsrcs = new Set<number>();
   #n = 0;
 
   constructor(socket: Socket, inbound: SrtpContext) {
@@ -123,9 +129,12 @@ class LeanReceiver {
 
   #onRtp(data: Buffer): void {
     received++;
-    if (measuring) heard.add(this);
     const seq = (data[2]! << 8) | data[3]!;
     const ssrc = data.readInt32BE(8);
+    if (measuring) {
+      heard.add(this);
+      this.windowSsrcs.add(ssrc);
+    }
     const last = this.#lastSeq.get(ssrc);
     if (last !== undefined) {
       const d = (seq - last) & 0xffff;
@@ -231,7 +240,7 @@ function takeOver(m: Member): boolean {
   const profile = config.profile as SrtpProfile;
   if (profile !== SrtpProfile.AES128_CM_HMAC_SHA1_80 && profile !== SrtpProfile.AES128_CM_HMAC_SHA1_32) return false;
   const { keys } = config;
-  new LeanReceiver(socket, new SrtpContext({ profile, masterKey: keys.remoteMasterKey, masterSalt: keys.remoteMasterSalt }));
+  receivers.push(new LeanReceiver(socket, new SrtpContext({ profile, masterKey: keys.remoteMasterKey, masterSalt: keys.remoteMasterSalt })));
   if (m.speaker >= 0) {
     const out = new SrtpContext({ profile, masterKey: keys.localMasterKey, masterSalt: keys.localMasterSalt });
     publishers.push(new LeanPublisher(m, socket, [pair.remoteAddr[0], pair.remoteAddr[1]], out));
@@ -303,11 +312,14 @@ process.on('message', (raw) => {
       if (cmd.on) {
         latencyCount = 0;
         heard.clear();
+        for (const r of receivers) r.windowSsrcs.clear();
       }
       return;
     case 'snapshot': {
       const sorted = latencies.slice(0, latencyCount).sort();
       const cpu = process.cpuUsage();
+      const ssrcsPerListener = new Array<number>(MAX_SSRCS_COUNTED + 1).fill(0);
+      for (const r of receivers) ssrcsPerListener[Math.min(r.windowSsrcs.size, MAX_SSRCS_COUNTED)]!++;
       reply({
         t: 'snapshot',
         seq: cmd.seq,
@@ -321,6 +333,7 @@ process.on('message', (raw) => {
           latencyP99Ms: percentile(sorted, 99),
           latencySamples: latencyCount,
           listenersWithAudio: heard.size,
+          ssrcsPerListener,
           cpuMs: (cpu.user + cpu.system) / 1000,
         },
       });

@@ -1,9 +1,9 @@
-import type { Extensions, RtpPacket } from 'werift';
+import { RtpPacket, type Extensions } from 'werift';
 import type { ClientMediaMessage, ServerMediaMessage } from '../protocol/index.ts';
 import type { MediaGrants, MediaParticipant, MediaRoomMode, RecordingState } from '../rooms/media-contract.ts';
 import { VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
-import { inboundAudio, type AudioTap } from './audio-tap.ts';
+import { inboundAudio, type AudioTap, type InboundAudio } from './audio-tap.ts';
 import { MixRoomAudio, type MixRoomAudioOptions, type MixRoomAudioStats, type MixRoomMode } from './mix-room.ts';
 import { closePeer, negotiatedCodec, openPeer, peerOutputs, type Peer } from './peer.ts';
 import { keepBundleTagOpen, keepHostCandidates, mediaPeerConfig, waitGathered } from './peer-config.ts';
@@ -15,11 +15,13 @@ import { SlotForwarder } from './slot-forwarder.ts';
 import type { SlotHeader } from './slot-stream.ts';
 import { asBuffer } from './slot-output.ts';
 import { SpeakerDetector, type SpeakerDetectorOptions } from './speaker-detector.ts';
+import { SpillFabric, type RemoteMember, type SpillLinkEnd, type SpillStats } from './spill.ts';
 import { VideoForwarder } from './video.ts';
 import { addReceiveStats, addSrtpRejects, emptySrtpRejects, installRtpHeaderGuard, type ReceiveStats, type SrtpRejects } from './werift-adapter.ts';
 
 export type { ClientMediaMessage, ServerMediaMessage };
 export type { MediaGrants, MediaParticipant, MediaRoomMode, RecordingState };
+export type { RemoteMember, SpillLinkEnd, SpillStats };
 
 export interface MediaRoomOptions {
   roomId: string;
@@ -60,6 +62,11 @@ export interface MediaRoomOptions {
   recordingDir?: string;
   /** Recordings roll into a new segment every this many ms (config `recording.segmentSeconds`; 0/unset: one segment). */
   recordingSegmentMs?: number;
+  /**
+   * This room is one shard of a room spread over several workers (docs/media.md "Rooms over
+   * several workers"): `home` ranks the speakers and records; the others take its ranking.
+   */
+  spill?: { shard: number; home: boolean };
 }
 
 export type MediaRoomEvent =
@@ -95,6 +102,8 @@ export interface MediaRoomStats {
   mix?: MixRoomAudioStats;
   /** The running recording: its id and the bytes its files hold so far. */
   recording?: { id: string; bytes: number };
+  /** A room over several workers: this shard's links and counters. */
+  spill?: SpillStats;
 }
 
 export interface MediaRoom {
@@ -108,6 +117,11 @@ export interface MediaRoom {
    */
   record(action: 'start' | 'stop', byParticipantId: string): Promise<RecordingState | null>;
   stats(): MediaRoomStats;
+  /** Participants on the room's other workers: added or updated (mute), and removed. */
+  setRemoteMembers?(add: readonly RemoteMember[], remove: readonly string[]): void;
+  /** Links this shard to another worker of the room (one end of each direction); `unlinkShard` undoes it. */
+  linkShard?(end: SpillLinkEnd): void;
+  unlinkShard?(shard: number): void;
   close(): Promise<void>;
 }
 
@@ -172,9 +186,18 @@ class ComposedMediaRoom implements MediaRoom {
   readonly #eligible = (id: string): boolean => {
     const p = this.#participants.get(id);
     // A G.711 publisher is never forwarded as a slot (Opus subscribers could not decode it): it is mixed.
-    return p !== undefined && p.grants.publish && !p.muted && p.codec === 'opus';
+    if (p !== undefined) return p.grants.publish && !p.muted && p.codec === 'opus';
+    const r = this.#spill?.remote(id);
+    return r !== undefined && r.publish && !r.muted;
   };
   #membershipChanged = false;
+  /** Set when this room is one shard of a room over several workers. */
+  readonly #spill: SpillFabric | null;
+  /** A spill shard's copy of the home's ranking (the home ranks from its own detector). */
+  #homeRanking: readonly string[] = [];
+  #homeReranked = false;
+  #rankingSentAt = 0;
+  readonly #sendable: string[] = [];
   readonly #joining = new Set<string>();
   #closed = false;
   #packetsIn = 0;
@@ -211,7 +234,33 @@ class ComposedMediaRoom implements MediaRoom {
     this.#detector = new SpeakerDetector(options.speaker);
     // One of the top K+1 may be the subscriber themself, so K+1 places are sticky.
     this.#detector.stickyPlaces = options.slots + 1;
-    this.#video = new VideoForwarder(options.roomId, (participantId) => this.#renegotiate(participantId));
+    this.#spill =
+      options.spill === undefined
+        ? null
+        : new SpillFabric({
+            ...options.spill,
+            onAudio: (id, a) => this.#onRemoteAudio(id, a),
+            onRanking: (ranking) => {
+              this.#homeRanking = ranking;
+              this.#homeReranked = true;
+            },
+            onVideo: (id, rtp) => this.#video.onRemoteVideo(id, RtpPacket.deSerialize(rtp)),
+            onKeyFrame: (id) => this.#video.requestKeyFrame(id),
+          });
+    const spill = this.#spill;
+    this.#video = new VideoForwarder(
+      options.roomId,
+      (participantId) => this.#renegotiate(participantId),
+      spill === null
+        ? null
+        : {
+            localVideo: (id, rtp) => {
+              if (spill.wantsVideo(id)) spill.forwardVideo(id, rtp.serialize());
+            },
+            want: (id, want) => spill.wantVideo(id, want),
+            keyFrame: (id) => spill.requestKeyFrame(id),
+          },
+    );
     if (mode.mixer !== null) this.#setMix(this.#createMix(mode.mixer));
     else this.#rebuildTaps();
     this.#timer = setInterval(() => this.#tick(), options.rankIntervalMs ?? 100);
@@ -247,6 +296,10 @@ class ComposedMediaRoom implements MediaRoom {
       throw new VoxError('CLOSED', `media room ${this.#options.roomId} is closed`);
     }
     this.#participants.set(p.participantId, participant);
+    if (this.#spill !== null) {
+      this.#spill.addLocal(p.participantId, p.memberNumber);
+      this.#video.removeRemote(p.participantId); // it was on another worker until now
+    }
     this.#video.attach(p.participantId, participant.peer.pc, p.grants.publish, p.grants.subscribe);
     if (p.grants.subscribe && participant.peer.outputs.length > 0) {
       this.#forwarder?.addSubscriber(p.participantId, participant.peer.outputs);
@@ -347,13 +400,8 @@ class ComposedMediaRoom implements MediaRoom {
     const p = this.#participants.get(participantId);
     if (p === undefined) return;
     this.#participants.delete(participantId);
-    if (this.#detector.isSpeaking(participantId)) {
-      this.#emit({
-        to: 'room',
-        message: { op: 'speaking', room: this.#options.roomId, participantId, speaking: false, level: 0 },
-      });
-    }
-    this.#detector.remove(participantId);
+    this.#spill?.removeLocal(participantId);
+    this.#forgetSpeaker(participantId);
     this.#forwarder?.removeSubscriber(participantId);
     this.#forwarder?.removePublisher(participantId);
     this.#video.detach(participantId);
@@ -408,7 +456,7 @@ class ComposedMediaRoom implements MediaRoom {
       case 'unsubscribe_video': {
         if (!p.grants.subscribe) throw new VoxError('MEDIA_NOT_ALLOWED', `${participantId} has no subscribe grant`);
         const publisherId = message.participantId;
-        if (publisherId === undefined || !this.#participants.has(publisherId)) {
+        if (publisherId === undefined || (!this.#participants.has(publisherId) && this.#spill?.remote(publisherId) === undefined)) {
           throw new VoxError('MEDIA_UNKNOWN_PARTICIPANT', `no publisher ${String(publisherId)} in the room`);
         }
         if (message.kind === 'subscribe_video') this.#video.subscribe(participantId, publisherId);
@@ -429,7 +477,8 @@ class ComposedMediaRoom implements MediaRoom {
     }
     if (p.muted === muted) return;
     p.muted = muted;
-    if (muted) {
+    // A spill shard's participant: the home hears of the mute from the main thread and tells the room.
+    if (muted && this.#ranksHere) {
       this.#detector.remove(participantId);
       this.#emit({
         to: 'room',
@@ -438,6 +487,59 @@ class ComposedMediaRoom implements MediaRoom {
     }
     this.#membershipChanged = true;
     this.#tick();
+  }
+
+  setRemoteMembers(add: readonly RemoteMember[], remove: readonly string[]): void {
+    this.#assertOpen();
+    const spill = this.#spill;
+    if (spill === null) throw new VoxError('MEDIA_UNSUPPORTED', `media room ${this.#options.roomId} is not spread over workers`);
+    for (const m of add) {
+      if (this.#participants.has(m.participantId)) continue;
+      spill.setRemote(m);
+      if (m.publish) this.#video.addRemote(m.participantId);
+      // Every worker of a mixing room mixes for its own listeners, from every publisher's packets.
+      this.#mix?.addParticipant(m.participantId, { codec: 'opus', publish: m.publish, subscribe: false });
+      if (m.muted || !m.publish) this.#forgetSpeaker(m.participantId);
+    }
+    for (const id of remove) {
+      if (!spill.removeRemote(id)) continue;
+      this.#video.removeRemote(id);
+      this.#mix?.removeParticipant(id);
+      this.#forgetSpeaker(id);
+      this.#forwarder?.removePublisher(id);
+    }
+    this.#membershipChanged = true;
+    this.#tick();
+  }
+
+  linkShard(end: SpillLinkEnd): void {
+    this.#assertOpen();
+    if (this.#spill === null) throw new VoxError('MEDIA_UNSUPPORTED', `media room ${this.#options.roomId} is not spread over workers`);
+    this.#spill.link(end);
+    // The new shard needs the current ranking now, not at the next change.
+    this.#rankingSentAt = 0;
+    this.#membershipChanged = true;
+    this.#tick();
+  }
+
+  unlinkShard(shard: number): void {
+    this.#spill?.unlink(shard);
+  }
+
+  /** Whether this room ranks its speakers (and tells the room who speaks): a room on one worker, or a spilled room's home. */
+  get #ranksHere(): boolean {
+    return this.#spill === null || this.#spill.home;
+  }
+
+  /** A participant left the ranking (left, muted, or gone from another worker): `speaking: false` if it was speaking. */
+  #forgetSpeaker(participantId: string): void {
+    if (this.#detector.isSpeaking(participantId)) {
+      this.#emit({
+        to: 'room',
+        message: { op: 'speaking', room: this.#options.roomId, participantId, speaking: false, level: 0 },
+      });
+    }
+    this.#detector.remove(participantId);
   }
 
   stats(): MediaRoomStats {
@@ -486,6 +588,7 @@ class ComposedMediaRoom implements MediaRoom {
       packetsDropped: this.#packetsDropped,
       ...(this.#mix === null ? {} : { mix: this.#mix.toJSON() }),
       ...(this.#recording === null ? {} : { recording: { id: this.#recording.manifest.id, bytes: this.#recording.bytes } }),
+      ...(this.#spill === null ? {} : { spill: this.#spill.stats() }),
     };
   }
 
@@ -510,7 +613,7 @@ class ComposedMediaRoom implements MediaRoom {
       mixer,
       segmentMs: this.#options.recordingSegmentMs,
       identify: (id) => {
-        const p = this.#participants.get(id);
+        const p = this.#participants.get(id) ?? this.#spill?.remote(id);
         return p === undefined ? undefined : { userId: p.userId ?? null, name: p.name };
       },
     });
@@ -530,6 +633,7 @@ class ComposedMediaRoom implements MediaRoom {
     this.#video.close();
     this.#mix?.close();
     this.#forwarder?.close();
+    this.#spill?.close();
     this.#taps = [];
     await Promise.allSettled(peers.map((peer) => this.#closePeer(peer)));
   }
@@ -548,7 +652,7 @@ class ComposedMediaRoom implements MediaRoom {
     const ext = extensions?.[AUDIO_LEVEL_URI] as { level: number } | undefined;
     const level = ext === undefined ? -1 : ext.level;
     // A packet without the extension still proves presence; rank it as quiet, not absent.
-    this.#detector.process(p.id, level < 0 ? AUDIO_LEVEL_SILENCE - 1 : level, now);
+    if (this.#ranksHere) this.#detector.process(p.id, level < 0 ? AUDIO_LEVEL_SILENCE - 1 : level, now);
     const a = this.#inbound;
     a.payload = payload;
     a.ssrc = header.ssrc;
@@ -558,8 +662,19 @@ class ComposedMediaRoom implements MediaRoom {
     a.payloadType = header.payloadType;
     a.level = level;
     a.now = now;
+    // Once per other worker of the room, before this worker's own sends. A G.711 publisher's voice
+    // stays on its worker (the others take every remote publisher as Opus): heard there only.
+    if (p.codec === 'opus') this.#spill?.forward(p.id, a);
     const taps = this.#taps;
     for (let i = 0; i < taps.length; i++) taps[i]!.onAudio(p.id, a);
+  }
+
+  /** A publisher on another worker of the room (spill.ts): ranked here if this is the home, then to the taps like local audio. */
+  #onRemoteAudio(id: string, a: Readonly<InboundAudio>): void {
+    if (this.#closed) return;
+    if (this.#ranksHere) this.#detector.process(id, a.level < 0 ? AUDIO_LEVEL_SILENCE - 1 : a.level, a.now);
+    const taps = this.#taps;
+    for (let i = 0; i < taps.length; i++) taps[i]!.onAudio(id, a);
   }
 
   /** The taps in packet order: the mixer, the recorder, the forwarder (sending last keeps the others' view of the packet untouched). */
@@ -579,9 +694,20 @@ class ComposedMediaRoom implements MediaRoom {
   #tick(): void {
     if (this.#closed) return;
     const now = performance.now();
+    const spill = this.#spill;
+    if (spill !== null && !spill.home) {
+      // A spill shard maps its subscribers' slots (and a hybrid mixer's leave-outs) from the home's ranking.
+      if (!this.#homeReranked && !this.#membershipChanged) return;
+      this.#homeReranked = false;
+      this.#membershipChanged = false;
+      this.#forwarder?.rank(this.#homeRanking, this.#eligible);
+      const taps = this.#taps;
+      for (let i = 0; i < taps.length; i++) if (taps[i] !== this.#forwarder) taps[i]!.rank?.(this.#homeRanking, this.#eligible);
+      return;
+    }
     const reranked = this.#detector.tick(now);
     for (const c of this.#detector.takeSpeakingChanges()) {
-      if (!this.#participants.has(c.participantId)) continue;
+      if (!this.#participants.has(c.participantId) && spill?.remote(c.participantId) === undefined) continue;
       this.#emit({
         to: 'room',
         message: {
@@ -593,6 +719,10 @@ class ComposedMediaRoom implements MediaRoom {
         },
       });
     }
+    if (spill?.linked === true && (reranked || this.#membershipChanged || now - this.#rankingSentAt >= 1000)) {
+      this.#rankingSentAt = now;
+      this.#sendRanking(spill);
+    }
     if (!reranked && !this.#membershipChanged) return;
     this.#membershipChanged = false;
     const ranking = this.#detector.ranking();
@@ -600,6 +730,17 @@ class ComposedMediaRoom implements MediaRoom {
     // The forwarder ranks first: its slot messages go out before the mixer changes who it leaves out.
     this.#forwarder?.rank(ranking, this.#eligible);
     for (let i = 0; i < taps.length; i++) if (taps[i] !== this.#forwarder) taps[i]!.rank?.(ranking, this.#eligible);
+  }
+
+  /** The home's ranking for the other workers: the first K+1 who may be forwarded (a subscriber's own place is filled by the next). */
+  #sendRanking(spill: SpillFabric): void {
+    const out = this.#sendable;
+    out.length = 0;
+    const ranking = this.#detector.ranking();
+    for (let i = 0; i < ranking.length && out.length <= this.#options.slots; i++) {
+      if (this.#eligible(ranking[i]!)) out.push(ranking[i]!);
+    }
+    spill.sendRanking(out);
   }
 
   #createMix(mode: MixRoomMode): MixRoomAudio {
@@ -636,6 +777,7 @@ class ComposedMediaRoom implements MediaRoom {
       for (const q of this.#participants.values()) {
         mix.addParticipant(q.id, { codec: 'opus', publish: q.grants.publish, subscribe: this.#hearsMix(q) });
       }
+      for (const r of this.#spill?.remoteMembers() ?? []) mix.addParticipant(r.participantId, { codec: 'opus', publish: r.publish, subscribe: false });
       this.#setMix(mix);
       mix.start();
     } else if (this.#mix !== null) {

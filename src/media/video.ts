@@ -8,9 +8,22 @@ const log = logger('media-video');
 const MIN_PLI_INTERVAL_MS = 300;
 
 interface Publisher {
-  transceiver: RTCRtpTransceiver;
+  /** Null for a publisher on another worker of the room (its video arrives through `onRemoteVideo`). */
+  transceiver: RTCRtpTransceiver | null;
   track: MediaStreamTrack | null;
   lastPliMs: number;
+}
+
+/**
+ * A room spread over several workers (docs/media.md "Rooms over several workers"): how video
+ * crosses to the other workers. `localVideo` sees every local publisher's packet before it is
+ * sent here; `want` says this worker's subscribers start/stop needing a remote publisher;
+ * `keyFrame` asks the remote publisher's worker for a key frame.
+ */
+export interface VideoSpill {
+  localVideo(publisherId: string, rtp: RtpPacket): void;
+  want(publisherId: string, want: boolean): void;
+  keyFrame(publisherId: string): void;
 }
 
 interface Forward {
@@ -40,9 +53,39 @@ export class VideoForwarder {
   #packetsOut = 0;
   #bytesOut = 0;
 
-  constructor(roomId: string, renegotiate: (participantId: string) => void) {
+  readonly #spill: VideoSpill | null;
+
+  constructor(roomId: string, renegotiate: (participantId: string) => void, spill: VideoSpill | null = null) {
     this.#roomId = roomId;
     this.#renegotiate = renegotiate;
+    this.#spill = spill;
+  }
+
+  /** A publisher on another worker of the room: subscribable here, its packets come through `onRemoteVideo`. */
+  addRemote(publisherId: string): void {
+    if (!this.#publishers.has(publisherId)) this.#publishers.set(publisherId, { transceiver: null, track: null, lastPliMs: 0 });
+  }
+
+  /** The remote publisher left (or moved here): its subscriptions end. */
+  removeRemote(publisherId: string): void {
+    if (this.#publishers.get(publisherId)?.transceiver !== null) return;
+    this.#publishers.delete(publisherId);
+    for (const [subscriberId, forwards] of this.#forwards) {
+      if (forwards.has(publisherId)) this.#drop(subscriberId, publisherId, true);
+    }
+    this.#fanout.delete(publisherId);
+  }
+
+  /** A remote publisher's packet, to this worker's subscribers of it. */
+  onRemoteVideo(publisherId: string, rtp: RtpPacket): void {
+    this.#packetsIn++;
+    this.#bytesIn += rtp.payload.length + rtp.header.serializeSize;
+    this.#fanoutVideo(publisherId, rtp);
+  }
+
+  /** A key frame asked for by another worker's subscriber: a PLI to the local publisher (rate-limited). */
+  requestKeyFrame(publisherId: string): void {
+    this.#requestKeyFrame(publisherId);
   }
 
   attach(participantId: string, pc: RTCPeerConnection, publish: boolean, subscribe: boolean): void {
@@ -81,6 +124,7 @@ export class VideoForwarder {
     let list = this.#fanout.get(publisherId);
     if (list === undefined) this.#fanout.set(publisherId, (list = []));
     list.push(transceiver);
+    if (list.length === 1 && this.#publishers.get(publisherId)?.transceiver === null) this.#spill?.want(publisherId, true);
     transceiver.sender.onPictureLossIndication.subscribe(() => this.#requestKeyFrame(publisherId));
     // FIR reaches the sender only as raw RTCP; and werift's RtpRouter routes PSFB by *sender*
     // SSRC first, so feedback from a peer that announced an SSRC on this m-line lands on the
@@ -127,6 +171,7 @@ export class VideoForwarder {
     if (list !== undefined) {
       const i = list.indexOf(f.transceiver);
       if (i >= 0) list.splice(i, 1);
+      if (list.length === 0 && this.#publishers.get(publisherId)?.transceiver === null) this.#spill?.want(publisherId, false);
     }
     f.transceiver.setDirection('inactive');
     if (renegotiate) this.#renegotiate(subscriberId);
@@ -135,6 +180,12 @@ export class VideoForwarder {
   #onVideo(publisherId: string, rtp: RtpPacket): void {
     this.#packetsIn++;
     this.#bytesIn += rtp.payload.length + rtp.header.serializeSize;
+    // Before the local sends: sendRtp() rewrites the header it is given.
+    this.#spill?.localVideo(publisherId, rtp);
+    this.#fanoutVideo(publisherId, rtp);
+  }
+
+  #fanoutVideo(publisherId: string, rtp: RtpPacket): void {
     const list = this.#fanout.get(publisherId);
     if (list === undefined) return;
     for (let i = 0; i < list.length; i++) {
@@ -149,9 +200,16 @@ export class VideoForwarder {
 
   #requestKeyFrame(publisherId: string): void {
     const p = this.#publishers.get(publisherId);
-    const ssrc = p?.track?.ssrc;
-    if (p === undefined || ssrc === undefined) return;
+    if (p === undefined) return;
     const now = performance.now();
+    if (p.transceiver === null) {
+      if (now - p.lastPliMs < MIN_PLI_INTERVAL_MS) return;
+      p.lastPliMs = now;
+      this.#spill?.keyFrame(publisherId);
+      return;
+    }
+    const ssrc = p.track?.ssrc;
+    if (ssrc === undefined) return;
     if (now - p.lastPliMs < MIN_PLI_INTERVAL_MS) return;
     p.lastPliMs = now;
     p.transceiver.receiver.sendRtcpPLI(ssrc).catch(() => undefined);

@@ -14,6 +14,10 @@ import { logger } from '../log.ts';
  *   error    [2, id, code, message]    worker → main, becomes a VoxError with the same code
  *   event    [3, name, data]           either way, unanswered (media for clients, stats)
  *
+ * Besides the frames, `ChannelClient.attach` hands the worker what MessagePack cannot carry
+ * (SharedArrayBuffers, MessagePorts: a spilled room's links to its other workers) as one
+ * structured-clone message `{ voxlinkAttach: name, value }`, in order with the frames.
+ *
  * `ChannelClient` is the requesting side (main thread), `ChannelServer` the answering side
  * (worker). Closing either end rejects everything pending on the client with CHANNEL_CLOSED.
  */
@@ -151,6 +155,16 @@ export class ChannelClient<R extends RequestMap<R>, E extends EventMap> {
     });
   }
 
+  /**
+   * Posts `value` by structured clone (with `transfer`, e.g. MessagePorts) to the worker's
+   * `onAttach` listener. False when the channel is closed.
+   */
+  attach(name: string, value: unknown, transfer: MessagePort[] = []): boolean {
+    if (this.#closed) return false;
+    this.#port.postMessage({ voxlinkAttach: name, value }, transfer);
+    return true;
+  }
+
   /** Idempotent: rejects every pending request with CHANNEL_CLOSED and closes the port. */
   close(): void {
     if (this.#closed) return;
@@ -208,6 +222,7 @@ export class ChannelServer<R extends RequestMap<R>, E extends EventMap> {
   readonly #name: string;
   #closed = false;
   #onClose: (() => void) | null = null;
+  #onAttach: ((name: string, value: unknown) => void) | null = null;
 
   constructor(port: MessagePort, options: ChannelOptions = {}) {
     this.#port = port;
@@ -227,6 +242,11 @@ export class ChannelServer<R extends RequestMap<R>, E extends EventMap> {
 
   onClose(listener: () => void): void {
     this.#onClose = listener;
+  }
+
+  /** One listener for `ChannelClient.attach` messages. */
+  onAttach(listener: (name: string, value: unknown) => void): void {
+    this.#onAttach = listener;
   }
 
   /** Returns false when the event was not sent (channel closed, or the event exceeds the size limit). */
@@ -252,6 +272,15 @@ export class ChannelServer<R extends RequestMap<R>, E extends EventMap> {
 
   async #receive(bytes: Uint8Array): Promise<void> {
     if (this.#closed) return;
+    if (!(bytes instanceof Uint8Array) && typeof (bytes as { voxlinkAttach?: unknown } | null)?.voxlinkAttach === 'string') {
+      const { voxlinkAttach: name, value } = bytes as unknown as { voxlinkAttach: string; value: unknown };
+      try {
+        this.#onAttach?.(name, value);
+      } catch (error) {
+        log.error({ channel: this.#name, err: error, attach: name }, 'attach listener threw');
+      }
+      return;
+    }
     const frame = bytes instanceof Uint8Array && bytes.byteLength <= this.#maxBytes ? decode(bytes) : null;
     if (frame === null || frame[0] !== FRAME_REQUEST) {
       log.warn({ channel: this.#name }, 'dropped a malformed frame from the main thread');

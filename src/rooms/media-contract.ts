@@ -44,6 +44,11 @@ export interface MediaParticipant {
    * plane's configured mode. `p2p`/`auto` have no media room of their own: the plane refuses them (MEDIA_UNSUPPORTED).
    */
   roomMode?: RoomMode;
+  /**
+   * The participant's number in a room spread over several workers (1…65535, given by the media
+   * plane, the same on every worker): how the workers name its packets to each other.
+   */
+  memberNumber?: number;
 }
 
 /** What the media plane may send to clients; signalling stamps seq and delivers (or buffers for resume). */

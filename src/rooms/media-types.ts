@@ -13,4 +13,4 @@ export type {
   RecordingState,
   ServerMediaMessage,
 } from './media-contract.ts';
-export type { MediaRoom, MediaRoomEvent, MediaRoomOptions, MediaRoomStats } from '../media/room.ts';
+export type { MediaRoom, MediaRoomEvent, MediaRoomOptions, MediaRoomStats, RemoteMember, SpillLinkEnd } from '../media/room.ts';

@@ -32,6 +32,9 @@ export class RoomMetrics {
   readonly #workerPps: Gauge<'worker'>;
   readonly #workerElu: Gauge<'worker'>;
   readonly #workerUdp: Gauge<'worker'>;
+  /** A room spread over several workers (docs/media.md "Rooms over several workers"): its participants per worker. */
+  readonly #roomWorkerParticipants: Gauge<'room' | 'worker'>;
+  readonly #roomWorkers = new Map<string, Set<string>>();
   readonly #workerDeaths: Counter;
   readonly #roomRecoveries: Counter;
   readonly #roomParticipants: Gauge<'room'>;
@@ -82,6 +85,14 @@ export class RoomMetrics {
     this.#workerPps = workerGauge('voxlink_worker_packets_per_second', 'RTP packets in+out per second on the media worker thread');
     this.#workerElu = workerGauge('voxlink_worker_event_loop_utilization', 'Event-loop utilisation of the media worker thread (0..1)');
     this.#workerUdp = workerGauge('voxlink_worker_udp_sockets', 'Open UDP sockets (ICE) of the media worker thread');
+    this.#roomWorkerParticipants =
+      (registry.getSingleMetric('voxlink_room_worker_participants') as Gauge<'room' | 'worker'> | undefined) ??
+      new Gauge({
+        name: 'voxlink_room_worker_participants',
+        help: 'Participants of a room hosted by each media worker thread (a room spread over several workers has one series per worker)',
+        labelNames: ['room', 'worker'] as const,
+        registers,
+      });
     this.#workerDeaths = counter('voxlink_worker_deaths_total', 'Media worker threads that died');
     this.#roomRecoveries = counter('voxlink_room_recoveries_total', 'Rooms re-placed on another worker after their worker died');
     this.#roomParticipants = roomGauge('voxlink_room_participants', 'Participants in the media room');
@@ -229,8 +240,21 @@ export class RoomMetrics {
     this.#last.delete(roomId);
   }
 
+  /** Where a room's participants are: one entry per worker it uses (workers it left lose their series). */
+  roomWorkers(roomId: string, shards: readonly { threadId: number; participants: number }[]): void {
+    // Without room labels a per-room split has no series to go to.
+    if (!this.roomLabels) return;
+    const room = roomId;
+    const now = new Set(shards.map((s) => String(s.threadId)));
+    for (const worker of this.#roomWorkers.get(roomId) ?? []) if (!now.has(worker)) this.#roomWorkerParticipants.remove({ room, worker });
+    for (const s of shards) this.#roomWorkerParticipants.set({ room, worker: String(s.threadId) }, s.participants);
+    this.#roomWorkers.set(roomId, now);
+  }
+
   roomClosed(roomId: string): void {
     this.#last.delete(roomId);
+    this.roomWorkers(roomId, []);
+    this.#roomWorkers.delete(roomId);
     if (!this.roomLabels) {
       // The `_all` counters keep their totals; the gauges lose this room's share.
       this.#share(roomId, null);

@@ -163,11 +163,21 @@ export class RoomPool extends EventEmitter<RoomPoolEvents> {
     }
   }
 
-  /** Starts a room task on the least-loaded thread. Failures of the task arrive via `handlers.onDied`. */
-  openRoom(options: MediaRoomOptions, handlers: RoomTaskHandlers): RoomTask {
+  /** Whether a live thread other than those in `exclude` exists (where a spilled room's next shard could go). */
+  hasThreadOutside(exclude: ReadonlySet<number>): boolean {
+    for (const id of this.#loads.keys()) if (!exclude.has(id)) return true;
+    return false;
+  }
+
+  /**
+   * Starts a room task on the least-loaded thread (not one of `exclude`: the threads already
+   * hosting a shard of a spilled room). Failures of the task arrive via `handlers.onDied`.
+   */
+  openRoom(options: MediaRoomOptions, handlers: RoomTaskHandlers, exclude?: ReadonlySet<number>): RoomTask {
     if (this.#closing) throw new VoxError('POOL_CLOSED', 'room pool closed');
     // No live thread (the only one just died): piscina queues the task for the replacement.
-    const target = pickWorker(this.#placeable(), this.#options.placement);
+    const among = exclude === undefined ? undefined : new Set([...this.#loads.keys()].filter((id) => !exclude.has(id)));
+    const target = pickWorker(this.#placeable(among), this.#options.placement);
     if (target !== null) target.placedSinceReport += 1;
     const threadId = target?.threadId ?? -1;
     const { port1, port2 } = new MessageChannel();

@@ -7,6 +7,7 @@ import type {
   MediaRoomOptions,
   MediaRoomStats,
   RecordingState,
+  RemoteMember,
 } from './media-types.ts';
 
 /**
@@ -26,6 +27,13 @@ export interface RoomRequests {
   setMuted: { data: { participantId: string; muted: boolean }; result: null };
   record: { data: { action: 'start' | 'stop'; participantId: string }; result: RecordingState | null };
   stats: { data: null; result: MediaRoomStats };
+  /**
+   * A room over several workers (docs/media.md "Rooms over several workers"): participants on the
+   * room's other workers, added/updated and removed. The links to those workers arrive as
+   * `ChannelClient.attach('link', SpillLinkEnd)` (SharedArrayBuffers or a MessagePort).
+   */
+  remoteMembers: { data: { add: RemoteMember[]; remove: string[] }; result: null };
+  unlinkShard: { data: { shard: number }; result: null };
   /** Ends the task: the worker closes the room (peers, sockets, timers), replies, then resolves the task. */
   close: { data: null; result: null };
 }

@@ -1,3 +1,4 @@
+import type { MessagePort } from 'node:worker_threads';
 import { VoxError, type VoxErrorCode } from '../errors.ts';
 import { logger } from '../log.ts';
 import type { ChannelClient } from './channel.ts';
@@ -108,6 +109,11 @@ export class RoomTask {
     data: RoomRequests[M]['data'],
   ): Promise<RoomRequests[M]['result']> {
     return this.#channel.request(method, data);
+  }
+
+  /** Hands the worker what MessagePack cannot carry (a spill link's SharedArrayBuffers or port); false once ended. */
+  attach(name: string, value: unknown, transfer: MessagePort[] = []): boolean {
+    return !this.#ended && this.#channel.attach(name, value, transfer);
   }
 
   /** Graceful and idempotent: asks the worker to close the room, then waits for the task to end. */

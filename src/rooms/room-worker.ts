@@ -4,7 +4,7 @@ import { VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { sharedPortUnknownSourceTotal } from '../media/shared-port.ts';
 import { ChannelServer } from './channel.ts';
-import type { MediaRoom, MediaRoomEvent, MediaRoomOptions } from './media-types.ts';
+import type { MediaRoom, MediaRoomEvent, MediaRoomOptions, SpillLinkEnd } from './media-types.ts';
 import type {
   RoomEvents,
   RoomRequests,
@@ -120,6 +120,19 @@ export async function runRoomTask(arg: RoomTaskArgument, createRoom: RoomFactory
   });
   channel.handle('record', ({ action, participantId }) => room.record(action, participantId));
   channel.handle('stats', () => room.stats());
+  channel.handle('remoteMembers', ({ add, remove }) => {
+    if (room.setRemoteMembers === undefined) throw new VoxError('MEDIA_UNSUPPORTED', `room ${arg.roomId} cannot spread over workers`);
+    room.setRemoteMembers(add, remove);
+    return null;
+  });
+  channel.handle('unlinkShard', ({ shard }) => {
+    room.unlinkShard?.(shard);
+    return null;
+  });
+  channel.onAttach((name, value) => {
+    if (name === 'link' && room.linkShard !== undefined) room.linkShard(value as SpillLinkEnd);
+    else log.warn({ room: arg.roomId, attach: name }, 'unexpected attachment dropped');
+  });
   channel.handle('close', async () => {
     await closeRoom();
     return null;
