@@ -1,4 +1,4 @@
-import type { RTCRtpTransceiver, RtcpPacket } from 'werift';
+import { RtcpRrPacket, RtcpSrPacket, type RTCRtpTransceiver, type RtcpPacket } from 'werift';
 import { RetransmitHistory, type NackOptions } from './nack.ts';
 import { RedPacketizer } from './red.ts';
 import { RedPolicy, type RedPolicyOptions } from './red-policy.ts';
@@ -30,26 +30,6 @@ export function downlinkResilience(options: ResilienceOptions = {}): DownlinkRes
   return { red: new RedPolicy(red), nack, nackOptions };
 }
 
-/** RFC 3550 §6.4.1 report block as werift 0.24 parses it (RtcpReceiverInfo, checked 0.24.4). */
-interface ReportBlock {
-  ssrc: number;
-  fractionLost: number;
-  highestSequence: number;
-}
-/** RFC 4585 §6.2.1 Generic NACK as werift 0.24 parses it (GenericNack, checked 0.24.4): the lost sequence numbers, expanded. */
-interface GenericNackFeedback {
-  mediaSourceSsrc: number;
-  lost: number[];
-}
-/** The sender events this module listens to (werift 0.24 RTCRtpSender `onRtcp`, `onGenericNack`: public rx.mini Events). */
-interface SenderEvents {
-  onRtcp: { subscribe(f: (packet: RtcpPacket) => void): { unSubscribe(): void } };
-  onGenericNack: { subscribe(f: (feedback: GenericNackFeedback) => void): { unSubscribe(): void } };
-}
-
-const RTCP_SR = 200;
-const RTCP_RR = 201;
-
 /**
  * RED and NACK for one audio output (a slot or the mix track) of one subscriber. Once the answer is
  * in, `configure()` reads what the subscriber negotiated on the transceiver: `red/48000/2` (its
@@ -75,7 +55,8 @@ export class OutputResilience {
   constructor(link: DownlinkResilience, transceiver: RTCRtpTransceiver, ssrc: number, resend: (packet: Buffer, length: number) => boolean) {
     this.#link = link;
     this.#ssrc = ssrc;
-    const sender = transceiver.sender as unknown as SenderEvents;
+    // werift's public sender events (RTCRtpSender.onRtcp, onGenericNack): RRs/SRs and RFC 4585 Generic NACKs about this SSRC.
+    const sender = transceiver.sender;
     this.#subscriptions.push(sender.onRtcp.subscribe((packet) => this.#onRtcp(packet)));
     this.#subscriptions.push(
       sender.onGenericNack.subscribe((feedback) => {
@@ -174,10 +155,8 @@ export class OutputResilience {
   }
 
   #onRtcp(packet: RtcpPacket): void {
-    const type = (packet as { type: number }).type;
-    if (type !== RTCP_RR && type !== RTCP_SR) return;
-    const reports = (packet as unknown as { reports: ReportBlock[] }).reports;
-    for (const r of reports) {
+    if (!(packet instanceof RtcpRrPacket) && !(packet instanceof RtcpSrPacket)) return;
+    for (const r of packet.reports) {
       if (r.ssrc !== this.#ssrc) continue;
       const highest = r.highestSequence & 0xffff;
       const expected = this.#lastHighest < 0 ? 0 : (highest - this.#lastHighest) & 0xffff;
