@@ -233,8 +233,8 @@ export const configSchema = z.object({
             .object({
               /** RED (RFC 2198) toward subscribers that negotiated `red/48000/2`, by their measured downlink loss. */
               enabled: z.boolean().default(true),
-              /** Ask publishers for RED upstream (`red/48000/2` first on their microphone m-line); the server repairs uplink loss with it. */
-              publisher: z.boolean().default(true),
+              /** Ask publishers for RED upstream (`red/48000/2` first on their microphone m-line); the server repairs uplink loss with it. Off: twice the uplink bandwidth, and werift splits RED with objects per block. */
+              publisher: z.boolean().default(false),
               /** Every RED-capable subscriber gets distance ≥ 1, loss or not. More bandwidth for everyone, no reaction time. */
               always: z.boolean().default(false),
               /** Smoothed downlink loss (%, from the subscriber's RTCP RRs) from which it gets one redundant frame per packet. */

@@ -12,6 +12,7 @@ import {
   type RTCPeerConnection,
 } from 'werift';
 import type { ResilienceOptions } from './red-output.ts';
+import { installRedSendGuard } from './werift-adapter.ts';
 
 export interface MediaPeerOptions {
   /** The IP put in host candidates (the address clients reach; a public IP behind 1:1 NAT). */
@@ -91,6 +92,7 @@ export function mediaPeerConfig(options: MediaPeerOptions, port?: number): Parti
   if (!(options.rtcMinPort > 0 && options.rtcMaxPort >= options.rtcMinPort && options.rtcMaxPort <= 65535)) {
     throw new RangeError(`bad RTC port range ${options.rtcMinPort}-${options.rtcMaxPort}`);
   }
+  installRedSendGuard();
   return {
     codecs: codecs(options.opusDtx ?? false),
     headerExtensions: headerExtensions(),
@@ -106,6 +108,7 @@ export function mediaPeerConfig(options: MediaPeerOptions, port?: number): Parti
 
 /** Config for a client-side werift peer (tests, load generators): one socket on `bindIp`, any port. */
 export function clientPeerConfig(bindIp = '127.0.0.1'): Partial<PeerConfig> {
+  installRedSendGuard();
   return {
     codecs: codecs(false),
     headerExtensions: headerExtensions(),

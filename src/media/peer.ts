@@ -72,9 +72,10 @@ export async function openPeer(options: MediaPeerOptions, ports: PortAllocator, 
   const mic = pc.addTransceiver('audio', { direction: layout.publish ? 'recvonly' : 'inactive' });
   // RED first on the microphone m-line asks the publisher to send RED (Chrome, werift); the server's
   // werift receiver splits it, so a lost uplink packet is repaired before the taps see it.
-  if (layout.publish && options.resilience?.red?.publisher !== false) {
-    mic.codecs = [redCodec(), opusCodec(options.opusDtx ?? false), ...(layout.g711 ? G711_CODECS : [])];
-  }
+  // Without it the mic offers no RED at all: a werift 0.24 publisher RED-encodes whenever `red` is
+  // negotiated anywhere in the list (installRedSendGuard fixes ours, not every client's).
+  const micRed = layout.publish && options.resilience?.red?.publisher === true;
+  mic.codecs = [...(micRed ? [redCodec()] : []), opusCodec(options.opusDtx ?? false), ...(layout.g711 ? G711_CODECS : [])];
   const fast = options.fastSrtp ?? true;
   const resilience = downlinkResilience(options.resilience);
   const outputs: SlotOutput[] = [];

@@ -6,7 +6,7 @@ import { RedPolicy, type RedPolicyOptions } from './red-policy.ts';
 /** The room's RED and audio NACK settings (config `media.resilience`, docs/audio.md "Resilience"). */
 export interface ResilienceOptions {
   red?: RedPolicyOptions & {
-    /** Ask publishers for RED (`red/48000/2` first on their microphone m-line): repairs uplink loss at the server. Default true. */
+    /** Ask publishers for RED (`red/48000/2` first on their microphone m-line): repairs uplink loss at the server. Default false. */
     publisher?: boolean;
   };
   nack?: NackOptions & {

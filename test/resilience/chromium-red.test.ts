@@ -52,7 +52,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'vox-red-'));
   const wav = join(dir, 'tone.wav');
   writeFileSync(wav, wavBytes(toInt16(toneFloat32(FREQ, 48_000, 48_000 * 20, { amplitude: 0.4 })), 48_000));
-  h = new RoomHarness({ roomId: 'chrome-red', slots: 1, ...portRange(57500, 100), resilience: { red: { always: true } } });
+  h = new RoomHarness({ roomId: 'chrome-red', slots: 1, ...portRange(57500, 100), resilience: { red: { always: true, publisher: true } } });
   // Record the answers on their way to the room (the page signals through h.room.signal).
   const signal = h.room.signal.bind(h.room);
   h.room.signal = (participantId: string, m: ClientMediaMessage) => {

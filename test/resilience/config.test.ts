@@ -6,7 +6,7 @@ describe('config media.resilience', () => {
   it('defaults: RED by loss and from publishers, audio NACK on, and they reach the rooms', () => {
     const config = loadConfig({ env: {} });
     expect(config.media.resilience).toEqual({
-      red: { enabled: true, publisher: true, always: false, lossOnPct: 2, lossDistance2Pct: 8, holdMs: 4000 },
+      red: { enabled: true, publisher: false, always: false, lossOnPct: 2, lossDistance2Pct: 8, holdMs: 4000 },
       nack: { enabled: true, capacity: 32, maxRttMs: 100, maxAgeMs: 200 },
     });
     const plane = mediaPlaneOptionsFromConfig({ ...config.media, mode: 'sfu' });

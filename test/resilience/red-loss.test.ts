@@ -62,7 +62,7 @@ function publishByHand(client: NodeMediaClient, publisher: Publisher, options: {
 }
 
 beforeAll(async () => {
-  h = new RelayedRoom({ rtcMinPort: 57200, rtcMaxPort: 57399, slots: 3 });
+  h = new RelayedRoom({ rtcMinPort: 57200, rtcMaxPort: 57399, slots: 3, resilience: { red: { publisher: true } } });
   const pubs: Record<string, NodeMediaClient> = {};
   for (const name of Object.keys(PUBLISHERS)) pubs[name] = await h.join(name, { grants: { publish: true, subscribe: false, record: false, admin: false } });
   listeners.lossy = await h.join('lossy', { relay: true, grants: { publish: false, subscribe: true, record: false, admin: false } });
