@@ -231,6 +231,40 @@ export const configSchema = z.object({
           opusProfile: z.enum(opusProfileNames).default('normal'),
         })
         .prefault({}),
+      /** Audio under loss (docs/audio.md "Resilience"): RED per subscriber, RED from publishers, audio NACK. */
+      resilience: z
+        .object({
+          red: z
+            .object({
+              /** RED (RFC 2198) toward subscribers that negotiated `red/48000/2`, by their measured downlink loss. */
+              enabled: z.boolean().default(true),
+              /** Ask publishers for RED upstream (`red/48000/2` first on their microphone m-line); the server repairs uplink loss with it. Off: twice the uplink bandwidth, and werift splits RED with objects per block. */
+              publisher: z.boolean().default(false),
+              /** Every RED-capable subscriber gets distance ≥ 1, loss or not. More bandwidth for everyone, no reaction time. */
+              always: z.boolean().default(false),
+              /** Smoothed downlink loss (%, from the subscriber's RTCP RRs) from which it gets one redundant frame per packet. */
+              lossOnPct: z.number().min(0).max(100).default(2),
+              /** … and from which it gets two. */
+              lossDistance2Pct: z.number().min(0).max(100).default(8),
+              /** Minimum time at a distance after stepping up before stepping down, ms. */
+              holdMs: z.number().int().min(0).max(600_000).default(4000),
+            })
+            .refine((r) => r.lossOnPct <= r.lossDistance2Pct, { message: 'lossOnPct must be ≤ lossDistance2Pct' })
+            .prefault({}),
+          nack: z
+            .object({
+              /** Resend audio packets a subscriber NACKs (Opus negotiated with `a=rtcp-fb:111 nack`). */
+              enabled: z.boolean().default(true),
+              /** Packets kept per audio output for resending (20 ms each). */
+              capacity: z.number().int().min(1).max(1024).default(32),
+              /** Answer NACKs only while the output's RTT (RTCP RR) is at most this, ms: later the frame has already been played. */
+              maxRttMs: z.number().int().min(1).max(5000).default(100),
+              /** Never resend a packet older than this, ms. */
+              maxAgeMs: z.number().int().min(20).max(5000).default(200),
+            })
+            .prefault({}),
+        })
+        .prefault({}),
     })
     .loose()
     .prefault({}),

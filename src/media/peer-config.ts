@@ -11,6 +11,8 @@ import {
   type PeerConfig,
   type RTCPeerConnection,
 } from 'werift';
+import type { ResilienceOptions } from './red-output.ts';
+import { installRedSendGuard } from './werift-adapter.ts';
 
 export interface MediaPeerOptions {
   /** The IP put in host candidates (the address clients reach; a public IP behind 1:1 NAT). */
@@ -37,9 +39,15 @@ export interface MediaPeerOptions {
    * demultiplexed by ICE ufrag and source address. Unset: one port per peer from rtcMinPort…rtcMaxPort.
    */
   udpPort?: { base: number; count: number };
+  /** RED toward lossy subscribers, RED from publishers, audio NACK (docs/audio.md "Resilience"). Defaults: all on. */
+  resilience?: ResilienceOptions;
 }
 
-/** Opus as WebRTC uses it: 48 kHz stereo-capable (RFC 7587 §7), in-band FEC on. */
+/**
+ * Opus as WebRTC uses it: 48 kHz stereo-capable (RFC 7587 §7), in-band FEC on, and Generic NACK
+ * (RFC 4585 §4.2 `a=rtcp-fb:111 nack`): the server answers audio NACKs from a short history when
+ * the round trip allows (src/media/nack.ts, docs/audio.md "Resilience").
+ */
 export function opusCodec(dtx = false): RTCRtpCodecParameters {
   return new RTCRtpCodecParameters({
     mimeType: 'audio/opus',
@@ -47,6 +55,25 @@ export function opusCodec(dtx = false): RTCRtpCodecParameters {
     channels: 2,
     payloadType: 111,
     parameters: `minptime=10;useinbandfec=1${dtx ? ';usedtx=1' : ''}`,
+    rtcpFeedback: [useNACK()],
+  });
+}
+
+/** Payload type of RED (Chrome's dynamic choice is 63 too). */
+export const RED_PAYLOAD_TYPE = 63;
+
+/**
+ * RFC 2198 redundancy over Opus as WebRTC negotiates it: `red/48000/2` with `a=fmtp:63 111/111`
+ * (draft-ietf-avtcore-rtp-payload-red-for-opus §3). Listed after Opus it only says "I can receive
+ * RED"; listed first on a receiving m-line it asks the sender to send RED (Chrome and werift do).
+ */
+export function redCodec(): RTCRtpCodecParameters {
+  return new RTCRtpCodecParameters({
+    mimeType: 'audio/red',
+    clockRate: 48_000,
+    channels: 2,
+    payloadType: RED_PAYLOAD_TYPE,
+    parameters: '111/111',
     rtcpFeedback: [],
   });
 }
@@ -65,6 +92,7 @@ export function mediaPeerConfig(options: MediaPeerOptions, port?: number): Parti
   if (!(options.rtcMinPort > 0 && options.rtcMaxPort >= options.rtcMinPort && options.rtcMaxPort <= 65535)) {
     throw new RangeError(`bad RTC port range ${options.rtcMinPort}-${options.rtcMaxPort}`);
   }
+  installRedSendGuard();
   return {
     codecs: codecs(options.opusDtx ?? false),
     headerExtensions: headerExtensions(),
@@ -80,6 +108,7 @@ export function mediaPeerConfig(options: MediaPeerOptions, port?: number): Parti
 
 /** Config for a client-side werift peer (tests, load generators): one socket on `bindIp`, any port. */
 export function clientPeerConfig(bindIp = '127.0.0.1'): Partial<PeerConfig> {
+  installRedSendGuard();
   return {
     codecs: codecs(false),
     headerExtensions: headerExtensions(),
@@ -93,7 +122,7 @@ export function clientPeerConfig(bindIp = '127.0.0.1'): Partial<PeerConfig> {
 
 function codecs(dtx: boolean): NonNullable<PeerConfig['codecs']> {
   return {
-    audio: [opusCodec(dtx)],
+    audio: [opusCodec(dtx), redCodec()],
     video: [
       useVP8({ payloadType: 96, rtcpFeedback: [useNACK(), usePLI(), useFIR()] }),
       useH264({ payloadType: 102, rtcpFeedback: [useNACK(), usePLI(), useFIR()] }),

@@ -2,7 +2,8 @@ import { RTCPeerConnection, RTCRtpCodecParameters, type RTCRtpTransceiver } from
 import { VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
 import type { MixPeerCodec } from './mix-room.ts';
-import { mediaPeerConfig, type MediaPeerOptions } from './peer-config.ts';
+import { mediaPeerConfig, opusCodec, redCodec, type MediaPeerOptions } from './peer-config.ts';
+import { downlinkResilience, type DownlinkResilience } from './red-output.ts';
 import type { PortAllocator } from './port-allocator.ts';
 import { acquireSharedUdpPort, type SharedUdpPort } from './shared-port.ts';
 import { SlotOutput } from './slot-output.ts';
@@ -26,6 +27,8 @@ export interface Peer {
   readonly receiver: FastRtpReceiver | null;
   /** The worker's shared UDP port the peer is on (`udpPort` option), or null: `port` is its own from the allocator. */
   readonly shared: SharedUdpPort | null;
+  /** The subscriber's downlink RED policy and NACK settings, shared by its outputs (docs/audio.md "Resilience"). */
+  readonly resilience: DownlinkResilience;
 }
 
 export interface PeerLayout {
@@ -67,21 +70,28 @@ export async function openPeer(options: MediaPeerOptions, ports: PortAllocator, 
   if (layout.g711) config.codecs = { ...config.codecs, audio: [...(config.codecs?.audio ?? []), ...G711_CODECS] };
   const pc = new RTCPeerConnection(config);
   const mic = pc.addTransceiver('audio', { direction: layout.publish ? 'recvonly' : 'inactive' });
+  // RED first on the microphone m-line asks the publisher to send RED (Chrome, werift); the server's
+  // werift receiver splits it, so a lost uplink packet is repaired before the taps see it.
+  // Without it the mic offers no RED at all: a werift 0.24 publisher RED-encodes whenever `red` is
+  // negotiated anywhere in the list (installRedSendGuard fixes ours, not every client's).
+  const micRed = layout.publish && options.resilience?.red?.publisher === true;
+  mic.codecs = [...(micRed ? [redCodec()] : []), opusCodec(options.opusDtx ?? false), ...(layout.g711 ? G711_CODECS : [])];
   const fast = options.fastSrtp ?? true;
+  const resilience = downlinkResilience(options.resilience);
   const outputs: SlotOutput[] = [];
   let mix: SlotOutput | null = null;
   if (layout.subscribe) {
     for (let k = 0; k < layout.slots; k++) {
-      outputs.push(new SlotOutput(participantId, k, pc.addTransceiver('audio', { direction: 'sendonly' }), fast));
+      outputs.push(new SlotOutput(participantId, k, pc.addTransceiver('audio', { direction: 'sendonly' }), fast, resilience));
     }
     // The mix track is the last audio m-line: slot K in `hybrid`, slot 0 for mix-only subscribers (offer option `mixSlot`).
-    if (layout.mixTrack) mix = new SlotOutput(participantId, layout.slots, pc.addTransceiver('audio', { direction: 'sendonly' }), fast);
+    if (layout.mixTrack) mix = new SlotOutput(participantId, layout.slots, pc.addTransceiver('audio', { direction: 'sendonly' }), fast, resilience);
   }
   if (shared !== null) useSharedUdpPort(pc, shared);
   installForgedDtlsFilter(pc);
   if (fast) preferFastSrtpProfile(pc);
   const receiver = fast ? new FastRtpReceiver(pc) : null;
-  return { pc, mic, outputs, mix, port, receiver, shared };
+  return { pc, mic, outputs, mix, port, receiver, shared, resilience };
 }
 
 /** Every audio output of a peer: the slots, then the mix track. */
@@ -90,6 +100,7 @@ export function peerOutputs(peer: Peer): readonly SlotOutput[] {
 }
 
 export async function closePeer(peer: Peer, ports: PortAllocator): Promise<void> {
+  for (const o of peerOutputs(peer)) o.resilience?.close();
   await peer.pc.close().catch((error: unknown) => log.warn({ err: error }, 'peer close failed'));
   if (peer.shared !== null) peer.shared.release();
   else ports.release(peer.port);
@@ -97,7 +108,8 @@ export async function closePeer(peer: Peer, ports: PortAllocator): Promise<void>
 
 /** The audio codec a transceiver negotiated (its first codec after the answer). */
 export function negotiatedCodec(t: RTCRtpTransceiver): { codec: MixPeerCodec; payloadType: number } | null {
-  const c = t.codecs[0];
+  // RED (RFC 2198) wraps Opus: the codec underneath is what decoders and the mix track use.
+  const c = t.codecs.find((codec) => codec.mimeType.toLowerCase() !== 'audio/red');
   if (c === undefined) return null;
   const mime = c.mimeType.toLowerCase();
   const codec: MixPeerCodec = mime === 'audio/pcmu' ? 'pcmu' : mime === 'audio/pcma' ? 'pcma' : 'opus';

@@ -58,6 +58,8 @@ export interface MediaRoomOptions {
    * the lowest free port of base … base + count − 1. Unset: a port per peer from rtcMinPort…rtcMaxPort.
    */
   udpPort?: { base: number; count: number };
+  /** RED and audio NACK (docs/audio.md "Resilience"); defaults: all on. */
+  resilience?: import('./red-output.ts').ResilienceOptions;
   /** Folder recordings are written to (config `recording.dir`); unset → `record` fails with RECORDING_UNAVAILABLE. */
   recordingDir?: string;
   /** Recordings roll into a new segment every this many ms (config `recording.segmentSeconds`; 0/unset: one segment). */

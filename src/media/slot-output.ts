@@ -4,6 +4,7 @@ import { SlotStream, type SlotHeader } from './slot-stream.ts';
 import type { SlotBinding } from './slot-router.ts';
 import type { G711Law } from '../codec/g711.ts';
 import { AUDIO_LEVEL_URI } from './rtp.ts';
+import { OutputResilience, type DownlinkResilience } from './red-output.ts';
 
 /** Refresh the SR's NTP/RTP pair every this many packets (~0.3 s of 20 ms audio), not per packet. */
 const SR_REFRESH_PACKETS = 16;
@@ -74,6 +75,8 @@ export class SlotOutput implements SlotBinding {
   #midExt: { id: number; payload: Buffer } | null = null;
   #levelExt: { id: number; payload: Buffer } | null = null;
   #configured = false;
+  /** RED and NACK toward this subscriber (docs/audio.md "Resilience"), or null when the room has none. */
+  readonly resilience: OutputResilience | null;
   /**
    * What this subscriber's peer negotiated for this track: null for Opus, else the G.711 law. A
    * G.711 subscriber's slots carry forwarded voices transcoded (SlotForwarder), on an 8 kHz clock.
@@ -82,7 +85,7 @@ export class SlotOutput implements SlotBinding {
   packets = 0;
   bytes = 0;
 
-  constructor(subscriberId: string, slot: number, transceiver: RTCRtpTransceiver, fastSrtp = false) {
+  constructor(subscriberId: string, slot: number, transceiver: RTCRtpTransceiver, fastSrtp = false, link: DownlinkResilience | null = null) {
     this.subscriberId = subscriberId;
     this.slot = slot;
     this.transceiver = transceiver;
@@ -93,6 +96,8 @@ export class SlotOutput implements SlotBinding {
       initialSequence: (Math.random() * 0x10000) | 0,
       initialTimestamp: (Math.random() * 0x1_0000_0000) >>> 0,
     });
+    this.resilience = link === null ? null : new OutputResilience(link, transceiver, this.#sender.ssrc, (packet, length) => this.#resend(packet, length));
+    if (this.resilience !== null) this.resilience.rttMs = () => this.#sender.rttMs;
   }
 
   /** The codec the answer negotiated: transcoded slot packets run on G.711's 8 kHz clock, so must the slot's switch arithmetic. */
@@ -124,8 +129,14 @@ export class SlotOutput implements SlotBinding {
    */
   send(payload: Buffer, h: SlotHeader, level: number): number {
     if (!this.#configured) this.#configure();
+    let pt = this.#header.payloadType;
+    const res = this.resilience;
+    if (res !== null) {
+      payload = res.wrap(payload, h.sequenceNumber, h.timestamp);
+      pt = res.payloadType;
+    }
     if (this.#fast !== null && this.#fastHeader) {
-      const size = this.#sendFast(this.#fast, payload, h, level);
+      const size = this.#sendFast(this.#fast, payload, h, level, pt);
       if (size > 0) {
         if (this.packets % SR_REFRESH_PACKETS === 0) this.#sender.refreshSenderReport(h.timestamp);
         this.packets++;
@@ -141,6 +152,8 @@ export class SlotOutput implements SlotBinding {
       }
     }
     const header = this.#header;
+    const configuredPt = header.payloadType;
+    header.payloadType = pt;
     header.ssrc = h.ssrc;
     header.sequenceNumber = h.sequenceNumber;
     header.timestamp = h.timestamp;
@@ -154,6 +167,7 @@ export class SlotOutput implements SlotBinding {
     }
     header.extension = exts.length > 0;
     this.#sender.send(payload, header);
+    header.payloadType = configuredPt;
     const size = header.serializeSize + payload.length;
     if (this.packets % SR_REFRESH_PACKETS === 0) this.#sender.refreshSenderReport(h.timestamp);
     this.packets++;
@@ -166,7 +180,7 @@ export class SlotOutput implements SlotBinding {
    * 6464 level) into a free ring buffer and sends it on the fast path. Returns the RTP size, or 0
    * when werift's path must take it.
    */
-  #sendFast(fast: FastRtpSender, payload: Buffer, h: SlotHeader, level: number): number {
+  #sendFast(fast: FastRtpSender, payload: Buffer, h: SlotHeader, level: number, pt: number): number {
     const ring = (this.#ring ??= new SendRing());
     const slot = ring.acquire();
     if (slot < 0) return 0;
@@ -175,7 +189,7 @@ export class SlotOutput implements SlotBinding {
     const withLevel = this.#levelId !== 0 && level >= 0;
     const hasExt = mid !== null || withLevel;
     buf[0] = hasExt ? 0x90 : 0x80;
-    buf[1] = (h.marker ? 0x80 : 0) | (this.#header.payloadType & 0x7f);
+    buf[1] = (h.marker ? 0x80 : 0) | (pt & 0x7f);
     buf.writeUInt16BE(h.sequenceNumber & 0xffff, 2);
     buf.writeUInt32BE(h.timestamp >>> 0, 4);
     buf.writeUInt32BE(h.ssrc >>> 0, 8);
@@ -197,15 +211,33 @@ export class SlotOutput implements SlotBinding {
     const size = at + payload.length;
     if (size + FastRtpSender.MAX_OVERHEAD > FAST_BUFFER_BYTES) return 0;
     payload.copy(buf, at);
+    this.resilience?.sent(buf, size, h.sequenceNumber);
     const sent = fast.send(buf, size, payload.length, ring.release[slot]!);
     if (sent === FastSend.FALLBACK) return 0;
     if (sent === FastSend.PENDING) ring.busy[slot] = true;
     return size;
   }
 
+  /** A NACKed packet again, exactly as first sent (fast path only; see nack.ts). True when it went out. */
+  #resend(packet: Buffer, length: number): boolean {
+    const fast = this.#fast;
+    if (fast === null || fast.packets === 0) return false;
+    const ring = (this.#ring ??= new SendRing());
+    const slot = ring.acquire();
+    if (slot < 0 || length + FastRtpSender.MAX_OVERHEAD > FAST_BUFFER_BYTES) return false;
+    const buf = ring.buffers[slot]!;
+    packet.copy(buf, 0, 0, length);
+    const payloadBytes = length - 12;
+    const sent = fast.send(buf, length, payloadBytes, ring.release[slot]!);
+    if (sent === FastSend.FALLBACK) return false;
+    if (sent === FastSend.PENDING) ring.busy[slot] = true;
+    return true;
+  }
+
   #configure(): void {
     this.#configured = true;
     this.#header.payloadType = this.#sender.payloadType ?? 111;
+    this.resilience?.configure(this.transceiver, this.#header.payloadType);
     for (const ext of this.transceiver.headerExtensions) {
       if (ext.uri === 'urn:ietf:params:rtp-hdrext:sdes:mid' && this.transceiver.mid !== null) {
         this.#midExt = { id: ext.id, payload: Buffer.from(this.transceiver.mid) };

@@ -1,5 +1,5 @@
 import type { RemoteInfo, Socket } from 'node:dgram';
-import { RtcpPacketConverter, RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpReceiver, type RTCRtpSender, type RTCRtpTransceiver, type RtcpPacket } from 'werift';
+import { RTCRtpSender, RtcpPacketConverter, RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpReceiver, type RTCRtpTransceiver, type RtcpPacket } from 'werift';
 import { VoxError } from '../errors.ts';
 import type { SharedPortPeer, SharedUdpPort } from './shared-port.ts';
 import { SrtpContext, SrtpError, SrtpProfile, adaptivePrimitives, type SrtpMasterKeys } from './srtp/index.ts';
@@ -41,6 +41,29 @@ export function installRtpHeaderGuard(): void {
       }
     }
     return deSerialize(raw);
+  };
+}
+
+let redSendGuarded = false;
+
+/**
+ * werift 0.24's RTCRtpSender (checked 0.24.4, lib/webrtc/src/media/rtpSender.js `prepareSend`)
+ * RED-encodes every packet `sendRtp()` sends as soon as `red` is anywhere in the negotiated codecs,
+ * but labels it with the first codec's payload type: a werift publisher that negotiated
+ * [opus, red] sent RED payloads as PT 111, which no receiver can decode. RED is only meant when it
+ * is the send codec (first). Process-wide (a prototype method) and idempotent; client and server
+ * peer configs install it.
+ */
+export function installRedSendGuard(): void {
+  if (redSendGuarded) return;
+  redSendGuarded = true;
+  const proto = RTCRtpSender.prototype as unknown as {
+    prepareSend(this: { codec?: { name: string }; redRedundantPayloadType?: number }, params: unknown): void;
+  };
+  const prepareSend = proto.prepareSend;
+  proto.prepareSend = function (params) {
+    prepareSend.call(this, params);
+    if (this.codec?.name.toLowerCase() !== 'red') this.redRedundantPayloadType = undefined;
   };
 }
 

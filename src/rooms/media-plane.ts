@@ -118,6 +118,8 @@ export function mediaPlaneOptionsFromConfig(media: {
   roomWorkerCapacity?: number;
   /** Spill link transport: `ring` (SharedArrayBuffer, default) or `batch` (postMessage). */
   spillTransport?: SpillTransport;
+  /** RED and audio NACK (config `media.resilience`, docs/audio.md "Resilience"); unset: all on with defaults. */
+  resilience?: MediaRoomOptions['resilience'];
   /** Room mixer knobs (`mix`/`hybrid` rooms); unset ones keep RoomMixer's / MixRoomAudio's defaults. */
   mixing?: {
     voiceThresholdDbfs?: number;
@@ -138,6 +140,7 @@ export function mediaPlaneOptionsFromConfig(media: {
       ...(media.recordingSegmentMs ? { recordingSegmentMs: media.recordingSegmentMs } : {}),
       ...(media.fastSrtp === undefined ? {} : { fastSrtp: media.fastSrtp }),
       ...(media.udpPort === undefined ? {} : { udpPort: { base: media.udpPort, count: media.workers } }),
+      ...(media.resilience === undefined ? {} : { resilience: media.resilience }),
       // Plain data only: the room options are cloned to the worker thread.
       ...(mixing === undefined
         ? {}
