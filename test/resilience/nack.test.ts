@@ -65,7 +65,9 @@ describe('audio NACK', () => {
     // A retransmission crosses the same lossy path (10 %), and a NACK for a packet lost at the end of a burst goes out one packet later.
     expect(r.recoveredPct).toBeGreaterThan(60);
     // Retransmissions arrive within a few ms on loopback: they play as packets, not concealment.
+    // Without NACK every lost packet is concealed (plc ≈ wireLost); a few retransmissions may still
+    // miss their playout time when the host is busy (3–5 on a quiet one, up to 12 under the full suite).
     expect(played.kinds.packet).toBeGreaterThan(0.95 * (cap.packets.length - 1));
-    expect(played.kinds.plc).toBeLessThan(r.wireLost - r.red + 5);
+    expect(played.kinds.plc).toBeLessThan(0.5 * r.wireLost);
   }, 30_000);
 });

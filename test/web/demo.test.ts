@@ -296,12 +296,13 @@ describe('demo page: two Chromium pages and a werift client in one room', () => 
       );
     }
     await until('Alice sees everyone again, the bot in a slot', () => shown(pages.alice), (s) => Object.keys(s).length === 3 && s['Tone bot']?.slot !== null);
-    const audio = await remoteAudio(pages.alice, 1000);
+    // The bot's new server peer may still be connecting on a busy host: the tone comes back within seconds.
+    const audio = await until('Alice hears the bot again', () => remoteAudio(pages.alice, 1000), (a) => (a['Tone bot']?.rms ?? 0) > 0.05, 10_000);
     expect(audio['Tone bot'].rms).toBeGreaterThan(0.05);
     expect(audio['Tone bot'].toneDb).toBeGreaterThan(20);
     expect(await pages.alice.textContent('#connection')).toBe('Connected');
     expect(consoleErrors.slice(errorsBefore)).toEqual([]);
-  }, 25_000);
+  }, 35_000);
 
   it('the room’s worker thread dies: the page reports the media reconnect and hears the tone again', async () => {
     const plane = app.plane!;

@@ -72,7 +72,8 @@ export async function remoteAudio(page: Page, ms = 1500, hz = TONE_HZ): Promise<
       const probes = [...document.querySelectorAll<HTMLElement>('#slots li[data-participant-id]')]
         .filter((li) => li.dataset.participantId)
         .map((li) => {
-          const audio = document.querySelector<HTMLAudioElement>(`#remote-audio audio[data-slot="${li.dataset.slot}"]`)!;
+          // The newest element of the slot: during a hand-over the replaced one plays on before it.
+          const audio = [...document.querySelectorAll<HTMLAudioElement>(`#remote-audio audio[data-slot="${li.dataset.slot}"]`)].at(-1)!;
           const analyser = ctx.createAnalyser();
           analyser.fftSize = 8192;
           analyser.smoothingTimeConstant = 0;
