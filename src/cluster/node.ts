@@ -29,6 +29,8 @@ export interface ClusterHealth {
 }
 
 const clusterNodes = gauge('voxlink_cluster_nodes', 'Live nodes in the cluster registry as this node last read it.');
+/** ioredis's error for a command past `commandTimeout` (store.ts). */
+const COMMAND_TIMED_OUT = 'Command timed out';
 const clusterRedisUp = gauge('voxlink_cluster_redis_up', '1 while the cluster registry (Redis) answers, 0 during an outage.');
 /** Per purpose, so operators (and bench/cluster) see what a join costs against the periodic traffic. */
 const redisCommands = counter('voxlink_cluster_redis_commands_total', 'Redis commands this node sent, by purpose: route (join placement), registry (heartbeat and node list), lease (renewals), writeback (room list).', ['purpose']);
@@ -58,6 +60,10 @@ export class ClusterNode implements JoinRouter {
   #available = false;
   /** An outage (or Redis unreachable since start-up) has been logged and has not ended yet. */
   #outageLogged = false;
+  /** When Redis last answered a heartbeat (or the connection became ready), Date.now(). */
+  #lastReplyAt = 0;
+  /** A command timed out with the connection up and that was logged (cleared by the next reply). */
+  #slowLogged = false;
   #draining = false;
   #closed = false;
   #timers: NodeJS.Timeout[] = [];
@@ -345,6 +351,15 @@ export class ClusterNode implements JoinRouter {
    */
   #down(err: Error): void {
     if (this.#closed) return;
+    // A command that timed out on a connection still up is more often this node's own event loop
+    // too busy to read the reply in time (or Redis briefly stalled) than Redis gone: that caller
+    // gets its error, but the node is declared down only when Redis has not answered a heartbeat
+    // for nodeTtlMs, the time after which the other nodes stop seeing this one anyway.
+    if (this.#available && err.message === COMMAND_TIMED_OUT && this.#redis.status === 'ready' && Date.now() - this.#lastReplyAt < this.#config.nodeTtlMs) {
+      if (!this.#slowLogged) log.warn({ err: err.message }, 'a cluster registry (Redis) command timed out; not an outage unless Redis stays silent for cluster.nodeTtlMs');
+      this.#slowLogged = true;
+      return;
+    }
     const wasUp = this.#available;
     this.#available = false;
     clusterRedisUp.set(0);
@@ -361,6 +376,8 @@ export class ClusterNode implements JoinRouter {
   }
 
   #up(): void {
+    this.#lastReplyAt = Date.now();
+    this.#slowLogged = false;
     if (this.#available || this.#closed) return;
     this.#available = true;
     this.#outageLogged = false;

@@ -99,9 +99,9 @@ export class RecordingHandover {
     const core = this.#host.core;
     if (!core) return;
     try {
-      const next = await core.continueRecording(roomId);
-      if (next === null) return;
       const chain = { first: previous.first, part: previous.part + 1 };
+      const next = await core.continueRecording(roomId, { previous: previous.id, ...chain, reason: 'room_moved', node: previous.node });
+      if (next === null) return;
       this.#chain.set(roomId, chain);
       log.info({ roomId, from: previous.node, previous: previous.id, id: next.id, ...chain }, 'recording continued after the room moved here');
     } catch (err) {

@@ -1,7 +1,7 @@
 import { VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { G711_PAYLOAD_TYPE } from '../codec/g711.ts';
-import { newRecordingId } from '../recording/layout.ts';
+import { newRecordingId, type RecordingContinuation } from '../recording/layout.ts';
 import { RoomRecorder, type ParticipantIdentity, type RecordingManifest } from '../recording/recorder.ts';
 import type { AudioTap, InboundAudio } from './audio-tap.ts';
 import type { MixRoomAudio } from './mix-room.ts';
@@ -24,6 +24,8 @@ export interface RecordingTapOptions {
   flushMs?: number;
   /** Roll into a new segment every this many ms (config `recording.segmentSeconds`; 0 or unset: one segment). */
   segmentMs?: number;
+  /** The recording this one continues (a room that moved, a replaced worker): the manifest's `continues`. */
+  continues?: RecordingContinuation;
 }
 
 /**
@@ -40,7 +42,7 @@ export class RecordingTap implements AudioTap {
   constructor(options: RecordingTapOptions) {
     const id = newRecordingId();
     try {
-      this.#recorder = new RoomRecorder({ dir: options.dir, id, roomId: options.roomId, startedBy: options.startedBy, identify: options.identify, segmentMs: options.segmentMs });
+      this.#recorder = new RoomRecorder({ dir: options.dir, id, roomId: options.roomId, startedBy: options.startedBy, identify: options.identify, segmentMs: options.segmentMs, continues: options.continues });
     } catch (error) {
       throw new VoxError('RECORDING_FAILED', `cannot start recording in ${options.dir}: ${(error as Error).message}`, { cause: error });
     }

@@ -3,6 +3,7 @@ import type { ClientMediaMessage, ServerMediaMessage } from '../protocol/index.t
 import type { MediaGrants, MediaParticipant, MediaRoomMode, RecordingState } from '../rooms/media-contract.ts';
 import { VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
+import type { RecordingContinuation } from '../recording/layout.ts';
 import { inboundAudio, type AudioTap, type InboundAudio } from './audio-tap.ts';
 import { MixRoomAudio, type MixRoomAudioOptions, type MixRoomAudioStats, type MixRoomMode } from './mix-room.ts';
 import { closePeer, negotiatedCodec, openPeer, peerOutputs, type Peer } from './peer.ts';
@@ -117,7 +118,7 @@ export interface MediaRoom {
    * Starts or stops recording the room (docs/recording.md). `start` while recording returns the
    * running one; `stop` while not recording returns null. Closing the room stops it too.
    */
-  record(action: 'start' | 'stop', byParticipantId: string): Promise<RecordingState | null>;
+  record(action: 'start' | 'stop', byParticipantId: string, continues?: RecordingContinuation): Promise<RecordingState | null>;
   stats(): MediaRoomStats;
   /** Participants on the room's other workers: added or updated (mute), and removed. */
   setRemoteMembers?(add: readonly RemoteMember[], remove: readonly string[]): void;
@@ -594,7 +595,7 @@ class ComposedMediaRoom implements MediaRoom {
     };
   }
 
-  async record(action: 'start' | 'stop', byParticipantId: string): Promise<RecordingState | null> {
+  async record(action: 'start' | 'stop', byParticipantId: string, continues?: RecordingContinuation): Promise<RecordingState | null> {
     this.#assertOpen();
     if (action === 'stop') {
       const recording = this.#recording;
@@ -614,6 +615,7 @@ class ComposedMediaRoom implements MediaRoom {
       startedBy: byParticipantId,
       mixer,
       segmentMs: this.#options.recordingSegmentMs,
+      ...(continues === undefined ? {} : { continues }),
       identify: (id) => {
         const p = this.#participants.get(id) ?? this.#spill?.remote(id);
         return p === undefined ? undefined : { userId: p.userId ?? null, name: p.name };

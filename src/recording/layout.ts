@@ -76,6 +76,25 @@ export interface RecordingManifest {
   participants?: RecordingParticipant[];
   /** In the bucket's copy only: files added beside the finished recording (transcripts), RECORDING_EXTRA_SHAPE. */
   extras?: string[];
+  /**
+   * Set when this recording continues another one of the same call, started anew because the room
+   * moved (a cluster node died or drained, a media worker died): docs/recording.md "Continued recordings".
+   */
+  continues?: RecordingContinuation;
+}
+
+/** Which recording a continued one follows, and where it stands in the chain. */
+export interface RecordingContinuation {
+  /** The recording this one follows (the part before it). */
+  previous: string;
+  /** The chain's first recording (equal to `previous` for part 1). */
+  first: string;
+  /** This recording's place in the chain: 1 for the first continuation. */
+  part: number;
+  /** Why it was started anew: the room moved to another node, or its media worker was replaced. */
+  reason: 'room_moved' | 'worker_replaced';
+  /** The node the previous part was recorded on (cluster moves; absent for a worker replacement). */
+  node?: string;
 }
 
 /** What a recording id looks like (and all a path segment from a request may look like). */

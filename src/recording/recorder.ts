@@ -10,6 +10,7 @@ import {
   segmentFileName,
   type RecordingFile,
   type RecordingManifest,
+  type RecordingContinuation,
   type RecordingParticipant,
 } from './layout.ts';
 
@@ -60,6 +61,8 @@ export interface RoomRecorderOptions {
   identify?: (participantId: string) => ParticipantIdentity | undefined;
   /** Roll into a new segment every this many ms (0 or unset: one segment). */
   segmentMs?: number;
+  /** The recording this one continues (the manifest's `continues`). */
+  continues?: RecordingContinuation;
   /** Milliseconds on a monotonic clock (default `performance.now`); tests inject their own. */
   now?: () => number;
 }
@@ -152,6 +155,7 @@ export class RoomRecorder {
       segmentMs: options.segmentMs ? options.segmentMs : null,
       segments: [{ index: 0, startSample: 0, endSample: null }],
       participants: [],
+      ...(options.continues === undefined ? {} : { continues: { ...options.continues } }),
     };
     this.#segmentMs = options.segmentMs ?? 0;
     this.#now = options.now ?? (() => performance.now());

@@ -6,6 +6,7 @@ import {
   RECORDING_FILE_SHAPE,
   RECORDING_ID_SHAPE,
   recordingPaths,
+  type RecordingContinuation,
   type RecordingManifest,
   type RecordingSegment,
 } from './layout.ts';
@@ -56,6 +57,8 @@ export interface StoredRecording {
   segments: RecordingSegment[];
   /** Files added beside it (transcripts: `01-alice.vtt`, `01-alice.json`), downloaded like the others. */
   extras: string[];
+  /** The recording this one continues (a room that moved node or worker): docs/recording.md "Continued recordings". */
+  continues?: RecordingContinuation;
 }
 
 async function readManifest(dir: string, id: string): Promise<RecordingManifest | null> {
@@ -102,7 +105,18 @@ async function describe(dir: string | null, manifest: RecordingManifest, bucket:
   const extras = new Set([...(dir === null ? [] : await localExtras(dir, manifest.id)), ...(bucket?.extras ?? [])]);
   const { id, roomId, startedBy, startedAt, stoppedBy, stoppedAt } = manifest;
   const segments = manifest.segments ?? [{ index: 0, startSample: 0, endSample: null }];
-  return { id, roomId, startedBy, startedAt, stoppedBy, stoppedAt, files, segments, extras: [...extras].sort() };
+  return {
+    id,
+    roomId,
+    startedBy,
+    startedAt,
+    stoppedBy,
+    stoppedAt,
+    files,
+    segments,
+    extras: [...extras].sort(),
+    ...(manifest.continues === undefined ? {} : { continues: manifest.continues }),
+  };
 }
 
 /** Ids of the recordings in the local folder (a missing folder has none). */

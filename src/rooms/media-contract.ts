@@ -69,7 +69,7 @@ export interface MediaPlane {
   signal(roomId: string, participantId: Data<'signal'>['participantId'], message: Data<'signal'>['message']): Result<'signal'>;
   setMuted(roomId: string, participantId: Data<'setMuted'>['participantId'], muted: Data<'setMuted'>['muted']): Result<'setMuted'>;
   /** Starts/stops the room's recording (`record` op, docs/recording.md); signalling checked the grant. */
-  record(roomId: string, participantId: Data<'record'>['participantId'], action: Data<'record'>['action']): Result<'record'>;
+  record(roomId: string, participantId: Data<'record'>['participantId'], action: Data<'record'>['action'], continues?: Data<'record'>['continues']): Result<'record'>;
   stats(): { workers: number; rooms: number };
   close(): Promise<void>;
 }

@@ -1,6 +1,7 @@
 import { getOpusModule } from '../codec/wasm.ts';
 import { VoxError, isVoxError } from '../errors.ts';
 import { logger } from '../log.ts';
+import type { RecordingContinuation } from '../recording/layout.ts';
 import type {
   ClientMediaMessage,
   MediaParticipant,
@@ -78,6 +79,8 @@ interface RoomState extends SpilledRoom {
   recoveries: number[];
   /** Who started the running recording; a re-placed room starts a new one in its new worker. */
   recordingBy: string | null;
+  /** The running recording: its id and its place in a chain of continued recordings. */
+  recording: { id: string; first: string; part: number } | null;
 }
 
 const log = logger('media-plane');
@@ -256,14 +259,24 @@ export class PooledMediaPlane implements MediaPlane {
     await this.#request(state, member, 'setMuted', { participantId, muted });
   }
 
-  async record(roomId: string, participantId: string, action: 'start' | 'stop'): Promise<RecordingState | null> {
+  async record(roomId: string, participantId: string, action: 'start' | 'stop', continues?: RecordingContinuation): Promise<RecordingState | null> {
     const [state, member] = this.#member(roomId, participantId);
     // A stop is a stop even if its request fails (e.g. the worker died): recovery must not restart it.
-    if (action === 'stop') state.recordingBy = null;
+    if (action === 'stop') {
+      state.recordingBy = null;
+      state.recording = null;
+    }
     // The recorder stays home: it hears the room's other workers through their links.
-    const result = await this.#request(state, member, 'record', { action, participantId }, state.home);
-    if (action === 'start' && result !== null) state.recordingBy = result.startedBy;
+    const data = continues === undefined ? { action, participantId } : { action, participantId, continues };
+    const result = await this.#request(state, member, 'record', data, state.home);
+    if (action === 'start' && result !== null) this.#recordingStarted(state, result);
     return result;
+  }
+
+  #recordingStarted(state: RoomState, result: RecordingState): void {
+    state.recordingBy = result.startedBy;
+    const chain = result.continues;
+    state.recording = { id: result.id, first: chain?.first ?? result.id, part: chain?.part ?? 0 };
   }
 
   stats(): { workers: number; rooms: number } {
@@ -345,6 +358,7 @@ export class PooledMediaPlane implements MediaPlane {
       recovering: null,
       recoveries: [],
       recordingBy: null,
+      recording: null,
     };
     state.home.task = this.#startTask(state, state.home);
     this.#rooms.set(roomId, state);
@@ -609,12 +623,17 @@ export class PooledMediaPlane implements MediaPlane {
   async #resumeRecording(state: RoomState, task: RoomTask, startedBy: string): Promise<void> {
     let message: ServerMediaMessage;
     try {
-      const result = await task.request('record', { action: 'start', participantId: startedBy });
+      const before = state.recording;
+      const continues: RecordingContinuation | undefined =
+        before === null ? undefined : { previous: before.id, first: before.first, part: before.part + 1, reason: 'worker_replaced' };
+      const result = await task.request('record', { action: 'start', participantId: startedBy, ...(continues === undefined ? {} : { continues }) });
       if (result === null) throw new VoxError('RECORDING_FAILED', 'record start returned nothing');
+      this.#recordingStarted(state, result);
       message = { op: 'recording', room: state.roomId, recording: true, id: result.id, by: startedBy, startedAt: result.startedAt };
     } catch (error) {
       log.error({ room: state.roomId, err: error }, 'recording could not be resumed after re-placement');
       state.recordingBy = null;
+      state.recording = null;
       message = { op: 'recording', room: state.roomId, recording: false };
     }
     this.#sink?.toRoom(state.roomId, message);
@@ -624,6 +643,7 @@ export class PooledMediaPlane implements MediaPlane {
   #recordingLost(state: RoomState): void {
     if (state.recordingBy === null) return;
     state.recordingBy = null;
+    state.recording = null;
     this.#sink?.toRoom(state.roomId, { op: 'recording', room: state.roomId, recording: false });
   }
 

@@ -1,5 +1,6 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { WorkerLoad } from './placement.ts';
+import type { RecordingContinuation } from '../recording/layout.ts';
 import type {
   ClientMediaMessage,
   MediaParticipant,
@@ -25,7 +26,7 @@ export interface RoomRequests {
   leave: { data: { participantId: string }; result: null };
   signal: { data: { participantId: string; message: ClientMediaMessage }; result: null };
   setMuted: { data: { participantId: string; muted: boolean }; result: null };
-  record: { data: { action: 'start' | 'stop'; participantId: string }; result: RecordingState | null };
+  record: { data: { action: 'start' | 'stop'; participantId: string; continues?: RecordingContinuation }; result: RecordingState | null };
   stats: { data: null; result: MediaRoomStats };
   /**
    * A room over several workers (docs/media.md "Rooms over several workers"): participants on the

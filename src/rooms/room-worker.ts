@@ -118,7 +118,7 @@ export async function runRoomTask(arg: RoomTaskArgument, createRoom: RoomFactory
     await room.setMuted(participantId, muted);
     return null;
   });
-  channel.handle('record', ({ action, participantId }) => room.record(action, participantId));
+  channel.handle('record', ({ action, participantId, continues }) => room.record(action, participantId, continues));
   channel.handle('stats', () => room.stats());
   channel.handle('remoteMembers', ({ add, remove }) => {
     if (room.setRemoteMembers === undefined) throw new VoxError('MEDIA_UNSUPPORTED', `room ${arg.roomId} cannot spread over workers`);

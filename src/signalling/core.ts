@@ -16,6 +16,7 @@ import { createMediaSink } from './media-sink.ts';
 import { ServerObserver } from './observer.ts';
 import { Outbound } from './outbound.ts';
 import { PeerToPeer } from './p2p.ts';
+import type { RecordingContinuation } from '../recording/layout.ts';
 import { continueRecording } from './room-recording.ts';
 import { RoomMembership } from './rooms.ts';
 import { SessionTable } from './sessions.ts';
@@ -78,7 +79,7 @@ export interface SignallingCore {
    * Cluster move: starts again here a recording the room had on its previous node
    * (room-recording.ts). Null when there is nothing to continue.
    */
-  continueRecording(roomId: string): Promise<RecordingInfo | null>;
+  continueRecording(roomId: string, continues?: RecordingContinuation): Promise<RecordingInfo | null>;
   stats(): SignallingStats;
   /** Close every connection with 1001, drop all sessions (no grace), stop timers. Idempotent. */
   close(): void;
@@ -160,8 +161,8 @@ export function createSignallingCore(config: VoxConfig, options: SignallingCoreO
       }
       return told.size;
     },
-    continueRecording(roomId: string): Promise<RecordingInfo | null> {
-      return continueRecording(ctx, roomId);
+    continueRecording(roomId: string, continues?: RecordingContinuation): Promise<RecordingInfo | null> {
+      return continueRecording(ctx, roomId, continues);
     },
     stats(): SignallingStats {
       return {

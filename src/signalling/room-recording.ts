@@ -1,4 +1,5 @@
 import type { RecordingInfo } from '../protocol/messages.ts';
+import type { RecordingContinuation } from '../recording/layout.ts';
 import type { SignallingContext } from './context.ts';
 
 /**
@@ -9,7 +10,7 @@ import type { SignallingContext } from './context.ts';
  * recording, or null when there is nothing to do (no media plane, the room closed or already
  * records). Rejects when the media plane refuses (recording disabled, folder not writable).
  */
-export async function continueRecording(ctx: SignallingContext, roomId: string): Promise<RecordingInfo | null> {
+export async function continueRecording(ctx: SignallingContext, roomId: string, continues?: RecordingContinuation): Promise<RecordingInfo | null> {
   const { mediaPlane, presence } = ctx;
   const room = presence.get(roomId);
   if (!mediaPlane || !room || room.recording !== null) return null;
@@ -18,7 +19,7 @@ export async function continueRecording(ctx: SignallingContext, roomId: string):
   const by = first.value.participantId;
   // An `auto` room of two may run direct: a recording needs everyone's audio on the server (p2p.ts).
   await ctx.p2p.beforeRecord(roomId);
-  const result = await mediaPlane.record(roomId, by, 'start');
+  const result = await mediaPlane.record(roomId, by, 'start', continues);
   const now = presence.get(roomId);
   if (result === null || !now) return null;
   if (now.recording?.id === result.id) return now.recording;

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdminClient } from '../../src/client/admin.ts';
 import { keys } from '../../src/cluster/store.ts';
-import { Member, PRESENT, recordedTones, RedisServer, sleep, token, until, untilEveryoneHears, VoxNode } from './harness.ts';
+import { Member, PRESENT, readRecording, recordedTones, RedisServer, sleep, token, until, untilEveryoneHears, VoxNode } from './harness.ts';
 
 /**
  * Three VoxLink processes on one real redis-server. Three werift tone clients, each connected to
@@ -112,6 +112,8 @@ describe('three nodes, one room, kill -9 of its owner', () => {
     await until(() => members.every((m) => (m.client.room(ROOM)?.recording?.id ?? recordingId) !== recordingId), 10_000, 'the continued recording announced');
     const continued = members[0].client.room(ROOM)!.recording!.id;
     expect(owner.lines('recording continued after the room moved here')).toMatchObject([{ roomId: ROOM, from: 'node-a', previous: recordingId, id: continued, first: recordingId, part: 1 }]);
+    // The chain is in the new recording's manifest too, for whoever reads the recordings later.
+    expect(readRecording(owner, continued)?.continues).toEqual({ previous: recordingId, first: recordingId, part: 1, reason: 'room_moved', node: 'node-a' });
     let after: Record<string, number> = {};
     try {
       await until(

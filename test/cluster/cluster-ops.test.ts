@@ -199,6 +199,7 @@ describe('Redis outage and SIGTERM with two node processes', () => {
     const continued = ann.client.room('outage')!.recording!.id;
     expect(bob.client.room('outage')!.recording!.id).toBe(continued);
     expect(other.lines('recording continued after the room moved here')).toMatchObject([{ roomId: 'outage', from: owner.id, previous: recordingId, id: continued, first: recordingId, part: 1 }]);
+    expect(readRecording(other, continued)?.continues).toEqual({ previous: recordingId, first: recordingId, part: 1, reason: 'room_moved', node: owner.id });
     let after: Record<string, number> = {};
     try {
       await until(

@@ -60,4 +60,45 @@ describe('Redis unreachable when the node starts', () => {
     }
     expect(node.lines(STARTUP_LINE)).toHaveLength(1);
   }, 120_000);
+
+  it('a Redis that stalls for less than nodeTtlMs is not an outage; one silent for longer is, logged once', async () => {
+    const OUTAGE = 'cluster registry (Redis) unavailable: calls in progress go on, joins that need a new room placement are refused until it is back';
+    const SLOW = 'a cluster registry (Redis) command timed out; not an outage unless Redis stays silent for cluster.nodeTtlMs';
+    expect((await node.health()).cluster.redis).toBe('up');
+    const ask = async (room: string): Promise<unknown> => {
+      const raw = await RawClient.connect(node.wsUrl);
+      try {
+        await raw.hello(await token(`stall-${room}`));
+        return await raw.request({ op: 'join', room });
+      } finally {
+        raw.close();
+      }
+    };
+    // 3 s stalled (the commands' timeout is 2 s, nodeTtlMs 4 s): the join that needed a placement
+    // then gets the clear code, the node logs the slow command once and stays up.
+    redis.pause();
+    const during = ask('stall-short');
+    await sleep(3000);
+    redis.resume();
+    expect(await during).toMatchObject({ op: 'error', code: 'CLUSTER_UNAVAILABLE', about: 'join' });
+    await sleep(1500); // a heartbeat after Redis answers again
+    expect(node.lines(SLOW).length).toBeGreaterThanOrEqual(1);
+    expect(node.lines(OUTAGE)).toHaveLength(0);
+    expect((await node.health()).cluster.redis).toBe('up');
+    expect(await ask('after-short-stall')).toMatchObject({ op: 'joined' });
+
+    // 7 s stalled (longer than nodeTtlMs): an outage, logged once, healed when Redis answers.
+    const reachable = node.lines('cluster registry (Redis) reachable').length;
+    redis.pause();
+    try {
+      await until(() => node.lines(OUTAGE).length > 0, 12_000, 'the outage logged');
+      expect((await node.health()).cluster.redis).toBe('down');
+    } finally {
+      redis.resume();
+    }
+    await until(async () => (await node.health()).cluster.redis === 'up', 10_000, 'Redis reachable again');
+    expect(node.lines(OUTAGE)).toHaveLength(1);
+    expect(node.lines('cluster registry (Redis) reachable')).toHaveLength(reachable + 1);
+    expect(await ask('after-long-stall')).toMatchObject({ op: 'joined' });
+  }, 60_000);
 });

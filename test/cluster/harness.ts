@@ -73,6 +73,15 @@ export class RedisServer {
     await exited;
   }
 
+  /** Freezes redis-server (SIGSTOP): connections stay open, nothing is answered — a stalled Redis. */
+  pause(): void {
+    this.#child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.#child?.kill('SIGCONT');
+  }
+
   client(): Redis {
     const r = new Redis(this.url, { maxRetriesPerRequest: 1 });
     r.on('error', () => undefined);
@@ -304,15 +313,15 @@ export interface RecordedTrack {
 }
 
 /** A recording on a node's disk, every track decoded (undefined while its manifest is not there yet). */
-export function readRecording(node: VoxNode, id: string): { stoppedAt: number | null; tracks: RecordedTrack[] } | undefined {
+export function readRecording(node: VoxNode, id: string): { stoppedAt: number | null; continues?: unknown; tracks: RecordedTrack[] } | undefined {
   const dir = join(node.dataDir, 'recordings', id);
   if (!existsSync(join(dir, 'manifest.json'))) return undefined;
-  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { stoppedAt: number | null; files: { userId: string | null; file: string }[] };
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { stoppedAt: number | null; continues?: unknown; files: { userId: string | null; file: string }[] };
   const tracks = manifest.files.map((f) => {
     const decoded = decodeRecording(readFileSync(join(dir, f.file)));
     return { userId: f.userId, pcm: decoded.pcm, truncated: decoded.file.truncated };
   });
-  return { stoppedAt: manifest.stoppedAt, tracks };
+  return { stoppedAt: manifest.stoppedAt, ...(manifest.continues === undefined ? {} : { continues: manifest.continues }), tracks };
 }
 
 /** Per member: the peak power of their own tone in their track of the recording (0 without a track). */

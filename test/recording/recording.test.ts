@@ -264,6 +264,9 @@ describe('recording over signalling and HTTP (SDK, real media)', () => {
     // The new one, stopped normally, with the host's tone after the reconnect.
     const resumed = byId.get(second)!;
     expect(resumed.stoppedAt).not.toBeNull();
+    // The listing chains the two: the new one says which recording it continues, and why.
+    expect(died.continues).toBeUndefined();
+    expect(resumed.continues).toEqual({ previous: first, first, part: 1, reason: 'worker_replaced' });
     const resumedFile = resumed.files.find((f) => f.participantId === hostId)!;
     // The new worker got the participants' identities with the re-join: the files still say whose voice.
     expect(resumedFile).toMatchObject({ userId: 'host', name: 'Hôst Smith' });
