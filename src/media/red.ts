@@ -28,6 +28,7 @@ const REDUNDANT_HEADER_BYTES = 4;
 const PRIMARY_HEADER_BYTES = 1;
 /** Largest RED payload built: primary (one MTU's worth) plus two full redundant blocks fits a 1500-byte datagram only when blocks are small; bigger is sent plain. */
 const OUT_BYTES = 1400;
+const OUT_BASE = HISTORY * RED_MAX_BLOCK_BYTES;
 
 /**
  * A parsed RED payload as offsets into the caller's buffer (one reader reused for every packet).
@@ -98,15 +99,17 @@ export class RedReader {
  * block's sequence number as primary − k (werift's RedHandler, libwebrtc's RedPayloadSplitter does
  * it by timestamp), so only the contiguous run right before the primary is used.
  *
- * Allocation: four history buffers of 1023 bytes and one output buffer, once per output that ever
+ * Allocation: four history buffers of 1023 bytes and one output buffer (one slab), once per output that ever
  * negotiated RED; views of the output by length are cached (steady VBR sizes repeat).
  */
 export class RedPacketizer {
+  /** The history entries (RED_MAX_BLOCK_BYTES each) then the output buffer, in one ArrayBuffer. */
+  readonly #slab = Buffer.alloc(OUT_BASE + OUT_BYTES);
   readonly #data: Buffer[] = [];
   readonly #seq = new Int32Array(HISTORY).fill(-1);
   readonly #ts = new Uint32Array(HISTORY);
   readonly #len = new Uint16Array(HISTORY);
-  readonly #out = Buffer.allocUnsafe(OUT_BYTES);
+  readonly #out = this.#slab.subarray(OUT_BASE);
   readonly #views: (Buffer | undefined)[] = [];
   #lastSeq = -1;
   /** Redundant blocks written, for the bandwidth accounting in stats. */
@@ -114,7 +117,7 @@ export class RedPacketizer {
   redundantBytes = 0;
 
   constructor() {
-    for (let i = 0; i < HISTORY; i++) this.#data.push(Buffer.alloc(RED_MAX_BLOCK_BYTES));
+    for (let i = 0; i < HISTORY; i++) this.#data.push(this.#slab.subarray(i * RED_MAX_BLOCK_BYTES, (i + 1) * RED_MAX_BLOCK_BYTES));
   }
 
   /** Keeps `payload` as the packet (seq, ts) for later redundancy. Older-than-newest packets are not kept (they would evict newer ones). */
@@ -169,7 +172,9 @@ export class RedPacketizer {
     for (let k = blocks; k >= 1; k--) {
       const i = (seq - k) & (HISTORY - 1);
       const length = this.#len[i]!;
-      this.#data[i]!.copy(out, at, 0, length);
+      // History and output share one ArrayBuffer, so this is a native memmove that allocates
+      // nothing (Node 20's Buffer#copy of part of a buffer makes a view per call).
+      this.#slab.copyWithin(OUT_BASE + at, i * RED_MAX_BLOCK_BYTES, i * RED_MAX_BLOCK_BYTES + length);
       at += length;
       this.redundantBytes += length + REDUNDANT_HEADER_BYTES;
     }

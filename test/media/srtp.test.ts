@@ -1,9 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { RtpHeader, SrtcpSession, SrtpSession } from 'werift';
+import { runAllocProbe } from '../fixtures/run-alloc-probe.ts';
 import { Aes128 } from '../../src/media/srtp/aes.ts';
 import { deriveKey, deriveSessionKeys } from '../../src/media/srtp/kdf.ts';
 import {
@@ -428,8 +428,7 @@ describe('SRTCP (RFC 3711 §3.4)', () => {
 
 describe('allocation', () => {
   const probe = join(here, 'fixtures', 'srtp-alloc-probe.ts');
-  const run = (...args: string[]): { bytesPerPacket: number; gcs: number; failures: number } =>
-    JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', '--expose-gc', '--no-memory-reducer', '--min-semi-space-size=64', '--max-semi-space-size=64', probe, ...args], { encoding: 'utf8' }));
+  const run = (...args: string[]) => runAllocProbe<{ bytesPerPacket: number; gcs: number; failures: number }>(probe, ...args);
 
   it('protect + unprotect of 100k RTP (and 6k RTCP) packets allocates nothing per packet', () => {
     const control = run('--control');
