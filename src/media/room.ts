@@ -1,4 +1,4 @@
-import { RtpPacket, type Extensions } from 'werift';
+import { RtpPacket, type Extensions, type RTCPeerConnection } from 'werift';
 import type { ClientMediaMessage, ServerMediaMessage } from '../protocol/index.ts';
 import type { MediaGrants, MediaParticipant, MediaRoomMode, RecordingState } from '../rooms/media-contract.ts';
 import { VoxError } from '../errors.ts';
@@ -78,6 +78,13 @@ export type MediaRoomEvent =
 
 export interface MediaRoomStats {
   participants: number;
+  /**
+   * werift peers the room holds open: its participants', plus joins and media reconnects under
+   * way and peers still closing. 0 after everyone left (a leave during a join included).
+   */
+  peers?: number;
+  /** Of those, peers holding their own UDP port from the range (`rtcMinPort`…`rtcMaxPort`); peers on the worker's shared port hold none. */
+  portsInUse?: number;
   packetsIn: number;
   packetsOut: number;
   /** Of packetsOut: audio sent on the fast path (VoxLink's SRTP, docs/media.md "Fast path"). */
@@ -134,6 +141,30 @@ const log = logger('media-room');
 function linearLevel(level: number): number {
   if (level >= AUDIO_LEVEL_SILENCE) return 0;
   return Math.round(10 ** (-level / 20) * 1000) / 1000;
+}
+
+/** A join in progress (`MediaRoom.#joining`). */
+interface PendingJoin {
+  /** Set by `leave()`: the join closes its peer as soon as it has one. */
+  cancelled: boolean;
+  /** Resolves when the join has either entered the room or closed its peer. */
+  readonly settled: Promise<void>;
+}
+
+/**
+ * Host candidates gathered, or the peer closed meanwhile (the participant left during its offer:
+ * a closed werift peer never completes gathering, and the join would hang).
+ */
+function gatheredOrClosed(pc: RTCPeerConnection): Promise<void> {
+  if (pc.signalingState === 'closed') return Promise.resolve();
+  let unsubscribe = (): void => undefined;
+  const closed = new Promise<void>((resolve) => {
+    const { unSubscribe } = pc.signalingStateChange.subscribe((state) => {
+      if (state === 'closed') resolve();
+    });
+    unsubscribe = unSubscribe;
+  });
+  return Promise.race([waitGathered(pc), closed]).finally(() => unsubscribe());
 }
 
 interface Participant {
@@ -201,7 +232,14 @@ class ComposedMediaRoom implements MediaRoom {
   #homeReranked = false;
   #rankingSentAt = 0;
   readonly #sendable: string[] = [];
-  readonly #joining = new Set<string>();
+  /**
+   * Joins between `join()` and the participant entering `#participants` (its port claim and
+   * peer set-up): a `leave()` meanwhile cancels the join, which then closes the peer it made.
+   */
+  readonly #joining = new Map<string, PendingJoin>();
+  /** Every werift peer this room has open (joining, joined, or being replaced), for `stats().peers`. */
+  readonly #peers = new Set<Peer>();
+  readonly #closingPeers = new Set<Peer>();
   #closed = false;
   #packetsIn = 0;
   #bytesIn = 0;
@@ -288,15 +326,19 @@ class ComposedMediaRoom implements MediaRoom {
       restarting: false,
       mixOnly: !this.#mode.slots,
     };
-    this.#joining.add(p.participantId);
+    let settle!: () => void;
+    const pending: PendingJoin = { cancelled: false, settled: new Promise<void>((resolve) => (settle = resolve)) };
+    this.#joining.set(p.participantId, pending);
     try {
       participant.peer = await this.#createPeer(participant);
+      if (this.#closed || pending.cancelled) {
+        await this.#closePeer(participant.peer);
+        if (this.#closed) throw new VoxError('CLOSED', `media room ${this.#options.roomId} is closed`);
+        throw new VoxError('MEDIA_UNKNOWN_PARTICIPANT', `${p.participantId} left media room ${this.#options.roomId} while joining`);
+      }
     } finally {
       this.#joining.delete(p.participantId);
-    }
-    if (this.#closed) {
-      await this.#closePeer(participant.peer);
-      throw new VoxError('CLOSED', `media room ${this.#options.roomId} is closed`);
+      settle();
     }
     this.#participants.set(p.participantId, participant);
     if (this.#spill !== null) {
@@ -319,6 +361,10 @@ class ComposedMediaRoom implements MediaRoom {
       await this.leave(p.participantId);
       throw new VoxError('MEDIA_NEGOTIATION_FAILED', `offer for ${p.participantId} failed`, { cause: error });
     }
+    // Left (or the room closed) while the offer gathered: leave() already closed the peer.
+    if (this.#participants.get(p.participantId) !== participant) {
+      throw new VoxError('MEDIA_UNKNOWN_PARTICIPANT', `${p.participantId} left media room ${this.#options.roomId} while joining`);
+    }
     // Tell the newcomer what its slots carry right away instead of at the next tick.
     this.#tick();
     if (this.#forwarder?.hasSubscriber(p.participantId)) this.#sendSlots(p.participantId);
@@ -334,6 +380,7 @@ class ComposedMediaRoom implements MediaRoom {
       mixTrack: this.#mode.mixer !== null || participant.mixOnly,
       g711: this.#mode.g711,
     });
+    this.#peers.add(peer);
     peer.mic.onTrack.subscribe((track) => {
       track.onReceiveRtp.subscribe((rtp, extensions) => {
         // Packets of a replaced peer (media reconnect) still in flight are not this participant's voice any more.
@@ -354,6 +401,9 @@ class ComposedMediaRoom implements MediaRoom {
   }
 
   async #closePeer(peer: Peer): Promise<void> {
+    // Once per peer (leave, a cancelled join and close can race); it counts until its port is free.
+    if (!this.#peers.has(peer) || this.#closingPeers.has(peer)) return;
+    this.#closingPeers.add(peer);
     for (const o of peerOutputs(peer)) {
       this.#retiredOut.packets += o.packets;
       this.#retiredOut.bytes += o.bytes;
@@ -363,7 +413,12 @@ class ComposedMediaRoom implements MediaRoom {
       this.#retiredIn.fastPackets += peer.receiver.packets;
       addSrtpRejects(this.#retiredIn.rejected, peer.receiver.rejected);
     }
-    await closePeer(peer, this.#ports);
+    try {
+      await closePeer(peer, this.#ports);
+    } finally {
+      this.#peers.delete(peer);
+      this.#closingPeers.delete(peer);
+    }
   }
 
   /**
@@ -400,6 +455,13 @@ class ComposedMediaRoom implements MediaRoom {
   }
 
   async leave(participantId: string): Promise<void> {
+    const pending = this.#joining.get(participantId);
+    if (pending !== undefined) {
+      // Still claiming its port / building its peer: the join closes what it made and fails.
+      pending.cancelled = true;
+      await pending.settled;
+      return;
+    }
     const p = this.#participants.get(participantId);
     if (p === undefined) return;
     this.#participants.delete(participantId);
@@ -573,8 +635,12 @@ class ComposedMediaRoom implements MediaRoom {
       }
     }
     const v = this.#video.stats();
+    let portsInUse = 0;
+    for (const peer of this.#peers) if (peer.shared === null) portsInUse++;
     return {
       participants: this.#participants.size,
+      peers: this.#peers.size,
+      portsInUse,
       packetsIn: this.#packetsIn + v.packetsIn,
       packetsOut: packetsOut + v.packetsOut,
       packetsOutFast,
@@ -632,7 +698,8 @@ class ComposedMediaRoom implements MediaRoom {
     clearInterval(this.#timer);
     this.#recording?.close();
     this.#recording = null;
-    const peers = [...this.#participants.values()].map((p) => p.peer);
+    // Every open peer: joined ones, and those of joins and media reconnects still under way.
+    const peers = [...this.#peers];
     this.#participants.clear();
     this.#video.close();
     this.#mix?.close();
@@ -848,7 +915,7 @@ class ComposedMediaRoom implements MediaRoom {
       const pc = p.peer.pc;
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
-      await waitGathered(pc);
+      await gatheredOrClosed(pc);
       const local = pc.localDescription?.sdp;
       if (local === undefined || !this.#participants.has(p.id)) return;
       const sdp = keepBundleTagOpen(keepHostCandidates(local, this.#options.announcedIp));
