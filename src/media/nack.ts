@@ -30,6 +30,8 @@ export interface NackStats {
   tooLate: number;
 }
 
+import { copyPrefix } from './bytes.ts';
+
 const ENTRY_BYTES = 256;
 
 export class RetransmitHistory {
@@ -63,7 +65,7 @@ export class RetransmitHistory {
       this.#seq[i] = -1;
       return;
     }
-    buf.copy(entry, 0, 0, length);
+    copyPrefix(buf, length, entry, 0); // Buffer#copy of part of `buf` would allocate a view per packet
     this.#length[i] = length;
     this.#seq[i] = seq;
     this.#sentMs[i] = nowMs;

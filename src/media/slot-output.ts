@@ -5,6 +5,7 @@ import type { SlotBinding } from './slot-router.ts';
 import type { G711Law } from '../codec/g711.ts';
 import { AUDIO_LEVEL_URI } from './rtp.ts';
 import { OutputResilience, type DownlinkResilience } from './red-output.ts';
+import { copyPrefix } from './bytes.ts';
 
 /** Refresh the SR's NTP/RTP pair every this many packets (~0.3 s of 20 ms audio), not per packet. */
 const SR_REFRESH_PACKETS = 16;
@@ -226,7 +227,10 @@ export class SlotOutput implements SlotBinding {
     const slot = ring.acquire();
     if (slot < 0 || length + FastRtpSender.MAX_OVERHEAD > FAST_BUFFER_BYTES) return false;
     const buf = ring.buffers[slot]!;
-    packet.copy(buf, 0, 0, length);
+    // The whole history entry (256 bytes, or grown to at most FAST_BUFFER_BYTES): a whole-buffer
+    // copy allocates nothing, where Buffer#copy of its first `length` bytes would make a view.
+    if (packet.length <= buf.length) buf.set(packet);
+    else copyPrefix(packet, length, buf, 0);
     const payloadBytes = length - 12;
     const sent = fast.send(buf, length, payloadBytes, ring.release[slot]!);
     if (sent === FastSend.FALLBACK) return false;

@@ -1,5 +1,6 @@
 import type { MessagePort } from 'node:worker_threads';
-import { OFF_LEN, type RecordHandler, type SpillReceiver, type SpillSender } from './spill-wire.ts';
+import { copyPrefix } from './bytes.ts';
+import { OFF_LEN, RecordScratch, SCRATCH_BYTES, type RecordHandler, type SpillReceiver, type SpillSender } from './spill-wire.ts';
 
 /**
  * The other spill link transport (docs/media.md "Rooms over several workers"): records are
@@ -38,7 +39,7 @@ export class BatchSender implements SpillSender {
       this.#dropped++;
       return false;
     }
-    record.copy(this.#buf, this.#len, 0, len);
+    copyPrefix(record, len, this.#buf, this.#len);
     this.#len += len;
     if (!this.#scheduled) {
       this.#scheduled = true;
@@ -57,20 +58,25 @@ export class BatchSender implements SpillSender {
 
 export class BatchReceiver implements SpillReceiver {
   readonly #port: MessagePort;
+  /** One batch, copied in whole from the message (no allocation), then the scratch (spill-wire.ts RecordScratch). */
+  readonly #buf = Buffer.allocUnsafe(BATCH_BYTES + SCRATCH_BYTES);
+  readonly #scratch = new RecordScratch(this.#buf, BATCH_BYTES);
   #records = 0;
 
   constructor(port: MessagePort, onRecord: RecordHandler) {
     this.#port = port;
     port.on('message', (bytes: unknown) => {
-      if (!(bytes instanceof Uint8Array)) return;
-      const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      if (!(bytes instanceof Uint8Array) || bytes.length > BATCH_BYTES) return;
+      const buf = this.#buf;
+      buf.set(bytes, 0);
+      const n = bytes.length;
       let at = 0;
-      while (at + 4 <= buf.length) {
+      while (at + 4 <= n) {
         const len = buf.readUInt16LE(at + OFF_LEN);
-        if (len < 4 || at + len > buf.length) return;
+        if (len < 4 || at + len > n) return;
         this.#records++;
         try {
-          onRecord(buf, at, len);
+          onRecord(buf, at, len, this.#scratch.copy);
         } catch {
           // A handler bug must not stop the link.
         }

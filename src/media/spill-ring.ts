@@ -1,4 +1,5 @@
-import { KIND_PAD, OFF_KIND, OFF_LEN, type RecordHandler, type SpillReceiver, type SpillSender } from './spill-wire.ts';
+import { copyPrefix } from './bytes.ts';
+import { KIND_PAD, OFF_KIND, OFF_LEN, RecordScratch, SCRATCH_BYTES, type RecordHandler, type SpillReceiver, type SpillSender } from './spill-wire.ts';
 
 /**
  * A single-producer single-consumer byte ring on a SharedArrayBuffer between two worker threads,
@@ -7,7 +8,9 @@ import { KIND_PAD, OFF_KIND, OFF_LEN, type RecordHandler, type SpillReceiver, ty
  * `Atomics.waitAsync` and is woken by the producer only when it said it is going to sleep (one
  * `Atomics.notify` per wake-up, not per packet). No allocation per record on either side.
  *
- * Layout: 64 bytes of Int32 control words, then `capacity` bytes of records (a power of two).
+ * Layout: 64 bytes of Int32 control words, then `capacity` bytes of records (a power of two), then
+ * the consumer's scratch (SCRATCH_BYTES, spill-wire.ts RecordScratch: a payload is handed on as a
+ * Buffer of its own length by `copyWithin` inside the one SharedArrayBuffer, allocating nothing).
  * HEAD and TAIL are free-running byte counters (int32, wrapping): used = HEAD − TAIL. A record
  * never straddles the end: the rest of the ring is filled with a pad record and the record starts
  * at offset 0.
@@ -35,13 +38,14 @@ const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 export function createSpillRing(capacity = 256 * 1024): SharedArrayBuffer {
   let size = 4096;
   while (size < capacity) size *= 2;
-  return new SharedArrayBuffer(CONTROL_BYTES + size);
+  return new SharedArrayBuffer(CONTROL_BYTES + size + SCRATCH_BYTES);
 }
 
+/** `data` spans the records and, after them (at `mask + 1`), the consumer's scratch. */
 function views(sab: SharedArrayBuffer): { ctrl: Int32Array; data: Buffer; mask: number } {
-  const size = sab.byteLength - CONTROL_BYTES;
+  const size = sab.byteLength - CONTROL_BYTES - SCRATCH_BYTES;
   if (size < 4096 || (size & (size - 1)) !== 0) throw new RangeError(`not a spill ring: ${sab.byteLength} bytes`);
-  return { ctrl: new Int32Array(sab, 0, CONTROL_BYTES / 4), data: Buffer.from(sab, CONTROL_BYTES, size), mask: size - 1 };
+  return { ctrl: new Int32Array(sab, 0, CONTROL_BYTES / 4), data: Buffer.from(sab, CONTROL_BYTES, size + SCRATCH_BYTES), mask: size - 1 };
 }
 
 export class RingSender implements SpillSender {
@@ -81,7 +85,7 @@ export class RingSender implements SpillSender {
       data[at + OFF_KIND] = KIND_PAD;
       at = 0;
     }
-    record.copy(data, at, 0, len);
+    copyPrefix(record, len, data, at);
     Atomics.store(ctrl, HEAD, (head + pad + len) | 0);
     // Dekker with the consumer (it sets SLEEPING, then re-reads HEAD): one of us sees the other.
     if (Atomics.compareExchange(ctrl, SLEEPING, 1, 0) === 1) {
@@ -105,6 +109,7 @@ export class RingReceiver implements SpillReceiver {
   readonly #data: Buffer;
   readonly #mask: number;
   readonly #onRecord: RecordHandler;
+  readonly #scratch: RecordScratch;
   #records = 0;
   #closed = false;
 
@@ -114,6 +119,7 @@ export class RingReceiver implements SpillReceiver {
     this.#data = v.data;
     this.#mask = v.mask;
     this.#onRecord = onRecord;
+    this.#scratch = new RecordScratch(v.data, v.mask + 1);
     void this.#run();
   }
 
@@ -146,6 +152,11 @@ export class RingReceiver implements SpillReceiver {
     }
   }
 
+  /** Takes what the ring holds now, synchronously (the receiver also drains on its own when woken). */
+  drain(): void {
+    this.#drain();
+  }
+
   #drain(): void {
     const ctrl = this.#ctrl;
     const data = this.#data;
@@ -162,7 +173,7 @@ export class RingReceiver implements SpillReceiver {
       if (data[at + OFF_KIND] !== KIND_PAD) {
         this.#records++;
         try {
-          this.#onRecord(data, at, len);
+          this.#onRecord(data, at, len, this.#scratch.copy);
         } catch {
           // A handler bug must not stop the link; the room counts what it could not use.
         }

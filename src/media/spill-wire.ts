@@ -63,8 +63,45 @@ export interface SpillSender {
   close(): void;
 }
 
-/** Called per record received, with the buffer and offset it sits at; the bytes are valid only during the call. */
-export type RecordHandler = (buf: Buffer, at: number, len: number) => void;
+/**
+ * Called per record received, with the buffer and offset it sits at; the bytes are valid only
+ * during the call. `copy(start, length)` returns `buf[start, start + length)` as a Buffer of exactly
+ * that length without allocating (a RecordScratch), valid until the next `copy` of the link.
+ */
+export type RecordHandler = (buf: Buffer, at: number, len: number, copy: (start: number, length: number) => Buffer) => void;
+
+/** The scratch bytes a receiver keeps after its records, in the same buffer (RecordScratch). */
+export const SCRATCH_BYTES = MAX_RECORD_BYTES;
+
+/**
+ * Hands out part of a received record as a Buffer of its exact length, allocating nothing per
+ * record: the bytes are moved with `copyWithin` into a scratch area of the same buffer
+ * (`data[base, base + SCRATCH_BYTES)`), and one view of that area is kept per length.
+ * (Node 20's `Buffer#copy` of part of a buffer, or a `subarray`, would make an object per record.)
+ */
+export class RecordScratch {
+  readonly #data: Buffer;
+  readonly #base: number;
+  readonly #views: (Buffer | undefined)[] = [];
+  /** Bound once, handed to the RecordHandler. */
+  readonly copy = (start: number, length: number): Buffer => {
+    if (length < 0 || length > SCRATCH_BYTES || start < 0 || start + length > this.#base) {
+      throw new RangeError(`record bytes ${start}+${length} outside the link's ${this.#base}`);
+    }
+    const data = this.#data;
+    const base = this.#base;
+    data.copyWithin(base, start, start + length);
+    let view = this.#views[length];
+    if (view === undefined) this.#views[length] = view = data.subarray(base, base + length);
+    return view;
+  };
+
+  constructor(data: Buffer, base: number) {
+    if (base < 0 || base + SCRATCH_BYTES > data.length) throw new RangeError(`no room for ${SCRATCH_BYTES} scratch bytes at ${base} of ${data.length}`);
+    this.#data = data;
+    this.#base = base;
+  }
+}
 
 /** The consumer side of a link. */
 export interface SpillReceiver {

@@ -94,6 +94,8 @@ interface Link {
 
 const log = logger('media-spill');
 
+type CopyOut = (start: number, length: number) => Buffer;
+
 export class SpillFabric {
   readonly shard: number;
   readonly home: boolean;
@@ -104,9 +106,12 @@ export class SpillFabric {
   readonly #ids: (string | undefined)[] = [];
   readonly #numbers = new Map<string, number>();
   readonly #out = Buffer.alloc(MAX_RECORD_BYTES);
+  /**
+   * Views of `#out`'s first n bytes, one per record length, made once: a link copies a whole view
+   * with `TypedArray#set` (Node 20's Buffer#copy of part of `#out` would make a view per packet).
+   */
+  readonly #outViews: (Buffer | undefined)[] = [];
   readonly #inbound = inboundAudio();
-  /** Payload copies out of the link, one reused Buffer per payload length (taps read `payload.length`). */
-  readonly #payloads: (Buffer | undefined)[] = [];
   readonly #ranking: string[] = [];
   /** Local publisher → the shards that asked for its video. */
   readonly #videoWants = new Map<string, Set<number>>();
@@ -166,7 +171,7 @@ export class SpillFabric {
     if (this.#closed) throw new VoxError('CLOSED', 'spill fabric closed');
     this.unlink(end.peer);
     const peer = end.peer;
-    const onRecord = (buf: Buffer, at: number, len: number): void => this.#receive(buf, at, len, peer);
+    const onRecord = (buf: Buffer, at: number, len: number, copy: CopyOut): void => this.#receive(buf, at, len, peer, copy);
     const link: Link =
       end.transport === 'ring'
         ? { peer: end.peer, sender: new RingSender(end.send), receiver: new RingReceiver(end.receive, onRecord) }
@@ -207,7 +212,8 @@ export class SpillFabric {
     out[OFF_LEVEL] = a.level < 0 ? NO_LEVEL : a.level & 0x7f;
     out.writeUInt16LE(payloadLen, OFF_PAYLOAD_LEN);
     a.payload.copy(out, AUDIO_HEADER_BYTES);
-    for (let i = 0; i < n; i++) links[i]!.sender.write(out, len);
+    const record = this.#record(len);
+    for (let i = 0; i < n; i++) links[i]!.sender.write(record, len);
     this.#recordsOut += n;
   }
 
@@ -248,9 +254,10 @@ export class SpillFabric {
     this.#header(out, len, KIND_VIDEO, 0, number);
     out.writeUInt16LE(rtp.length, OFF_RTP_LEN);
     rtp.copy(out, VIDEO_HEADER_BYTES);
+    const record = this.#record(len);
     for (const link of this.#links) {
       if (!wants.has(link.peer)) continue;
-      link.sender.write(out, len);
+      link.sender.write(record, len);
       this.#recordsOut++;
     }
   }
@@ -272,6 +279,13 @@ export class SpillFabric {
     this.#header(out, 8, kind, flags, number);
     for (const link of this.#links) link.sender.write(out, 8);
     this.#recordsOut += this.#links.length;
+  }
+
+  /** `#out`'s first `len` bytes as a whole view (made once per length). */
+  #record(len: number): Buffer {
+    let view = this.#outViews[len];
+    if (view === undefined) this.#outViews[len] = view = this.#out.subarray(0, len);
+    return view;
   }
 
   #header(out: Buffer, len: number, kind: number, flags: number, number: number): void {
@@ -321,11 +335,11 @@ export class SpillFabric {
     if (this.#ids[number] === participantId) this.#ids[number] = undefined;
   }
 
-  #receive(buf: Buffer, at: number, len: number, peer: number): void {
+  #receive(buf: Buffer, at: number, len: number, peer: number, copy: CopyOut): void {
     if (this.#closed) return;
     const kind = buf[at + OFF_KIND];
     if (kind === KIND_VIDEO || kind === KIND_VIDEO_WANT || kind === KIND_KEYFRAME) {
-      this.#receiveVideo(buf, at, len, peer, kind);
+      this.#receiveVideo(buf, at, len, peer, kind, copy);
       return;
     }
     if (kind === KIND_AUDIO) {
@@ -335,11 +349,9 @@ export class SpillFabric {
         this.#unknownMember++;
         return;
       }
-      let payload = this.#payloads[payloadLen];
-      if (payload === undefined) this.#payloads[payloadLen] = payload = Buffer.allocUnsafe(payloadLen);
-      buf.copy(payload, 0, at + AUDIO_HEADER_BYTES, at + AUDIO_HEADER_BYTES + payloadLen);
       const a = this.#inbound;
-      a.payload = payload;
+      // The payload as a Buffer of its own length (taps read `payload.length`), reused per length.
+      a.payload = copy(at + AUDIO_HEADER_BYTES, payloadLen);
       a.marker = (buf[at + OFF_FLAGS]! & 1) !== 0;
       a.sequenceNumber = buf.readUInt16LE(at + OFF_SEQ);
       a.timestamp = buf.readUInt32LE(at + OFF_TS);
@@ -363,8 +375,11 @@ export class SpillFabric {
     }
   }
 
-  /** Video records: not on the audio hot path, so a copy per packet is fine (werift clones video per subscriber anyway). */
-  #receiveVideo(buf: Buffer, at: number, len: number, peer: number, kind: number): void {
+  /**
+   * Video records. The packet handed on is a copy the room may keep (werift's RtpPacket keeps its
+   * buffer): one allocation per video packet, the copy itself, and no view besides.
+   */
+  #receiveVideo(buf: Buffer, at: number, len: number, peer: number, kind: number, copy: CopyOut): void {
     const id = this.#ids[buf.readUInt16LE(at + OFF_MEMBER)];
     if (id === undefined) {
       this.#unknownMember++;
@@ -373,7 +388,9 @@ export class SpillFabric {
     if (kind === KIND_VIDEO) {
       const rtpLen = buf.readUInt16LE(at + OFF_RTP_LEN);
       if (!this.#remote.has(id) || VIDEO_HEADER_BYTES + rtpLen > len) return;
-      this.#options.onVideo?.(id, Buffer.from(buf.subarray(at + VIDEO_HEADER_BYTES, at + VIDEO_HEADER_BYTES + rtpLen)));
+      const rtp = Buffer.allocUnsafe(rtpLen);
+      rtp.set(copy(at + VIDEO_HEADER_BYTES, rtpLen));
+      this.#options.onVideo?.(id, rtp);
       return;
     }
     // Wants and key-frame requests are for the publisher's own shard only.
