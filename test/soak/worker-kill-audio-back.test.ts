@@ -109,7 +109,7 @@ describe('a media worker killed mid-call (whole server, SDK clients)', () => {
     return member;
   }
 
-  it('everyone hears everyone again, one ice_restart and one restart offer each, within max(3 s, 2.5 × a fresh join)', { timeout: 90_000 }, async () => {
+  it('everyone hears everyone again; the media_reconnect costs one ice_restart each and no second server peer; within max(3 s, 2.5 × a fresh join)', { timeout: 90_000 }, async () => {
     plane = createMediaPlane({ room: { slots: 3, announcedIp: '127.0.0.1', bindIp: '127.0.0.1', rtcMinPort: 58200, rtcMaxPort: 58279, mode: 'sfu' }, pool: { workers: 2 } });
     await plane.pool.ready(60_000);
     t = await startTestServer({}, { mediaPlane: plane });
