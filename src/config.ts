@@ -116,6 +116,14 @@ export const configSchema = z.object({
       /** Outgoing bytes buffered for a slow reader before it is closed with 4002. */
       maxBackpressureBytes: z.number().int().min(1024).default(1024 * 1024),
       maxRoomsPerSession: z.number().int().min(1).default(8),
+      /**
+       * Joins per session (signalling/join-limit.ts): a token bucket refilled at `joinsPerMinute` up
+       * to `joinBurst`; a join beyond it is refused with JOIN_RATE_LIMITED (and `retryAfterMs`). Each
+       * join costs a presence change, a broadcast to the room and a media peer; the bucket is the
+       * session's, so a resume does not refill it.
+       */
+      joinsPerMinute: z.number().positive().default(60),
+      joinBurst: z.number().int().min(1).default(20),
       maxParticipantsPerRoom: z.number().int().min(1).default(1000),
       /** Sessions (connected or in grace) per server; a `hello` beyond it is closed with 1013 (try again later). */
       maxSessions: z.number().int().min(1).default(100_000),
@@ -434,6 +442,8 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_RATE_CLOSE_AFTER_DROPPED: { path: 'limits.rateCloseAfterDropped', kind: 'int' },
   VOXLINK_MAX_BACKPRESSURE_BYTES: { path: 'limits.maxBackpressureBytes', kind: 'int' },
   VOXLINK_MAX_ROOMS_PER_SESSION: { path: 'limits.maxRoomsPerSession', kind: 'int' },
+  VOXLINK_JOINS_PER_MINUTE: { path: 'limits.joinsPerMinute', kind: 'number' },
+  VOXLINK_JOIN_BURST: { path: 'limits.joinBurst', kind: 'int' },
   VOXLINK_MAX_PARTICIPANTS_PER_ROOM: { path: 'limits.maxParticipantsPerRoom', kind: 'int' },
   VOXLINK_MAX_SESSIONS: { path: 'limits.maxSessions', kind: 'int' },
   VOXLINK_MAX_CONNECTIONS_PER_IP: { path: 'limits.maxConnectionsPerIp', kind: 'int' },

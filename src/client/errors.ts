@@ -44,6 +44,7 @@ export const errorSentences = {
   ROOM_FULL: 'This room is full — try again later.',
   TOO_MANY_ROOMS: 'You are in too many rooms at once — leave one first.',
   RATE_LIMITED: 'Too many requests at once — wait a moment and try again.',
+  JOIN_RATE_LIMITED: 'You joined and left rooms too often — wait a moment before joining again.',
   FORBIDDEN: 'Your link does not allow this — ask for one that does.',
   PARTICIPANT_NOT_FOUND: 'That participant is no longer in the room — refresh the list.',
   MEDIA_UNAVAILABLE: 'This voice server has audio turned off — ask its operator.',

@@ -27,6 +27,11 @@ export const ProtocolErrorCodes = [
   'TOO_MANY_ROOMS',
   /** Token bucket empty; the message was dropped. Sent once per burst, not per dropped message. */
   'RATE_LIMITED',
+  /**
+   * `join` beyond the session's join rate (`limits.joinsPerMinute`, burst `limits.joinBurst`); the
+   * join was not applied. `retryAfterMs` says when the next join will be accepted.
+   */
+  'JOIN_RATE_LIMITED',
   /** The token lacks the grant for this operation (e.g. muting someone else needs `admin`). */
   'FORBIDDEN',
   /** The target participant is not in the room. */

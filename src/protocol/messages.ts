@@ -434,6 +434,8 @@ export const errorSchema = z.object({
   room: roomIdSchema.optional(),
   /** The offending op when known. */
   about: z.string().optional(),
+  /** JOIN_RATE_LIMITED: milliseconds until the same request will be accepted. */
+  retryAfterMs: z.number().int().min(0).optional(),
 });
 
 export const serverMediaSchema = z.object({

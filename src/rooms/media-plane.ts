@@ -535,9 +535,9 @@ export class PooledMediaPlane implements MediaPlane {
    * The room's home task died (its thread exited or the task threw). The whole room moves: its
    * spill shards close, a new home starts on a live thread, every member is placed again (spilling
    * as before) and re-joined there (muted state kept), and each client is told `media_reconnect`:
-   * the SDK answers with `ice_restart` and gets a fresh server peer and a restart offer. The
-   * re-joins' own offers are held back in the worker (RoomRequests.join `rejoin`), since the client
-   * would answer them with its dead peer; its `ice_restart` queues behind the re-joins.
+   * each re-join's offer goes out at once as a restart offer (RoomRequests.join `rejoin`), and the
+   * `ice_restart` the SDK sends for the `media_reconnect` queues behind the re-join and is answered
+   * by that offer (room-worker.ts), not by a second fresh peer.
    */
   #recover(state: RoomState, error: VoxError): Promise<void> {
     if (this.#closing || this.#rooms.get(state.roomId) !== state) return Promise.resolve();

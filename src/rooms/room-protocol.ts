@@ -19,8 +19,10 @@ import type {
 export interface RoomRequests {
   /**
    * `rejoin`: the participant is being moved here after its room's worker died. The client was
-   * told `media_reconnect` and asks for a fresh peer itself (`ice_restart`); the offer the join
-   * makes is held back until then, or the client would answer it with its dead peer.
+   * told `media_reconnect`; the offer the join makes goes out at once, marked `restart` (so the
+   * client answers with a fresh peer, not its dead one), and the one `ice_restart` the client
+   * sends for the `media_reconnect` is answered by that offer, not by a second fresh peer
+   * (room-worker.ts).
    */
   join: { data: { participant: MediaParticipant; muted: boolean; rejoin: boolean }; result: null };
   leave: { data: { participantId: string }; result: null };

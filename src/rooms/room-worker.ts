@@ -47,15 +47,22 @@ export async function runRoomTask(arg: RoomTaskArgument, createRoom: RoomFactory
     maxMessageBytes: arg.maxMessageBytes,
     name: arg.roomId,
   });
-  // Participants re-joined after a worker death whose join offer is held back (see RoomRequests.join).
-  const awaitingRestart = new Set<string>();
+  // Participants re-joined here after their worker died (RoomRequests.join `rejoin`), until the
+  // client answers their offer. That offer goes out at once, marked `restart` (the client's peer
+  // is with the dead thread): nothing waits for the client's `ice_restart`. The one `ice_restart`
+  // the client sends for its `media_reconnect` reaches us after the re-join (the plane queues it
+  // behind it) and is answered by the offer already sent; a second fresh peer would cost another
+  // ICE and DTLS handshake and a second offer, and the client would answer the first in vain.
+  const reoffered = new Set<string>();
   const forward = (event: MediaRoomEvent): void => {
     if (
       event.to === 'participant' &&
       event.message.op === 'media' &&
       event.message.kind === 'offer' &&
-      awaitingRestart.has(event.participantId)
+      reoffered.has(event.participantId) &&
+      event.message.options?.restart !== true
     ) {
+      channel.emit('media', { ...event, message: { ...event.message, options: { ...event.message.options, restart: true } } });
       return;
     }
     channel.emit('media', event);
@@ -94,23 +101,32 @@ export async function runRoomTask(arg: RoomTaskArgument, createRoom: RoomFactory
   };
 
   channel.handle('join', async ({ participant, muted, rejoin }) => {
-    if (rejoin) awaitingRestart.add(participant.participantId);
+    if (rejoin) reoffered.add(participant.participantId);
     try {
       await room.join(participant);
     } catch (error) {
-      awaitingRestart.delete(participant.participantId);
+      reoffered.delete(participant.participantId);
       throw error;
     }
     if (muted) await room.setMuted(participant.participantId, true);
     return null;
   });
   channel.handle('leave', async ({ participantId }) => {
-    awaitingRestart.delete(participantId);
+    reoffered.delete(participantId);
     await room.leave(participantId);
     return null;
   });
   channel.handle('signal', async ({ participantId, message }) => {
-    if (message.kind === 'ice_restart') awaitingRestart.delete(participantId);
+    if (reoffered.has(participantId)) {
+      if (message.kind === 'answer') {
+        reoffered.delete(participantId);
+      } else if (message.kind === 'ice_restart' && message.options?.audio === undefined) {
+        // The client's reaction to media_reconnect, answered by the re-join's offer. Only the
+        // first: a client whose answer failed and that asks again gets a fresh peer.
+        reoffered.delete(participantId);
+        return null;
+      }
+    }
     await room.signal(participantId, message);
     return null;
   });

@@ -79,9 +79,9 @@ export class Outbound {
   }
 
   /** `error`: sequenced once the connection has a session, a control message before. */
-  sendError(state: ConnState, code: ProtocolErrorCode, message: string, ref?: number, extra?: { room?: string; about?: string }): void {
+  sendError(state: ConnState, code: ProtocolErrorCode, message: string, ref?: number, extra?: { room?: string; about?: string; retryAfterMs?: number }): void {
     metrics.errors.inc({ code });
-    const msg: UnstampedServerMessage = { op: 'error', code, message, ref, room: extra?.room, about: extra?.about };
+    const msg: UnstampedServerMessage = { op: 'error', code, message, ref, room: extra?.room, about: extra?.about, retryAfterMs: extra?.retryAfterMs };
     if (state.session) this.sendTo(state.session, msg);
     else this.sendControl(state, msg);
   }

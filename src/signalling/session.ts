@@ -1,5 +1,6 @@
 import type { Identity } from '../auth/tokens.ts';
 import { ReplayBuffer } from './replay-buffer.ts';
+import type { BucketState } from './token-bucket.ts';
 import type { Connection } from './transport.ts';
 
 /**
@@ -28,6 +29,8 @@ export class Session {
   bucketAt = 0;
   bucketDropped = 0;
   bucketLimited = false;
+  /** The join rate limit's bucket (join-limit.ts), from the first join on; kept across resumes. */
+  joins: BucketState | null = null;
   /** Limit violations already logged for this session (log once, count always); created on the first. */
   logged: Set<string> | null = null;
 

@@ -169,13 +169,29 @@ describe('room pool and media plane (fixture rooms, real threads)', () => {
     for (const id of ['p1', 'p2']) {
       expect(sink.sent.get(id)![0]).toEqual({ op: 'media_reconnect', room: 'doomed', reason: 'worker_died' });
     }
-    // The SDK reacts with ice_restart, which waits for the re-joins and gets a restart offer.
-    // The re-joins' own offers never reach the clients: they would be answered by dead peers.
-    await Promise.all(['p1', 'p2'].map((id) => plane!.signal('doomed', id, { op: 'media', room: 'doomed', kind: 'ice_restart' })));
+    // The re-joins' offers go out at once, marked restart (the clients' peers were with the dead
+    // thread), without waiting for the clients to ask.
     await until(() => ['p1', 'p2'].every((id) => sink.sent.get(id)!.some((m) => m.op === 'media')));
     for (const id of ['p1', 'p2']) {
-      const offers = sink.sent.get(id)!.filter((m) => m.op === 'media');
-      expect(offers).toEqual([{ op: 'media', room: 'doomed', kind: 'offer', sdp: `v=0 ${id} restart`, options: { restart: true } }]);
+      expect(sink.sent.get(id)).toEqual([
+        { op: 'media_reconnect', room: 'doomed', reason: 'worker_died' },
+        { op: 'media', room: 'doomed', kind: 'offer', sdp: `v=0 ${id}`, options: { restart: true } },
+      ]);
+    }
+    // The SDK's ice_restart for the media_reconnect is answered by that offer, not by a second
+    // fresh peer. A later ice_restart (after the answer) is a new request and gets its own; the
+    // channel is ordered, so once that one's offer is here the first was handled without one.
+    for (const id of ['p1', 'p2']) {
+      await plane.signal('doomed', id, { op: 'media', room: 'doomed', kind: 'ice_restart' });
+      await plane.signal('doomed', id, { op: 'media', room: 'doomed', kind: 'answer', sdp: `v=0 ${id} answer` });
+      await plane.signal('doomed', id, { op: 'media', room: 'doomed', kind: 'ice_restart' });
+    }
+    await until(() => ['p1', 'p2'].every((id) => sink.sent.get(id)!.filter((m) => m.op === 'media').length >= 2));
+    for (const id of ['p1', 'p2']) {
+      expect(sink.sent.get(id)!.filter((m) => m.op === 'media')).toEqual([
+        { op: 'media', room: 'doomed', kind: 'offer', sdp: `v=0 ${id}`, options: { restart: true } },
+        { op: 'media', room: 'doomed', kind: 'offer', sdp: `v=0 ${id} restart`, options: { restart: true } },
+      ]);
     }
     expect(died).toEqual([deadThread]);
     expect(plane.workerOf('doomed')).not.toBe(deadThread);

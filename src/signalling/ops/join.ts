@@ -9,6 +9,7 @@ import { randomId } from '../sessions.ts';
 import type { ConnState, SignallingContext } from '../context.ts';
 import type { JoinRoute } from '../join-router.ts';
 import type { Session } from '../session.ts';
+import { takeJoin } from '../join-limit.ts';
 import { isPeerRoomMode } from '../p2p.ts';
 import type { SessionOpHandler } from './types.ts';
 
@@ -43,6 +44,17 @@ function joinRoom(ctx: SignallingContext, state: ConnState, session: Session, ms
   if (session.rooms.size >= limits.maxRoomsPerSession) {
     ctx.limitLog.warn(session, 'max_rooms', { rooms: session.rooms.size }, 'rooms per session limit');
     out.sendError(state, 'TOO_MANY_ROOMS', `at most ${limits.maxRoomsPerSession} rooms per session`, msg.ref, { room: roomId, about: 'join' });
+    return;
+  }
+  // Once per join request: a join routed through the cluster registry comes back with routed set.
+  const retryAfterMs = routed ? 0 : takeJoin(session, limits, Date.now());
+  if (retryAfterMs > 0) {
+    ctx.limitLog.warn(session, 'join_rate', { roomId }, 'join rate limited');
+    out.sendError(state, 'JOIN_RATE_LIMITED', `more than ${limits.joinBurst} joins at once or ${limits.joinsPerMinute} per minute; retry in ${retryAfterMs} ms`, msg.ref, {
+      room: roomId,
+      about: 'join',
+      retryAfterMs,
+    });
     return;
   }
   if (ctx.router && !routed) {
