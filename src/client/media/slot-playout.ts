@@ -9,7 +9,7 @@ import {
   type PlayoutKind,
 } from '../../codec/index.ts';
 
-/** How the Node client's received audio of one slot was played, frame by frame (docs/sdk.md "Received audio"). */
+/** How the Node client's received audio of one slot was played, frame by frame (docs/audio.md "DRED", "The Node SDK's playout"). */
 export interface PlayoutStats {
   /** Frames played by kind: `packet` decoded as received, `fec`/`dred` rebuilt, `plc` concealed, `dtx`/`silence`/`quiet` silent. */
   frames: Record<PlayoutKind, number>;
