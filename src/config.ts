@@ -259,6 +259,19 @@ export const configSchema = z.object({
             })
             .refine((r) => r.lossOnPct <= r.lossDistance2Pct, { message: 'lossOnPct must be ≤ lossDistance2Pct' })
             .prefault({}),
+          dred: z
+            .object({
+              /** DRED (Opus 1.5) in the mix toward listeners that decode it (Opus fmtp `x-voxlink-dred=1`), by their downlink loss. */
+              enabled: z.boolean().default(true),
+              /** Smoothed downlink loss (%, from the listener's RTCP RRs) from which its mix carries DRED. */
+              lossOnPct: z.number().min(0).max(100).default(5),
+              /** … below which it stops (after `minOnMs`). */
+              lossOffPct: z.number().min(0).max(100).default(2),
+              /** Minimum time DRED stays on once on, ms. */
+              minOnMs: z.number().int().min(0).max(600_000).default(10_000),
+            })
+            .refine((d) => d.lossOffPct <= d.lossOnPct, { message: 'lossOffPct must be ≤ lossOnPct' })
+            .prefault({}),
           nack: z
             .object({
               /** Resend audio packets a subscriber NACKs (Opus negotiated with `a=rtcp-fb:111 nack`). */
@@ -492,6 +505,10 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_MIX_VOICE_THRESHOLD_DBFS: { path: 'media.mixing.voiceThresholdDbfs', kind: 'number' },
   VOXLINK_MIX_HANGOVER_MS: { path: 'media.mixing.hangoverMs', kind: 'int' },
   VOXLINK_MIX_OPUS_PROFILE: { path: 'media.mixing.opusProfile', kind: 'string' },
+  VOXLINK_DRED: { path: 'media.resilience.dred.enabled', kind: 'bool' },
+  VOXLINK_DRED_LOSS_ON_PCT: { path: 'media.resilience.dred.lossOnPct', kind: 'number' },
+  VOXLINK_DRED_LOSS_OFF_PCT: { path: 'media.resilience.dred.lossOffPct', kind: 'number' },
+  VOXLINK_DRED_MIN_ON_MS: { path: 'media.resilience.dred.minOnMs', kind: 'int' },
   VOXLINK_REDIS_URL: { path: 'cluster.redisUrl', kind: 'string' },
   VOXLINK_NODE_ID: { path: 'cluster.nodeId', kind: 'string' },
   VOXLINK_CLUSTER_PUBLIC_URL: { path: 'cluster.publicUrl', kind: 'string' },

@@ -365,6 +365,27 @@ export class JitterBuffer {
     return this.#conceal(pcm);
   }
 
+  /**
+   * Packet-clocked playout, for a receiver without an audio clock of its own (the Node SDK, which
+   * keeps what it hears rather than playing it): plays the next frame if it lies at or before the
+   * newest packet received, else returns null. Called after each `push()` until null, it plays every
+   * frame exactly once as soon as a packet at or after it is here — a lost frame when the packet after
+   * the gap arrives, so that packet's FEC or DRED rebuilds it — with no delay added and no underruns.
+   * Starts at once at the oldest buffered packet (no target delay). Pass `accelerateSlackFrames`
+   * larger than any burst (the SDK uses the buffer's capacity) so no frame is dropped to catch up.
+   */
+  pullDue(pcm: Float32Array): PlayoutKind | null {
+    if (!this.#started) {
+      const lowest = this.#lowestBuffered();
+      if (lowest === undefined) return null;
+      this.#started = true;
+      this.#playTs = lowest;
+      this.#ticksSinceAccelerate = 0;
+    }
+    if (this.#playTs > this.#highestTs) return null;
+    return this.pull(pcm);
+  }
+
   #recover(next: Slot, playTs: number, pcm: Float32Array): PlayoutKind {
     const decoder = this.#decoder;
     try {

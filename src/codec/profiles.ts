@@ -89,6 +89,27 @@ export function withDred(profile: OpusProfile, durationMs: number): OpusProfile 
   return { ...profile, dredDuration: Math.max(0, Math.min(100, Math.round(durationMs / 10))) };
 }
 
+/** Default DRED depth of the server's DRED encodes (the mixer's DRED variant), ms. */
+export const DRED_VARIANT_DURATION_MS = 1000;
+
+/**
+ * The DRED variant of a profile, as the mixer encodes it for listeners whose loss calls for DRED
+ * (docs/audio.md "DRED"). libopus 1.5.2 writes DRED only when all of these hold (measured on our
+ * wasm build, docs/audio.md "DRED"): complexity ≥ 7, an expected loss > 0, in-band FEC
+ * off (with LBRR on it writes no DRED at all) and enough bits — nothing at 16 kb/s, ~55 ms of
+ * reach at 24 kb/s, ~95 ms at 32 kb/s. So the variant trades FEC for DRED: only listeners that can
+ * decode DRED get it (libopus ≥ 1.5 with DRED built in, e.g. the Node SDK; not Chromium).
+ */
+export function dredVariant(profile: OpusProfile, durationMs = DRED_VARIANT_DURATION_MS): OpusProfile {
+  return {
+    ...withDred(profile, durationMs),
+    fec: false,
+    expectedLossPerc: Math.max(10, profile.expectedLossPerc),
+    complexity: Math.max(7, profile.complexity),
+    bitrate: Math.max(24_000, profile.bitrate),
+  };
+}
+
 const ORDER: readonly OpusProfileName[] = ['low', 'normal', 'high', 'music'];
 
 export interface ProfilePickerOptions {

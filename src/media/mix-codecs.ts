@@ -7,7 +7,7 @@ import {
   OpusFrameEncoder,
   Upsampled48kDecoder,
 } from '../codec/frame-codecs.ts';
-import { OPUS_PROFILES, type OpusProfileName } from '../codec/profiles.ts';
+import { dredVariant, OPUS_PROFILES, type OpusProfileName } from '../codec/profiles.ts';
 
 /** What a participant sends: Opus (RFC 7587) or G.711 from a telephony peer. */
 export type MixInputCodec = 'opus' | 'pcmu' | 'pcma';
@@ -26,7 +26,11 @@ export function rtpClockRate(format: MixOutputFormat | MixInputCodec): number {
  */
 export interface MixCodecs {
   createDecoder(codec: MixInputCodec): FrameDecoder;
-  createEncoder(format: MixOutputFormat): FrameEncoder;
+  /**
+   * An encoder for `format`; `dred`: its DRED variant (profiles.ts `dredVariant`: DRED on, in-band
+   * FEC off), asked only for Opus formats.
+   */
+  createEncoder(format: MixOutputFormat, dred?: boolean): FrameEncoder;
   /** Frees a codec the mixer no longer uses (wasm state). */
   release?(codec: FrameDecoder | FrameEncoder): void;
 }
@@ -34,7 +38,7 @@ export interface MixCodecs {
 export interface OpusMixCodecsOptions {
   /** Opus decoder complexity (≥ 5 enables deep PLC in Opus 1.5). Default 0. */
   decoderComplexity?: number;
-  /** Overrides the encoder complexity of every profile (default: the profile's own). */
+  /** Overrides the encoder complexity of every profile (default: the profile's own; a DRED variant keeps at least 7). */
   encoderComplexity?: number;
 }
 
@@ -45,11 +49,14 @@ export function createMixCodecs(options: OpusMixCodecsOptions = {}): MixCodecs {
       if (codec === 'opus') return new OpusFrameDecoder(48_000, { complexity: options.decoderComplexity });
       return new Upsampled48kDecoder(new G711FrameDecoder(codec));
     },
-    createEncoder(format) {
+    createEncoder(format, dred = false) {
       if (format === 'pcmu' || format === 'pcma') return new Downsampled48kEncoder(new G711FrameEncoder(format));
-      const profile = OPUS_PROFILES[format];
+      const base = OPUS_PROFILES[format];
+      const profile = dred ? dredVariant(base) : base;
       return new OpusFrameEncoder(
-        options.encoderComplexity === undefined ? profile : { ...profile, complexity: options.encoderComplexity },
+        options.encoderComplexity === undefined
+          ? profile
+          : { ...profile, complexity: dred ? Math.max(7, options.encoderComplexity) : options.encoderComplexity },
       );
     },
     release(codec) {

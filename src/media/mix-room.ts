@@ -61,6 +61,11 @@ export interface MixRoomAudioOptions {
   opusPayloadType?: number;
   /** Hybrid rooms: K, how many of the top eligible speakers `rank` takes as forwarded (default 3). */
   forwardSlots?: number;
+  /**
+   * Asked once per tick for each Opus listener: does it get the DRED variant of its mix now (its
+   * DredPolicy says so and it can decode DRED; docs/audio.md "DRED")? Unset: nobody does.
+   */
+  dredFor?: (listenerId: string) => boolean;
 }
 
 export interface MixParticipantOptions {
@@ -105,6 +110,7 @@ export class MixRoomAudio implements AudioTap {
   readonly #forwarded = new Set<string>();
   readonly #opusProfile: OpusProfileName;
   readonly #opusPayloadType: number;
+  readonly #dredFor: ((listenerId: string) => boolean) | null;
   #packetsIn = 0;
   #packetsOut = 0;
   #bytesOut = 0;
@@ -116,6 +122,7 @@ export class MixRoomAudio implements AudioTap {
     this.#opusProfile = options.opusProfile ?? 'normal';
     this.#opusPayloadType = options.opusPayloadType ?? 111;
     this.#forwardSlots = options.forwardSlots ?? 3;
+    this.#dredFor = options.dredFor ?? null;
     this.#mixer = new RoomMixer({ ...options.mixer, codecs: options.codecs ?? createMixCodecs() });
     this.#clock = new MixClock(() => this.tick(), { ...options.clock, onSkip: (ticks) => this.#mixer.skip(ticks) });
   }
@@ -246,6 +253,7 @@ export class MixRoomAudio implements AudioTap {
   /** Mixes one 20 ms frame and hands every listener its packet. The clock calls this; so can a test driving simulated time. */
   tick(): void {
     if (this.#closed) return;
+    if (this.#dredFor !== null) this.#members.forEach(this.#applyDred);
     const packets = this.#mixer.tick(this.mode === 'hybrid' ? this.#forwarded : undefined);
     for (let i = 0; i < packets.length; i++) {
       const p = packets[i]!;
@@ -270,6 +278,18 @@ export class MixRoomAudio implements AudioTap {
       }
     }
   }
+
+  /** Per tick and Opus listener (Map#forEach: no entry arrays): the DRED variant or the plain mix. */
+  readonly #applyDred = (m: MixMember, id: string): void => {
+    if (!m.subscribe || m.codec !== 'opus' || this.#dredFor === null) return;
+    let on = false;
+    try {
+      on = this.#dredFor(id);
+    } catch {
+      // A listener whose state cannot be read gets the plain mix.
+    }
+    this.#mixer.setDred(id, on);
+  };
 
   /** Ids mixed in the last tick (active speakers not forwarded as slots). */
   activeSpeakers(): string[] {

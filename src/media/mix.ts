@@ -14,7 +14,10 @@ import { rtpClockRate, type MixCodecs, type MixInputCodec, type MixOutputFormat 
  * or concealed); inputs above the voice threshold (plus a hangover) are the active speakers; their
  * frames are summed once in float (`total`). Each active speaker hears `total − own` (N−1) through
  * their own encoder; every other listener hears `total` through ONE shared encoder per output format.
- * So a room costs O(speakers) encodes, not O(participants). Every stream passes a soft limiter
+ * So a room costs O(speakers) encodes, not O(participants). Listeners whose loss calls for DRED
+ * (`setDred`, from their DredPolicy) hear the same stream through its DRED variant
+ * (profiles.ts `dredVariant`: DRED on, in-band FEC off): one more encode per stream and format,
+ * shared by all of them, never one per listener (docs/audio.md "DRED"). Every stream passes a soft limiter
  * (src/codec/limiter.ts) before encoding: never wrap-around, never hard clipping.
  *
  * Hybrid rooms pass the speakers they forward as slots in `excluded`: those are left out of the
@@ -80,6 +83,14 @@ export interface RoomMixerStats {
   late: number;
   decodeErrors: number;
   limitedFrames: number;
+  /** Listeners that got the DRED variant in the last tick. */
+  dredListeners: number;
+  /** DRED-variant encodes so far (each shared by every DRED listener of its stream and format). */
+  dredEncodes: number;
+  /** Packets handed to listeners from a DRED-variant encode. */
+  dredPackets: number;
+  /** Time spent in DRED-variant encodes, ms (part of `encodeMs`). */
+  dredEncodeMs: number;
 }
 
 class EncodeSlot {
@@ -93,6 +104,8 @@ class MixStream {
   readonly pcm = new Float32Array(FRAME);
   readonly limiter: SoftLimiter;
   readonly slots = new Map<MixOutputFormat, EncodeSlot>();
+  /** The DRED variants' encodes (Opus formats only), made while some listener of this stream wants DRED. */
+  readonly dredSlots = new Map<MixOutputFormat, EncodeSlot>();
   constructor(limiter: SoftLimiterOptions | undefined) {
     this.limiter = new SoftLimiter(limiter);
   }
@@ -142,6 +155,8 @@ class Participant extends OutputStream {
   readonly pcm = new Float32Array(FRAME);
   hangover = 0;
   inMix = false;
+  /** This listener gets the DRED variant of its stream (an Opus format only). */
+  dred = false;
   stream: MixStream | undefined;
 
   constructor(
@@ -172,6 +187,7 @@ export class RoomMixer {
   readonly #shared: MixStream;
   readonly #streamPool: MixStream[] = [];
   readonly #encoderPool = new Map<MixOutputFormat, FrameEncoder[]>();
+  readonly #dredEncoderPool = new Map<MixOutputFormat, FrameEncoder[]>();
   readonly #out: MixPacket[] = [];
   /** The room's own mix (`openRoomOutput`), or null. */
   #roomOutput: OutputStream | null = null;
@@ -187,6 +203,10 @@ export class RoomMixer {
     lastDecodeMs: 0,
     lastMixMs: 0,
     lastEncodeMs: 0,
+    dredListeners: 0,
+    dredEncodes: 0,
+    dredPackets: 0,
+    dredEncodeMs: 0,
   };
   /** Loss counters of inputs already removed, so room totals never go backwards. */
   #removed = { concealed: 0, fecRecovered: 0, dredRecovered: 0, lost: 0, late: 0, decodeErrors: 0 };
@@ -255,6 +275,15 @@ export class RoomMixer {
     const p = this.#participants.get(id);
     if (!p) throw new VoxError('INVALID_ARGUMENT', `no mixer input ${id}`);
     p.setFormat(format);
+  }
+
+  /**
+   * Whether listener `id` gets the DRED variant of its stream from the next tick on (its
+   * DredPolicy, and only if it can decode DRED). Ignored for G.711 listeners and unknown ids.
+   */
+  setDred(id: string, on: boolean): void {
+    const p = this.#participants.get(id);
+    if (p !== undefined) p.dred = on;
   }
 
   /**
@@ -327,22 +356,34 @@ export class RoomMixer {
     const out = this.#out;
     out.length = 0;
     let encodes = 0;
+    let dredListeners = 0;
     for (let i = 0; i < list.length; i++) {
       const p = list[i]!;
       if (!p.receive) continue;
       const stream = p.stream ?? shared;
-      const slot = this.#encodeSlot(stream, p.format);
+      const dred = p.dred && p.format !== 'pcmu' && p.format !== 'pcma';
+      const slot = this.#encodeSlot(stream, p.format, dred);
       if (slot.tick !== tickNo) {
-        slot.payload = slot.encoder.encode(stream.pcm);
+        if (dred) {
+          const d0 = performance.now();
+          slot.payload = slot.encoder.encode(stream.pcm);
+          this.#stats.dredEncodeMs += performance.now() - d0;
+          this.#stats.dredEncodes++;
+        } else {
+          slot.payload = slot.encoder.encode(stream.pcm);
+        }
         slot.tick = tickNo;
         encodes++;
       }
+      if (dred) dredListeners++;
       p.advance(slot.payload, p.stream ? p.id : null);
       out.push(p.packet);
     }
+    this.#stats.dredListeners = dredListeners;
+    this.#stats.dredPackets += dredListeners;
     const room = this.#roomOutput;
     if (room !== null) {
-      const slot = this.#encodeSlot(shared, room.format);
+      const slot = this.#encodeSlot(shared, room.format, false);
       if (slot.tick !== tickNo) {
         slot.payload = slot.encoder.encode(shared.pcm);
         slot.tick = tickNo;
@@ -378,11 +419,18 @@ export class RoomMixer {
   close(): void {
     if (this.#closed) return;
     for (const p of [...this.#list]) this.removeInput(p.id);
-    for (const slot of this.#shared.slots.values()) this.#codecs.release?.(slot.encoder);
-    this.#shared.slots.clear();
-    for (const stream of this.#streamPool) for (const slot of stream.slots.values()) this.#codecs.release?.(slot.encoder);
-    for (const pool of this.#encoderPool.values()) for (const e of pool) this.#codecs.release?.(e);
-    this.#encoderPool.clear();
+    for (const slots of [this.#shared.slots, this.#shared.dredSlots]) {
+      for (const slot of slots.values()) this.#codecs.release?.(slot.encoder);
+      slots.clear();
+    }
+    for (const stream of this.#streamPool) {
+      for (const slot of stream.slots.values()) this.#codecs.release?.(slot.encoder);
+      for (const slot of stream.dredSlots.values()) this.#codecs.release?.(slot.encoder);
+    }
+    for (const pools of [this.#encoderPool, this.#dredEncoderPool]) {
+      for (const pool of pools.values()) for (const e of pool) this.#codecs.release?.(e);
+      pools.clear();
+    }
     this.#closed = true;
   }
 
@@ -413,14 +461,19 @@ export class RoomMixer {
       lastTick: { decodeMs: r(st.lastDecodeMs), mixMs: r(st.lastMixMs), encodeMs: r(st.lastEncodeMs) },
       ...agg,
       limitedFrames,
+      dredListeners: st.dredListeners,
+      dredEncodes: st.dredEncodes,
+      dredPackets: st.dredPackets,
+      dredEncodeMs: r(st.dredEncodeMs),
     };
   }
 
-  #encodeSlot(stream: MixStream, format: MixOutputFormat): EncodeSlot {
-    let slot = stream.slots.get(format);
+  #encodeSlot(stream: MixStream, format: MixOutputFormat, dred: boolean): EncodeSlot {
+    const slots = dred ? stream.dredSlots : stream.slots;
+    let slot = slots.get(format);
     if (!slot) {
-      slot = new EncodeSlot(this.#acquireEncoder(format));
-      stream.slots.set(format, slot);
+      slot = new EncodeSlot(this.#acquireEncoder(format, dred));
+      slots.set(format, slot);
     }
     return slot;
   }
@@ -433,18 +486,23 @@ export class RoomMixer {
 
   /** A speaker fell silent: their encoders go back to the pool for the next speaker. */
   #releaseStream(stream: MixStream): void {
-    for (const [format, slot] of stream.slots) {
-      slot.encoder.reset?.();
-      let pool = this.#encoderPool.get(format);
-      if (!pool) this.#encoderPool.set(format, (pool = []));
-      pool.push(slot.encoder);
+    for (const [slots, pools] of [
+      [stream.slots, this.#encoderPool],
+      [stream.dredSlots, this.#dredEncoderPool],
+    ] as const) {
+      for (const [format, slot] of slots) {
+        slot.encoder.reset?.();
+        let pool = pools.get(format);
+        if (!pool) pools.set(format, (pool = []));
+        pool.push(slot.encoder);
+      }
+      slots.clear();
     }
-    stream.slots.clear();
     this.#streamPool.push(stream);
   }
 
-  #acquireEncoder(format: MixOutputFormat): FrameEncoder {
-    return this.#encoderPool.get(format)?.pop() ?? this.#codecs.createEncoder(format);
+  #acquireEncoder(format: MixOutputFormat, dred: boolean): FrameEncoder {
+    return (dred ? this.#dredEncoderPool : this.#encoderPool).get(format)?.pop() ?? this.#codecs.createEncoder(format, dred);
   }
 
   #live(): void {

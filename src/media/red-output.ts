@@ -2,6 +2,7 @@ import { RtcpRrPacket, RtcpSrPacket, type RTCRtpTransceiver, type RtcpPacket } f
 import { RetransmitHistory, type NackOptions } from './nack.ts';
 import { RedPacketizer } from './red.ts';
 import { RedPolicy, type RedPolicyOptions } from './red-policy.ts';
+import { DRED_FMTP_PARAMETER, DredPolicy, type DredPolicyOptions } from './dred-policy.ts';
 
 /** The room's RED and audio NACK settings (config `media.resilience`, docs/audio.md "Resilience"). */
 export interface ResilienceOptions {
@@ -13,11 +14,15 @@ export interface ResilienceOptions {
     /** Answer audio NACKs (Opus negotiated with `nack`). Default true. */
     enabled?: boolean;
   };
+  /** DRED in the mix toward listeners that can decode it, by their downlink loss (dred-policy.ts). */
+  dred?: DredPolicyOptions;
 }
 
 /** What one subscriber's audio outputs share: the downlink's RED policy and the NACK settings. */
 export interface DownlinkResilience {
   readonly red: RedPolicy;
+  /** Whether this subscriber's mix carries DRED now (its loss; the mixer asks only if it decodes DRED). */
+  readonly dred: DredPolicy;
   /** Audio NACK answered from a per-output history; false: NACKs for audio are ignored. */
   readonly nack: boolean;
   readonly nackOptions: NackOptions;
@@ -27,7 +32,7 @@ export interface DownlinkResilience {
 export function downlinkResilience(options: ResilienceOptions = {}): DownlinkResilience {
   const { publisher: _publisher, ...red } = options.red ?? {};
   const { enabled: nack = true, ...nackOptions } = options.nack ?? {};
-  return { red: new RedPolicy(red), nack, nackOptions };
+  return { red: new RedPolicy(red), dred: new DredPolicy(options.dred), nack, nackOptions };
 }
 
 /**
@@ -43,6 +48,7 @@ export class OutputResilience {
   readonly #ssrc: number;
   #redPt = -1;
   #opusPt = -1;
+  #dredCapable = false;
   #red: RedPacketizer | null = null;
   #history: RetransmitHistory | null = null;
   #lastHighest = -1;
@@ -81,11 +87,13 @@ export class OutputResilience {
   configure(transceiver: RTCRtpTransceiver, fallbackPt: number): void {
     this.#redPt = -1;
     this.#opusPt = -1;
+    this.#dredCapable = false;
     let nack = false;
     for (const c of transceiver.codecs) {
       const mime = c.mimeType.toLowerCase();
       if (mime === 'audio/opus') {
         this.#opusPt = c.payloadType;
+        this.#dredCapable = fmtpHas(c.parameters, DRED_FMTP_PARAMETER);
         nack = c.rtcpFeedback?.some((f) => f.type === 'nack' && (f.parameter === undefined || f.parameter === '')) ?? false;
       } else if (mime === 'audio/red') {
         this.#redPt = c.payloadType;
@@ -94,6 +102,7 @@ export class OutputResilience {
     if (this.#opusPt < 0) {
       this.#opusPt = fallbackPt;
       this.#redPt = -1;
+      this.#dredCapable = false;
       nack = false;
     }
     this.payloadType = this.#opusPt;
@@ -104,6 +113,11 @@ export class OutputResilience {
   /** The subscriber negotiated RED on this output. */
   get redCapable(): boolean {
     return this.#redPt >= 0;
+  }
+
+  /** The subscriber said (Opus fmtp `x-voxlink-dred=1`) that it decodes DRED. */
+  get dredCapable(): boolean {
+    return this.#dredCapable;
   }
 
   get nackEnabled(): boolean {
@@ -162,7 +176,21 @@ export class OutputResilience {
       const expected = this.#lastHighest < 0 ? 0 : (highest - this.#lastHighest) & 0xffff;
       this.#lastHighest = highest;
       // The first report has no interval of ours to weigh; a jump of half the sequence space is a restart.
-      if (expected > 0 && expected < 0x8000) this.#link.red.report(r.fractionLost, expected, performance.now());
+      if (expected > 0 && expected < 0x8000) {
+        const now = performance.now();
+        this.#link.red.report(r.fractionLost, expected, now);
+        this.#link.dred.report(r.fractionLost, expected, now);
+      }
     }
   }
+}
+
+/** `name=1` among an fmtp line's `;`-separated parameters (RFC 4566 §6 format parameters). */
+function fmtpHas(parameters: string | undefined, name: string): boolean {
+  if (parameters === undefined) return false;
+  for (const part of parameters.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim().toLowerCase() === name && part.slice(eq + 1).trim() === '1') return true;
+  }
+  return false;
 }

@@ -820,6 +820,11 @@ class ComposedMediaRoom implements MediaRoom {
       mode,
       forwardSlots: this.#options.slots,
       onPacket: (id, payload, seq, ts) => this.#sendMix(id, payload, seq, ts),
+      // DRED in the mix (docs/audio.md "DRED"): the listener decodes it and its loss calls for it.
+      dredFor: (id) => {
+        const peer = this.#participants.get(id)?.peer;
+        return peer?.mix?.resilience?.dredCapable === true && peer.resilience.dred.active;
+      },
     });
   }
 

@@ -53,6 +53,8 @@ export class RoomMetrics {
   readonly #mixEncodes: Counter<'room'>;
   readonly #mixRecovered: Counter<'room' | 'recovery'>;
   readonly #mixLatePackets: Counter<'room'>;
+  readonly #mixDredEncodes: Counter<'room'>;
+  readonly #mixDredPackets: Counter<'room'>;
   readonly #recordingBytes: Gauge<'room'>;
   readonly #recordingsActive: Gauge;
   readonly #fastPackets: Counter<'direction'>;
@@ -119,6 +121,9 @@ export class RoomMetrics {
         registers,
       });
     this.#mixLatePackets = roomCounter('voxlink_room_mix_late_packets_total', 'Input packets that arrived too late for the mixer jitter buffer');
+    // DRED in the mix toward listeners whose loss calls for it (docs/audio.md "DRED")
+    this.#mixDredEncodes = roomCounter('voxlink_room_mix_dred_encodes_total', 'DRED-variant encodes of the mixer (one per stream and format per tick, shared by its DRED listeners)');
+    this.#mixDredPackets = roomCounter('voxlink_room_mix_dred_packets_total', 'Mix packets sent to listeners from a DRED-variant encode');
     this.#recordingBytes = roomGauge('voxlink_room_recording_bytes', "Bytes the room's running recording has written (docs/recording.md)");
     this.#recordingsActive =
       existing('voxlink_recordings_active') ?? new Gauge({ name: 'voxlink_recordings_active', help: 'Rooms being recorded', registers });
@@ -224,6 +229,8 @@ export class RoomMetrics {
       this.#mixRecovered.inc({ ...room, recovery: 'dred' }, delta(mix.mixer.dredRecovered, before?.mixer.dredRecovered));
       this.#mixRecovered.inc({ ...room, recovery: 'plc' }, delta(mix.mixer.concealed, before?.mixer.concealed));
       this.#mixLatePackets.inc(room, delta(mix.mixer.late, before?.mixer.late));
+      this.#mixDredEncodes.inc(room, delta(mix.mixer.dredEncodes, before?.mixer.dredEncodes));
+      this.#mixDredPackets.inc(room, delta(mix.mixer.dredPackets, before?.mixer.dredPackets));
     }
     if (stats.recording !== undefined) {
       this.#recording.add(roomId);
@@ -279,6 +286,8 @@ export class RoomMetrics {
       this.#mixBusy,
       this.#mixEncodes,
       this.#mixLatePackets,
+      this.#mixDredEncodes,
+      this.#mixDredPackets,
       this.#recordingBytes,
     ]) {
       metric.remove(room);

@@ -10,6 +10,10 @@ export interface RelayedJoinOptions {
   /** Answer as a client without RED: `red/48000/2` is taken out of the server's offers. */
   withoutRed?: boolean;
   grants?: typeof FULL_GRANTS;
+  /** Decode what the client receives (its jitter buffer playout, `playoutStats`). Default false. */
+  decode?: boolean;
+  /** The client's `dred` option (say it decodes DRED in its answer). Default: the client's own. */
+  dred?: boolean;
 }
 
 /** Removes RED from an SDP (rtpmap, fmtp and the payload type in each audio m-line), as a client that does not know it would answer. */
@@ -46,7 +50,8 @@ export class RelayedRoom {
     this.#options.set(participantId, options);
     const client = new NodeMediaClient({
       room: this.roomId,
-      decode: false,
+      decode: options.decode ?? false,
+      ...(options.dred === undefined ? {} : { dred: options.dred }),
       signal: { send: (m) => this.#fromClient(participantId, m) },
     });
     this.clients.set(participantId, client);

@@ -44,6 +44,10 @@ function stats(mix?: { ticks: number; late: number; skipped: number; busyMs: num
               late: mix.latePackets,
               decodeErrors: 0,
               limitedFrames: 0,
+              dredListeners: 0,
+              dredEncodes: mix.ticks,
+              dredPackets: 2 * mix.ticks,
+              dredEncodeMs: 0,
             },
             clock: { ticks: mix.ticks, lateTicks: mix.late, skippedTicks: mix.skipped, maxLatenessMs: 3, busyMs: mix.busyMs },
           },
@@ -70,6 +74,9 @@ describe('RoomMetrics: mixer clock and work', () => {
     expect(await value(m, 'voxlink_room_mix_recovered_frames_total', 'room="r1",recovery="fec"')).toBe(6);
     expect(await value(m, 'voxlink_room_mix_recovered_frames_total', 'room="r1",recovery="plc"')).toBe(3);
     expect(await value(m, 'voxlink_room_mix_late_packets_total', 'room="r1"')).toBe(3);
+    // DRED in the mix: the fixture has one DRED encode per tick, for two listeners.
+    expect(await value(m, 'voxlink_room_mix_dred_encodes_total', 'room="r1"')).toBe(100);
+    expect(await value(m, 'voxlink_room_mix_dred_packets_total', 'room="r1"')).toBe(200);
   });
 
   it('a mixer that closes and comes back (sfu rooms) adds its new totals; closing the room drops its series', async () => {

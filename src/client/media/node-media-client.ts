@@ -12,10 +12,7 @@ import type { ServerMediaMessage, ServerPeerMessage, TransportMessage, Unstamped
 import {
   Downsampler48to8,
   G711_PAYLOAD_TYPE,
-  OpusDecoder,
   OpusEncoder,
-  Upsampler8to48,
-  g711DecodeFloat,
   g711EncodeFloat,
   type G711Law,
 } from '../../codec/index.ts';
@@ -28,6 +25,8 @@ import { LevelReport } from './level-report.ts';
 import { NodeDirectLink } from './node-direct-link.ts';
 import { PathSplice } from './path-splice.ts';
 import { PcmRecorder } from './pcm-recorder.ts';
+import { SlotPlayout, type PlayoutStats } from './slot-playout.ts';
+import { DRED_FMTP_PARAMETER } from '../../media/dred-policy.ts';
 import type { PcmSource } from './pcm-source.ts';
 import { MediaClientBase, type MediaClientEvents, type RemoteCandidate, type ServerOffer } from './media-client-base.ts';
 import type { MediaSignalChannel } from './media-signal.ts';
@@ -52,8 +51,17 @@ export interface NodeMediaClientOptions {
   signal: MediaSignalChannel;
   /** Local address for ICE. Default 127.0.0.1. */
   bindIp?: string;
-  /** Decode received slot audio with our Opus decoder and keep it per participant. Default true. */
+  /**
+   * Decode received slot audio and keep it per participant: played through a jitter buffer that
+   * rebuilds lost frames from in-band FEC or DRED, else conceals them (`playoutStats`). Default true.
+   */
   decode?: boolean;
+  /**
+   * Tell the server (Opus fmtp `x-voxlink-dred=1` in the answer) that this client decodes DRED, so a
+   * mix toward it may carry DRED instead of in-band FEC when its loss calls for it (docs/audio.md
+   * "DRED"). Default: on when `decode` is on and the codec is Opus.
+   */
+  dred?: boolean;
   /** Seconds of decoded audio kept per participant. Default 10. */
   recordSeconds?: number;
   /** Offer a camera: answer the server's video m-line sendonly so `sendVideoFrame()` works. Default false. */
@@ -134,40 +142,26 @@ const FRAME_MS = 20;
 /** If the event loop stalls longer than this, skip ahead instead of bursting stale audio. */
 const MAX_CATCH_UP_FRAMES = 10;
 
-/** Decodes one received packet to 48 kHz mono PCM (a view valid until the next call). */
-interface SlotDecoder {
-  decode(payload: Uint8Array): Float32Array;
-  close(): void;
-}
-
-/** G.711 (160 bytes per 20 ms at 8 kHz) decoded and upsampled to 48 kHz, so recordings share one rate. */
-class G711SlotDecoder implements SlotDecoder {
-  readonly #law: G711Law;
-  readonly #narrow = new Float32Array(160);
-  readonly #up = new Upsampler8to48();
-  #wide = new Float32Array(FRAME_SAMPLES);
-
-  constructor(law: G711Law) {
-    this.#law = law;
-  }
-
-  decode(payload: Uint8Array): Float32Array {
-    if (payload.length > this.#narrow.length) throw new RangeError('G.711 packets longer than 20 ms are not supported');
-    g711DecodeFloat(this.#law, payload, this.#narrow, payload.length);
-    if (this.#wide.length !== payload.length * 6) this.#wide = new Float32Array(payload.length * 6);
-    this.#up.process(this.#narrow, this.#wide, payload.length);
-    return this.#wide;
-  }
-
-  close(): void {}
-}
-
 interface SlotReceiver {
   stats: SlotReceiveStats;
   lastSeq: number;
   lastTs: number;
-  decoder: SlotDecoder | null;
+  /** Decoding through a jitter buffer (null with `decode: false`). */
+  decoder: SlotPlayout | null;
   recorder: PcmRecorder | null;
+}
+
+/** Adds `name=1` to the fmtp of every Opus payload type of an SDP (a line of its own if it has none). */
+function addOpusFmtp(sdp: string, name: string): string {
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  const pts = new Set([...sdp.matchAll(/^a=rtpmap:(\d+) opus\/48000/gim)].map((m) => m[1]!));
+  let out = sdp;
+  for (const pt of pts) {
+    const fmtp = new RegExp(`^(a=fmtp:${pt} [^\r\n]*)`, 'gm');
+    if (fmtp.test(out)) out = out.replace(fmtp, (line) => (line.includes(`${name}=`) ? line : `${line};${name}=1`));
+    else out = out.replace(new RegExp(`^(a=rtpmap:${pt} opus\\/48000[^\r\n]*)`, 'gim'), `$1${eol}a=fmtp:${pt} ${name}=1`);
+  }
+  return out;
 }
 
 /**
@@ -181,6 +175,7 @@ interface SlotReceiver {
 export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
   #pc: RTCPeerConnection;
   readonly #decode: boolean;
+  readonly #dred: boolean;
   readonly #bindIp: string;
   readonly #recordSamples: number;
   readonly #slots: SlotReceiver[] = [];
@@ -228,6 +223,7 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
   constructor(options: NodeMediaClientOptions) {
     super(options.room, options.signal);
     this.#decode = options.decode ?? true;
+    this.#dred = options.dred ?? (this.#decode && (options.audioCodec ?? 'opus') === 'opus');
     this.#recordSamples = Math.round((options.recordSeconds ?? 10) * SAMPLE_RATE);
     this.#bindIp = options.bindIp ?? '127.0.0.1';
     this.#publishVideo = options.publishVideo ?? false;
@@ -455,6 +451,19 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
   clearRecordings(): void {
     for (const r of this.#byParticipant.values()) r.clear();
     for (const s of this.#slots) s.recorder?.clear();
+  }
+
+  /**
+   * How slot k's received audio was played (null without `decode`): frames by kind, and the lost ones
+   * rebuilt from FEC or DRED or concealed (`recoveredFrames`). The direct link's are `directPlayoutStats()`.
+   */
+  playoutStats(slot: number): PlayoutStats | null {
+    return this.#slots[slot]?.decoder?.stats() ?? null;
+  }
+
+  /** The direct link's playout (p2p/auto rooms), or null. */
+  directPlayoutStats(): PlayoutStats | null {
+    return this.#directReceiver?.decoder?.stats() ?? null;
   }
 
   slotStats(slot: number): SlotReceiveStats | undefined {
@@ -713,11 +722,12 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
     await waitGathered(this.#pc);
     const local = this.#pc.localDescription?.sdp;
     if (local === undefined || this.closed) return;
+    const answerSdp = keepHostCandidates(local, this.#bindIp);
     this.signal.send({
       op: 'media',
       room: this.room,
       kind: 'answer',
-      sdp: keepHostCandidates(local, this.#bindIp),
+      sdp: this.#dred ? addOpusFmtp(answerSdp, DRED_FMTP_PARAMETER) : answerSdp,
       negotiationId,
     });
   }
@@ -786,7 +796,7 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
       stats: { packets: 0, seqGaps: 0, timestampRegressions: 0, duplicates: 0, ssrc: null },
       lastSeq: -1,
       lastTs: 0,
-      decoder: !this.#decode ? null : this.#audioCodec === 'opus' ? new OpusDecoder({ sampleRate: SAMPLE_RATE, channels: 1 }) : new G711SlotDecoder(this.#audioCodec),
+      decoder: this.#decode ? new SlotPlayout(this.#audioCodec) : null,
       recorder: this.#decode ? new PcmRecorder(this.#recordSamples) : null,
     };
   }
@@ -825,19 +835,18 @@ export class NodeMediaClient extends MediaClientBase<NodeMediaClientEvents> {
       payload: rtp.payload,
       arrivalMs: performance.now(),
     });
-    if (r.decoder === null || r.recorder === null) return;
-    let pcm: Float32Array;
-    try {
-      pcm = r.decoder.decode(rtp.payload);
-    } catch {
-      return; // a corrupt packet is concealed by the next one; nothing to record
-    }
-    r.recorder.append(pcm);
+    const recorder = r.recorder;
+    if (r.decoder === null || recorder === null) return;
+    let rec: PcmRecorder | undefined;
     if (participantId !== null) {
-      let rec = this.#byParticipant.get(participantId);
+      rec = this.#byParticipant.get(participantId);
       if (rec === undefined) this.#byParticipant.set(participantId, (rec = new PcmRecorder(this.#recordSamples)));
-      rec.append(pcm);
     }
+    // Every frame up to this packet: lost ones rebuilt (FEC, DRED) or concealed; a corrupt packet is concealed.
+    r.decoder.receive(rtp.header.ssrc, rtp.payload, seq, ts, performance.now(), (pcm) => {
+      recorder.append(pcm);
+      rec?.append(pcm);
+    });
   }
 }
 
