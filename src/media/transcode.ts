@@ -1,7 +1,7 @@
 import { VoxError } from '../errors.ts';
 import type { FrameDecoder, FrameEncoder } from '../codec/frame-codec.ts';
 import { G711FrameDecoder, G711FrameEncoder, OpusFrameDecoder, OpusFrameEncoder } from '../codec/frame-codecs.ts';
-import { OPUS_PROFILES } from '../codec/profiles.ts';
+import { OPUS_PROFILES, dredVariant } from '../codec/profiles.ts';
 import { SEQ_MOD, TS_MOD, unwrap } from '../codec/rtp-numbers.ts';
 import { rtpClockRate, type MixInputCodec, type MixOutputFormat } from './mix-codecs.ts';
 
@@ -22,6 +22,12 @@ import { rtpClockRate, type MixInputCodec, type MixOutputFormat } from './mix-co
  * rebuilt from the in-band FEC of the next one and sent ahead of it; reordered Opus packets that
  * arrive after a later one are dropped (decoding them would corrupt the decoder's state).
  *
+ * DRED (`dred: true`, Opus → Opus only): the encoder is the profile's DRED variant (profiles.ts
+ * `dredVariant`: DRED on, in-band FEC off, ≥ 24 kb/s), for subscribers whose loss calls for it and
+ * who can decode DRED — the same trade as the mixer's DRED encode (docs/audio.md "DRED"). A room
+ * keys its shared transcoders by (source, format, dred), so DRED costs one more encode per
+ * source, not one per listener.
+ *
  * Packets that are not 20 ms: a short one is zero-padded to 20 ms (never stale samples). A longer
  * one (40/60 ms Opus, long G.711 ptimes, up to 120 ms) goes out whole to a G.711 subscriber (one
  * longer G.711 packet); an Opus encoder codes 20 ms frames and sequence numbers pass through, so
@@ -35,6 +41,11 @@ const MAX_PACKET_FRAMES = 6;
 export interface TranscoderOptions {
   from: MixInputCodec;
   to: MixOutputFormat;
+  /**
+   * Encode the DRED variant of the target Opus profile. Ignored toward G.711 (no DRED) and from
+   * G.711 (the 8 kHz Opus encoder writes none). Default false.
+   */
+  dred?: boolean;
 }
 
 export interface TranscodedPacket {
@@ -64,6 +75,8 @@ function isG711(codec: MixInputCodec | MixOutputFormat): codec is 'pcmu' | 'pcma
 export class Transcoder {
   readonly from: MixInputCodec;
   readonly to: MixOutputFormat;
+  /** True when the Opus output carries DRED (`TranscoderOptions.dred` toward an Opus profile). */
+  readonly dred: boolean;
   /** PCM rate between decoder and encoder: 8 kHz when either side is G.711, else 48 kHz. */
   readonly pcmRate: number;
   readonly #decoder: FrameDecoder;
@@ -94,7 +107,16 @@ export class Transcoder {
     this.pcmRate = isG711(this.from) || isG711(this.to) ? 8000 : 48_000;
     const rate = this.pcmRate as 8000 | 48000;
     this.#decoder = isG711(this.from) ? new G711FrameDecoder(this.from) : new OpusFrameDecoder(rate);
-    this.#encoder = isG711(this.to) ? new G711FrameEncoder(this.to) : new OpusFrameEncoder(OPUS_PROFILES[this.to], rate);
+    if (isG711(this.to)) {
+      this.dred = false;
+      this.#encoder = new G711FrameEncoder(this.to);
+    } else {
+      // libopus 1.5.2 writes no DRED from an 8 kHz encoder (measured: none at 24–48 kb/s, where
+      // 16 and 48 kHz encoders reach back 55–295 ms), so a G.711 source's transcode carries none.
+      this.dred = options.dred === true && rate === 48_000;
+      const profile = OPUS_PROFILES[this.to];
+      this.#encoder = new OpusFrameEncoder(this.dred ? dredVariant(profile) : profile, rate);
+    }
     this.#frame = (rate * FRAME_MS) / 1000;
     this.#pcm = new Float32Array(this.#frame * MAX_PACKET_FRAMES);
     const inClock = rtpClockRate(this.from);
