@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { runChaos } from './chaos.ts';
 import { lineChartSvg } from './chart.ts';
 import type { LoadReport, LoadToParent, MediaLoadReport, MediaLoadToParent, ServerSample, SoakServerToParent } from './ipc.ts';
-import { spawnChild, type Child } from './spawn.ts';
+import { openFilesLimit, spawnChild, type Child } from './spawn.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
@@ -36,8 +36,12 @@ const arg = (name: string): number | undefined => {
   const a = process.argv.find((x) => x.startsWith(`--${name}=`));
   return a === undefined ? undefined : Number(a.slice(name.length + 3));
 };
-/** Fixed ports (the bench's range 55200–55799): main.ts in the chaos phase, and the media ranges. */
-const PORTS = { chaosServer: 55210, mediaMin: 55300, mediaMax: 55499, chaosMediaMin: 55600 };
+/**
+ * Fixed ports (the bench's range 31200–31799): main.ts in the chaos phase, and the media ranges.
+ * Below Linux's ephemeral range (32768–60999): the full run's ~19 000 client sockets take ports from
+ * it, and one of them held the chaos server's port when it lived at 55210.
+ */
+const PORTS = { chaosServer: 31210, mediaMin: 31300, mediaMax: 31499, chaosMediaMin: 31600 };
 const config = {
   idle: arg('idle') ?? (quick ? 2_000 : 20_000),
   churn: arg('churn') ?? (quick ? 200 : 2_000),
@@ -82,6 +86,18 @@ async function startSoakServer(name: string, args: string[]): Promise<{ child: C
 const t0 = performance.now();
 const log = (s: string) => console.log(`soak ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s: ${s}`);
 const sig = await startSoakServer('signalling', []);
+{
+  // One descriptor per client on the signalling server: a limit below that ends the run in EMFILE
+  // (the first full run here did: the host's hard limit was 20 000), so say it before loading.
+  const need = config.idle + config.churn + 1_000;
+  const limit = openFilesLimit(sig.child.proc.pid!);
+  if (limit !== null && limit < need) {
+    stopping = true;
+    sig.child.proc.kill('SIGKILL');
+    throw new Error(`soak: the signalling server may open ${limit} files but the run needs ${need}: raise the hard limit (ulimit -Hn, LimitNOFILE) or pass --idle=/--churn=`);
+  }
+  console.log(`soak: the servers may open ${limit ?? 'an unknown number of'} files (${need} needed)`);
+}
 const med = await startSoakServer('media', ['media', String(PORTS.mediaMin), String(PORTS.mediaMax)]);
 
 async function measure(): Promise<{ rss: number; heapUsed: number; connections: number }> {

@@ -1,5 +1,6 @@
 /** Forks a soak process (server or load) with tsx, and awaits its IPC messages by predicate. */
 import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -11,8 +12,34 @@ export interface Child<O> {
   next(pred: (m: O) => boolean, timeoutMs: number, what: string): Promise<O>;
 }
 
+/** Descriptors a soak process asks for: the server holds one per client (20 000 + 2 000 in the full run). */
+export const WANT_OPEN_FILES = 65_536;
+
+/**
+ * `ulimit -n` is per process and Node cannot raise its own, so each child starts through `sh`, which
+ * raises the soft limit (to WANT_OPEN_FILES, or at least to the hard limit) and then execs node
+ * with the IPC channel intact. deploy/voxlink.service sets LimitNOFILE the same way.
+ */
+const RAISE_LIMIT = `ulimit -n ${WANT_OPEN_FILES} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`;
+
+/** The soft open-files limit of a running process (Linux), or null where /proc is not there. */
+export function openFilesLimit(pid: number): number | null {
+  try {
+    const line = readFileSync(`/proc/${pid}/limits`, 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
+    return soft === undefined ? null : soft === 'unlimited' ? Infinity : Number(soft);
+  } catch {
+    return null;
+  }
+}
+
 export function spawnChild<O>(file: string, args: string[], execArgv: string[] = [], env: Record<string, string> = {}): Child<O> {
-  const proc = fork(join(here, file), args, { execArgv: ['--import', 'tsx', ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } });
+  const proc = fork(join(here, file), args, {
+    execPath: '/bin/sh',
+    execArgv: ['-c', RAISE_LIMIT, process.execPath, '--import', 'tsx', ...execArgv],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...env },
+  });
   const queue: O[] = [];
   const waiters: { pred: (m: O) => boolean; resolve: (m: O) => void }[] = [];
   proc.on('message', (m) => {

@@ -86,20 +86,57 @@ export function isForgedDtls(data: Buffer, connected: boolean): boolean {
   return false;
 }
 
+/** The transport werift runs DTLS for `ice` on (one per ICE transport; bundled peers have one). */
+function dtlsOf(pc: RTCPeerConnection, ice: RTCPeerConnection['iceTransports'][number]): RTCPeerConnection['dtlsTransports'][number] | undefined {
+  return pc.dtlsTransports.find((d) => d.iceTransport === ice);
+}
+
 /**
- * Garbage guard for werift 0.24's DTLS (checked 0.24.4, lib/dtls/src/record), which takes anyone's
- * datagrams: a record of unknown content type (first byte 24..63) is handled as an alert, an alert
- * is closed on without authentication, and either closes the session. One forged 13..15-byte
- * datagram silenced a participant (test/media/garbage-udp.test.ts). Wraps each ICE transport's
- * `connection.onData.execute` (werift's rx.mini Event; the DTLS transport subscribes to it) so
- * those datagrams are dropped before werift sees them. Call once per peer, before ICE starts.
+ * Two guards on what reaches werift 0.24's DTLS (checked 0.24.4, lib/dtls/src/record and
+ * lib/webrtc/src/transport/dtls.js), installed by wrapping each ICE transport's
+ * `connection.onData.execute` (werift's rx.mini Event; the DTLS transport subscribes to it). Call
+ * once per peer, before ICE starts.
+ *
+ * - Garbage: werift's DTLS takes anyone's datagrams: a record of unknown content type (first byte
+ *   24..63) is handled as an alert, an alert is closed on without authentication, and either
+ *   closes the session. One forged 13..15-byte datagram silenced a participant
+ *   (test/media/garbage-udp.test.ts). Those datagrams are dropped before werift sees them.
+ * - A ClientHello before the DTLS server exists: werift creates its DTLS server only in
+ *   `RTCDtlsTransport.start()` (after ICE connects on this side and the answer is applied), and
+ *   the server's transport subscribes to the ICE data then: a flight that arrives earlier is lost.
+ *   On a starved host the client's first ClientHello often does; the client retransmits after
+ *   0.5 s, 1.5 s, …, and duplicated flights sometimes failed the handshake (a fresh peer, seconds
+ *   lost). The newest DTLS datagram that arrives while the transport is `new` is kept (one, so a
+ *   retransmitted flight replaces the first instead of doubling it) and handed to the DTLS server
+ *   right after `start()` creates it (test/media/early-dtls.test.ts).
  */
 export function installForgedDtlsFilter(pc: RTCPeerConnection): void {
   for (const ice of pc.iceTransports) {
     const onData = ice.connection.onData as unknown as { execute: (data: Buffer) => void };
     const deliver = onData.execute;
+    let early: Buffer | null = null;
+    let waiting = false;
+    const replay = (state: string): void => {
+      if (state === 'new') return;
+      const record = early;
+      early = null;
+      // `start()` sets 'connecting' just before it constructs the DTLS server, synchronously:
+      // on the next turn the server exists and listens.
+      if (record !== null && state === 'connecting') setImmediate(() => deliver(record));
+    };
     onData.execute = (data: Buffer) => {
-      if (!isForgedDtls(data, pc.dtlsTransports[0]?.state === 'connected')) deliver(data);
+      const dtls = dtlsOf(pc, ice);
+      if (isForgedDtls(data, dtls?.state === 'connected')) return;
+      if (dtls !== undefined && dtls.state === 'new' && (data[0] ?? 0) >= 20 && (data[0] ?? 0) < 64) {
+        // The datagram may be a view of a receive buffer that is reused: keep a copy (rare path).
+        early = Buffer.from(data);
+        if (!waiting) {
+          waiting = true;
+          dtls.onStateChange.once(replay);
+        }
+        return;
+      }
+      deliver(data);
     };
   }
 }
