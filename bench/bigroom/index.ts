@@ -64,7 +64,9 @@ class Server {
   #nextId = 1;
 
   constructor() {
-    this.child = fork(join(here, 'server.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // BIGROOM_SERVER_FLAGS: extra node flags for the server process (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+    const flags = (process.env.BIGROOM_SERVER_FLAGS ?? '').split(/\s+/).filter(Boolean);
+    this.child = fork(join(here, 'server.ts'), [], { execArgv: ['--import', 'tsx', ...flags], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const child = this.child;
     process.once('exit', () => child.kill());
     child.on('message', (raw) => {
