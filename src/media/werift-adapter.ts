@@ -116,6 +116,9 @@ export function installForgedDtlsFilter(pc: RTCPeerConnection): void {
     const deliver = onData.execute;
     let early: Buffer | null = null;
     let waiting = false;
+    // werift keeps one DTLS transport per ICE transport for the peer's life (restarts included):
+    // found once, not per datagram.
+    let dtls: ReturnType<typeof dtlsOf>;
     const replay = (state: string): void => {
       if (state === 'new') return;
       const record = early;
@@ -125,7 +128,7 @@ export function installForgedDtlsFilter(pc: RTCPeerConnection): void {
       if (record !== null && state === 'connecting') setImmediate(() => deliver(record));
     };
     onData.execute = (data: Buffer) => {
-      const dtls = dtlsOf(pc, ice);
+      dtls ??= dtlsOf(pc, ice);
       if (isForgedDtls(data, dtls?.state === 'connected')) return;
       if (dtls !== undefined && dtls.state === 'new' && (data[0] ?? 0) >= 20 && (data[0] ?? 0) < 64) {
         // The datagram may be a view of a receive buffer that is reused: keep a copy (rare path).
