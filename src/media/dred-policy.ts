@@ -1,14 +1,13 @@
+import { DownlinkLoss } from './downlink-loss.ts';
+
 /**
  * Whether one listener's mix gets DRED (Opus 1.5 Deep REDundancy), from the loss its own RTCP
- * receiver reports show — the same signal and the same report blocks as RedPolicy (red-policy.ts):
- * RFC 3550 §6.4.2 "fraction lost" of each report block about one of our outgoing streams, weighted
- * by how many packets the block covers. One policy per subscriber (per server peer).
+ * receiver reports show — the same estimate from the same report blocks as RedPolicy
+ * (DownlinkLoss, downlink-loss.ts). One policy per subscriber (per server peer).
  *
  * On from `lossOnPct` (default 5 %), off again only below `lossOffPct` (default 2 %) and after at
  * least `minOnMs` (default 10 s) on: a DRED encode costs about twice a plain one (docs/audio.md
- * "DRED"), so a link hovering at a threshold must not flap the listener between two encoders. The
- * RR's fraction counts packets lost on the wire, before any DRED recovery, so DRED does not hide the
- * loss that turned it on.
+ * "DRED"), so a link hovering at a threshold must not flap the listener between two encoders.
  */
 
 /**
@@ -36,17 +35,13 @@ export const DRED_POLICY_DEFAULTS: Required<DredPolicyOptions> = {
   minOnMs: 10_000,
 };
 
-/** Report blocks covering fewer packets than this carry too little information to move the estimate much (as RedPolicy). */
-const FULL_WEIGHT_PACKETS = 100;
-
 export class DredPolicy {
   readonly #o: Required<DredPolicyOptions>;
-  #lossPct = 0;
+  readonly #loss = new DownlinkLoss();
   #active = false;
   #onAtMs = -Infinity;
   /** Times DRED was turned on or off, for stats and tests. */
   changes = 0;
-  reports = 0;
 
   constructor(options: DredPolicyOptions = {}) {
     const o = { ...DRED_POLICY_DEFAULTS, ...options };
@@ -68,7 +63,12 @@ export class DredPolicy {
 
   /** The smoothed downlink loss, percent. */
   get lossPct(): number {
-    return this.#lossPct;
+    return this.#loss.pct;
+  }
+
+  /** Report blocks counted. */
+  get reports(): number {
+    return this.#loss.reports;
   }
 
   /**
@@ -76,19 +76,16 @@ export class DredPolicy {
    * 3550 §6.4.1) over `expected` packets since that stream's previous report.
    */
   report(fractionLost: number, expected: number, nowMs: number): void {
-    if (!this.#o.enabled || !(expected > 0)) return;
-    this.reports++;
-    const pct = (Math.min(255, Math.max(0, fractionLost)) / 256) * 100;
-    const weight = Math.min(1, expected / FULL_WEIGHT_PACKETS);
-    this.#lossPct += (pct - this.#lossPct) * weight;
+    if (!this.#o.enabled || !this.#loss.report(fractionLost, expected)) return;
     const o = this.#o;
+    const loss = this.#loss.pct;
     if (!this.#active) {
-      if (this.#lossPct >= o.lossOnPct) {
+      if (loss >= o.lossOnPct) {
         this.#active = true;
         this.#onAtMs = nowMs;
         this.changes++;
       }
-    } else if (this.#lossPct < o.lossOffPct && nowMs - this.#onAtMs >= o.minOnMs) {
+    } else if (loss < o.lossOffPct && nowMs - this.#onAtMs >= o.minOnMs) {
       this.#active = false;
       this.changes++;
     }

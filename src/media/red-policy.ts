@@ -7,9 +7,9 @@
  * Distance 0 (plain Opus) below `lossOnPct`, 1 from `lossOnPct`, 2 from `lossDistance2Pct`. It
  * steps down only when the smoothed loss has fallen below half the threshold of the current step
  * and at least `holdMs` have passed since the last step up (RR intervals are 0.5–5 s, a burst of
- * loss often comes back). The RR's fraction counts packets lost on the wire, before any RED
- * recovery, so redundancy does not hide the loss that turned it on. docs/audio.md "Resilience".
+ * loss often comes back). The loss estimate is DownlinkLoss's (downlink-loss.ts). docs/audio.md "Resilience".
  */
+import { DownlinkLoss } from './downlink-loss.ts';
 
 export interface RedPolicyOptions {
   /** Send RED at all (to subscribers that negotiated `red/48000/2`). Default true. */
@@ -32,17 +32,13 @@ export const RED_POLICY_DEFAULTS: Required<RedPolicyOptions> = {
   holdMs: 4000,
 };
 
-/** Report blocks covering fewer packets than this carry too little information to move the estimate much. */
-const FULL_WEIGHT_PACKETS = 100;
-
 export class RedPolicy {
   readonly #o: Required<RedPolicyOptions>;
-  #lossPct = 0;
+  readonly #loss = new DownlinkLoss();
   #distance: number;
   #raisedAtMs = -Infinity;
   /** Times the distance changed (up or down), for stats and tests. */
   changes = 0;
-  reports = 0;
 
   constructor(options: RedPolicyOptions = {}) {
     const o = { ...RED_POLICY_DEFAULTS, ...options };
@@ -64,7 +60,12 @@ export class RedPolicy {
 
   /** The smoothed downlink loss, percent. */
   get lossPct(): number {
-    return this.#lossPct;
+    return this.#loss.pct;
+  }
+
+  /** Report blocks counted. */
+  get reports(): number {
+    return this.#loss.reports;
   }
 
   /**
@@ -72,11 +73,7 @@ export class RedPolicy {
    * 3550 §6.4.1) over `expected` packets since that stream's previous report.
    */
   report(fractionLost: number, expected: number, nowMs: number): void {
-    if (!this.#o.enabled || expected <= 0) return;
-    this.reports++;
-    const pct = (Math.min(255, Math.max(0, fractionLost)) / 256) * 100;
-    const weight = Math.min(1, expected / FULL_WEIGHT_PACKETS);
-    this.#lossPct += (pct - this.#lossPct) * weight;
+    if (!this.#o.enabled || !this.#loss.report(fractionLost, expected)) return;
     this.#decide(nowMs);
   }
 
@@ -86,7 +83,7 @@ export class RedPolicy {
 
   #decide(nowMs: number): void {
     const o = this.#o;
-    const loss = this.#lossPct;
+    const loss = this.#loss.pct;
     const wanted = loss >= o.lossDistance2Pct ? 2 : loss >= o.lossOnPct ? 1 : 0;
     let next = this.#distance;
     if (wanted > next) {
