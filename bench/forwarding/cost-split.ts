@@ -26,6 +26,7 @@ function classify(fn: string, url: string): CostCategory | null {
   if (fn === '(program)') return 'other';
   if (url.includes('/src/media/srtp/')) return 'srtp';
   if (url.includes('/src/media/werift-adapter.ts') && fn === 'send') return 'send';
+  if (url.includes('/src/media/udp-direct.ts')) return 'send';
   if (url === 'node:dgram' || url === 'node:internal/dgram' || url === 'node:dns' || url === 'node:internal/dns/utils') return 'send';
   if (url.includes('/src/media/')) return 'routing';
   if (url.includes('werift')) {

@@ -32,6 +32,8 @@ interface Scenario {
   mode: 'slots' | 'naive';
   /** Room option `fastSrtp` (slots mode): VoxLink's SRTP straight onto the socket, or werift's sendRtp. */
   fastSrtp: boolean;
+  /** The fast path sends with Node's `Socket#send` instead of the direct send (src/media/udp-direct.ts). */
+  dgramSend?: boolean;
   rooms: number;
   participants: number;
   speakers: number;
@@ -134,7 +136,7 @@ class LeanClients {
 }
 
 async function run(s: Scenario, portBase: number): Promise<Result> {
-  const server = new Server();
+  const server = new Server(s.dgramSend === true ? { VOXLINK_DIRECT_UDP: '0' } : {});
   await server.ready();
   const procs = Array.from({ length: s.clientProcs }, () => new LeanClients(server));
   await Promise.all(procs.map((p) => p.ready()));
@@ -251,6 +253,7 @@ const largeRoom = quick
   : { rooms: 1, participants: 150, speakers: 5, slots: 3, warmupS: 3, windowS: 12, profileS: 4, intervalMs: 10, clientProcs: 1 };
 const scenarios: Scenario[] = [
   { name: 'slots', mode: 'slots', fastSrtp: true, ...base },
+  { name: 'slots-dgram-send', mode: 'slots', fastSrtp: true, dgramSend: true, ...base },
   { name: 'naive', mode: 'naive', fastSrtp: false, ...base },
   { name: 'slots-werift-srtp', mode: 'slots', fastSrtp: false, ...base },
   { name: 'large', mode: 'slots', fastSrtp: true, ...largeRoom },
@@ -291,6 +294,7 @@ if (only !== undefined) process.exit(0);
 const byName = (name: string): Result => results.find((r) => r.scenario.name === name)!;
 const largeWerift = results.find((r) => r.scenario.name === 'large-werift-srtp');
 const [slots, naive, large, weriftSrtp] = [byName('slots'), byName('naive'), byName('large'), byName('slots-werift-srtp')];
+const dgramSend = byName('slots-dgram-send');
 const json = {
   ppsPerCore: Math.round(slots.ppsPerCore),
   serverCpuPct: round2(slots.serverCpuPct),
@@ -308,6 +312,9 @@ const json = {
   /** The same slot router with werift's SRTP and sendRtp (`media.fastSrtp` off): what the fast path gains. */
   weriftSrtp: { ppsPerCore: Math.round(weriftSrtp.ppsPerCore), latencyP50Ms: round2(weriftSrtp.latencyP50Ms), latencyP99Ms: round2(weriftSrtp.latencyP99Ms), lossPct: round2(weriftSrtp.lossPct) },
   vsWeriftSrtp: round2(slots.ppsPerCore / weriftSrtp.ppsPerCore),
+  /** The same load with the fast path's sends through Node's Socket#send (before udp-direct.ts). */
+  dgramSend: { ppsPerCore: Math.round(dgramSend.ppsPerCore), latencyP50Ms: round2(dgramSend.latencyP50Ms), latencyP99Ms: round2(dgramSend.latencyP99Ms), lossPct: round2(dgramSend.lossPct), costSplitUs: dgramSend.costSplitUs },
+  vsDgramSend: round2(slots.ppsPerCore / dgramSend.ppsPerCore),
   large: {
     participants: large.scenario.participants,
     speakers: large.scenario.speakers,
@@ -363,7 +370,8 @@ ${results.map(row).join('\n')}
 
 Slot router vs naive fan-out: **${json.vsNaive}×** the packets per core. Fast path (VoxLink's SRTP
 straight onto the socket, \`media.fastSrtp\`) vs the same router on werift's SRTP and sendRtp:
-**${json.vsWeriftSrtp}×**.
+**${json.vsWeriftSrtp}×**. Direct send (src/media/udp-direct.ts) vs the fast path through Node's
+\`Socket#send\` (\`slots-dgram-send\`): **${json.vsDgramSend}×**.
 
 Hot path per inbound packet with K = ${hotPath.slots} outputs, in-process, no sockets:
 VoxLink's own work (speaker detector, route lookup, ${hotPath.slots} SlotStream rewrites) takes
@@ -377,4 +385,4 @@ Note the naive fan-out sends every speaker to everyone (S streams per listener) 
 sends at most K; with S ≤ K both forward the same packets, so the ratio is the per-packet cost.
 `,
 );
-console.log(`vsNaive ${json.vsNaive}, vsWeriftSrtp ${json.vsWeriftSrtp}; wrote ${join(outDir, 'forwarding')}.{json,md}`);
+console.log(`vsNaive ${json.vsNaive}, vsWeriftSrtp ${json.vsWeriftSrtp}, vsDgramSend ${json.vsDgramSend}; wrote ${join(outDir, 'forwarding')}.{json,md}`);

@@ -17,6 +17,7 @@ import { RTCPeerConnection } from 'werift';
 import { clientPeerConfig, mediaPeerConfig } from '../../src/media/peer-config.ts';
 import { SlotOutput } from '../../src/media/slot-output.ts';
 import { preferFastSrtpProfile } from '../../src/media/werift-adapter.ts';
+import { directSenderFor, directUdp } from '../../src/media/udp-direct.ts';
 
 const quick = process.argv.includes('--quick');
 const here = dirname(fileURLToPath(import.meta.url));
@@ -99,14 +100,17 @@ async function measure(fast: boolean, port: number, packets: number): Promise<{ 
  * 60-byte frame with its extensions) with a callback, from a bound socket to a loopback port
  * nobody listens on, the same batching as above. What is left for SRTP and the rest is the difference.
  */
-async function measureRawSend(port: number, packets: number): Promise<{ usPerPacket: number; gcPer100k: number }> {
+async function measureRawSend(port: number, packets: number, direct: boolean): Promise<{ usPerPacket: number; gcPer100k: number }> {
   const socket = createSocket('udp4');
   await new Promise<void>((r) => socket.bind(port, '127.0.0.1', r));
   const bufs = Array.from({ length: 64 }, () => Buffer.alloc(90, 0x80));
   const done = (): void => {};
+  const sender = direct ? directSenderFor(socket) : null;
+  if (direct && sender === null) throw new Error('no direct UDP sender on this Node');
   const round = async (n: number): Promise<void> => {
     for (let i = 0; i < n; i += BATCH) {
-      for (let b = 0; b < BATCH * K; b++) socket.send(bufs[b & 63]!, 0, 90, port + 1, '127.0.0.1', done);
+      if (sender !== null) for (let b = 0; b < BATCH * K; b++) sender.send(bufs[b & 63]!, 90, port + 1, '127.0.0.1');
+      else for (let b = 0; b < BATCH * K; b++) socket.send(bufs[b & 63]!, 0, 90, port + 1, '127.0.0.1', done);
       await new Promise((r) => setImmediate(r));
     }
   };
@@ -122,12 +126,14 @@ async function measureRawSend(port: number, packets: number): Promise<{ usPerPac
 
 const packets = quick ? 30_000 : 150_000;
 const rows: Record<string, Awaited<ReturnType<typeof measure>>> = {};
-let port = 53900; // this bench's ports: 53900–53949
+let port = 53900; // this bench's ports: 53900–53969
 for (const rep of [0, 1]) {
-  for (const fast of [false, true]) {
-    const r = await measure(fast, port, packets);
+  for (const name of ['werift', 'fast-dgram', 'fast'] as const) {
+    // fast-dgram: the fast path with Node's Socket#send instead of the direct send (udp-direct.ts).
+    directUdp.enabled = name !== 'fast-dgram';
+    const r = await measure(name !== 'werift', port, packets);
+    directUdp.enabled = true;
     port += 10;
-    const name = fast ? 'fast' : 'werift';
     // Best of two runs (the machine is shared).
     if (rows[name] === undefined || r.usPerPacket < rows[name]!.usPerPacket) rows[name] = r;
     console.log(
@@ -137,25 +143,34 @@ for (const rep of [0, 1]) {
   }
 }
 let raw: Awaited<ReturnType<typeof measureRawSend>> | undefined;
+let rawDirect: Awaited<ReturnType<typeof measureRawSend>> | undefined;
 for (const rep of [0, 1]) {
-  const r = await measureRawSend(53940 + 2 * rep, packets);
+  const r = await measureRawSend(53960 + 4 * rep, packets, false);
   if (raw === undefined || r.usPerPacket < raw.usPerPacket) raw = r;
   console.log(`dgram  run ${rep}: ${r.usPerPacket.toFixed(2)} µs CPU per socket.send, ${r.gcPer100k.toFixed(1)} GCs per 100k`);
+  const d = await measureRawSend(53962 + 4 * rep, packets, true);
+  if (rawDirect === undefined || d.usPerPacket < rawDirect.usPerPacket) rawDirect = d;
+  console.log(`direct run ${rep}: ${d.usPerPacket.toFixed(2)} µs CPU per direct send, ${d.gcPer100k.toFixed(1)} GCs per 100k`);
 }
 const json = {
   quick,
   /** One bare dgram send (no SRTP, no RTP): the floor of the fast path's cost per packet. */
   dgramSend: raw,
+  /** The same datagram through DirectUdpSender (src/media/udp-direct.ts): copy, then the socket handle's send. */
+  directSend: rawDirect,
   packetsPerRun: packets * K,
   werift: rows.werift,
+  /** The fast path sending with Node's Socket#send (direct send off). */
+  fastDgram: rows['fast-dgram'],
   fast: rows.fast,
   speedup: Math.round((rows.werift!.usPerPacket / rows.fast!.usPerPacket) * 100) / 100,
+  directVsDgram: Math.round((rows['fast-dgram']!.usPerPacket / rows.fast!.usPerPacket) * 100) / 100,
 };
 const outDir = join(here, '..', 'results', ...(quick ? ['quick'] : []));
 mkdirSync(outDir, { recursive: true });
 writeFileSync(join(outDir, 'send-path.json'), JSON.stringify(json, null, 2) + '\n');
 console.log(
-  `send path: werift ${rows.werift!.usPerPacket.toFixed(2)} µs → fast ${rows.fast!.usPerPacket.toFixed(2)} µs per packet (${json.speedup}×); ` +
-    `bare dgram send ${raw!.usPerPacket.toFixed(2)} µs`,
+  `send path: werift ${rows.werift!.usPerPacket.toFixed(2)} µs → fast with dgram ${rows['fast-dgram']!.usPerPacket.toFixed(2)} µs → fast ${rows.fast!.usPerPacket.toFixed(2)} µs per packet (${json.speedup}×); ` +
+    `bare dgram send ${raw!.usPerPacket.toFixed(2)} µs, direct ${rawDirect!.usPerPacket.toFixed(2)} µs`,
 );
 process.exit(0);

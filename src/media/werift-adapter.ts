@@ -1,7 +1,9 @@
 import type { RemoteInfo, Socket } from 'node:dgram';
+import { isIP } from 'node:net';
 import { RTCRtpSender, RtcpPacketConverter, RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpReceiver, type RTCRtpTransceiver, type RtcpPacket } from 'werift';
 import { VoxError } from '../errors.ts';
 import type { SharedPortPeer, SharedUdpPort } from './shared-port.ts';
+import { directSenderFor, type DirectUdpSender } from './udp-direct.ts';
 import { SrtpContext, SrtpError, SrtpProfile, adaptivePrimitives, type SrtpMasterKeys } from './srtp/index.ts';
 
 /**
@@ -334,6 +336,7 @@ export class FastRtpSender {
   #outbound: SrtpContext | null = null;
   #pair: CandidatePairInternals | undefined = undefined;
   #socket: Socket | undefined = undefined;
+  #direct: DirectUdpSender | null = null;
   #transport: UdpTransportInternals | undefined = undefined;
   #port = 0;
   #address = '';
@@ -379,9 +382,19 @@ export class FastRtpSender {
       this.#socket = transport?.socket;
       this.#port = pair.remoteAddr[1];
       this.#address = pair.remoteAddr[0];
+      this.#direct = this.#socket === undefined ? null : directSenderOf(this.#socket, this.#address);
     }
     const socket = this.#socket;
     if (socket !== undefined && this.#transport!.closed !== true) {
+      const direct = this.#direct;
+      if (direct !== null) {
+        // Copied out and sent (or queued) before this returns: the caller's buffer is free again.
+        if (direct.send(buf, n, this.#port, this.#address)) {
+          pair.packetsSent++;
+          pair.bytesSent += n;
+        }
+        return FastSend.SENT;
+      }
       try {
         socket.send(buf, 0, n, this.#port, this.#address, onSent);
       } catch {
@@ -394,6 +407,14 @@ export class FastRtpSender {
     void ice.send(Buffer.from(buf.subarray(0, n))).catch(() => {});
     return FastSend.SENT;
   }
+}
+
+/** The socket's direct sender (udp-direct.ts) when `address` is a numeric IP of its family, else null. */
+function directSenderOf(socket: Socket, address: string): DirectUdpSender | null {
+  const family = isIP(address);
+  const type = (socket as unknown as { type?: string }).type;
+  if (!((family === 4 && type === 'udp4') || (family === 6 && type === 'udp6'))) return null;
+  return directSenderFor(socket);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ describe('spill ring scratch', () => {
 });
 
 describe('media hot paths allocate nothing per packet (measured in a child process)', () => {
-  for (const part of ['copy', 'nack', 'ring']) {
+  for (const part of ['copy', 'nack', 'ring', 'udp']) {
     it(part, () => {
       const control = run(part, '--control');
       // The probe sees one Node 20 partial Buffer#copy per packet (a view, ~96 bytes).
