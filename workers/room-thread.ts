@@ -8,8 +8,8 @@ import type { RoomTaskArgument, RoomTaskResult, RoomWorkerData } from '../src/ro
 import { runRoomTask } from '../src/rooms/room-worker.ts';
 
 /**
- * Piscina entry point of the media worker threads: one long-lived task per room
- * (src/rooms/pool.ts places them). The Opus module arrives compiled with the task; the first
+ * The media worker threads' code, loaded by their piscina entry point (workers/room.ts, which may
+ * hold a replacement thread first): one long-lived task per room (src/rooms/pool.ts places them). The Opus module arrives compiled with the task; the first
  * room on a thread instantiates it as the thread's runtime (later calls return the same one).
  */
 // werift makes one DTLS certificate per thread, on the first peer. Make it now, while the thread

@@ -56,6 +56,12 @@ export interface RoomPoolOptions {
   opusModule?: WebAssembly.Module | null;
   /** Metrics sink; default: a RoomMetrics with its own registry. */
   metrics?: RoomMetrics;
+  /**
+   * How long a thread started to replace a dead one waits before loading the media code, ms
+   * (workers/room.ts), so its start does not compete with the dead thread's rooms being re-placed
+   * on the surviving threads. Default 3000; 0 starts replacements at once.
+   */
+  replacementHoldMs?: number;
 }
 
 export interface RoomPoolEvents {
@@ -83,6 +89,8 @@ export class RoomPool extends EventEmitter<RoomPoolEvents> {
   readonly #reported = new Set<number>();
   readonly #tasks = new Map<number, Set<RoomTask>>();
   readonly #portClaims = createPortClaims();
+  /** RoomWorkerData.replacementHold: until when a newly started thread waits (Date.now ms). */
+  readonly #replacementHold = new Float64Array(new SharedArrayBuffer(8));
   readonly #known = new WeakSet<Worker>();
   readonly #options: Required<Pick<RoomPoolOptions, 'requestTimeoutMs' | 'maxMessageBytes'>> & RoomPoolOptions;
   readonly #opusModule: WebAssembly.Module | null;
@@ -99,7 +107,11 @@ export class RoomPool extends EventEmitter<RoomPoolEvents> {
     };
     this.metrics = options.metrics ?? new RoomMetrics();
     this.#opusModule = options.opusModule ?? null;
-    const workerData: RoomWorkerData = { statsIntervalMs: options.statsIntervalMs ?? 1000, portClaims: this.#portClaims };
+    const workerData: RoomWorkerData = {
+      statsIntervalMs: options.statsIntervalMs ?? 1000,
+      portClaims: this.#portClaims,
+      replacementHold: this.#replacementHold.buffer as SharedArrayBuffer,
+    };
     const maxRooms = options.maxRoomsPerWorker ?? 10_000;
     this.#piscina = new Piscina<RoomTaskArgument, unknown>({
       filename,
@@ -228,9 +240,15 @@ export class RoomPool extends EventEmitter<RoomPoolEvents> {
     return this.#closing;
   }
 
-  /** Live threads (optionally only those in `among`). */
+  /**
+   * Live threads (optionally only those in `among`) a room may go to: those that have reported
+   * their load (they are up), or all of them when none has yet (the pool is starting). A thread
+   * still starting (a replacement held back, workers/room.ts) would make the room wait for it.
+   */
   #placeable(among?: Set<number>): WorkerLoad[] {
-    return [...this.#loads.values()].filter((load) => among === undefined || among.has(load.threadId));
+    const live = [...this.#loads.values()].filter((load) => among === undefined || among.has(load.threadId));
+    const up = live.filter((load) => this.#reported.has(load.threadId));
+    return up.length > 0 ? up : live;
   }
 
   #tasksOf(threadId: number): Set<RoomTask> {
@@ -291,6 +309,11 @@ export class RoomPool extends EventEmitter<RoomPoolEvents> {
     if (!this.#loads.delete(threadId)) return;
     this.#reported.delete(threadId);
     if (this.#closing) return;
+    // Piscina starts the replacement thread now. While another thread is up to take the dead one's
+    // rooms, the replacement waits before loading (workers/room.ts); with none, the rooms wait for
+    // the replacement, so it must not.
+    const othersUp = [...this.#loads.keys()].some((id) => this.#reported.has(id));
+    this.#replacementHold[0] = othersUp ? Date.now() + (this.#options.replacementHoldMs ?? 3000) : 0;
     const error = new VoxError('ROOM_WORKER_DIED', `media worker ${threadId} died: ${how}`);
     const tasks = [...(this.#tasks.get(threadId) ?? [])];
     this.#tasks.delete(threadId);

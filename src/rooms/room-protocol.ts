@@ -39,6 +39,12 @@ export interface RoomRequests {
   unlinkShard: { data: { shard: number }; result: null };
   /** Ends the task: the worker closes the room (peers, sockets, timers), replies, then resolves the task. */
   close: { data: null; result: null };
+  /**
+   * Chaos testing only (the soak's worker kills, bench/soak): the thread throws an uncaught error
+   * on its next turn, as a bug would, and dies. Refused (`MEDIA_NOT_ALLOWED`) unless the process
+   * runs with `VOXLINK_CHAOS=1`; no client op reaches it.
+   */
+  crash: { data: null; result: null };
 }
 
 export interface RoomEvents {
@@ -88,4 +94,9 @@ export interface RoomWorkerData {
   statsIntervalMs: number;
   /** UDP port claims shared by every media thread (src/media/port-allocator.ts). */
   portClaims?: SharedArrayBuffer;
+  /**
+   * One Float64: the wall-clock ms (Date.now) until which a newly started thread waits before
+   * loading the media code (workers/room.ts). The pool sets it when a thread dies.
+   */
+  replacementHold?: SharedArrayBuffer;
 }
