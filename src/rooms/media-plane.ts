@@ -288,6 +288,17 @@ export class PooledMediaPlane implements MediaPlane {
     return this.#rooms.get(roomId)?.home.task.threadId;
   }
 
+  /**
+   * Chaos testing only: the thread hosting the room's home throws an uncaught error and dies, as a
+   * bug would (RoomRequests `crash`; refused unless the process runs with VOXLINK_CHAOS=1). Resolves
+   * once the request is answered; the death and the recovery follow.
+   */
+  async crashWorkerOf(roomId: string): Promise<void> {
+    const state = this.#rooms.get(roomId);
+    if (state === undefined) throw new VoxError('INVALID_ARGUMENT', `no media room ${roomId}`);
+    await state.home.task.request('crash', null);
+  }
+
   /** Every worker a room uses (home first) and how many participants each hosts; empty when not open. */
   shardsOf(roomId: string): ShardSummary[] {
     const state = this.#rooms.get(roomId);

@@ -1,3 +1,4 @@
+import { Socket as DgramSocket } from 'node:dgram';
 import { isMainThread, parentPort, threadId, workerData } from 'node:worker_threads';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { VoxError } from '../errors.ts';
@@ -153,6 +154,13 @@ export async function runRoomTask(arg: RoomTaskArgument, createRoom: RoomFactory
     await closeRoom();
     return null;
   });
+  channel.handle('crash', () => {
+    if (process.env.VOXLINK_CHAOS !== '1') throw new VoxError('MEDIA_NOT_ALLOWED', 'crash is for chaos tests (VOXLINK_CHAOS=1)');
+    setImmediate(() => {
+      throw new Error(`chaos: crash requested in room ${arg.roomId}`);
+    });
+    return null;
+  });
   channel.onClose(() => void closeRoom());
   channel.emit('ready', { threadId });
 
@@ -209,7 +217,44 @@ function startLoadReporter(intervalMs: number): void {
   setImmediate(() => tick(false));
 }
 
+/**
+ * A thread that dies of an uncaught error stops receiving UDP before it exits. Node 20 (checked
+ * 20.20.2) aborts the whole process when a datagram arrives on a worker's socket while the worker
+ * is being stopped: `UDPWrap::OnRecv` builds the sender's address object, which fails once the
+ * thread's JavaScript is terminated, and `FromJust` on that failure is fatal ("FATAL ERROR:
+ * v8::FromJust Maybe value is Nothing"). The soak hit it once in 44 worker kills under a datagram
+ * flood: one dead room thread took the server down. Closing every UDP socket first (uv_close stops
+ * the reads at once) leaves nothing to arrive. Then the thread exits with code 1, which the pool
+ * handles as any death (re-placing its rooms).
+ */
+export function installCrashGuard(): void {
+  process.on('uncaughtException', (error) => {
+    let closed = 0;
+    try {
+      const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+      for (const handle of handles) {
+        if (handle instanceof DgramSocket) {
+          try {
+            handle.close();
+            closed++;
+          } catch {
+            // already closing
+          }
+        }
+      }
+    } catch {
+      // no handle list on this Node: exit anyway
+    }
+    try {
+      log.fatal({ err: error, threadId, udpSocketsClosed: closed }, 'media worker thread crashed');
+    } finally {
+      process.exit(1);
+    }
+  });
+}
+
 if (!isMainThread && parentPort !== null) {
   const data = workerData as Partial<RoomWorkerData> | undefined;
   startLoadReporter(data?.statsIntervalMs ?? 1000);
+  installCrashGuard();
 }
