@@ -9,7 +9,8 @@
  * - the media server (2 worker threads, default limits): tone rooms of SDK clients (werift peers
  *   publishing Opus tones, media-load.ts) the whole time, while a fuzzer paced under the rate
  *   limit joins a tone room, 1 000 000 hostile datagrams arrive on its media ports
- *   (test/fuzz/datagrams.ts), and one of its media worker threads is killed every 30 s;
+ *   (test/fuzz/datagrams.ts), and one of its media worker threads crashes every 30 s (an uncaught
+ *   error it is asked to throw, as a bug would);
  * - then the process chaos on `src/main.ts` as deployed (chaos.ts): SIGTERM, restart, kill -9,
  *   restart, with a recording running.
  * Quick: a tenth of the clients, 100 000 frames and datagrams, one minute. Writes
@@ -28,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { runChaos } from './chaos.ts';
 import { lineChartSvg } from './chart.ts';
 import type { LoadReport, LoadToParent, MediaLoadReport, MediaLoadToParent, ServerSample, SoakServerToParent } from './ipc.ts';
-import { openFilesLimit, spawnChild, type Child } from './spawn.ts';
+import { cpuSeconds, LOAD_NICE, openFilesLimit, spawnChild, type Child } from './spawn.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
@@ -66,8 +67,8 @@ let stopping = false;
  */
 const serverFlags = (process.env.SOAK_SERVER_FLAGS ?? '--max-semi-space-size=2').split(/\s+/).filter(Boolean);
 
-async function startSoakServer(name: string, args: string[]): Promise<{ child: Child<SoakServerToParent>; samples: ServerSample[]; base: string; port: number }> {
-  const child = spawnChild<SoakServerToParent>('server.ts', args, ['--expose-gc', ...serverFlags]);
+async function startSoakServer(name: string, args: string[], env: Record<string, string> = {}): Promise<{ child: Child<SoakServerToParent>; samples: ServerSample[]; base: string; port: number }> {
+  const child = spawnChild<SoakServerToParent>('server.ts', args, ['--expose-gc', ...serverFlags], env);
   const samples: ServerSample[] = [];
   child.proc.on('message', (m: SoakServerToParent) => {
     if (m.type === 'sample') samples.push(m.sample);
@@ -98,7 +99,8 @@ const sig = await startSoakServer('signalling', []);
   }
   console.log(`soak: the servers may open ${limit ?? 'an unknown number of'} files (${need} needed)`);
 }
-const med = await startSoakServer('media', ['media', String(PORTS.mediaMin), String(PORTS.mediaMax)]);
+// VOXLINK_CHAOS=1: its worker kills are crashes the thread is asked to have (RoomRequests `crash`).
+const med = await startSoakServer('media', ['media', String(PORTS.mediaMin), String(PORTS.mediaMax)], { VOXLINK_CHAOS: '1' });
 
 async function measure(): Promise<{ rss: number; heapUsed: number; connections: number }> {
   sig.child.proc.send({ type: 'measure' });
@@ -135,24 +137,29 @@ const toneRooms = tonesReady.type === 'ready' ? tonesReady.rooms : [];
 log(`tone rooms ${toneRooms.join(', ')} up; everyone hears everyone: ${tonesReady.type === 'ready' && tonesReady.hearing}`);
 const churnProcs = Math.max(1, Math.ceil(config.churn / 1_000));
 const churnLoads = Array.from({ length: churnProcs }, (_, i) =>
-  spawnChild<LoadToParent>('load.ts', ['churn', String(sig.port), String(Math.ceil(config.churn / churnProcs)), String(200 + i)]),
+  spawnChild<LoadToParent>('load.ts', ['churn', String(sig.port), String(Math.ceil(config.churn / churnProcs)), String(200 + i)], [], {}, LOAD_NICE),
 );
 for (const l of churnLoads) await l.next((m) => m.type === 'ready', 600_000, 'churn ready');
-const fuzzLoad = spawnChild<LoadToParent>('load.ts', ['fuzz', String(sig.port), '0', '300', String(config.fuzzFrames)]);
+const fuzzLoad = spawnChild<LoadToParent>('load.ts', ['fuzz', String(sig.port), '0', '300', String(config.fuzzFrames)], [], {}, LOAD_NICE);
 await fuzzLoad.next((m) => m.type === 'ready', 60_000, 'fuzz ready');
 // The media server's fuzzer aims at a tone room too: a hostile participant in the call.
 const mediaFuzzFrames = config.mediaFuzzPace * 5 * (config.durationMs / 1000);
 const mediaFuzzLoad = spawnChild<LoadToParent>('load.ts', ['fuzz', String(med.port), String(config.mediaFuzzPace), '500', String(mediaFuzzFrames)], [], {
   FUZZ_ROOMS: `${toneRooms[0]},media-fuzz,other`,
-});
+}, LOAD_NICE);
 await mediaFuzzLoad.next((m) => m.type === 'ready', 60_000, 'media fuzz ready');
-const udpLoad = spawnChild<LoadToParent>('load.ts', ['udp', `${PORTS.mediaMin}-${PORTS.mediaMax}`, String(config.datagrams), '400', String(config.durationMs / 1000)]);
+const udpLoad = spawnChild<LoadToParent>('load.ts', ['udp', `${PORTS.mediaMin}-${PORTS.mediaMax}`, String(config.datagrams), '400', String(config.durationMs / 1000)], [], {}, LOAD_NICE);
 await udpLoad.next((m) => m.type === 'ready', 60_000, 'udp ready');
 const internalBefore = { sig: await metric(sig.base, 'voxlink_internal_errors_total'), med: await metric(med.base, 'voxlink_internal_errors_total') };
 const runStart = performance.now();
 const runStartSample = { sig: sig.samples.length, med: med.samples.length };
 const loads = [...idleLoads, ...churnLoads, fuzzLoad, mediaFuzzLoad, udpLoad];
 const hostileLoads = [fuzzLoad, mediaFuzzLoad, udpLoad];
+/** CPU seconds by side of the host (servers under test, tone clients, niced load generators) over the run. */
+const cpuGroups = { signallingServer: [sig.child], mediaServer: [med.child], toneClients: [tones], loadGenerators: loads };
+const cpuNow = (): Record<string, number> =>
+  Object.fromEntries(Object.entries(cpuGroups).map(([k, cs]) => [k, cs.reduce((n, c) => n + (cpuSeconds(c.proc.pid) ?? 0), 0)]));
+const cpuAtStart = cpuNow();
 
 /** Reports of every load process; the fuzzer's and the datagram sender's are marked (their errors are expected, the others' are findings). */
 async function reports(stop = false): Promise<(LoadReport & { hostile: boolean; media: boolean })[]> {
@@ -214,6 +221,7 @@ while (!hostileDone(final) && performance.now() < hostileDeadline && crashes ===
   final = await reports();
 }
 await killing;
+const cpuAtEnd = cpuNow();
 const runSeconds = (performance.now() - runStart) / 1000;
 const healthy = crashes === 0 && (await Promise.all([sig.base, med.base].map((b) => fetch(`${b}/healthz`).then((r) => r.ok, () => false)))).every(Boolean);
 const internalErrors = crashes === 0 ? (await metric(sig.base, 'voxlink_internal_errors_total')) - internalBefore.sig + (await metric(med.base, 'voxlink_internal_errors_total')) - internalBefore.med : null;
@@ -299,6 +307,8 @@ const json = {
   workerKills: kills.map((k, i) => ({ ...k, audioBackMs: killRecoveries[i]?.audioBackMs ?? null, perClientMs: killRecoveries[i]?.perClientMs ?? [] })),
   workerKillAudioBackMs: { max: killRecoveries.some((r) => r.audioBackMs === null) ? null : Math.max(...killRecoveries.map((r) => r.audioBackMs as number)), target: 3000 },
   chaos,
+  /** CPU seconds each side used during the run (the load generators run at nice LOAD_NICE: spawn.ts says why). */
+  cpuSeconds: { ...Object.fromEntries(Object.keys(cpuAtStart).map((k) => [k, round(cpuAtEnd[k]! - cpuAtStart[k]!, 1)])), loadNice: LOAD_NICE },
   host: { cpus: cpus().length, loadavg: loadavg().map((x) => round(x, 1)), node: process.version },
 };
 mkdirSync(resultsDir, { recursive: true });

@@ -20,7 +20,18 @@ export const WANT_OPEN_FILES = 65_536;
  * raises the soft limit (to WANT_OPEN_FILES, or at least to the hard limit) and then execs node
  * with the IPC channel intact. deploy/voxlink.service sets LimitNOFILE the same way.
  */
-const RAISE_LIMIT = `ulimit -n ${WANT_OPEN_FILES} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`;
+const RAISE_LIMIT = `ulimit -n ${WANT_OPEN_FILES} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec`;
+
+/**
+ * Niceness of the busy load generators (churn, fuzz, datagrams). They stand for clients on other
+ * machines: on this host they share its 2 cores with the servers under test, and at the same
+ * priority they took the CPU the media server's recovery needed (audio back after a worker kill:
+ * 0.6–0.8 s in the quick run, 1.7–3.9 s in the full one). At lower priority they use what the
+ * servers leave; the report's `cpuSeconds` says what each side got. The idle clients keep the
+ * default priority: they cost little and their heartbeats are the latency samples, which a starved
+ * client would inflate with its own scheduling delay.
+ */
+export const LOAD_NICE = 10;
 
 /** The soft open-files limit of a running process (Linux), or null where /proc is not there. */
 export function openFilesLimit(pid: number): number | null {
@@ -33,10 +44,11 @@ export function openFilesLimit(pid: number): number | null {
   }
 }
 
-export function spawnChild<O>(file: string, args: string[], execArgv: string[] = [], env: Record<string, string> = {}): Child<O> {
+export function spawnChild<O>(file: string, args: string[], execArgv: string[] = [], env: Record<string, string> = {}, nice = 0): Child<O> {
+  const script = nice > 0 ? `${RAISE_LIMIT} nice -n ${nice} "$0" "$@"` : `${RAISE_LIMIT} "$0" "$@"`;
   const proc = fork(join(here, file), args, {
     execPath: '/bin/sh',
-    execArgv: ['-c', RAISE_LIMIT, process.execPath, '--import', 'tsx', ...execArgv],
+    execArgv: ['-c', script, process.execPath, '--import', 'tsx', ...execArgv],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, ...env },
   });
@@ -62,4 +74,17 @@ export function spawnChild<O>(file: string, args: string[], execArgv: string[] =
       });
     },
   };
+}
+
+/** User + system CPU seconds a running process (all its threads) has used so far (Linux /proc), or null. */
+export function cpuSeconds(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat(5) (utime, stime), counted from the state field (3): indexes 11, 12.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
 }
