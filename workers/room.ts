@@ -11,17 +11,21 @@ import type { RoomTaskArgument, RoomTaskResult, RoomWorkerData } from '../src/ro
  * started at the moment of the death, that competed with the re-placed rooms' re-joins and DTLS
  * handshakes on the surviving threads, and on a loaded host it stretched the time until the
  * clients heard each other again. The hold is read from shared memory the pool writes when a
- * thread dies, so the initial threads never wait.
+ * thread dies, so the initial threads never wait; the pool lifts it as soon as it places a room on
+ * a thread that is still held (no other thread could take it: a spilled room's next worker).
  */
 const MAX_HOLD_MS = 60_000;
+const HOLD_POLL_MS = 25;
 
 type RoomTask = (argument: RoomTaskArgument) => Promise<RoomTaskResult>;
 
 async function load(): Promise<RoomTask> {
   const data = workerData as Partial<RoomWorkerData> | undefined;
   if (data?.replacementHold !== undefined) {
-    const wait = Math.min(new Float64Array(data.replacementHold)[0]! - Date.now(), MAX_HOLD_MS);
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    // Polled, not slept: the pool lifts the hold early (writes 0) when it needs this thread.
+    const hold = new Float64Array(data.replacementHold);
+    const giveUpAt = Date.now() + MAX_HOLD_MS;
+    while (Date.now() < hold[0]! && Date.now() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, HOLD_POLL_MS));
   }
   // From source, tsx runs this file as CommonJS in the worker (piscina requires it), and there only
   // `require` goes through tsx: a dynamic import() of a .ts file fails. In the bundle a computed

@@ -191,6 +191,8 @@ export class RoomPool extends EventEmitter<RoomPoolEvents> {
     const among = exclude === undefined ? undefined : new Set([...this.#loads.keys()].filter((id) => !exclude.has(id)));
     const target = pickWorker(this.#placeable(among), this.#options.placement);
     if (target !== null) target.placedSinceReport += 1;
+    // Only a thread that is not up could take this room (a replacement held back): lift the hold.
+    if (target !== null && !this.#reported.has(target.threadId)) this.#replacementHold[0] = 0;
     const threadId = target?.threadId ?? -1;
     const { port1, port2 } = new MessageChannel();
     const argument: RoomTaskArgument & { [key: symbol]: TaskQueueOptions } = {

@@ -26,10 +26,11 @@ async function until(check: () => boolean, timeoutMs: number, what: string): Pro
   }
 }
 
-function plane(workers: number, replacementHoldMs: number, ports: number): PooledMediaPlane {
+function plane(workers: number, replacementHoldMs: number, ports: number, roomWorkerCapacity = 0): PooledMediaPlane {
   return new PooledMediaPlane({
     room: { slots: 3, announcedIp: '127.0.0.1', bindIp: '127.0.0.1', rtcMinPort: ports, rtcMaxPort: ports + 49, mode: 'sfu' },
     pool: { workers, statsIntervalMs: 100, replacementHoldMs, metrics: new RoomMetrics(new Registry()) },
+    roomWorkerCapacity,
   });
 }
 
@@ -71,6 +72,24 @@ describe('a replacement media thread (real worker entry)', () => {
     await p.pool.ready(30_000);
     const upAfterMs = reportsFrom.get(replacement)! - killedAt;
     expect(upAfterMs).toBeGreaterThanOrEqual(HOLD - 50);
+  });
+
+  it('lifts the hold when only the held thread can take a room (a spilled room’s next worker)', { timeout: 60_000 }, async () => {
+    const p = (current = plane(2, 30_000, 46740, 1)); // one peer per worker: the second participant spills
+    p.attach({ toParticipant: () => {}, toRoom: () => {} });
+    await p.pool.ready(30_000);
+    await p.join(participant('stage', 'a'));
+    const home = p.workerOf('stage')!;
+    const other = p.pool.loads().find((l) => l.threadId !== home)!.threadId;
+    await p.pool.threads.find((t) => t.threadId === other)!.terminate(); // not the room's: nothing to re-place
+    await until(() => p.pool.workerCount === 2, 10_000, 'the replacement thread');
+    const replacement = p.pool.loads().find((l) => l.threadId !== home)!.threadId;
+    const joinedAt = performance.now();
+    await p.join(participant('stage', 'b'));
+    // Far below the 30 s hold: the spill needed the replacement, and the pool let it load.
+    expect(performance.now() - joinedAt).toBeLessThan(20_000);
+    expect(p.workerOfParticipant('stage', 'b')).toBe(replacement);
+    expect(p.workerOfParticipant('stage', 'a')).toBe(home);
   });
 
   it('does not hold when no other thread is up: the dead thread’s rooms wait for the replacement', { timeout: 60_000 }, async () => {
