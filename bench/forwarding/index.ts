@@ -32,8 +32,8 @@ interface Scenario {
   mode: 'slots' | 'naive';
   /** Room option `fastSrtp` (slots mode): VoxLink's SRTP straight onto the socket, or werift's sendRtp. */
   fastSrtp: boolean;
-  /** The fast path sends with Node's `Socket#send` instead of the direct send (src/media/udp-direct.ts). */
-  dgramSend?: boolean;
+  /** The fast path sends with the opt-in direct send (src/media/udp-direct.ts) instead of Node's `Socket#send`. */
+  directSend?: boolean;
   rooms: number;
   participants: number;
   speakers: number;
@@ -136,7 +136,7 @@ class LeanClients {
 }
 
 async function run(s: Scenario, portBase: number): Promise<Result> {
-  const server = new Server(s.dgramSend === true ? { VOXLINK_DIRECT_UDP: '0' } : {});
+  const server = new Server(s.directSend === true ? { VOXLINK_DIRECT_UDP: '1' } : {});
   await server.ready();
   const procs = Array.from({ length: s.clientProcs }, () => new LeanClients(server));
   await Promise.all(procs.map((p) => p.ready()));
@@ -253,7 +253,7 @@ const largeRoom = quick
   : { rooms: 1, participants: 150, speakers: 5, slots: 3, warmupS: 3, windowS: 12, profileS: 4, intervalMs: 10, clientProcs: 1 };
 const scenarios: Scenario[] = [
   { name: 'slots', mode: 'slots', fastSrtp: true, ...base },
-  { name: 'slots-dgram-send', mode: 'slots', fastSrtp: true, dgramSend: true, ...base },
+  { name: 'slots-direct-send', mode: 'slots', fastSrtp: true, directSend: true, ...base },
   { name: 'naive', mode: 'naive', fastSrtp: false, ...base },
   { name: 'slots-werift-srtp', mode: 'slots', fastSrtp: false, ...base },
   { name: 'large', mode: 'slots', fastSrtp: true, ...largeRoom },
@@ -294,7 +294,7 @@ if (only !== undefined) process.exit(0);
 const byName = (name: string): Result => results.find((r) => r.scenario.name === name)!;
 const largeWerift = results.find((r) => r.scenario.name === 'large-werift-srtp');
 const [slots, naive, large, weriftSrtp] = [byName('slots'), byName('naive'), byName('large'), byName('slots-werift-srtp')];
-const dgramSend = byName('slots-dgram-send');
+const directSend = byName('slots-direct-send');
 const json = {
   ppsPerCore: Math.round(slots.ppsPerCore),
   serverCpuPct: round2(slots.serverCpuPct),
@@ -312,9 +312,9 @@ const json = {
   /** The same slot router with werift's SRTP and sendRtp (`media.fastSrtp` off): what the fast path gains. */
   weriftSrtp: { ppsPerCore: Math.round(weriftSrtp.ppsPerCore), latencyP50Ms: round2(weriftSrtp.latencyP50Ms), latencyP99Ms: round2(weriftSrtp.latencyP99Ms), lossPct: round2(weriftSrtp.lossPct) },
   vsWeriftSrtp: round2(slots.ppsPerCore / weriftSrtp.ppsPerCore),
-  /** The same load with the fast path's sends through Node's Socket#send (before udp-direct.ts). */
-  dgramSend: { ppsPerCore: Math.round(dgramSend.ppsPerCore), latencyP50Ms: round2(dgramSend.latencyP50Ms), latencyP99Ms: round2(dgramSend.latencyP99Ms), lossPct: round2(dgramSend.lossPct), costSplitUs: dgramSend.costSplitUs },
-  vsDgramSend: round2(slots.ppsPerCore / dgramSend.ppsPerCore),
+  /** The same load with the fast path's sends through the opt-in direct send (udp-direct.ts, VOXLINK_DIRECT_UDP=1). */
+  directSend: { ppsPerCore: Math.round(directSend.ppsPerCore), latencyP50Ms: round2(directSend.latencyP50Ms), latencyP99Ms: round2(directSend.latencyP99Ms), lossPct: round2(directSend.lossPct), costSplitUs: directSend.costSplitUs },
+  directVsDgram: round2(directSend.ppsPerCore / slots.ppsPerCore),
   large: {
     participants: large.scenario.participants,
     speakers: large.scenario.speakers,
@@ -370,8 +370,8 @@ ${results.map(row).join('\n')}
 
 Slot router vs naive fan-out: **${json.vsNaive}×** the packets per core. Fast path (VoxLink's SRTP
 straight onto the socket, \`media.fastSrtp\`) vs the same router on werift's SRTP and sendRtp:
-**${json.vsWeriftSrtp}×**. Direct send (src/media/udp-direct.ts) vs the fast path through Node's
-\`Socket#send\` (\`slots-dgram-send\`): **${json.vsDgramSend}×**.
+**${json.vsWeriftSrtp}×**. The opt-in direct send (src/media/udp-direct.ts, \`slots-direct-send\`)
+vs the fast path through Node's \`Socket#send\`: **${json.directVsDgram}×**.
 
 Hot path per inbound packet with K = ${hotPath.slots} outputs, in-process, no sockets:
 VoxLink's own work (speaker detector, route lookup, ${hotPath.slots} SlotStream rewrites) takes
@@ -385,4 +385,4 @@ Note the naive fan-out sends every speaker to everyone (S streams per listener) 
 sends at most K; with S ≤ K both forward the same packets, so the ratio is the per-packet cost.
 `,
 );
-console.log(`vsNaive ${json.vsNaive}, vsWeriftSrtp ${json.vsWeriftSrtp}, vsDgramSend ${json.vsDgramSend}; wrote ${join(outDir, 'forwarding')}.{json,md}`);
+console.log(`vsNaive ${json.vsNaive}, vsWeriftSrtp ${json.vsWeriftSrtp}, directVsDgram ${json.directVsDgram}; wrote ${join(outDir, 'forwarding')}.{json,md}`);

@@ -18,7 +18,7 @@ export class Server {
   readonly #profiled = new Map<number, () => void>();
   #nextId = 1;
 
-  /** `env`: added to the server's environment (e.g. VOXLINK_DIRECT_UDP=0). */
+  /** `env`: added to the server's environment (e.g. VOXLINK_DIRECT_UDP=1). */
   constructor(env: Record<string, string> = {}) {
     // VOXLINK_BENCH_SERVER_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
     const extra = (process.env.VOXLINK_BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean);

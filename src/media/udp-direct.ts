@@ -17,8 +17,8 @@ import { copyPrefix } from './bytes.ts';
  *
  * This leans on Node internals (docs/architecture.md "Threads and what each owns"): the socket's
  * state symbol and handle, and `SendWrap` from `process.binding('udp_wrap')`, checked on Node 20
- * and 22. `directSenderFor` returns null when any of them is missing, and callers keep using
- * `Socket#send`. `VOXLINK_DIRECT_UDP=0` turns it off.
+ * and 22. `directSenderFor` returns null when any of them is missing, or unless
+ * `VOXLINK_DIRECT_UDP=1` turned it on, and callers keep using `Socket#send`.
  */
 
 interface UdpHandle {
@@ -115,8 +115,12 @@ export class DirectUdpSender {
   }
 }
 
-/** Off with `VOXLINK_DIRECT_UDP=0`; benches flip it to measure `Socket#send` in the same run. */
-export const directUdp = { enabled: process.env.VOXLINK_DIRECT_UDP !== '0' };
+/**
+ * Opt-in with `VOXLINK_DIRECT_UDP=1` (benches and tests flip it). Not the default: in the whole
+ * forwarding server it measured no faster than `Socket#send` (docs/media.md "Fast path"), and it
+ * leans on Node internals.
+ */
+export const directUdp = { enabled: process.env.VOXLINK_DIRECT_UDP === '1' };
 
 let SendWrap: SendWrapClass | null | undefined;
 

@@ -1,6 +1,8 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DirectUdpSender, directSenderFor } from '../../src/media/udp-direct.ts';
+import { DirectUdpSender, directSenderFor, directUdp } from '../../src/media/udp-direct.ts';
+
+directUdp.enabled = true; // opt-in (VOXLINK_DIRECT_UDP=1); this file tests it
 
 const sockets: Socket[] = [];
 afterEach(() => {
