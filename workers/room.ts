@@ -6,8 +6,8 @@ import type { RoomTaskArgument, RoomTaskResult, RoomWorkerData } from '../src/ro
 /**
  * Piscina entry point of the media worker threads. It loads the media code (workers/room-thread.ts)
  * at once, except in a thread piscina starts to replace one that died: that thread first waits until
- * the pool's replacement hold ends (RoomPool `replacementHoldMs`, docs/media.md "When a worker
- * dies"). Loading the media code and making the thread's DTLS certificate cost about a core-second;
+ * the pool's replacement hold ends (RoomPool `replacementHoldMs`, docs/media.md "Media
+ * reconnect"). Loading the media code and making the thread's DTLS certificate cost about a core-second;
  * started at the moment of the death, that competed with the re-placed rooms' re-joins and DTLS
  * handshakes on the surviving threads, and on a loaded host it stretched the time until the
  * clients heard each other again. The hold is read from shared memory the pool writes when a
