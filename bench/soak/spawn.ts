@@ -82,7 +82,8 @@ export function cpuSeconds(pid: number | undefined): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // Fields 14 and 15 of stat(5) (utime, stime), counted from the state field (3): indexes 11, 12.
+    // Fields 14 and 15 of stat(5) (utime, stime), counted from the state field (3): indexes 11, 12;
+    // in clock ticks, 100 per second on Linux (USER_HZ, `getconf CLK_TCK`).
     return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return null;

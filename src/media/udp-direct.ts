@@ -17,7 +17,7 @@ import { copyPrefix } from './bytes.ts';
  *
  * This leans on Node internals (docs/architecture.md "Threads and what each owns"): the socket's
  * state symbol and handle, and `SendWrap` from `process.binding('udp_wrap')`, checked on Node 20
- * and 22. `directSenderFor` returns null when any of them is missing, or unless
+ * (20.20.2). `directSenderFor` returns null when any of them is missing, or unless
  * `VOXLINK_DIRECT_UDP=1` turned it on, and callers keep using `Socket#send`.
  */
 
