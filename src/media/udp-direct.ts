@@ -1,4 +1,5 @@
 import type { Socket } from 'node:dgram';
+import { isIP } from 'node:net';
 import { copyPrefix } from './bytes.ts';
 
 /**
@@ -138,9 +139,18 @@ function sendWrapClass(): SendWrapClass | null {
 
 const senders = new WeakMap<Socket, DirectUdpSender | null>();
 
-/** The direct sender of a bound socket (one per socket), or null where Node's internals differ. */
-export function directSenderFor(socket: Socket): DirectUdpSender | null {
+/**
+ * The direct sender of a bound socket (one per socket), or null: when it is off, where Node's
+ * internals differ, or when `address` (if given) is not a numeric IP of the socket's family (a
+ * hostname, as an mDNS candidate would give, needs `Socket#send`'s lookup).
+ */
+export function directSenderFor(socket: Socket, address?: string): DirectUdpSender | null {
   if (!directUdp.enabled) return null;
+  if (address !== undefined) {
+    const family = isIP(address);
+    const type = (socket as unknown as { type?: string }).type; // set by dgram, not in its typings
+    if (!((family === 4 && type === 'udp4') || (family === 6 && type === 'udp6'))) return null;
+  }
   const known = senders.get(socket);
   if (known !== undefined) return known;
   let sender: DirectUdpSender | null = null;

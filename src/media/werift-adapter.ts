@@ -1,5 +1,4 @@
 import type { RemoteInfo, Socket } from 'node:dgram';
-import { isIP } from 'node:net';
 import { RTCRtpSender, RtcpPacketConverter, RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpReceiver, type RTCRtpTransceiver, type RtcpPacket } from 'werift';
 import { VoxError } from '../errors.ts';
 import type { SharedPortPeer, SharedUdpPort } from './shared-port.ts';
@@ -382,7 +381,7 @@ export class FastRtpSender {
       this.#socket = transport?.socket;
       this.#port = pair.remoteAddr[1];
       this.#address = pair.remoteAddr[0];
-      this.#direct = this.#socket === undefined ? null : directSenderOf(this.#socket, this.#address);
+      this.#direct = this.#socket === undefined ? null : directSenderFor(this.#socket, this.#address);
     }
     const socket = this.#socket;
     if (socket !== undefined && this.#transport!.closed !== true) {
@@ -407,14 +406,6 @@ export class FastRtpSender {
     void ice.send(Buffer.from(buf.subarray(0, n))).catch(() => {});
     return FastSend.SENT;
   }
-}
-
-/** The socket's direct sender (udp-direct.ts) when `address` is a numeric IP of its family, else null. */
-function directSenderOf(socket: Socket, address: string): DirectUdpSender | null {
-  const family = isIP(address);
-  const type = (socket as unknown as { type?: string }).type;
-  if (!((family === 4 && type === 'udp4') || (family === 6 && type === 'udp6'))) return null;
-  return directSenderFor(socket);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -64,10 +64,15 @@ describe('DirectUdpSender (straight to the socket handle)', () => {
     expect(direct!.errors).toBe(0);
   });
 
-  it('refuses what it cannot send without throwing: a datagram over its staging size, a closed socket', async () => {
+  it('refuses what it cannot send without throwing: a non-numeric address, a datagram over its staging size, a closed socket', async () => {
     const rx = await bound();
     const tx = await bound();
     const direct = directSenderFor(tx)!;
+    // Only a numeric address of the socket's family: a hostname (an mDNS candidate) or an IPv6
+    // address on a udp4 socket keeps Socket#send.
+    expect(directSenderFor(tx, 'peer.local')).toBeNull();
+    expect(directSenderFor(tx, '::1')).toBeNull();
+    expect(directSenderFor(tx, '127.0.0.1')).toBe(direct);
     expect(direct.send(Buffer.alloc(2000), 1501, rx.address().port, '127.0.0.1')).toBe(false);
     tx.close();
     expect(direct.send(Buffer.alloc(100), 100, rx.address().port, '127.0.0.1')).toBe(false);

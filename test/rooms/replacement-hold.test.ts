@@ -3,6 +3,7 @@ import { Registry } from 'prom-client';
 import { PooledMediaPlane } from '../../src/rooms/media-plane.ts';
 import { RoomMetrics } from '../../src/rooms/metrics.ts';
 import type { MediaParticipant, ServerMediaMessage } from '../../src/rooms/media-types.ts';
+import { FULL_GRANTS, waitFor } from '../media/harness.ts';
 
 /**
  * A thread piscina starts in place of a dead one holds back its media code (workers/room.ts, the
@@ -11,20 +12,7 @@ import type { MediaParticipant, ServerMediaMessage } from '../../src/rooms/media
  * moment the re-joins' handshakes need the CPU). And no room goes to a thread that is still
  * starting while another is up.
  */
-const participant = (roomId: string, participantId: string): MediaParticipant => ({
-  roomId,
-  participantId,
-  name: participantId,
-  grants: { publish: true, subscribe: true, record: false, admin: false },
-});
-
-async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+const participant = (roomId: string, participantId: string): MediaParticipant => ({ roomId, participantId, name: participantId, grants: FULL_GRANTS });
 
 function plane(workers: number, replacementHoldMs: number, ports: number, roomWorkerCapacity = 0): PooledMediaPlane {
   return new PooledMediaPlane({
@@ -56,7 +44,7 @@ describe('a replacement media thread (real worker entry)', () => {
 
     const killedAt = performance.now();
     await p.pool.threads.find((t) => t.threadId === doomed)!.terminate();
-    await until(() => p.pool.workerCount === 2, 10_000, 'the replacement thread');
+    await waitFor(() => p.pool.workerCount === 2, 10_000, 'the replacement thread');
     const replacement = p.pool.loads().find((l) => l.threadId !== survivor)!.threadId;
     expect(replacement).not.toBe(doomed);
 
@@ -66,7 +54,7 @@ describe('a replacement media thread (real worker entry)', () => {
     await p.join(participant('second', 'b'));
     expect(p.workerOf('second')).toBe(survivor);
     expect(p.workerOf('first')).toBe(survivor); // the dead thread's room was re-placed there too
-    await until(() => offers.some((m) => m.op === 'media' && m.kind === 'offer'), 10_000, 'the new room’s offer');
+    await waitFor(() => offers.some((m) => m.op === 'media' && m.kind === 'offer'), 10_000, 'the new room’s offer');
 
     // The replacement reports (is up) only after the hold.
     await p.pool.ready(30_000);
@@ -82,7 +70,7 @@ describe('a replacement media thread (real worker entry)', () => {
     const home = p.workerOf('stage')!;
     const other = p.pool.loads().find((l) => l.threadId !== home)!.threadId;
     await p.pool.threads.find((t) => t.threadId === other)!.terminate(); // not the room's: nothing to re-place
-    await until(() => p.pool.workerCount === 2, 10_000, 'the replacement thread');
+    await waitFor(() => p.pool.workerCount === 2, 10_000, 'the replacement thread');
     const replacement = p.pool.loads().find((l) => l.threadId !== home)!.threadId;
     const joinedAt = performance.now();
     await p.join(participant('stage', 'b'));
@@ -100,7 +88,7 @@ describe('a replacement media thread (real worker entry)', () => {
     const doomed = p.workerOf('only')!;
     const killedAt = performance.now();
     await p.pool.threads.find((t) => t.threadId === doomed)!.terminate();
-    await until(() => p.workerOf('only') !== undefined && p.workerOf('only') !== doomed, 20_000, 'the room on the replacement');
+    await waitFor(() => p.workerOf('only') !== undefined && p.workerOf('only') !== doomed, 20_000, 'the room on the replacement');
     await p.pool.ready(20_000);
     // Far below the 30 s hold this pool was given: the replacement loaded at once.
     expect(performance.now() - killedAt).toBeLessThan(20_000);

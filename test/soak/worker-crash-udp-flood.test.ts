@@ -5,6 +5,7 @@ import { isVoxError } from '../../src/errors.ts';
 import { PooledMediaPlane } from '../../src/rooms/media-plane.ts';
 import { RoomMetrics } from '../../src/rooms/metrics.ts';
 import type { MediaParticipant, ServerMediaMessage } from '../../src/rooms/media-types.ts';
+import { FULL_GRANTS, waitFor } from '../media/harness.ts';
 
 /**
  * What broke in the soak: a media worker thread died while datagrams kept arriving on its UDP
@@ -15,20 +16,7 @@ import type { MediaParticipant, ServerMediaMessage } from '../../src/rooms/media
  * ports are flooded: the guard's exit (code 1, not Node's uncaught-error path) is what the pool
  * sees, this process lives on, and the room is re-placed on the other thread.
  */
-const participant = (roomId: string, participantId: string): MediaParticipant => ({
-  roomId,
-  participantId,
-  name: participantId,
-  grants: { publish: true, subscribe: true, record: false, admin: false },
-});
-
-async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+const participant = (roomId: string, participantId: string): MediaParticipant => ({ roomId, participantId, name: participantId, grants: FULL_GRANTS });
 
 function plane(ports: number): PooledMediaPlane {
   return new PooledMediaPlane({
@@ -60,7 +48,7 @@ describe('a media worker thread crashing under a UDP flood', () => {
     });
     await p.pool.ready(30_000);
     for (const id of ['a', 'b', 'c']) await p.join(participant('flooded', id));
-    await until(() => offers.length === 3, 10_000, 'three offers');
+    await waitFor(() => offers.length === 3, 10_000, 'three offers');
     const ports = [...new Set(offers.flatMap((sdp) => [...sdp.matchAll(/a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 (\d+) typ host/g)].map((m) => Number(m[1]))))];
     expect(ports.length).toBeGreaterThan(0);
 
@@ -85,7 +73,7 @@ describe('a media worker thread crashing under a UDP flood', () => {
     pump();
     await new Promise((resolve) => setTimeout(resolve, 200));
     await p.crashWorkerOf('flooded');
-    await until(() => deaths.length === 1, 10_000, 'the thread’s death');
+    await waitFor(() => deaths.length === 1, 10_000, 'the thread’s death');
     await new Promise((resolve) => setTimeout(resolve, 300)); // the flood goes on past the death
     flooding = false;
 
@@ -93,7 +81,7 @@ describe('a media worker thread crashing under a UDP flood', () => {
     expect(deaths[0]!.threadId).toBe(doomed);
     // The crash guard's exit, not Node's uncaught-error path (which the pool reports as `uncaught …`).
     expect(deaths[0]!.message).toMatch(/exit code 1$/);
-    await until(() => p.workerOf('flooded') !== undefined && p.workerOf('flooded') !== doomed, 10_000, 'the room re-placed');
+    await waitFor(() => p.workerOf('flooded') !== undefined && p.workerOf('flooded') !== doomed, 10_000, 'the room re-placed');
     expect(p.pool.workerCount).toBeGreaterThanOrEqual(1);
   });
 
