@@ -213,6 +213,12 @@ export const configSchema = z.object({
        * per peer from rtcMinPort…rtcMaxPort.
        */
       udpPort: z.number().int().min(1).max(65535).optional(),
+      /**
+       * With `udpPort`: the media worker threads queue their UDP sends and libuv sends each burst
+       * with sendmmsg, up to 20 datagrams per system call (docs/media.md "Batched sends"). No effect
+       * on a port per peer (nothing to batch on one peer's socket).
+       */
+      udpBatch: z.boolean().default(true),
       /** Worker load report and room stats period. Shorter reacts faster, costs more messages. */
       statsIntervalMs: z.number().int().min(100).default(1000),
       /** Main↔worker request timeout; a request past it rejects with CHANNEL_TIMEOUT. */
@@ -495,6 +501,7 @@ export const envVars: Record<string, { path: string; kind: EnvKind }> = {
   VOXLINK_SLOTS: { path: 'media.slots', kind: 'int' },
   VOXLINK_FAST_SRTP: { path: 'media.fastSrtp', kind: 'bool' },
   VOXLINK_UDP_PORT: { path: 'media.udpPort', kind: 'int' },
+  VOXLINK_UDP_BATCH: { path: 'media.udpBatch', kind: 'bool' },
   VOXLINK_MEDIA_STATS_INTERVAL_MS: { path: 'media.statsIntervalMs', kind: 'int' },
   VOXLINK_MEDIA_REQUEST_TIMEOUT_MS: { path: 'media.requestTimeoutMs', kind: 'int' },
   VOXLINK_MEDIA_MAX_ROOMS_PER_WORKER: { path: 'media.maxRoomsPerWorker', kind: 'int' },

@@ -33,7 +33,8 @@ process.on('message', (raw) => {
             mode: 'sfu',
             udpPort: { base: cmd.udpBase, count: cmd.workers },
           },
-          pool: { workers: cmd.workers, requestTimeoutMs: 30_000 },
+          // udpBatch: what config `media.udpBatch` (default) gives a pool with one port per worker.
+          pool: { workers: cmd.workers, requestTimeoutMs: 30_000, udpBatch: true },
           roomWorkerCapacity: cmd.capacity,
           spillTransport: cmd.transport,
         });

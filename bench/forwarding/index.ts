@@ -1,14 +1,17 @@
 /**
  * `npm run bench -- forwarding [--quick]`: audio forwarding cost of the media room.
  *
- * The server (media rooms) runs in a child process; this process runs the werift clients
- * (NodeMediaClient, no Opus: publishers send 60-byte frames stamped with their send time, so the
- * receivers measure sender-to-receiver latency on loopback without decoding). Scenarios:
- *   slots  – R rooms × P participants, S speakers, K = 3 slots (VoxLink's router, fast path: its own SRTP)
- *   slots-werift-srtp – the same, with `media.fastSrtp` off (werift's SRTP and sendRtp, the path before)
+ * The server (media rooms) runs in a child process; lean clients (lean-clients.ts: they join
+ * through werift, then send and receive on VoxLink's SRTP, checking a sample of tags) run in
+ * another. Publishers send 60-byte frames stamped with their send time, so receivers measure
+ * sender-to-receiver latency on loopback without decoding. Scenarios:
+ *   slots  – R rooms × P participants, S speakers, K = 3 slots (VoxLink's router, fast path: its own SRTP), a UDP port per peer
+ *   slots-direct-send – the same, sends through the opt-in direct send (src/media/udp-direct.ts)
+ *   slots-shared-port – the same, every peer on the server's one UDP port (`media.udpPort`)
+ *   slots-batched – the shared port with batched sends (`media.udpBatch`: the server runs with --test-udp-no-try-send)
+ *   slots-werift-srtp – the slots load with `media.fastSrtp` off (werift's SRTP and sendRtp, the path before)
  *   naive  – the same load through a naive werift fan-out (every packet to every peer, one track per publisher)
- *   large  – one 100-participant room with 5 speakers (K = 3): every listener gets audio, loss < 1 %
- *            (50 participants with --quick, to stay under a minute)
+ *   large  – one room of 150 participants (80 with --quick) with 5 speakers (K = 3): every listener gets audio, loss < 1 %
  *   large-werift-srtp – the same on werift's SRTP (full run only, or --quick --only=large-werift-srtp)
  * Writes bench/results/forwarding.json and .md.
  */
@@ -19,6 +22,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MediaRoomStats } from '../../src/media/room.ts';
 import type { ServerMediaMessage } from '../../src/protocol/index.ts';
+import { UDP_BATCH_FLAG } from '../../src/media/udp-direct.ts';
 import { Server } from './server-process.ts';
 import type { LeanCommand, LeanReply, LeanSnapshot } from './lean-clients.ts';
 import { measureHotPath } from './hotpath.ts';
@@ -34,6 +38,10 @@ interface Scenario {
   fastSrtp: boolean;
   /** The fast path sends with the opt-in direct send (src/media/udp-direct.ts) instead of Node's `Socket#send`. */
   directSend?: boolean;
+  /** Every peer on the worker's one UDP port (`media.udpPort`) instead of a port per peer. */
+  sharedPort?: boolean;
+  /** The server runs with `--test-udp-no-try-send`: queued sends go out with sendmmsg (docs/media.md "Batched sends"). */
+  batchSend?: boolean;
   rooms: number;
   participants: number;
   speakers: number;
@@ -136,7 +144,7 @@ class LeanClients {
 }
 
 async function run(s: Scenario, portBase: number): Promise<Result> {
-  const server = new Server(s.directSend === true ? { VOXLINK_DIRECT_UDP: '1' } : {});
+  const server = new Server(s.directSend === true ? { VOXLINK_DIRECT_UDP: '1' } : {}, s.batchSend === true ? [UDP_BATCH_FLAG] : []);
   await server.ready();
   const procs = Array.from({ length: s.clientProcs }, () => new LeanClients(server));
   await Promise.all(procs.map((p) => p.ready()));
@@ -148,7 +156,7 @@ async function run(s: Scenario, portBase: number): Promise<Result> {
     // One port per participant (announced address only) plus headroom.
     const span = s.participants * 2 + 20;
     const min = portBase + r * span;
-    server.send({ t: 'create', roomId, mode: s.mode, slots: s.slots, publishers: s.speakers, rtcMinPort: min, rtcMaxPort: min + span - 1, fastSrtp: s.fastSrtp });
+    server.send({ t: 'create', roomId, mode: s.mode, slots: s.slots, publishers: s.speakers, rtcMinPort: min, rtcMaxPort: min + span - 1, fastSrtp: s.fastSrtp, ...(s.sharedPort === true ? { udpPort: portBase + 790 } : {}) });
     const batch: Promise<void>[] = [];
     for (let p = 0; p < s.participants; p++) {
       const id = `p${p}`;
@@ -254,6 +262,8 @@ const largeRoom = quick
 const scenarios: Scenario[] = [
   { name: 'slots', mode: 'slots', fastSrtp: true, ...base },
   { name: 'slots-direct-send', mode: 'slots', fastSrtp: true, directSend: true, ...base },
+  { name: 'slots-shared-port', mode: 'slots', fastSrtp: true, sharedPort: true, ...base },
+  { name: 'slots-batched', mode: 'slots', fastSrtp: true, sharedPort: true, batchSend: true, ...base },
   { name: 'naive', mode: 'naive', fastSrtp: false, ...base },
   { name: 'slots-werift-srtp', mode: 'slots', fastSrtp: false, ...base },
   { name: 'large', mode: 'slots', fastSrtp: true, ...largeRoom },
@@ -295,6 +305,7 @@ const byName = (name: string): Result => results.find((r) => r.scenario.name ===
 const largeWerift = results.find((r) => r.scenario.name === 'large-werift-srtp');
 const [slots, naive, large, weriftSrtp] = [byName('slots'), byName('naive'), byName('large'), byName('slots-werift-srtp')];
 const directSend = byName('slots-direct-send');
+const [sharedPort, batched] = [byName('slots-shared-port'), byName('slots-batched')];
 const json = {
   ppsPerCore: Math.round(slots.ppsPerCore),
   serverCpuPct: round2(slots.serverCpuPct),
@@ -315,6 +326,11 @@ const json = {
   /** The same load with the fast path's sends through the opt-in direct send (udp-direct.ts, VOXLINK_DIRECT_UDP=1). */
   directSend: { ppsPerCore: Math.round(directSend.ppsPerCore), latencyP50Ms: round2(directSend.latencyP50Ms), latencyP99Ms: round2(directSend.latencyP99Ms), lossPct: round2(directSend.lossPct), costSplitUs: directSend.costSplitUs },
   directVsDgram: round2(directSend.ppsPerCore / slots.ppsPerCore),
+  /** Every peer on one UDP port (`media.udpPort`), sends one by one, then batched (sendmmsg; `media.udpBatch`). */
+  sharedPort: { ppsPerCore: Math.round(sharedPort.ppsPerCore), latencyP50Ms: round2(sharedPort.latencyP50Ms), latencyP99Ms: round2(sharedPort.latencyP99Ms), lossPct: round2(sharedPort.lossPct), costSplitUs: splitRounded(sharedPort.costSplitUs) },
+  batched: { ppsPerCore: Math.round(batched.ppsPerCore), latencyP50Ms: round2(batched.latencyP50Ms), latencyP99Ms: round2(batched.latencyP99Ms), lossPct: round2(batched.lossPct), costSplitUs: splitRounded(batched.costSplitUs) },
+  batchedVsSharedPort: round2(batched.ppsPerCore / sharedPort.ppsPerCore),
+  batchedVsSlots: round2(batched.ppsPerCore / slots.ppsPerCore),
   large: {
     participants: large.scenario.participants,
     speakers: large.scenario.speakers,
@@ -371,7 +387,10 @@ ${results.map(row).join('\n')}
 Slot router vs naive fan-out: **${json.vsNaive}×** the packets per core. Fast path (VoxLink's SRTP
 straight onto the socket, \`media.fastSrtp\`) vs the same router on werift's SRTP and sendRtp:
 **${json.vsWeriftSrtp}×**. The opt-in direct send (src/media/udp-direct.ts, \`slots-direct-send\`)
-vs the fast path through Node's \`Socket#send\`: **${json.directVsDgram}×**.
+vs the fast path through Node's \`Socket#send\`: **${json.directVsDgram}×**. Every peer on one UDP
+port (\`slots-shared-port\`, config \`media.udpPort\`) with batched sends (\`slots-batched\`: sendmmsg,
+\`media.udpBatch\`; docs/media.md "Batched sends") vs the same port sending one by one:
+**${json.batchedVsSharedPort}×**; vs \`slots\` (a port per peer): **${json.batchedVsSlots}×**.
 
 Hot path per inbound packet with K = ${hotPath.slots} outputs, in-process, no sockets:
 VoxLink's own work (speaker detector, route lookup, ${hotPath.slots} SlotStream rewrites) takes
@@ -385,4 +404,4 @@ Note the naive fan-out sends every speaker to everyone (S streams per listener) 
 sends at most K; with S ≤ K both forward the same packets, so the ratio is the per-packet cost.
 `,
 );
-console.log(`vsNaive ${json.vsNaive}, vsWeriftSrtp ${json.vsWeriftSrtp}, directVsDgram ${json.directVsDgram}; wrote ${join(outDir, 'forwarding')}.{json,md}`);
+console.log(`vsNaive ${json.vsNaive}, vsWeriftSrtp ${json.vsWeriftSrtp}, directVsDgram ${json.directVsDgram}, batchedVsSharedPort ${json.batchedVsSharedPort}; wrote ${join(outDir, 'forwarding')}.{json,md}`);

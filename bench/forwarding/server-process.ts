@@ -18,12 +18,12 @@ export class Server {
   readonly #profiled = new Map<number, () => void>();
   #nextId = 1;
 
-  /** `env`: added to the server's environment (e.g. VOXLINK_DIRECT_UDP=1). */
-  constructor(env: Record<string, string> = {}) {
+  /** `env`: added to the server's environment (e.g. VOXLINK_DIRECT_UDP=1); `nodeArgs`: added node flags. */
+  constructor(env: Record<string, string> = {}, nodeArgs: string[] = []) {
     // VOXLINK_BENCH_SERVER_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
     const extra = (process.env.VOXLINK_BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean);
     this.child = fork(join(here, 'server.ts'), [], {
-      execArgv: ['--import', 'tsx', ...extra],
+      execArgv: ['--import', 'tsx', ...nodeArgs, ...extra],
       env: { ...process.env, ...env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

@@ -10,7 +10,7 @@ import { createMediaRoom, type MediaRoom } from '../../src/media/room.ts';
 import { createNaiveRoom } from './naive-room.ts';
 
 export type ServerCommand =
-  | { t: 'create'; roomId: string; mode: 'slots' | 'naive'; slots: number; publishers: number; rtcMinPort: number; rtcMaxPort: number; fastSrtp: boolean; roomMode?: 'sfu' | 'mix' }
+  | { t: 'create'; roomId: string; mode: 'slots' | 'naive'; slots: number; publishers: number; rtcMinPort: number; rtcMaxPort: number; fastSrtp: boolean; roomMode?: 'sfu' | 'mix'; udpPort?: number }
   | { t: 'join'; roomId: string; participantId: string; publish: boolean }
   | { t: 'signal'; roomId: string; participantId: string; message: unknown }
   | { t: 'stats'; id: number }
@@ -47,6 +47,7 @@ process.on('message', (raw) => {
           rtcMaxPort: cmd.rtcMaxPort,
           mode: cmd.roomMode ?? 'sfu',
           fastSrtp: cmd.fastSrtp,
+          ...(cmd.udpPort === undefined ? {} : { udpPort: { base: cmd.udpPort, count: 1 } }),
         };
         const onEvent = (event: unknown): void => send({ t: 'event', roomId: cmd.roomId, event });
         rooms.set(cmd.roomId, cmd.mode === 'slots' ? createMediaRoom(options, onEvent) : createNaiveRoom({ ...options, publishers: cmd.publishers }, onEvent));

@@ -6,20 +6,30 @@ import { copyPrefix } from './bytes.ts';
  * One datagram out per call on a `dgram.Socket`, without what `Socket#send` costs per call on
  * Node 20 (lib/dgram.js): a `dns.lookup` of the (already numeric) address that finishes on the
  * next tick, a closure, a list array, a view of the buffer's used part, a `SendWrap` object, and
- * one more `process.nextTick` for the completion callback. Here the packet goes straight to the
- * socket's libuv handle, which sends it at once (`uv_udp_try_send`) when the kernel takes it and
- * returns its size + 1; only then is the caller's buffer free again, so the packet is first copied
- * into a staging buffer this sender owns, sent through a cached exact-length view of it.
+ * one more `process.nextTick` for the completion callback. Here the packet is copied into a slot
+ * this sender owns and handed straight to the socket's libuv handle; the caller's buffer is free
+ * again on return.
  *
- * Backpressure (the kernel's socket buffer is full): libuv queues the datagram and keeps pointing at
- * the staging buffer until it is sent. That buffer is then set aside with its request object until
- * the completion callback, and the next packets use another staging buffer (made on demand: the
- * only allocation, and only under backpressure).
+ * Two ways the handle sends (docs/media.md "Batched sends"):
+ * - By default Node first tries `uv_udp_try_send`: one `sendmsg` system call per datagram, done
+ *   before `send` returns (the handle returns size + 1), and the slot is free at once.
+ * - With Node's `--test-udp-no-try-send` (the media worker threads get it, `media.udpBatch`),
+ *   every datagram goes through `uv_udp_send`. The first of a burst is sent at once; the rest of
+ *   the burst queue behind it (the handle returns 0) and libuv sends them at the start of the next
+ *   event-loop turn with `sendmmsg`, up to 20 per system call. A queued slot stays untouched until
+ *   libuv is done with it.
+ *
+ * Knowing when libuv is done without a callback per datagram: libuv finishes one handle's sends in
+ * the order they were queued, so only every FENCE_EVERY-th queued datagram (and the last one
+ * before the free slots run out) asks for a completion callback, and that callback frees every
+ * slot queued up to and including its own. Slots are made on demand, up to MAX_SLOTS per socket;
+ * each keeps its request object and, for datagrams up to VIEW_CACHE_BYTES, one cached
+ * exact-length view per length, so a warm audio path allocates nothing per packet.
  *
  * This leans on Node internals (docs/architecture.md "Threads and what each owns"): the socket's
  * state symbol and handle, and `SendWrap` from `process.binding('udp_wrap')`, checked on Node 20
- * (20.20.2). `directSenderFor` returns null when any of them is missing, or unless
- * `VOXLINK_DIRECT_UDP=1` turned it on, and callers keep using `Socket#send`.
+ * (20.20.2). `directSenderFor` returns null when any of them is missing, or when
+ * `directUdp.enabled` is off, and callers keep using `Socket#send`.
  */
 
 interface UdpHandle {
@@ -28,100 +38,140 @@ interface UdpHandle {
 interface SocketState {
   handle: UdpHandle | null;
 }
-type SendWrapClass = new () => { oncomplete?: (status: number) => void };
+interface SendRequest {
+  oncomplete?: (status: number) => void;
+}
+type SendWrapClass = new () => SendRequest;
 
-/** The largest datagram this sender copies; larger ones go through `Socket#send`. */
-const STAGING_BYTES = 1500;
+/** The largest datagram this sender copies (an Ethernet MTU); larger ones go through `Socket#send`. */
+const SLOT_BYTES = 1500;
+/** Datagrams up to this size go out through a cached view (audio); longer ones (video) get a view per send. */
+const VIEW_CACHE_BYTES = 400;
+/** One completion callback per this many queued datagrams. */
+const FENCE_EVERY = 32;
+/** Slots per socket at most (2 MB of copies in flight); past that a datagram is dropped and counted. */
+export const MAX_SLOTS = 1408;
 
-class Staging {
-  readonly buf = Buffer.alloc(STAGING_BYTES); // its own ArrayBuffer, not a slice of the pool
+class Slot {
+  readonly buf = Buffer.allocUnsafeSlow(SLOT_BYTES); // its own ArrayBuffer, not a slice of the pool
   /** `views[n]` = `buf[0, n)`, made the first time a packet of n bytes goes out. */
-  readonly views: (Buffer | undefined)[] = [];
-  req: { oncomplete?: (status: number) => void };
-  busy = false;
+  readonly views = new Array<Buffer | undefined>(VIEW_CACHE_BYTES + 1).fill(undefined); // dense: a fast indexed load
+  readonly req: SendRequest;
 
-  constructor(SendWrap: SendWrapClass) {
-    this.req = this.#request(SendWrap);
-  }
-
-  /** A fresh request object: each in-flight send keeps its own until libuv is done with it. */
-  renew(SendWrap: SendWrapClass): void {
-    this.req = this.#request(SendWrap);
-  }
-
-  #request(SendWrap: SendWrapClass): { oncomplete?: (status: number) => void } {
-    const req = new SendWrap();
-    req.oncomplete = () => {
-      this.busy = false;
-    };
-    return req;
+  constructor(SendWrap: SendWrapClass, onFence: (slot: Slot, status: number) => void) {
+    this.req = new SendWrap();
+    this.req.oncomplete = (status) => onFence(this, status);
   }
 }
 
 export class DirectUdpSender {
-  /** Datagrams that waited for the kernel (backpressure) and datagrams the socket refused. */
+  /** Datagrams the handle queued (sent by libuv after `send` returned): batched, or under backpressure. */
   queued = 0;
+  /** Datagrams the socket refused, or whose queued send failed (seen at a fence). */
   errors = 0;
+  /** Datagrams dropped because MAX_SLOTS were all in flight. */
+  dropped = 0;
   readonly #state: SocketState;
   readonly #SendWrap: SendWrapClass;
   readonly #list: Uint8Array[] = [Buffer.alloc(0)];
-  #staging: Staging;
-  readonly #spare: Staging[] = [];
+  readonly #free: Slot[] = [];
+  /** Queued slots in send order: a ring of MAX_SLOTS, `#head` the oldest, `#count` of them. */
+  readonly #inFlight: (Slot | undefined)[] = new Array<Slot | undefined>(MAX_SLOTS).fill(undefined);
+  #head = 0;
+  #count = 0;
+  #made = 0;
+  #sinceFence = 0;
+  readonly #onFence = (slot: Slot, status: number): void => this.#releaseThrough(slot, status);
 
   constructor(state: SocketState, SendWrap: SendWrapClass) {
     this.#state = state;
     this.#SendWrap = SendWrap;
-    this.#staging = new Staging(SendWrap);
   }
 
   /**
    * Sends `buf[0, length)` to `address:port` (a numeric IP of the socket's family). True when the
-   * datagram is the kernel's or queued by libuv; false when the socket is closed or refused it.
-   * `buf` is free again on return either way.
+   * datagram is the kernel's or queued by libuv; false when the socket is closed, refused it, or
+   * every slot is in flight. `buf` is free again on return either way.
    */
   send(buf: Buffer, length: number, port: number, address: string): boolean {
     const handle = this.#state.handle;
-    if (handle === null || length > STAGING_BYTES) return false;
-    let staging = this.#staging;
-    if (staging.busy) staging = this.#free();
-    copyPrefix(buf, length, staging.buf, 0);
-    const view = (staging.views[length] ??= staging.buf.subarray(0, length));
-    this.#list[0] = view;
-    const r = handle.send(staging.req, this.#list, 1, port, address, true);
-    if (r > 0) return true; // sent now: size + 1
-    if (r === 0) {
-      // Queued by libuv: this staging buffer and its request are in flight until oncomplete.
-      this.queued++;
-      staging.busy = true;
-      staging.renew(this.#SendWrap);
-      this.#staging = this.#free();
+    if (handle === null || length > SLOT_BYTES) return false;
+    const slot = this.#free.pop() ?? this.#make();
+    if (slot === null) {
+      this.dropped++;
+      return false;
+    }
+    copyPrefix(buf, length, slot.buf, 0);
+    this.#list[0] = length <= VIEW_CACHE_BYTES ? (slot.views[length] ??= slot.buf.subarray(0, length)) : slot.buf.subarray(0, length);
+    // A fence every FENCE_EVERY queued datagrams, and on the last free slot so a full ring always
+    // has a callback coming that frees it.
+    const fence = this.#sinceFence >= FENCE_EVERY - 1 || (this.#free.length === 0 && this.#made >= MAX_SLOTS);
+    const r = handle.send(slot.req, this.#list, 1, port, address, fence);
+    if (r > 0) {
+      this.#free.push(slot); // sent now (size + 1): the kernel has the bytes
       return true;
     }
+    if (r === 0) {
+      this.queued++;
+      this.#sinceFence = fence ? 0 : this.#sinceFence + 1;
+      this.#inFlight[(this.#head + this.#count) % MAX_SLOTS] = slot;
+      this.#count++;
+      return true;
+    }
+    this.#free.push(slot);
     this.errors++;
     return false;
   }
 
-  /** Staging buffers made so far (one, plus one per datagram queued at once under backpressure). */
-  get stagingBuffers(): number {
-    return 1 + this.#spare.length;
+  /** Slots made so far (one for unbatched sends; about a burst's worth plus FENCE_EVERY when batched). */
+  get slots(): number {
+    return this.#made;
   }
 
-  #free(): Staging {
-    const current = this.#staging;
-    if (current.busy) this.#spare.push(current);
-    const i = this.#spare.findIndex((s) => !s.busy);
-    const next = i < 0 ? new Staging(this.#SendWrap) : this.#spare.splice(i, 1)[0]!;
-    this.#staging = next;
-    return next;
+  /** Queued datagrams whose slots are not yet known to be free. */
+  get inFlight(): number {
+    return this.#count;
+  }
+
+  #make(): Slot | null {
+    if (this.#made >= MAX_SLOTS) return null;
+    this.#made++;
+    return new Slot(this.#SendWrap, this.#onFence);
+  }
+
+  /** libuv finished `fence` (and, in order, everything queued before it): their slots are free. */
+  #releaseThrough(fence: Slot, status: number): void {
+    if (status < 0) this.errors++;
+    while (this.#count > 0) {
+      const slot = this.#inFlight[this.#head]!;
+      this.#inFlight[this.#head] = undefined;
+      this.#head = (this.#head + 1) % MAX_SLOTS;
+      this.#count--;
+      this.#free.push(slot);
+      if (slot === fence) return;
+    }
   }
 }
 
 /**
- * Opt-in with `VOXLINK_DIRECT_UDP=1` (benches and tests flip it). Not the default: in the whole
- * forwarding server it measured no faster than `Socket#send` (docs/media.md "Fast path"), and it
- * leans on Node internals.
+ * Node's option (one it keeps for its own tests, in Node 20 and later) that skips
+ * `uv_udp_try_send` in the thread it is given to: UDP sends then queue and leave in sendmmsg
+ * batches. The media worker threads get it with `media.udpBatch` (RoomPoolOptions.udpBatch;
+ * docs/architecture.md "Threads and what each owns").
  */
-export const directUdp = { enabled: process.env.VOXLINK_DIRECT_UDP === '1' };
+export const UDP_BATCH_FLAG = '--test-udp-no-try-send';
+
+/** This thread sends UDP in batches (it runs with UDP_BATCH_FLAG). */
+export const udpBatching = process.execArgv.includes(UDP_BATCH_FLAG);
+
+/**
+ * On in a batching thread: there `Socket#send` would cost a JavaScript completion callback per
+ * datagram (Node calls it from libuv for every queued send), where this sender asks for one per
+ * FENCE_EVERY. Elsewhere opt-in with `VOXLINK_DIRECT_UDP=1` (benches and tests flip it): sending
+ * one by one, it measured no faster than `Socket#send` in the whole forwarding server
+ * (docs/media.md "Fast path"), and it leans on Node internals.
+ */
+export const directUdp = { enabled: process.env.VOXLINK_DIRECT_UDP === '1' || udpBatching };
 
 let SendWrap: SendWrapClass | null | undefined;
 

@@ -19,6 +19,8 @@ export interface WorkerLoad {
   udpSockets: number;
   /** Datagrams the thread's shared UDP port dropped from unknown addresses, since the thread started (config `media.udpPort`). */
   unknownSource?: number;
+  /** The thread sends UDP in batches (RoomPoolOptions.udpBatch: it runs with Node's `--test-udp-no-try-send`). */
+  udpBatch?: boolean;
   /** Rooms placed here since its last report: their load is not measured yet. */
   placedSinceReport: number;
 }

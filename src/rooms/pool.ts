@@ -5,6 +5,7 @@ import { MessageChannel, type Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { VoxError } from '../errors.ts';
 import { createPortClaims, releaseClaimsOf } from '../media/port-allocator.ts';
+import { UDP_BATCH_FLAG } from '../media/udp-direct.ts';
 import { logger } from '../log.ts';
 import { ChannelClient, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TIMEOUT_MS } from './channel.ts';
 import type { MediaRoomOptions } from './media-types.ts';
@@ -36,6 +37,12 @@ export interface RoomPoolOptions {
   filename?: string;
   /** Worker execArgv. Default: `['--import', 'tsx']` for a .ts entry, else inherited. */
   execArgv?: string[];
+  /**
+   * The threads run with Node's `--test-udp-no-try-send` (added to execArgv): a UDP send queues
+   * behind one in flight, and libuv sends the queue with sendmmsg (docs/media.md "Batched sends").
+   * Worth it only when many peers share a socket (config `media.udpPort`). Default false.
+   */
+  udpBatch?: boolean;
   /**
    * Rooms one thread may host (piscina `concurrentTasksPerWorker`). Default 10000: a room task is
    * an idle wait on its port, the real limit is the measured load placement already weighs.
@@ -92,6 +99,8 @@ export class RoomPool extends EventEmitter<RoomPoolEvents> {
   /** RoomWorkerData.replacementHold: until when a newly started thread waits (Date.now ms). */
   readonly #replacementHold = new Float64Array(new SharedArrayBuffer(8));
   readonly #known = new WeakSet<Worker>();
+  /** The threads' execArgv (undefined: inherited from this process). */
+  readonly execArgv: string[] | undefined;
   readonly #options: Required<Pick<RoomPoolOptions, 'requestTimeoutMs' | 'maxMessageBytes'>> & RoomPoolOptions;
   readonly #opusModule: WebAssembly.Module | null;
   #closing: Promise<void> | null = null;
@@ -113,9 +122,14 @@ export class RoomPool extends EventEmitter<RoomPoolEvents> {
       replacementHold: this.#replacementHold.buffer as SharedArrayBuffer,
     };
     const maxRooms = options.maxRoomsPerWorker ?? 10_000;
+    const base = options.execArgv ?? (filename.endsWith('.ts') ? ['--import', 'tsx'] : undefined);
+    // With the flag, a given execArgv replaces the inherited one; nothing else is needed from it for
+    // a .js entry (a .ts one has its loader in `base`), and the main thread's process-wide flags
+    // would be refused in a worker.
+    this.execArgv = options.udpBatch === true ? [...(base ?? []), UDP_BATCH_FLAG] : base;
     this.#piscina = new Piscina<RoomTaskArgument, unknown>({
       filename,
-      execArgv: options.execArgv ?? (filename.endsWith('.ts') ? ['--import', 'tsx'] : undefined),
+      execArgv: this.execArgv,
       minThreads: workers,
       maxThreads: workers,
       // Room tasks wait on their port, they don't spin: no Atomics.wait loop, never reap threads.
@@ -292,6 +306,7 @@ export class RoomPool extends EventEmitter<RoomPoolEvents> {
     load.elu = report.elu;
     load.udpSockets = report.udpSockets;
     if (report.unknownSource !== undefined) load.unknownSource = report.unknownSource;
+    if (report.udpBatch !== undefined) load.udpBatch = report.udpBatch;
     load.placedSinceReport = 0;
     this.#reported.add(report.threadId);
     this.metrics.workerLoad(load);

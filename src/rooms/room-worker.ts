@@ -4,6 +4,7 @@ import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { VoxError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { sharedPortUnknownSourceTotal } from '../media/shared-port.ts';
+import { udpBatching } from '../media/udp-direct.ts';
 import { ChannelServer } from './channel.ts';
 import type { MediaRoom, MediaRoomEvent, MediaRoomOptions, SpillLinkEnd } from './media-types.ts';
 import type {
@@ -210,6 +211,7 @@ function startLoadReporter(intervalMs: number): void {
     for (const resource of process.getActiveResourcesInfo()) if (resource === 'UDPWrap') udp++;
     report.udpSockets = udp;
     report.unknownSource = sharedPortUnknownSourceTotal();
+    report.udpBatch = udpBatching;
     parentPort?.postMessage(report);
   };
   setInterval(tick, intervalMs).unref();

@@ -1,8 +1,11 @@
 import { createSocket, type Socket } from 'node:dgram';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DirectUdpSender, directSenderFor, directUdp } from '../../src/media/udp-direct.ts';
 
 directUdp.enabled = true; // opt-in (VOXLINK_DIRECT_UDP=1); this file tests it
+const probe = fileURLToPath(new URL('../fixtures/udp-batch-probe.ts', import.meta.url));
 
 const sockets: Socket[] = [];
 afterEach(() => {
@@ -91,24 +94,23 @@ describe('DirectUdpSender (straight to the socket handle)', () => {
   });
 
   /*
-   * Backpressure cannot be produced on this host with real sockets: on Linux loopback the kernel
-   * hands a UDP datagram to the receiver's queue (or drops it there) inside sendmsg, so the send
-   * buffer never fills and libuv never queues (20 000 back-to-back 1.4 KB sends on a 4.6 KB send
-   * buffer: none queued). The staging rotation is checked against a handle that queues on command,
-   * with the same contract as libuv's: size + 1 when sent, 0 when queued (then `oncomplete` later).
+   * Backpressure cannot be produced on this host with real sockets without batching: on Linux
+   * loopback the kernel hands a UDP datagram to the receiver's queue (or drops it there) inside
+   * sendmsg, so libuv never queues. The slot bookkeeping is checked here against a handle that
+   * queues on command, with libuv's contract: size + 1 when sent, 0 when queued, and a queued
+   * request's `oncomplete` (asked for with hasCallback) only after every request queued before it.
    */
-  it('under backpressure keeps a queued datagram untouched until libuv is done with it, then reuses its buffer', () => {
-    const inFlight: { view: Uint8Array; copy: Buffer; req: { oncomplete?: (status: number) => void } }[] = [];
+  it('keeps a queued datagram untouched until a later fence completes, then reuses its slot', () => {
+    const inFlight: { view: Uint8Array; copy: Buffer; req: { oncomplete?: (status: number) => void }; fence: boolean }[] = [];
     let queueNext = 0;
     const handle = {
       send(req: object, list: Uint8Array[], count: number, port: number, address: string, hasCallback: boolean): number {
         expect(count).toBe(1);
-        expect(hasCallback).toBe(true);
         expect([port, address]).toEqual([5000, '127.0.0.1']);
         const view = list[0]!;
         if (queueNext > 0) {
           queueNext--;
-          inFlight.push({ view, copy: Buffer.from(view), req: req as { oncomplete?: (status: number) => void } });
+          inFlight.push({ view, copy: Buffer.from(view), req: req as { oncomplete?: (status: number) => void }, fence: hasCallback });
           return 0;
         }
         return view.length + 1;
@@ -121,26 +123,50 @@ describe('DirectUdpSender (straight to the socket handle)', () => {
     const buf = Buffer.alloc(200);
     let index = 0;
     const send = (): boolean => {
-      fill(buf, 100 + (index % 50), index);
-      index++;
-      return direct.send(buf, 100 + ((index - 1) % 50), 5000, '127.0.0.1');
+      const n = 100 + (index % 50);
+      fill(buf, n, index++);
+      return direct.send(buf, n, 5000, '127.0.0.1');
     };
     for (let i = 0; i < 10; i++) expect(send()).toBe(true);
-    queueNext = 3; // three datagrams wait in libuv while more go out
-    for (let i = 0; i < 50; i++) expect(send()).toBe(true);
-    expect(direct.queued).toBe(3);
+    expect(direct.slots).toBe(1); // sent at once: one slot, reused
+    queueNext = 70; // seventy datagrams wait in libuv while more go out
+    for (let i = 0; i < 80; i++) expect(send()).toBe(true);
+    expect(direct.queued).toBe(70);
+    expect(direct.inFlight).toBe(70);
     // Each queued datagram still holds exactly what was sent, however many sends came after it.
     for (const f of inFlight) expect(Buffer.from(f.view).equals(f.copy)).toBe(true);
-    expect(new Set(inFlight.map((f) => f.view.buffer)).size).toBe(3); // three staging buffers set aside
-    expect(new Set(inFlight.map((f) => f.req)).size).toBe(3); // each with its own request
-    expect(direct.stagingBuffers).toBe(4);
-    for (const f of inFlight.splice(0)) f.req.oncomplete!(0);
-    // Done: their buffers go back into use, no new one is made for the next queued send.
-    queueNext = 1;
-    for (let i = 0; i < 20; i++) expect(send()).toBe(true);
-    expect(inFlight).toHaveLength(1);
-    expect(direct.stagingBuffers).toBe(4);
-    expect(Buffer.from(inFlight[0]!.view).equals(inFlight[0]!.copy)).toBe(true);
-    expect(direct.errors).toBe(0);
+    expect(new Set(inFlight.map((f) => f.req)).size).toBe(70); // each in its own slot, with its own request
+    // One completion callback per 32 queued datagrams, not one each.
+    expect(inFlight.filter((f) => f.fence).map((f) => inFlight.indexOf(f))).toEqual([31, 63]);
+    expect(direct.slots).toBe(71); // the 70 in flight, and one for the ten sent at once after them
+    // libuv finishes them in order; the first fence frees the 32 slots up to it.
+    inFlight[31]!.req.oncomplete!(0);
+    expect(direct.inFlight).toBe(38);
+    for (let i = 0; i < 32; i++) expect(send()).toBe(true); // sent at once, in freed slots
+    expect(direct.slots).toBe(71);
+    inFlight[63]!.req.oncomplete!(-111); // a failed queued send is counted
+    expect(direct.inFlight).toBe(6);
+    expect(direct.errors).toBe(1);
+    for (const f of inFlight.slice(64)) expect(Buffer.from(f.view).equals(f.copy)).toBe(true);
   });
+
+  it('batched (Node with --test-udp-no-try-send, as media threads run): every send queues, bursts arrive whole, slots stay bounded', () => {
+    const batched = JSON.parse(
+      execFileSync(process.execPath, ['--import', 'tsx', '--test-udp-no-try-send', probe], { encoding: 'utf8' }),
+    ) as Record<string, number>;
+    expect(batched.corrupt).toBe(0);
+    expect(batched.intact).toBe(batched.sent);
+    expect(batched.queued).toBe(batched.directSent); // libuv queued every direct send: the flag took effect
+    expect(batched.errors).toBe(0);
+    expect(batched.dropped).toBe(0);
+    // A burst of 270 direct sends plus up to one fence interval still waiting: slots are reused, not one per datagram.
+    expect(batched.slots).toBeLessThanOrEqual(270 + 32);
+    expect(batched.maxInFlight).toBeGreaterThan(200);
+    expect(batched.inFlightAtEnd).toBeLessThan(32);
+
+    const unbatched = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', probe], { encoding: 'utf8' })) as Record<string, number>;
+    expect(unbatched.intact).toBe(unbatched.sent);
+    expect(unbatched.queued).toBe(0); // sent at once, one slot
+    expect(unbatched.slots).toBe(1);
+  }, 30_000);
 });

@@ -56,7 +56,9 @@ describe('one UDP port per worker thread, through the pool', () => {
   it('each thread serves its rooms on its own port; strangers are counted; a dead thread’s rooms return on the survivor’s port', async () => {
     plane = createMediaPlane({
       room: { slots: 2, announcedIp: '127.0.0.1', rtcMinPort: 50460, rtcMaxPort: 50479, mode: 'sfu', udpPort: { base: BASE, count: 2 } },
-      pool: { workers: 2, statsIntervalMs: 250 },
+      // Batched sends (config media.udpBatch, on by default with udpPort): every thread's sends queue
+      // and go out with sendmmsg; the tones below are heard through them.
+      pool: { workers: 2, statsIntervalMs: 250, udpBatch: true },
     });
     const deliver = (participantId: string, message: ServerMediaMessage): void => {
       if (message.op === 'media' && message.kind === 'offer' && message.sdp !== undefined) offeredPort.set(participantId, candidatePort(message.sdp));
@@ -83,6 +85,8 @@ describe('one UDP port per worker thread, through the pool', () => {
       }
     }
     await waitFor(() => [...clients.keys()].every(hears), 20_000, 'everyone hears their room');
+    expect(plane.pool.execArgv).toContain('--test-udp-no-try-send');
+    await waitFor(() => plane.pool.loads().filter((l) => l.udpBatch === true).length === 2, 5_000, 'both threads report batched sends');
 
     // Every peer of a room is on its thread's port; two threads, two ports.
     const threadPort = new Map<number, number>();

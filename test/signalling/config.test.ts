@@ -88,6 +88,13 @@ describe('room mixer knobs (media.mixing)', () => {
     expect(structuredClone(room.mixing)).toEqual(room.mixing);
   });
 
+  it('batched UDP sends reach the worker pool only with one port per worker, and can be turned off', () => {
+    expect(loadConfig({ env: {} }).media.udpBatch).toBe(true);
+    expect(mediaPlaneOptionsFromConfig(loadConfig({ env: {} }).media).pool?.udpBatch).toBe(false); // a port per peer: nothing to batch
+    expect(mediaPlaneOptionsFromConfig(loadConfig({ env: { VOXLINK_UDP_PORT: '50200' } }).media).pool?.udpBatch).toBe(true);
+    expect(mediaPlaneOptionsFromConfig(loadConfig({ env: { VOXLINK_UDP_PORT: '50200', VOXLINK_UDP_BATCH: 'false' } }).media).pool?.udpBatch).toBe(false);
+  });
+
   it('a bad knob names the key', () => {
     expect(() => loadConfig({ env: { VOXLINK_MIX_OPUS_PROFILE: 'loud' } })).toThrow(/media\.mixing\.opusProfile/);
     expect(() => loadConfig({ env: { VOXLINK_MIX_HANGOVER_MS: '10' } })).toThrow(/media\.mixing\.hangoverMs/);
