@@ -49,8 +49,8 @@ const SLOT_BYTES = 1500;
 const VIEW_CACHE_BYTES = 400;
 /** One completion callback per this many queued datagrams. */
 const FENCE_EVERY = 32;
-/** Slots per socket at most (2 MB of copies in flight); past that a datagram is dropped and counted. */
-export const MAX_SLOTS = 1408;
+/** Slots per socket at most (24 MB of copies in flight, made only when a burst needs them: one inbound packet per listener of a 1000-person room, times the 32 datagrams libuv reads per turn); past that a datagram is dropped and counted. */
+export const MAX_SLOTS = 16_384;
 
 class Slot {
   readonly buf = Buffer.allocUnsafeSlow(SLOT_BYTES); // its own ArrayBuffer, not a slice of the pool

@@ -117,7 +117,7 @@ export function mediaPlaneOptionsFromConfig(media: {
   fastSrtp?: boolean;
   /** One UDP port per worker thread, worker k on udpPort + k (docs/media.md "Transport"); unset: a port per peer. */
   udpPort?: number;
-  /** With udpPort: batched sends on the worker threads (docs/media.md "Batched sends"; default true). */
+  /** With udpPort: batched sends on the worker threads (docs/media.md "Batched sends"; default false). */
   udpBatch?: boolean;
   /** Peers per worker of one `sfu` room before it spills onto another worker (0: never; docs/media.md "Rooms over several workers"). */
   roomWorkerCapacity?: number;
@@ -162,7 +162,7 @@ export function mediaPlaneOptionsFromConfig(media: {
       requestTimeoutMs: media.requestTimeoutMs,
       maxRoomsPerWorker: media.maxRoomsPerWorker,
       placement: { ppsCapacity: media.ppsCapacity },
-      udpBatch: media.udpPort !== undefined && media.udpBatch !== false,
+      udpBatch: media.udpPort !== undefined && media.udpBatch === true,
       ...(media.roomLabels === false ? { metrics: new RoomMetrics(undefined, { roomLabels: false }) } : {}),
     },
     maxRecoveries: media.maxRecoveries,

@@ -56,7 +56,7 @@ describe('one UDP port per worker thread, through the pool', () => {
   it('each thread serves its rooms on its own port; strangers are counted; a dead thread’s rooms return on the survivor’s port', async () => {
     plane = createMediaPlane({
       room: { slots: 2, announcedIp: '127.0.0.1', rtcMinPort: 50460, rtcMaxPort: 50479, mode: 'sfu', udpPort: { base: BASE, count: 2 } },
-      // Batched sends (config media.udpBatch, on by default with udpPort): every thread's sends queue
+      // Batched sends (config media.udpBatch, opt-in, with udpPort): every thread's sends queue
       // and go out with sendmmsg; the tones below are heard through them.
       pool: { workers: 2, statsIntervalMs: 250, udpBatch: true },
     });

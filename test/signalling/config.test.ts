@@ -88,11 +88,12 @@ describe('room mixer knobs (media.mixing)', () => {
     expect(structuredClone(room.mixing)).toEqual(room.mixing);
   });
 
-  it('batched UDP sends reach the worker pool only with one port per worker, and can be turned off', () => {
-    expect(loadConfig({ env: {} }).media.udpBatch).toBe(true);
+  it('batched UDP sends are opt-in and reach the worker pool only with one port per worker', () => {
+    expect(loadConfig({ env: {} }).media.udpBatch).toBe(false);
     expect(mediaPlaneOptionsFromConfig(loadConfig({ env: {} }).media).pool?.udpBatch).toBe(false); // a port per peer: nothing to batch
-    expect(mediaPlaneOptionsFromConfig(loadConfig({ env: { VOXLINK_UDP_PORT: '50200' } }).media).pool?.udpBatch).toBe(true);
-    expect(mediaPlaneOptionsFromConfig(loadConfig({ env: { VOXLINK_UDP_PORT: '50200', VOXLINK_UDP_BATCH: 'false' } }).media).pool?.udpBatch).toBe(false);
+    expect(mediaPlaneOptionsFromConfig(loadConfig({ env: { VOXLINK_UDP_PORT: '50200' } }).media).pool?.udpBatch).toBe(false);
+    expect(mediaPlaneOptionsFromConfig(loadConfig({ env: { VOXLINK_UDP_PORT: '50200', VOXLINK_UDP_BATCH: 'true' } }).media).pool?.udpBatch).toBe(true);
+    expect(mediaPlaneOptionsFromConfig(loadConfig({ env: { VOXLINK_UDP_BATCH: 'true' } }).media).pool?.udpBatch).toBe(false); // a port per peer: nothing to batch
   });
 
   it('a bad knob names the key', () => {
