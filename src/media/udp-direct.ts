@@ -75,8 +75,8 @@ export class DirectUdpSender {
   readonly #SendWrap: SendWrapClass;
   readonly #list: Uint8Array[] = [Buffer.alloc(0)];
   readonly #free: Slot[] = [];
-  /** Queued slots in send order: a ring of MAX_SLOTS, `#head` the oldest, `#count` of them. */
-  readonly #inFlight: (Slot | undefined)[] = new Array<Slot | undefined>(MAX_SLOTS).fill(undefined);
+  /** Queued slots in send order: a ring (grown by doubling, up to MAX_SLOTS), `#head` the oldest, `#count` of them. */
+  #inFlight: (Slot | undefined)[] = new Array<Slot | undefined>(64).fill(undefined);
   #head = 0;
   #count = 0;
   #made = 0;
@@ -114,7 +114,8 @@ export class DirectUdpSender {
     if (r === 0) {
       this.queued++;
       this.#sinceFence = fence ? 0 : this.#sinceFence + 1;
-      this.#inFlight[(this.#head + this.#count) % MAX_SLOTS] = slot;
+      if (this.#count === this.#inFlight.length) this.#growRing();
+      this.#inFlight[(this.#head + this.#count) % this.#inFlight.length] = slot;
       this.#count++;
       return true;
     }
@@ -133,6 +134,15 @@ export class DirectUdpSender {
     return this.#count;
   }
 
+  /** Twice the ring, oldest first (only while a burst is larger than any before). */
+  #growRing(): void {
+    const old = this.#inFlight;
+    const ring = new Array<Slot | undefined>(old.length * 2).fill(undefined);
+    for (let i = 0; i < this.#count; i++) ring[i] = old[(this.#head + i) % old.length];
+    this.#inFlight = ring;
+    this.#head = 0;
+  }
+
   #make(): Slot | null {
     if (this.#made >= MAX_SLOTS) return null;
     this.#made++;
@@ -145,7 +155,7 @@ export class DirectUdpSender {
     while (this.#count > 0) {
       const slot = this.#inFlight[this.#head]!;
       this.#inFlight[this.#head] = undefined;
-      this.#head = (this.#head + 1) % MAX_SLOTS;
+      this.#head = (this.#head + 1) % this.#inFlight.length;
       this.#count--;
       this.#free.push(slot);
       if (slot === fence) return;
